@@ -1,0 +1,451 @@
+"""Prime fields GF(p) with vectorized numpy arithmetic.
+
+Two moduli, both Mersenne primes, because folding ``2^k = 1 (mod p)`` replaces division by shifts:
+
+* ``p = 2^61 - 1``: the fast path for integer work (sums, counts). An element is one uint64 word.
+* ``p = 2^127 - 1``: the default. Fixed point and comparisons need ``k + s < log2 p`` headroom with
+  ``s = 40`` bits of statistical security. An element is two uint64 words (low, high).
+
+Layout: a field vector of ``n`` elements is a C-contiguous uint64 array of shape ``(W, n)`` where ``W``
+is the number of words (1 or 2): word-major, so each word is a contiguous vector that numpy streams
+through. Generic code indexes elements with ``a[:, idx]`` and concatenates along ``axis=1``.
+
+Every array is kept canonical (each element in ``[0, p)``) so that equal values have equal bytes;
+``from_bytes`` refuses anything else, because those bytes come from peers.
+
+Why numpy limbs and not Python ints: ``benchmarks/field_bench.py`` measures object arrays at a few
+million multiplications per second, the limb code here at tens of millions. Multiplication is done in
+cache-sized chunks into reused scratch buffers: fresh large temporaries cost page faults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from .prg import PRG
+
+U64 = np.uint64
+M26 = U64((1 << 26) - 1)
+M32 = U64(0xFFFFFFFF)
+M61 = U64((1 << 61) - 1)
+M63 = U64((1 << 63) - 1)
+M64 = U64((1 << 64) - 1)
+
+P61 = (1 << 61) - 1
+P127 = (1 << 127) - 1
+
+_CHUNK = 16384
+
+
+class FieldError(ValueError):
+    """A value or a byte string is not a valid element vector of this field."""
+
+
+class PrimeField:
+    """GF(p) for a Mersenne prime p; see the module docstring for the array layout."""
+
+    modulus: int
+    bits: int
+    words: int
+    name: str
+
+    def __init__(self) -> None:
+        self.elem_bytes = 8 * self.words
+        self.half = (self.modulus - 1) // 2
+        self._scratch: list[np.ndarray] = []
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} p=2^{self.bits}-1>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PrimeField) and other.modulus == self.modulus
+
+    def __hash__(self) -> int:
+        return hash(self.modulus)
+
+    # ----------------------------------------------------------------- shape helpers
+    @staticmethod
+    def length(a: np.ndarray) -> int:
+        return a.shape[1]
+
+    def zeros(self, n: int) -> np.ndarray:
+        return np.zeros((self.words, n), dtype=U64)
+
+    def concat(self, parts: Sequence[np.ndarray]) -> np.ndarray:
+        if not parts:
+            return self.zeros(0)
+        return np.concatenate(parts, axis=1)
+
+    def const(self, c: int, n: int = 1) -> np.ndarray:
+        """The constant ``c`` (any integer, reduced mod p) repeated ``n`` times."""
+        return np.repeat(self.from_ints([c]), n, axis=1)
+
+    def _scratch_bufs(self, k: int, m: int) -> list[np.ndarray]:
+        if len(self._scratch) < k:
+            self._scratch = [np.empty(_CHUNK, dtype=U64) for _ in range(k)]
+        return [s[:m] for s in self._scratch[:k]]
+
+    # ----------------------------------------------------------------- conversions
+    def from_ints(self, values: Iterable[int] | np.ndarray) -> np.ndarray:
+        """Any integers (Python ints or an integer array), reduced mod p."""
+        arr = np.asarray(values)
+        if arr.dtype.kind in "iu" and arr.size and arr.dtype.itemsize <= 8:
+            return self._from_int64(arr.reshape(-1).astype(np.int64, copy=False), check=False)
+        obj = np.array([int(v) % self.modulus for v in arr.reshape(-1).tolist()], dtype=object)
+        out = self.zeros(len(obj))
+        for w in range(self.words):
+            out[w] = ((obj >> (64 * w)) & ((1 << 64) - 1)).astype(U64) if len(obj) else 0
+        return out
+
+    def to_ints(self, a: np.ndarray) -> list[int]:
+        """Canonical representatives in [0, p) as Python ints."""
+        acc = a[0].astype(object)
+        for w in range(1, self.words):
+            acc = acc + (a[w].astype(object) << (64 * w))
+        return [int(v) for v in acc]
+
+    def encode(self, values: Iterable[int] | np.ndarray) -> np.ndarray:
+        """Signed integers in ``[-(p-1)/2, (p-1)/2]`` to field elements; out of range is an error."""
+        arr = np.asarray(values)
+        if arr.dtype == bool:
+            arr = arr.astype(np.int64)
+        if arr.dtype.kind == "f":
+            raise FieldError("field encoding takes integers, not floats (use fixed point)")
+        flat = arr.reshape(-1)
+        if flat.dtype.kind in "iu" and flat.dtype.itemsize <= 8 and not (
+            flat.dtype == np.uint64 and flat.size and flat.max() > np.uint64(2**63 - 1)
+        ):
+            return self._from_int64(flat.astype(np.int64, copy=False), check=True)
+        ints = [int(v) for v in flat.tolist()]
+        for v in ints:
+            if not -self.half <= v <= self.half:
+                raise FieldError(f"value {v} is outside the field's signed range +-(p-1)/2 (p = 2^{self.bits}-1)")
+        return self.from_ints(ints)
+
+    def decode(self, a: np.ndarray) -> np.ndarray:
+        """Field elements to signed integers: int64 where every value fits, else an object array."""
+        raise NotImplementedError
+
+    def _from_int64(self, x: np.ndarray, check: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def to_bytes(self, a: np.ndarray) -> bytes:
+        return np.ascontiguousarray(a, dtype=U64).tobytes()
+
+    def from_bytes(self, data: bytes | memoryview, n: int | None = None) -> np.ndarray:
+        """Parse a peer's element vector: length and every element's range are checked."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise FieldError(f"expected bytes for a field vector, got {type(data).__name__}")
+        if len(data) % self.elem_bytes:
+            raise FieldError(f"field vector of {len(data)} bytes is not a multiple of {self.elem_bytes}")
+        count = len(data) // self.elem_bytes
+        if n is not None and count != n:
+            raise FieldError(f"field vector has {count} elements, expected {n}")
+        a = np.frombuffer(data, dtype="<u8").reshape(self.words, count)
+        if not self.is_canonical(a):
+            raise FieldError(f"field vector holds values outside [0, 2^{self.bits}-1)")
+        return a
+
+    def is_canonical(self, a: np.ndarray) -> bool:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- arithmetic
+    def add(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def sub(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def neg(self, a: np.ndarray) -> np.ndarray:
+        return self.sub(self.zeros(a.shape[1]), a)
+
+    def mul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Elementwise product; ``b`` may have one element, which is then broadcast."""
+        n = a.shape[1]
+        if b.shape[1] not in (1, n):
+            raise FieldError(f"cannot multiply vectors of {n} and {b.shape[1]} elements")
+        out = np.empty((self.words, n), dtype=U64)
+        for i in range(0, n, _CHUNK):
+            j = min(i + _CHUNK, n)
+            bb = b if b.shape[1] == 1 else b[:, i:j]
+            if b.shape[1] == 1:
+                bb = np.broadcast_to(b, (self.words, j - i))
+            self._mul_chunk(a[:, i:j], bb, out[:, i:j])
+        return out
+
+    def _mul_chunk(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def mul_scalar(self, a: np.ndarray, c: int) -> np.ndarray:
+        return self.mul(a, self.from_ints([c]))
+
+    def square(self, a: np.ndarray) -> np.ndarray:
+        return self.mul(a, a)
+
+    def pow(self, a: np.ndarray, e: int) -> np.ndarray:
+        if e < 0:
+            return self.pow(self.inv(a), -e)
+        result = self.const(1, a.shape[1])
+        base = a
+        while e:
+            if e & 1:
+                result = self.mul(result, base)
+            e >>= 1
+            if e:
+                base = self.square(base)
+        return result
+
+    def inv(self, a: np.ndarray) -> np.ndarray:
+        """Elementwise inverse by Fermat's little theorem; zero has none."""
+        if not np.all(np.any(a != 0, axis=0)):
+            raise ZeroDivisionError("inverse of zero in GF(p)")
+        return self.pow(a, self.modulus - 2)
+
+    def sum(self, a: np.ndarray) -> int:
+        """Sum of all elements, reduced, as a Python int (32-bit halves keep numpy sums exact)."""
+        total = 0
+        for w in range(self.words):
+            lo = int(np.sum(a[w] & M32, dtype=U64))
+            hi = int(np.sum(a[w] >> U64(32), dtype=U64))
+            total += (lo + (hi << 32)) << (64 * w)
+        return total % self.modulus
+
+    def dot(self, a: np.ndarray, b: np.ndarray) -> int:
+        return self.sum(self.mul(a, b))
+
+    def random(self, n: int, prg: PRG) -> np.ndarray:
+        """``n`` uniform elements: mask to ``bits`` bits and redraw the single value p, no bias."""
+        raise NotImplementedError
+
+    def equal(self, a: np.ndarray, b: np.ndarray) -> bool:
+        return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+class Mersenne61(PrimeField):
+    modulus = P61
+    bits = 61
+    words = 1
+    name = "p61"
+
+    def _from_int64(self, x: np.ndarray, check: bool) -> np.ndarray:
+        if check and x.size:
+            lo, hi = int(x.min()), int(x.max())
+            if lo < -self.half or hi > self.half:
+                bad = lo if lo < -self.half else hi
+                raise FieldError(f"value {bad} is outside the field's signed range +-(2^60-1) (p = 2^61-1)")
+        else:
+            x = x % np.int64(P61)
+        u = x.astype(U64)
+        neg = x < 0
+        u[neg] = M61 - (-x[neg]).astype(U64)
+        return u.reshape(1, -1)
+
+    def decode(self, a: np.ndarray) -> np.ndarray:
+        v = a[0].astype(np.int64)
+        return np.where(v > self.half, v - np.int64(P61), v)
+
+    def is_canonical(self, a: np.ndarray) -> bool:
+        return a.shape[0] == 1 and not bool(np.any(a >= M61))
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        s = a + b
+        return np.minimum(s, s - M61, out=s)
+
+    def sub(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        d = a + M61
+        d -= b
+        return np.minimum(d, d - M61, out=d)
+
+    def _mul_chunk(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        x, y, o = a[0], b[0], out[0]
+        a0, a1, b0, b1, t0, t1 = self._scratch_bufs(6, len(x))
+        np.bitwise_and(x, M32, out=a0)
+        np.right_shift(x, U64(32), out=a1)
+        np.bitwise_and(y, M32, out=b0)
+        np.right_shift(y, U64(32), out=b1)
+        np.multiply(a1, b0, out=t0)
+        np.multiply(a0, b1, out=t1)
+        t0 += t1  # middle term < 2^62
+        np.multiply(a0, b0, out=t1)  # low term < 2^64
+        np.multiply(a1, b1, out=a0)
+        a0 <<= U64(3)  # high term * 2^64 = high * 8 (mod p)
+        np.right_shift(t0, U64(29), out=a1)
+        a0 += a1
+        t0 &= U64((1 << 29) - 1)
+        t0 <<= U64(32)
+        a0 += t0
+        np.right_shift(t1, U64(61), out=a1)
+        a0 += a1
+        t1 &= M61
+        a0 += t1
+        np.right_shift(a0, U64(61), out=a1)
+        a0 &= M61
+        a0 += a1
+        np.subtract(a0, M61, out=a1)
+        np.minimum(a0, a1, out=o)
+
+    def random(self, n: int, prg: PRG) -> np.ndarray:
+        v = prg.random_words((1, n))
+        v &= M61
+        while True:
+            bad = np.flatnonzero(v[0] == M61)
+            if not bad.size:
+                return v
+            fresh = prg.random_words(bad.size) & M61
+            v[0, bad] = fresh
+
+
+class Mersenne127(PrimeField):
+    modulus = P127
+    bits = 127
+    words = 2
+    name = "p127"
+
+    def _from_int64(self, x: np.ndarray, check: bool) -> np.ndarray:
+        out = self.zeros(len(x))
+        neg = x < 0
+        out[0] = x.astype(U64)
+        out[0, neg] = M64 - (-(x[neg] + 1)).astype(U64) - U64(1)
+        out[1, neg] = M63
+        return out
+
+    def decode(self, a: np.ndarray) -> np.ndarray:
+        lo, hi = a[0], a[1]
+        neg = hi >= U64(1 << 62)  # value > (p-1)/2 = 2^126 - 1
+        # magnitude of negatives: p - v, as (mlo, mhi)
+        mlo = M64 - lo
+        mhi = M63 - hi
+        small_pos = (~neg) & (hi == 0) & (lo < U64(1 << 63))
+        small_neg = neg & (mhi == 0) & (mlo <= U64(1 << 63))
+        if bool(np.all(small_pos | small_neg)):
+            out = lo.astype(np.int64)
+            # -(mlo) with mlo <= 2^63 in int64 arithmetic
+            out[neg] = -(mlo[neg].astype(np.int64, casting="unsafe"))
+            return out
+        vals = [v - P127 if v > self.half else v for v in self.to_ints(a)]
+        return np.array(vals, dtype=object)
+
+    def is_canonical(self, a: np.ndarray) -> bool:
+        if a.shape[0] != 2:
+            return False
+        hi = a[1]
+        if bool(np.any(hi > M63)):
+            return False
+        top = hi == M63
+        return not bool(np.any(a[0][top] == M64))
+
+    @staticmethod
+    def _canon(lo: np.ndarray, hi: np.ndarray) -> None:
+        """Reduce (lo, hi), a value below 2^128, to canonical form in place."""
+        top = hi >> U64(63)
+        hi &= M63
+        lo += top
+        hi += lo < top  # carry
+        # a value of exactly p (or 2^127 after the carry, which folds to 0 again) is zero
+        full = hi >= M63
+        if bool(np.any(full)):
+            idx = np.flatnonzero(full)
+            over = hi[idx] > M63
+            is_p = (hi[idx] == M63) & (lo[idx] == M64)
+            hi[idx[over]] = 0  # 2^127 + lo' with lo' tiny: fold bit 127 into lo
+            lo[idx[over]] += U64(1)
+            hi[idx[is_p]] = 0
+            lo[idx[is_p]] = 0
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = np.empty(np.broadcast_shapes(a.shape, b.shape), dtype=U64)
+        lo, hi = out[0], out[1]
+        np.add(a[0], b[0], out=lo)
+        np.add(a[1], b[1], out=hi)
+        hi += lo < b[0]
+        self._canon(lo, hi)
+        return out
+
+    def sub(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        # a + (p - b): p - b = (M64 - b_lo, M63 - b_hi) never borrows
+        out = np.empty(np.broadcast_shapes(a.shape, b.shape), dtype=U64)
+        lo, hi = out[0], out[1]
+        np.subtract(M64, b[0], out=lo)
+        np.subtract(M63, b[1], out=hi)
+        hi += a[1]
+        lo += a[0]
+        hi += lo < a[0]
+        self._canon(lo, hi)
+        return out
+
+    def _mul_chunk(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        m = a.shape[1]
+        s = self._scratch_bufs(20, m)
+        al, bl, c, t = s[0:5], s[5:10], s[10:15], s[15]
+        for limbs, (lo, hi) in ((al, (a[0], a[1])), (bl, (b[0], b[1]))):
+            np.bitwise_and(lo, M26, out=limbs[0])
+            np.right_shift(lo, U64(26), out=limbs[1])
+            limbs[1] &= M26
+            np.right_shift(lo, U64(52), out=limbs[2])
+            np.bitwise_and(hi, U64(0x3FFF), out=t)
+            t <<= U64(12)
+            limbs[2] |= t
+            np.right_shift(hi, U64(14), out=limbs[3])
+            limbs[3] &= M26
+            np.right_shift(hi, U64(40), out=limbs[4])
+        b8 = s[16:20]  # 8 * b_1 .. 8 * b_4 for the terms that wrap past 2^130 = 8 (mod p)
+        for j in range(4):
+            np.left_shift(bl[j + 1], U64(3), out=b8[j])
+        for k in range(5):
+            np.multiply(al[0], bl[k], out=c[k])
+            for i in range(1, 5):
+                j = k - i
+                np.multiply(al[i], bl[j] if j >= 0 else b8[j + 4], out=t)
+                c[k] += t
+        for _ in range(2):
+            for k in range(4):
+                np.right_shift(c[k], U64(26), out=t)
+                c[k + 1] += t
+                c[k] &= M26
+            # bits at and above 2^127 sit in c[4] from bit 23 up; 2^127 = 1 (mod p)
+            np.right_shift(c[4], U64(23), out=t)
+            c[4] &= U64((1 << 23) - 1)
+            c[0] += t
+        lo, hi = out[0], out[1]
+        np.left_shift(c[1], U64(26), out=lo)
+        lo += c[0]  # c[0] may reach 2^26 after the last fold, so add rather than or
+        np.left_shift(c[2], U64(52), out=t)
+        lo += t
+        hi[...] = lo < t  # carry out of the low word
+        np.right_shift(c[2], U64(12), out=t)
+        hi += t
+        np.left_shift(c[3], U64(14), out=t)
+        hi += t
+        np.left_shift(c[4], U64(40), out=t)
+        hi += t
+        self._canon(lo, hi)
+
+    def random(self, n: int, prg: PRG) -> np.ndarray:
+        v = prg.random_words((2, n))
+        v[1] &= M63
+        while True:
+            bad = np.flatnonzero((v[1] == M63) & (v[0] == M64))
+            if not bad.size:
+                return v
+            fresh = prg.random_words((2, bad.size))
+            v[0, bad] = fresh[0]
+            v[1, bad] = fresh[1] & M63
+
+
+_FIELDS: dict[int, type[PrimeField]] = {P61: Mersenne61, P127: Mersenne127}
+MODULI = {"p61": P61, "p127": P127, "2^61-1": P61, "2^127-1": P127}
+
+
+def get_field(modulus: int | str = P127) -> PrimeField:
+    """The field for ``modulus`` (2^61-1 or 2^127-1, as an int or a name such as ``"p127"``)."""
+    if isinstance(modulus, str):
+        key = modulus.strip().lower().replace(" ", "")
+        if key not in MODULI:
+            raise FieldError(f"unknown field {modulus!r}: use one of {sorted(MODULI)}")
+        modulus = MODULI[key]
+    cls = _FIELDS.get(int(modulus))
+    if cls is None:
+        raise FieldError(f"unsupported modulus {modulus}: trio-spdz supports 2^61-1 and 2^127-1")
+    return cls()
