@@ -88,10 +88,24 @@ class PrimeField:
         return [s[:m] for s in self._scratch[:k]]
 
     # ----------------------------------------------------------------- conversions
+    @staticmethod
+    def _int_array(values: Iterable[int] | np.ndarray) -> np.ndarray:
+        """``values`` as an array; a list of Python ints that numpy would turn into floats stays exact."""
+        if isinstance(values, np.ndarray):
+            return values
+        arr = np.asarray(values)
+        if arr.dtype.kind == "f":
+            obj = np.asarray(values, dtype=object)
+            if all(isinstance(v, (int, np.integer)) for v in obj.reshape(-1).tolist()):
+                return obj
+        return arr
+
     def from_ints(self, values: Iterable[int] | np.ndarray) -> np.ndarray:
         """Any integers (Python ints or an integer array), reduced mod p."""
-        arr = np.asarray(values)
-        if arr.dtype.kind in "iu" and arr.size and arr.dtype.itemsize <= 8:
+        arr = self._int_array(values)
+        if arr.size and arr.dtype.kind == "u" and arr.dtype.itemsize <= 8:
+            return self._from_uint64(arr.reshape(-1).astype(U64, copy=False))
+        if arr.size and arr.dtype.kind == "i" and arr.dtype.itemsize <= 8:
             return self._from_int64(arr.reshape(-1).astype(np.int64, copy=False), check=False)
         obj = np.array([int(v) % self.modulus for v in arr.reshape(-1).tolist()], dtype=object)
         out = self.zeros(len(obj))
@@ -108,27 +122,36 @@ class PrimeField:
 
     def encode(self, values: Iterable[int] | np.ndarray) -> np.ndarray:
         """Signed integers in ``[-(p-1)/2, (p-1)/2]`` to field elements; out of range is an error."""
-        arr = np.asarray(values)
+        arr = self._int_array(values)
         if arr.dtype == bool:
             arr = arr.astype(np.int64)
-        if arr.dtype.kind == "f":
+        if arr.dtype.kind in "fc":
             raise FieldError("field encoding takes integers, not floats (use fixed point)")
         flat = arr.reshape(-1)
-        if flat.dtype.kind in "iu" and flat.dtype.itemsize <= 8 and not (
-            flat.dtype == np.uint64 and flat.size and flat.max() > np.uint64(2**63 - 1)
-        ):
+        if flat.dtype.kind == "u" and flat.dtype.itemsize <= 8:
+            if flat.size and int(flat.max()) > self.half:
+                raise FieldError(f"value {int(flat.max())} is outside the field's signed range +-(p-1)/2")
+            return self._from_uint64(flat.astype(U64, copy=False))
+        if flat.dtype.kind == "i" and flat.dtype.itemsize <= 8:
             return self._from_int64(flat.astype(np.int64, copy=False), check=True)
-        ints = [int(v) for v in flat.tolist()]
+        ints = flat.tolist()
         for v in ints:
+            if not isinstance(v, (int, np.integer)):
+                raise FieldError(f"field encoding takes integers, got {type(v).__name__}")
             if not -self.half <= v <= self.half:
-                raise FieldError(f"value {v} is outside the field's signed range +-(p-1)/2 (p = 2^{self.bits}-1)")
-        return self.from_ints(ints)
+                raise FieldError(
+                    f"value {v} is outside the field's signed range +-(p-1)/2 (p = 2^{self.bits}-1)"
+                )
+        return self.from_ints([int(v) for v in ints])
 
     def decode(self, a: np.ndarray) -> np.ndarray:
         """Field elements to signed integers: int64 where every value fits, else an object array."""
         raise NotImplementedError
 
     def _from_int64(self, x: np.ndarray, check: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def _from_uint64(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def to_bytes(self, a: np.ndarray) -> bytes:
@@ -242,6 +265,11 @@ class Mersenne61(PrimeField):
         u[neg] = M61 - (-x[neg]).astype(U64)
         return u.reshape(1, -1)
 
+    def _from_uint64(self, x: np.ndarray) -> np.ndarray:
+        s = x & M61
+        s += x >> U64(61)
+        return np.minimum(s, s - M61).reshape(1, -1)
+
     def decode(self, a: np.ndarray) -> np.ndarray:
         v = a[0].astype(np.int64)
         return np.where(v > self.half, v - np.int64(P61), v)
@@ -309,6 +337,11 @@ class Mersenne127(PrimeField):
         out[0] = x.astype(U64)
         out[0, neg] = M64 - (-(x[neg] + 1)).astype(U64) - U64(1)
         out[1, neg] = M63
+        return out
+
+    def _from_uint64(self, x: np.ndarray) -> np.ndarray:
+        out = self.zeros(len(x))
+        out[0] = x
         return out
 
     def decode(self, a: np.ndarray) -> np.ndarray:
