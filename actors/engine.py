@@ -1,0 +1,161 @@
+"""The online engine: runs sessions (one SPMD program each) at one party.
+
+The engine owns the session lifecycle: it opens a mailbox, builds the session's ``Net`` and its
+preprocessing view, runs the program, runs the final MAC check, and only then hands back the result.
+If the program raises anything, the peers are told the session is aborted (so nobody waits forever
+for us) and the error propagates to the caller; the party itself carries on.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import structlog
+import trio
+
+from protocols.errors import AbortError
+from protocols.net import Net
+from protocols.online import Session
+from protocols.preprocessing.base import Preprocessing, PreprocessingSource
+
+from .frames import ABORT, MSG, FrameError, decode_frame, encode_frame
+from .mailbox import Router, SessionMailbox
+
+log = structlog.get_logger("spdz.engine")
+
+Program = Callable[..., Awaitable[Any]]
+
+
+class Links(Protocol):
+    party: int
+    n: int
+
+    async def send(self, to: int, data: bytes) -> None: ...
+
+
+class Interceptor(Protocol):
+    """A hook on one party's sessions, for adversary simulations and cheating tests.
+
+    ``wrap_net`` and ``wrap_preprocessing`` get the honest objects and return what the session uses.
+    """
+
+    def wrap_net(self, session: str, net: Net) -> Net: ...
+
+    def wrap_preprocessing(self, session: str, pre: Preprocessing) -> Preprocessing: ...
+
+
+class SessionNet:
+    """The ``Net`` a session's protocol code sees: steps in, framed bytes out."""
+
+    def __init__(self, engine: Engine, session: str, box: SessionMailbox) -> None:
+        self.party = engine.party
+        self.n = engine.n
+        self._engine = engine
+        self._session = session
+        self._box = box
+
+    def _check_peer(self, j: int) -> None:
+        if not (0 <= j < self.n) or j == self.party:
+            raise ValueError(f"party {j} is not a peer of party {self.party} (n = {self.n})")
+
+    async def send(self, to: int, step: int, msg: Any) -> None:
+        self._check_peer(to)
+        if self._box.error is not None:
+            raise self._box.error
+        await self._engine.links.send(to, encode_frame(MSG, self._session, step, msg))
+
+    async def recv(self, frm: int, step: int) -> Any:
+        self._check_peer(frm)
+        return await self._box.recv(frm, step)
+
+
+class Engine:
+    def __init__(
+        self,
+        party: int,
+        n: int,
+        links: Links,
+        source: PreprocessingSource,
+        *,
+        interceptor: Interceptor | None = None,
+        session_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.party = party
+        self.n = n
+        self.links = links
+        self.source = source
+        self.router = Router()
+        self.interceptor = interceptor
+        self.session_options = session_options or {}
+        self.running: set[str] = set()
+        self.aborts: list[tuple[str, str]] = []
+
+    # ---------------------------------------------------------------- incoming
+    def on_frame(self, frm: int, data: bytes) -> None:
+        """Called by the transport for every frame from peer ``frm``; never raises on garbage."""
+        try:
+            frame = decode_frame(data)
+        except FrameError as e:
+            log.warning("bad_frame_dropped", peer=frm, party=self.party, error=str(e))
+            return
+        if frame.kind == MSG:
+            self.router.deliver(frm, frame.session, frame.step, frame.payload)
+        elif frame.kind == ABORT:
+            self.router.peer_aborted(frm, frame.session, frame.payload)
+
+    # ---------------------------------------------------------------- sessions
+    async def run(self, prog: Program, *args: Any, session: str | None = None) -> Any:
+        sid = session or new_session_id()
+        box = self.router.open(sid)
+        net: Net = SessionNet(self, sid, box)
+        pre = self.source.for_session(sid)
+        if self.interceptor is not None:
+            net = self.interceptor.wrap_net(sid, net)
+            pre = self.interceptor.wrap_preprocessing(sid, pre)
+        sess = Session(net, pre, sid, **self.session_options)
+        self.running.add(sid)
+        log.info("session_started", session=sid, party=self.party)
+        try:
+            result = await prog(sess, *args)
+            await sess.finish()
+        except AbortError as e:
+            self._record_abort(sid, e.reason)
+            if box.error is not e:  # we found the problem: tell the peers
+                await self._notify_abort(sid, e.reason)
+            pre.compromised()
+            raise
+        except BaseException as e:
+            reason = f"party {self.party} failed: {type(e).__name__}: {e}"
+            if isinstance(e, trio.Cancelled):
+                reason = f"party {self.party} cancelled the session"
+            self._record_abort(sid, reason)
+            with trio.CancelScope(shield=True):
+                await self._notify_abort(sid, reason)
+            pre.compromised()
+            raise
+        finally:
+            self.running.discard(sid)
+            self.router.close(sid)
+        log.info("session_finished", session=sid, party=self.party, **sess.stats)
+        return result
+
+    def _record_abort(self, sid: str, reason: str) -> None:
+        log.warning("session_aborted", session=sid, party=self.party, reason=reason)
+        self.aborts.append((sid, reason))
+        del self.aborts[:-100]
+
+    async def _notify_abort(self, sid: str, reason: str) -> None:
+        frame = encode_frame(ABORT, sid, 0, reason[:1000])
+        for j in range(self.n):
+            if j != self.party:
+                with trio.move_on_after(5):
+                    try:
+                        await self.links.send(j, frame)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        pass
+
+
+def new_session_id() -> str:
+    return "s-" + secrets.token_hex(8)

@@ -1,0 +1,119 @@
+"""Per-session mailboxes: where frames from peers wait until the session asks for them.
+
+Messages are keyed by ``(sender, step)``, never by arrival order. A peer can run ahead of us, so
+frames for a session we have not started yet are kept (within bounds) until it starts. A second
+message for the same key, or too much buffered data, is a protocol violation that aborts the session.
+An abort (ours or a peer's) wakes every waiter with ``AbortError``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import structlog
+import trio
+
+from protocols.errors import AbortError, ProtocolError
+
+log = structlog.get_logger("spdz.mailbox")
+
+MAX_PENDING_SESSIONS = 256
+MAX_MESSAGES_PER_SESSION = 100_000
+FINISHED_MEMORY = 4096
+
+
+class SessionMailbox:
+    def __init__(self, session: str) -> None:
+        self.session = session
+        self.started = False
+        self._msgs: dict[tuple[int, int], Any] = {}
+        self._waiters: dict[tuple[int, int], trio.Event] = {}
+        self.error: AbortError | None = None
+
+    def deliver(self, frm: int, step: int, msg: Any) -> None:
+        if self.error is not None:
+            return
+        key = (frm, step)
+        if key in self._msgs:
+            self.abort(ProtocolError(f"party {frm} sent two messages for step {step}", culprit=frm))
+            return
+        if len(self._msgs) >= MAX_MESSAGES_PER_SESSION:
+            self.abort(ProtocolError(f"party {frm} flooded the session with messages", culprit=frm))
+            return
+        self._msgs[key] = msg
+        ev = self._waiters.pop(key, None)
+        if ev is not None:
+            ev.set()
+
+    async def recv(self, frm: int, step: int) -> Any:
+        key = (frm, step)
+        while True:
+            if self.error is not None:
+                raise self.error
+            if key in self._msgs:
+                return self._msgs.pop(key)
+            ev = self._waiters.get(key)
+            if ev is None:
+                ev = self._waiters[key] = trio.Event()
+            await ev.wait()
+
+    def abort(self, err: AbortError) -> None:
+        if self.error is None:
+            self.error = err
+        self._msgs.clear()
+        for ev in self._waiters.values():
+            ev.set()
+        self._waiters.clear()
+
+
+class Router:
+    """All of one party's session mailboxes."""
+
+    def __init__(self) -> None:
+        self._boxes: dict[str, SessionMailbox] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
+
+    def open(self, session: str) -> SessionMailbox:
+        if session in self._finished:
+            raise ValueError(f"session id {session!r} was already used")
+        box = self._boxes.get(session)
+        if box is None:
+            box = self._boxes[session] = SessionMailbox(session)
+        if box.started:
+            raise ValueError(f"session {session!r} is already running")
+        box.started = True
+        return box
+
+    def close(self, session: str) -> None:
+        self._boxes.pop(session, None)
+        self._finished[session] = None
+        while len(self._finished) > FINISHED_MEMORY:
+            self._finished.popitem(last=False)
+
+    def _box_for(self, session: str) -> SessionMailbox | None:
+        if session in self._finished:
+            return None
+        box = self._boxes.get(session)
+        if box is None:
+            pending = sum(1 for b in self._boxes.values() if not b.started)
+            if pending >= MAX_PENDING_SESSIONS:
+                log.warning("too_many_pending_sessions", session=session)
+                return None
+            box = self._boxes[session] = SessionMailbox(session)
+        return box
+
+    def deliver(self, frm: int, session: str, step: int, msg: Any) -> None:
+        box = self._box_for(session)
+        if box is not None:
+            box.deliver(frm, step, msg)
+
+    def peer_aborted(self, frm: int, session: str, reason: str) -> None:
+        box = self._box_for(session)
+        if box is not None:
+            box.abort(AbortError(f"party {frm} aborted the session: {reason}", culprit=frm))
+
+    def abort_all(self, err_for: Any) -> None:
+        """Abort every open session (e.g. a peer is gone); ``err_for(session)`` builds each error."""
+        for sid, box in list(self._boxes.items()):
+            box.abort(err_for(sid))

@@ -1,0 +1,43 @@
+"""Exceptions users can catch. Every failed check ends the session with an ``AbortError``."""
+
+from __future__ import annotations
+
+
+class SpdzError(Exception):
+    """Base class of every trio-spdz error."""
+
+
+class AbortError(SpdzError):
+    """The session was aborted; no output of it may be trusted or is returned.
+
+    ``culprit`` is the party id that was seen to misbehave or that asked for the abort, when known.
+    """
+
+    def __init__(self, reason: str, *, culprit: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.culprit = culprit
+
+
+class MacCheckError(AbortError):
+    """A MAC check or a broadcast-consistency check failed: some party deviated."""
+
+
+class CommitmentError(AbortError):
+    """A party opened a commitment to a value other than the one it committed to."""
+
+
+class ProtocolError(AbortError):
+    """A peer sent a message that is malformed (type, length, shape or field range)."""
+
+
+class PreprocessingError(AbortError):
+    """Preprocessing material failed its checks or could not be supplied."""
+
+
+class ConfigError(SpdzError):
+    """A configuration file or option is missing, malformed or inconsistent."""
+
+
+class PeerAuthError(SpdzError):
+    """A peer failed authentication (certificate, party id)."""

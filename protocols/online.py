@@ -1,0 +1,293 @@
+"""The SPDZ online phase: one ``Session`` per computation, at each party.
+
+A session runs one SPMD program. Every party calls the same operations in the same order, so a plain
+step counter tags each round identically everywhere. Operations:
+
+* ``input``: the owner broadcasts ``x - r`` for an input mask ``[r]`` only it knows.
+* opening (internal): everyone sends its value share to everyone; the opened value goes on the
+  to-check list with this party's MAC share. MAC shares never leave the party.
+* ``mac_check``: batched SPDZ check. A fresh commit-then-reveal coin toss (never reused) seeds random
+  coefficients ``r_j``; each party commits to ``sigma_i = sum_j r_j m_ij - alpha_i sum_j r_j a_j`` and
+  to a digest of everything it received by broadcast, then all reveal; accept iff the sigmas sum to
+  zero and the digests agree. An adversary who changed an opened value must guess the honest parties'
+  key shares to pass, which happens with probability 1/p.
+* ``mul``: Beaver multiplication, the whole vector in one round: ``z = c + d*y + e*a`` with ``d = x - a``
+  and ``e = y - b`` opened together.
+* ``output``: to all parties: check everything opened so far, open, check again, only then return.
+  To one party ``j``: open ``x - r`` for a mask known to ``j``, check, and ``j`` adds ``r``.
+
+On any failed check the session calls ``Preprocessing.compromised()`` (the MAC key share is zeroed and
+material purged: a failed check may leak the key), forgets its unchecked values and raises
+``MacCheckError`` (an ``AbortError``). Nothing that failed a check is ever returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import numpy as np
+import structlog
+
+from .commitments import coin_toss, commit_and_reveal, context_bytes
+from .errors import AbortError, MacCheckError, ProtocolError
+from .field import FieldError
+from .net import Net, exchange, expect_bytes, expect_list
+from .preprocessing.base import Preprocessing
+from .prg import PRG
+from .shares import SharedArray
+
+log = structlog.get_logger("spdz.online")
+
+DEFAULT_CHECK_BOUND = 1_000_000
+DEFAULT_MAX_ELEMENTS = 1 << 26
+_MAX_NDIM = 8
+
+
+class Session:
+    """One party's side of one computation. Programs receive it as ``s``."""
+
+    def __init__(
+        self,
+        net: Net,
+        pre: Preprocessing,
+        session_id: str,
+        *,
+        check_bound: int = DEFAULT_CHECK_BOUND,
+        max_elements: int = DEFAULT_MAX_ELEMENTS,
+    ) -> None:
+        self.net = net
+        self.pre = pre
+        self.ctx = pre.ctx
+        self.field = self.ctx.field
+        self.party = net.party
+        self.n = net.n
+        self.session_id = session_id
+        self.check_bound = check_bound
+        self.max_elements = max_elements
+        self._step = 0
+        self._open_vals: list[np.ndarray] = []
+        self._open_macs: list[np.ndarray] = []
+        self._unchecked = 0
+        self._broadcasts = 0
+        self._transcript = hashlib.sha256(b"trio-spdz/transcript/v1" + session_id.encode())
+        self.stats = {"mac_checks": 0, "opened": 0, "rounds": 0}
+        if self.party != self.ctx.party or self.n != self.ctx.n:
+            raise ValueError("network and preprocessing disagree on the party id or count")
+
+    def __repr__(self) -> str:
+        return f"<Session {self.session_id} party={self.party}/{self.n} field={self.field.name}>"
+
+    # ------------------------------------------------------------------ plumbing
+    def _next_step(self) -> int:
+        self._step += 1
+        self.stats["rounds"] += 1
+        return self._step
+
+    def _ctx(self, *parts: Any) -> bytes:
+        return context_bytes(self.session_id, *parts)
+
+    def _parse_vector(self, msg: Any, frm: int, n: int, what: str) -> np.ndarray:
+        data = expect_bytes(msg, frm, what, n * self.field.elem_bytes)
+        try:
+            return self.field.from_bytes(data, n)
+        except FieldError as e:
+            raise ProtocolError(f"party {frm} sent an invalid {what}: {e}", culprit=frm) from None
+
+    # ------------------------------------------------------------------ input
+    async def input(self, values: Any = None, owner: int = 0) -> SharedArray:
+        """Secret-share ``values`` held by ``owner``; every other party passes ``None``."""
+        if not 0 <= owner < self.n:
+            raise ValueError(f"input owner {owner} is not a party of this session (n = {self.n})")
+        f = self.field
+        step = self._next_step()
+        if self.party == owner:
+            if values is None:
+                raise ValueError(f"party {owner} owns this input but passed no values")
+            arr = np.asarray(values)
+            if arr.dtype == object:
+                arr = np.array(arr.tolist(), dtype=object)
+            shape = tuple(int(d) for d in arr.shape)
+            enc = f.encode(arr.reshape(-1))
+            r, r_clear = await self.pre.input_masks(owner, enc.shape[1])
+            assert r_clear is not None
+            corr = f.sub(enc, r_clear)
+            payload = f.to_bytes(corr)
+            for j in range(self.n):
+                if j != owner:
+                    await self.net.send(j, step, [list(shape), payload])
+        else:
+            if values is not None:
+                raise ValueError(f"party {self.party} passed values for an input owned by party {owner}")
+            msg = await self.net.recv(owner, step)
+            raw_shape, payload = expect_list(msg, owner, "input broadcast", 2)
+            shape = self._parse_shape(raw_shape, owner)
+            corr = self._parse_vector(payload, owner, math.prod(shape), "input correction")
+            payload = f.to_bytes(corr)
+            r, _ = await self.pre.input_masks(owner, corr.shape[1])
+        self._record_broadcast(step, owner, repr(shape).encode(), payload)
+        x = r.add_public_field(corr)
+        return x.reshape(shape)
+
+    def _parse_shape(self, raw: Any, frm: int) -> tuple[int, ...]:
+        if (
+            not isinstance(raw, (list, tuple))
+            or len(raw) > _MAX_NDIM
+            or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d for d in raw)
+        ):
+            raise ProtocolError(f"party {frm} sent a malformed shape {raw!r}", culprit=frm)
+        shape = tuple(raw)
+        if math.prod(shape) > self.max_elements:
+            raise ProtocolError(
+                f"party {frm} announced {math.prod(shape)} elements, above the limit {self.max_elements}",
+                culprit=frm,
+            )
+        return shape
+
+    def _record_broadcast(self, step: int, frm: int, *parts: bytes) -> None:
+        t = self._transcript
+        t.update(step.to_bytes(8, "big") + frm.to_bytes(4, "big"))
+        for p in parts:
+            t.update(len(p).to_bytes(8, "big"))
+            t.update(p)
+        self._broadcasts += 1
+
+    # ------------------------------------------------------------------ opening and checking
+    async def _open_raw(self, values: list[np.ndarray], macs: list[np.ndarray]) -> list[np.ndarray]:
+        """Open several vectors in one round; record them for the next MAC check. Unchecked!"""
+        f = self.field
+        sizes = [v.shape[1] for v in values]
+        total = sum(sizes)
+        mine = values[0] if len(values) == 1 else f.concat(values)
+        step = self._next_step()
+        msgs = await exchange(self.net, step, f.to_bytes(mine))
+        acc = mine
+        for j, msg in enumerate(msgs):
+            if j != self.party:
+                acc = f.add(acc, self._parse_vector(msg, j, total, "share of an opened value"))
+        out, i = [], 0
+        for s in sizes:
+            out.append(acc[:, i : i + s])
+            i += s
+        self._open_vals.extend(out)
+        self._open_macs.extend(macs)
+        self._unchecked += total
+        self.stats["opened"] += total
+        if self._unchecked >= self.check_bound:
+            await self.mac_check()
+        return out
+
+    async def mac_check(self) -> None:
+        """Check every value opened since the last check, and broadcast consistency; abort on failure."""
+        if not self._unchecked and not self._broadcasts:
+            return
+        f = self.field
+        try:
+            steps = (self._next_step(), self._next_step())
+            seed = await coin_toss(self.net, steps, self._ctx("mac-check-coin", steps[0]))
+            prg = PRG(seed)
+            sigma = 0
+            for a, m in zip(self._open_vals, self._open_macs, strict=True):
+                r = f.random(a.shape[1], prg)
+                sigma += f.dot(r, m) - int(f.to_ints(self.ctx.alpha)[0]) * f.dot(r, a)
+            sigma %= f.modulus
+            digest = self._transcript.copy().digest()
+            mine = sigma.to_bytes(f.elem_bytes, "little") + digest
+            steps2 = (self._next_step(), self._next_step())
+            revealed = await commit_and_reveal(
+                self.net, steps2, self._ctx("mac-check-sigma", steps2[0]), mine
+            )
+            total = 0
+            for j, data in enumerate(revealed):
+                if len(data) != f.elem_bytes + 32:
+                    raise ProtocolError(f"party {j} revealed a malformed MAC-check value", culprit=j)
+                s_j = int.from_bytes(data[: f.elem_bytes], "little")
+                if s_j >= f.modulus:
+                    raise ProtocolError(f"party {j} revealed an out-of-range MAC-check value", culprit=j)
+                total += s_j
+                if data[f.elem_bytes :] != digest:
+                    raise MacCheckError(
+                        f"broadcast consistency check failed: party {j} saw different broadcast values",
+                        culprit=j,
+                    )
+            if total % f.modulus:
+                raise MacCheckError(
+                    "MAC check failed: opened values do not match their MACs (a party deviated)"
+                )
+        except AbortError as e:
+            self._fail(e)
+            raise
+        self.stats["mac_checks"] += 1
+        self._open_vals.clear()
+        self._open_macs.clear()
+        self._unchecked = 0
+        self._broadcasts = 0
+
+    def _fail(self, err: AbortError) -> None:
+        log.error("session_check_failed", session=self.session_id, party=self.party, reason=err.reason)
+        self._open_vals.clear()
+        self._open_macs.clear()
+        self._unchecked = 0
+        self.pre.compromised()
+
+    # ------------------------------------------------------------------ arithmetic
+    async def mul(self, x: SharedArray, y: SharedArray) -> SharedArray:
+        """Elementwise product of two secret arrays of the same shape: one round, one triple each."""
+        if not isinstance(x, SharedArray) or not isinstance(y, SharedArray):
+            raise TypeError("mul takes two SharedArrays; multiply by public values with `*`")
+        if x.shape != y.shape:
+            if x.size != y.size:
+                raise ValueError(f"mul of shapes {x.shape} and {y.shape}")
+            y = y.reshape(x.shape)
+        f = self.field
+        n = x.size
+        a, b, c = await self.pre.triples(n)
+        dv, ev = f.sub(x.value, a.value), f.sub(y.value, b.value)
+        dm, em = f.sub(x.mac, a.mac), f.sub(y.mac, b.mac)
+        d, e = await self._open_raw([dv, ev], [dm, em])
+        zv = f.add(c.value, f.add(f.mul(d, y.value), f.mul(e, a.value)))
+        zm = f.add(c.mac, f.add(f.mul(d, y.mac), f.mul(e, a.mac)))
+        return SharedArray(self.ctx, zv, zm, x.shape)
+
+    async def dot(self, x: SharedArray, y: SharedArray) -> SharedArray:
+        """Inner product of two secret vectors (a 0-d SharedArray)."""
+        if x.size != y.size:
+            raise ValueError(f"dot of {x.size} and {y.size} elements")
+        return (await self.mul(x.flatten(), y.flatten())).sum()
+
+    @staticmethod
+    def sum(x: SharedArray) -> SharedArray:
+        return x.sum()
+
+    # ------------------------------------------------------------------ outputs
+    async def output(self, x: SharedArray, to: int | None = None) -> np.ndarray | None:
+        """Reveal ``x`` (to all, or to party ``to`` only) after MAC checks; signed integers."""
+        f = self.field
+        if to is None:
+            await self.mac_check()
+            (vals,) = await self._open_raw([x.value], [x.mac])
+            await self.mac_check()
+            return f.decode(vals).reshape(x.shape)
+        if not 0 <= to < self.n:
+            raise ValueError(f"output recipient {to} is not a party of this session (n = {self.n})")
+        r, r_clear = await self.pre.input_masks(to, x.size)
+        masked = x - r
+        (vals,) = await self._open_raw([masked.value], [masked.mac])
+        await self.mac_check()
+        if self.party != to:
+            return None
+        assert r_clear is not None
+        return f.decode(f.add(vals, r_clear)).reshape(x.shape)
+
+    async def open(self, x: SharedArray) -> np.ndarray:
+        """Reveal ``x`` to every party. Like ``output``: values are MAC-checked before they are returned."""
+        out = await self.output(x)
+        assert out is not None
+        return out
+
+    async def finish(self) -> None:
+        """End of session: check whatever is still unchecked; a session never ends unchecked."""
+        await self.mac_check()
+        if self._unchecked or self._open_vals:
+            raise AbortError("session ended with unchecked opened values")

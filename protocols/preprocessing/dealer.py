@@ -1,0 +1,109 @@
+"""INSECURE trusted-dealer preprocessing, for online-phase tests and benchmarks only.
+
+Every party derives the *whole* of each batch (all parties' shares, and the global MAC key) from a
+seed they all know, then keeps its own shares. That needs no communication and works across processes,
+and it is exactly as insecure as it sounds: whoever knows the seed knows every secret. Its name says so,
+``insecure`` is True, and the daemon refuses it unless its config says ``insecure_dealer = true``.
+
+Material is derived per (seed, session id, kind, request counter), so concurrent sessions never share
+triples and a session's k-th request gets the same batch at every party.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import structlog
+
+from ..field import PrimeField
+from ..prg import PRG
+from ..shares import ShareContext, SharedArray
+
+log = structlog.get_logger("spdz.dealer")
+
+
+class InsecureDealer:
+    """A per-party handle on a shared-seed dealer. Same ``seed`` at every party of a cluster."""
+
+    insecure = True
+
+    def __init__(self, field: PrimeField, n: int, party: int, seed: bytes | None = None) -> None:
+        self.field = field
+        self.n = n
+        self.party = party
+        self.seed = seed if seed is not None else os.urandom(32)
+
+    def for_session(self, session_id: str) -> DealerSession:
+        log.warning("insecure_dealer_in_use", session=session_id, party=self.party)
+        return DealerSession(self, session_id)
+
+
+class DealerSession:
+    """One session's view of the dealer (implements ``Preprocessing``)."""
+
+    def __init__(self, dealer: InsecureDealer, session_id: str) -> None:
+        self._d = dealer
+        self._sid = session_id.encode()
+        self._counters: dict[str, int] = {}
+        f = dealer.field
+        keys = f.random(dealer.n, self._prg("mac-key", 0))
+        self._alphas = keys  # every party's key share: the dealer knows them all (that is the point)
+        self._alpha_total = f.from_ints([f.sum(keys)])
+        self.ctx = ShareContext(f, dealer.party, dealer.n, keys[:, dealer.party : dealer.party + 1].copy())
+
+    def _prg(self, kind: str, counter: int) -> PRG:
+        h = hashlib.sha256(b"trio-spdz/insecure-dealer/v1")
+        for part in (self._d.seed, self._sid, kind.encode(), counter.to_bytes(8, "big")):
+            h.update(len(part).to_bytes(4, "big") + part)
+        return PRG(h.digest())
+
+    def _next(self, kind: str) -> PRG:
+        c = self._counters.get(kind, 0)
+        self._counters[kind] = c + 1
+        return self._prg(kind, c)
+
+    def _share(self, values: np.ndarray, prg: PRG) -> SharedArray:
+        """Split clear ``values`` into authenticated shares for all parties; return ours."""
+        f, n, me = self._d.field, self._d.n, self._d.party
+        size = values.shape[1]
+        macs = f.mul(values, self._alpha_total)
+        mine_v = mine_m = None
+        acc_v, acc_m = f.zeros(size), f.zeros(size)
+        for j in range(n - 1):
+            rv, rm = f.random(size, prg), f.random(size, prg)
+            acc_v, acc_m = f.add(acc_v, rv), f.add(acc_m, rm)
+            if j == me:
+                mine_v, mine_m = rv, rm
+        if mine_v is None:  # the last party takes the remainder
+            mine_v, mine_m = f.sub(values, acc_v), f.sub(macs, acc_m)
+        return SharedArray(self.ctx, mine_v, mine_m)
+
+    async def triples(self, n: int) -> tuple[SharedArray, SharedArray, SharedArray]:
+        f, prg = self._d.field, self._next("triple")
+        a, b = f.random(n, prg), f.random(n, prg)
+        return self._share(a, prg), self._share(b, prg), self._share(f.mul(a, b), prg)
+
+    async def squares(self, n: int) -> tuple[SharedArray, SharedArray]:
+        f, prg = self._d.field, self._next("square")
+        a = f.random(n, prg)
+        return self._share(a, prg), self._share(f.mul(a, a), prg)
+
+    async def bits(self, n: int) -> SharedArray:
+        f, prg = self._d.field, self._next("bit")
+        b = f.from_ints(np.frombuffer(prg.random_bytes(n), dtype=np.uint8) & 1) if n else f.zeros(0)
+        return self._share(b, prg)
+
+    async def randoms(self, n: int) -> SharedArray:
+        f, prg = self._d.field, self._next("random")
+        return self._share(f.random(n, prg), prg)
+
+    async def input_masks(self, owner: int, n: int) -> tuple[SharedArray, np.ndarray | None]:
+        f, prg = self._d.field, self._next(f"mask-{owner}")
+        r = f.random(n, prg)
+        return self._share(r, prg), (r if owner == self._d.party else None)
+
+    def compromised(self) -> None:
+        self._counters.clear()
+        self.ctx.alpha[...] = 0
