@@ -20,7 +20,7 @@ from protocols.net import Net
 from protocols.online import Session
 from protocols.preprocessing.base import Preprocessing, PreprocessingSource
 
-from .frames import ABORT, MSG, FrameError, decode_frame, encode_frame
+from .frames import ABORT, MSG, Frame, FrameError, check_frame, decode_frame
 from .mailbox import Router, SessionMailbox
 
 log = structlog.get_logger("spdz.engine")
@@ -32,7 +32,7 @@ class Links(Protocol):
     party: int
     n: int
 
-    async def send(self, to: int, data: bytes) -> None: ...
+    async def send(self, to: int, frame: Frame) -> None: ...
 
 
 class Interceptor(Protocol):
@@ -64,7 +64,7 @@ class SessionNet:
         self._check_peer(to)
         if self._box.error is not None:
             raise self._box.error
-        await self._engine.links.send(to, encode_frame(MSG, self._session, step, msg))
+        await self._engine.links.send(to, Frame(MSG, self._session, step, msg))
 
     async def recv(self, frm: int, step: int) -> Any:
         self._check_peer(frm)
@@ -93,10 +93,13 @@ class Engine:
         self.aborts: list[tuple[str, str]] = []
 
     # ---------------------------------------------------------------- incoming
-    def on_frame(self, frm: int, data: bytes) -> None:
+    def on_frame(self, frm: int, data: bytes | Frame) -> None:
         """Called by the transport for every frame from peer ``frm``; never raises on garbage."""
         try:
-            frame = decode_frame(data)
+            if isinstance(data, Frame):
+                frame = check_frame(data.kind, data.session, data.step, data.payload)
+            else:
+                frame = decode_frame(data)
         except FrameError as e:
             log.warning("bad_frame_dropped", peer=frm, party=self.party, error=str(e))
             return
@@ -147,7 +150,7 @@ class Engine:
         del self.aborts[:-100]
 
     async def _notify_abort(self, sid: str, reason: str) -> None:
-        frame = encode_frame(ABORT, sid, 0, reason[:1000])
+        frame = Frame(ABORT, sid, 0, reason[:1000])
         for j in range(self.n):
             if j != self.party:
                 with trio.move_on_after(5):

@@ -6,9 +6,10 @@ A frame is ``[kind, session_id, step, payload]``:
   (field vectors are raw bytes inside it).
 * ``"a"``: the sender aborted ``session_id``; ``payload`` is its reason (a string), ``step`` is 0.
 
-Everything a peer sends is untrusted: ``decode_frame`` checks types and sizes and raises
-``FrameError`` naming what is wrong, and msgpack itself is given hard limits so a hostile length
-prefix cannot make us allocate.
+In-process transports pass ``Frame`` objects and skip msgpack (no copies of large payloads); they
+still go through ``check_frame``. Everything a peer sends is untrusted: ``decode_frame`` checks types
+and sizes and raises ``FrameError`` naming what is wrong, and msgpack itself is given hard limits so a
+hostile length prefix cannot make us allocate.
 """
 
 from __future__ import annotations
@@ -60,7 +61,11 @@ def decode_frame(data: bytes) -> Frame:
         raise FrameError(f"frame is not valid msgpack: {type(e).__name__}: {e}") from None
     if not isinstance(obj, list) or len(obj) != 4:
         raise FrameError("frame is not a 4-element array")
-    kind, session, step, payload = obj
+    return check_frame(*obj)
+
+
+def check_frame(kind: Any, session: Any, step: Any, payload: Any) -> Frame:
+    """The structural checks every frame passes, whether it came as bytes or as an in-process object."""
     if kind not in (MSG, ABORT):
         raise FrameError(f"unknown frame kind {kind!r}")
     if not isinstance(session, str) or not 0 < len(session) <= MAX_SESSION_ID:
