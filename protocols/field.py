@@ -20,7 +20,7 @@ cache-sized chunks into reused scratch buffers: fresh large temporaries cost pag
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -32,6 +32,10 @@ M32 = U64(0xFFFFFFFF)
 M61 = U64((1 << 61) - 1)
 M63 = U64((1 << 63) - 1)
 M64 = U64((1 << 64) - 1)
+M23 = U64((1 << 23) - 1)
+S3, S12, S14, S23, S26, S29, S32, S40, S52, S61, S63 = (
+    U64(k) for k in (3, 12, 14, 23, 26, 29, 32, 40, 52, 61, 63)
+)
 
 P61 = (1 << 61) - 1
 P127 = (1 << 127) - 1
@@ -55,6 +59,8 @@ class PrimeField:
         self.elem_bytes = 8 * self.words
         self.half = (self.modulus - 1) // 2
         self._scratch: list[np.ndarray] = []
+        self._scratch2d: dict[str, np.ndarray] = {}
+        self._bools: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} p=2^{self.bits}-1>"
@@ -83,9 +89,21 @@ class PrimeField:
         return np.repeat(self.from_ints([c]), n, axis=1)
 
     def _scratch_bufs(self, k: int, m: int) -> list[np.ndarray]:
+        """``k`` reused uint64 buffers of length ``m <= _CHUNK``; only valid until the next call."""
         if len(self._scratch) < k:
             self._scratch = [np.empty(_CHUNK, dtype=U64) for _ in range(k)]
         return [s[:m] for s in self._scratch[:k]]
+
+    def _scratch_2d(self, key: str, rows: int, m: int) -> np.ndarray:
+        buf = self._scratch2d.get(key)
+        if buf is None:
+            buf = self._scratch2d[key] = np.empty((rows, _CHUNK), dtype=U64)
+        return buf[:, :m]
+
+    def _bool_scratch(self, m: int) -> np.ndarray:
+        if self._bools is None:
+            self._bools = np.empty(_CHUNK, dtype=bool)
+        return self._bools[:m]
 
     # ----------------------------------------------------------------- conversions
     @staticmethod
@@ -175,30 +193,67 @@ class PrimeField:
         raise NotImplementedError
 
     # ----------------------------------------------------------------- arithmetic
+    def _check_pair(self, a: np.ndarray, b: np.ndarray, what: str, either: bool = False) -> int:
+        n = b.shape[1] if either and a.shape[1] == 1 else a.shape[1]
+        if b.shape[1] not in (1, n) or a.shape[1] not in (1, n):
+            raise FieldError(f"cannot {what} vectors of {a.shape[1]} and {b.shape[1]} elements")
+        return n
+
     def add(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Elementwise sum; either operand may have one element, which is then broadcast."""
+        return self._binary(a, b, self._add_chunk, "add")
 
     def sub(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Elementwise difference; either operand may have one element, which is then broadcast."""
+        return self._binary(a, b, self._sub_chunk, "subtract")
 
-    def neg(self, a: np.ndarray) -> np.ndarray:
-        return self.sub(self.zeros(a.shape[1]), a)
-
-    def mul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Elementwise product; ``b`` may have one element, which is then broadcast."""
-        n = a.shape[1]
-        if b.shape[1] not in (1, n):
-            raise FieldError(f"cannot multiply vectors of {n} and {b.shape[1]} elements")
+    def _binary(self, a: np.ndarray, b: np.ndarray, kernel: Callable[..., None], what: str) -> np.ndarray:
+        """Run ``kernel`` chunk by chunk into one fresh output: temporaries stay in cache."""
+        n = self._check_pair(a, b, what, either=True)
         out = np.empty((self.words, n), dtype=U64)
         for i in range(0, n, _CHUNK):
             j = min(i + _CHUNK, n)
-            bb = b if b.shape[1] == 1 else b[:, i:j]
-            if b.shape[1] == 1:
-                bb = np.broadcast_to(b, (self.words, j - i))
-            self._mul_chunk(a[:, i:j], bb, out[:, i:j])
+            ac = np.broadcast_to(a, (self.words, j - i)) if a.shape[1] == 1 else a[:, i:j]
+            kernel(ac, b if b.shape[1] == 1 else b[:, i:j], out[:, i:j])
         return out
 
-    def _mul_chunk(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    def _add_chunk(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _sub_chunk(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def neg(self, a: np.ndarray) -> np.ndarray:
+        return self.sub(self.zeros(1), a)
+
+    def mul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Elementwise product; ``b`` may have one element, which is then broadcast."""
+        n = self._check_pair(a, b, "multiply")
+        out = np.empty((self.words, n), dtype=U64)
+        if n:
+            self.mul_into(a, b, out)
+        return out
+
+    def mul_into(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``mul`` writing into ``out`` (shape ``(W, n)``, uint64; may be ``a`` or ``b`` itself).
+
+        For callers that multiply in a loop and want to skip a fresh allocation per call. A broadcast
+        ``b`` is split into limbs once, not once per chunk.
+        """
+        n = self._check_pair(a, b, "multiply")
+        if out.shape != (self.words, n) or out.dtype != U64:
+            raise FieldError(f"mul_into needs a uint64 output of shape {(self.words, n)}")
+        pre = self._prepare(b) if b.shape[1] == 1 else None
+        for i in range(0, n, _CHUNK):
+            j = min(i + _CHUNK, n)
+            self._mul_chunk(a[:, i:j], b if pre is not None else b[:, i:j], out[:, i:j], pre)
+        return out
+
+    def _prepare(self, b: np.ndarray) -> object:
+        """Per-operand work (limb split) for a one-element ``b`` that every chunk reuses."""
+        raise NotImplementedError
+
+    def _mul_chunk(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, pre: object) -> None:
         raise NotImplementedError
 
     def mul_scalar(self, a: np.ndarray, c: int) -> np.ndarray:
@@ -236,6 +291,7 @@ class PrimeField:
         return total % self.modulus
 
     def dot(self, a: np.ndarray, b: np.ndarray) -> int:
+        """Inner product, exact: the products are reduced first, then summed by ``sum``."""
         return self.sum(self.mul(a, b))
 
     def random(self, n: int, prg: PRG) -> np.ndarray:
@@ -277,42 +333,57 @@ class Mersenne61(PrimeField):
     def is_canonical(self, a: np.ndarray) -> bool:
         return a.shape[0] == 1 and not bool(np.any(a >= M61))
 
-    def add(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        s = a + b
-        return np.minimum(s, s - M61, out=s)
+    def _add_chunk(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        o = out[0]
+        (t,) = self._scratch_bufs(1, len(o))
+        np.add(a[0], b[0], o)
+        np.subtract(o, M61, t)
+        np.minimum(o, t, out=o)
 
-    def sub(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        d = a + M61
-        d -= b
-        return np.minimum(d, d - M61, out=d)
+    def _sub_chunk(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        # a - b wraps to a huge value exactly when a < b; then adding p gives the smaller candidate
+        o = out[0]
+        (t,) = self._scratch_bufs(1, len(o))
+        np.subtract(a[0], b[0], o)
+        np.add(o, M61, t)
+        np.minimum(o, t, out=o)
 
-    def _mul_chunk(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    def _prepare(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        y = b[0]
+        return y & M32, y >> S32
+
+    def _mul_chunk(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, pre: object) -> None:
+        """a*b = hh 2^64 + mid 2^32 + ll with 32-bit halves; reduce as (a*b mod 2^61) + floor(a*b / 2^61).
+
+        The low 64 bits come from one wrapping multiply; floor(ab / 2^61) <= p - 3 and the low part <= p,
+        so one conditional subtraction of p makes the sum canonical.
+        """
         x, y, o = a[0], b[0], out[0]
-        a0, a1, b0, b1, t0, t1 = self._scratch_bufs(6, len(x))
-        np.bitwise_and(x, M32, out=a0)
-        np.right_shift(x, U64(32), out=a1)
-        np.bitwise_and(y, M32, out=b0)
-        np.right_shift(y, U64(32), out=b1)
-        np.multiply(a1, b0, out=t0)
-        np.multiply(a0, b1, out=t1)
-        t0 += t1  # middle term < 2^62
-        np.multiply(a0, b0, out=t1)  # low term < 2^64
-        np.multiply(a1, b1, out=a0)
-        a0 <<= U64(3)  # high term * 2^64 = high * 8 (mod p)
-        np.right_shift(t0, U64(29), out=a1)
-        a0 += a1
-        t0 &= U64((1 << 29) - 1)
-        t0 <<= U64(32)
-        a0 += t0
-        np.right_shift(t1, U64(61), out=a1)
-        a0 += a1
-        t1 &= M61
-        a0 += t1
-        np.right_shift(a0, U64(61), out=a1)
-        a0 &= M61
-        a0 += a1
-        np.subtract(a0, M61, out=a1)
-        np.minimum(a0, a1, out=o)
+        m = len(x)
+        if pre is None:
+            a0, a1, t, u, b0, b1 = self._scratch_bufs(6, m)
+            np.bitwise_and(y, M32, b0)
+            np.right_shift(y, S32, b1)
+        else:
+            a0, a1, t, u = self._scratch_bufs(4, m)
+            b0, b1 = pre  # type: ignore[misc]
+        np.bitwise_and(x, M32, a0)
+        np.right_shift(x, S32, a1)
+        np.multiply(a1, b0, t)
+        np.multiply(a0, b1, u)
+        np.add(t, u, t)  # mid < 2^62
+        np.multiply(a0, b0, u)
+        np.right_shift(u, S32, u)
+        np.add(t, u, t)
+        np.right_shift(t, S29, t)
+        np.multiply(a1, b1, u)
+        np.left_shift(u, S3, u)
+        np.add(t, u, t)  # floor(ab / 2^61)
+        np.multiply(x, y, u)  # ab mod 2^64
+        np.bitwise_and(u, M61, u)
+        np.add(t, u, t)
+        np.subtract(t, M61, u)
+        np.minimum(t, u, out=o)
 
     def random(self, n: int, prg: PRG) -> np.ndarray:
         v = prg.random_words((1, n))
@@ -387,72 +458,99 @@ class Mersenne127(PrimeField):
             hi[idx[is_p]] = 0
             lo[idx[is_p]] = 0
 
-    def add(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        out = np.empty(np.broadcast_shapes(a.shape, b.shape), dtype=U64)
+    def _sub_words(
+        self, a0: np.ndarray, a1: np.ndarray, b0: np.ndarray, b1: np.ndarray, out: np.ndarray
+    ) -> None:
+        """(a - b) mod p for a in [0, 2^127], b in [0, p]: a negative 128-bit difference has bit 127
+        set, and adding p = 2^127 - 1 then means clearing that bit and subtracting one."""
         lo, hi = out[0], out[1]
-        np.add(a[0], b[0], out=lo)
-        np.add(a[1], b[1], out=hi)
-        hi += lo < b[0]
-        self._canon(lo, hi)
-        return out
+        m = len(lo)
+        (n,) = self._scratch_bufs(1, m)
+        br = self._bool_scratch(m)
+        np.less(a0, b0, br)
+        np.subtract(a0, b0, lo)
+        np.subtract(a1, b1, hi)
+        np.subtract(hi, br, hi, casting="unsafe")
+        np.right_shift(hi, S63, n)
+        np.bitwise_and(hi, M63, hi)
+        np.less(lo, n, br)
+        np.subtract(lo, n, lo)
+        np.subtract(hi, br, hi, casting="unsafe")
 
-    def sub(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        # a + (p - b): p - b = (M64 - b_lo, M63 - b_hi) never borrows
-        out = np.empty(np.broadcast_shapes(a.shape, b.shape), dtype=U64)
-        lo, hi = out[0], out[1]
-        np.subtract(M64, b[0], out=lo)
-        np.subtract(M63, b[1], out=hi)
-        hi += a[1]
-        lo += a[0]
-        hi += lo < a[0]
-        self._canon(lo, hi)
-        return out
+    def _add_chunk(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        # a + b = a - (p - b), and p - b never borrows
+        m = out.shape[1]
+        nb0, nb1 = self._scratch_bufs(3, m)[1:]
+        np.subtract(M64, b[0], nb0)
+        np.subtract(M63, b[1], nb1)
+        self._sub_words(a[0], a[1], nb0, nb1, out)
 
-    def _mul_chunk(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    def _sub_chunk(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        self._sub_words(a[0], a[1], b[0], b[1], out)
+
+    @staticmethod
+    def _split(lo: np.ndarray, hi: np.ndarray, limbs: np.ndarray, t: np.ndarray) -> None:
+        """(lo, hi) into five 26-bit limbs (the top one 23 bits): products stay below 2^52."""
+        np.bitwise_and(lo, M26, limbs[0])
+        np.right_shift(lo, S26, limbs[1])
+        np.bitwise_and(limbs[1], M26, limbs[1])
+        np.right_shift(lo, S52, limbs[2])
+        np.left_shift(hi, S12, t)
+        np.bitwise_or(limbs[2], t, limbs[2])
+        np.bitwise_and(limbs[2], M26, limbs[2])
+        np.right_shift(hi, S14, limbs[3])
+        np.bitwise_and(limbs[3], M26, limbs[3])
+        np.right_shift(hi, S40, limbs[4])
+
+    def _split_b(self, b: np.ndarray, r: np.ndarray, t: np.ndarray) -> None:
+        """Rows ``[8 b1, 8 b2, 8 b3, 8 b4, b0, .., b4]``: column k of the product is sum_i a_i r[4 + k - i],
+        since limb products that wrap past 2^130 = 8 (mod p) pick up the factor 8."""
+        self._split(b[0], b[1], r[4:], t)
+        np.left_shift(r[5:], S3, r[:4])
+
+    def _prepare(self, b: np.ndarray) -> np.ndarray:
+        r = np.empty((9, 1), dtype=U64)
+        self._split_b(b, r, np.empty(1, dtype=U64))
+        return r
+
+    def _mul_chunk(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, pre: object) -> None:
         m = a.shape[1]
-        s = self._scratch_bufs(20, m)
-        al, bl, c, t = s[0:5], s[5:10], s[10:15], s[15]
-        for limbs, (lo, hi) in ((al, (a[0], a[1])), (bl, (b[0], b[1]))):
-            np.bitwise_and(lo, M26, out=limbs[0])
-            np.right_shift(lo, U64(26), out=limbs[1])
-            limbs[1] &= M26
-            np.right_shift(lo, U64(52), out=limbs[2])
-            np.bitwise_and(hi, U64(0x3FFF), out=t)
-            t <<= U64(12)
-            limbs[2] |= t
-            np.right_shift(hi, U64(14), out=limbs[3])
-            limbs[3] &= M26
-            np.right_shift(hi, U64(40), out=limbs[4])
-        b8 = s[16:20]  # 8 * b_1 .. 8 * b_4 for the terms that wrap past 2^130 = 8 (mod p)
-        for j in range(4):
-            np.left_shift(bl[j + 1], U64(3), out=b8[j])
-        for k in range(5):
-            np.multiply(al[0], bl[k], out=c[k])
-            for i in range(1, 5):
-                j = k - i
-                np.multiply(al[i], bl[j] if j >= 0 else b8[j + 4], out=t)
-                c[k] += t
-        for _ in range(2):
-            for k in range(4):
-                np.right_shift(c[k], U64(26), out=t)
-                c[k + 1] += t
-                c[k] &= M26
-            # bits at and above 2^127 sit in c[4] from bit 23 up; 2^127 = 1 (mod p)
-            np.right_shift(c[4], U64(23), out=t)
-            c[4] &= U64((1 << 23) - 1)
-            c[0] += t
+        al = self._scratch_2d("a", 5, m)
+        c = self._scratch_2d("c", 5, m)
+        prod = self._scratch_2d("prod", 5, m)
+        (t,) = self._scratch_bufs(1, m)
+        if pre is None:
+            r = self._scratch_2d("b", 9, m)
+            self._split_b(b, r, t)
+        else:
+            r = pre  # type: ignore[assignment]
+        self._split(a[0], a[1], al, t)
+        # schoolbook over the five columns at once: one multiply and one add per limb of a
+        np.multiply(al[0:1], r[4:9], c)
+        for i in range(1, 5):
+            np.multiply(al[i : i + 1], r[4 - i : 9 - i], prod)
+            np.add(c, prod, c)
+        # columns < 5 * 8 * 2^52; one carry pass, then fold bits >= 2^127 (weight 1 mod p) into c[0]
+        for k in range(4):
+            np.right_shift(c[k], S26, t)
+            np.add(c[k + 1], t, c[k + 1])
+            np.bitwise_and(c[k], M26, c[k])
+        np.right_shift(c[4], S23, t)
+        np.bitwise_and(c[4], M23, c[4])
+        np.add(c[0], t, c[0])  # < 2^35
         lo, hi = out[0], out[1]
-        np.left_shift(c[1], U64(26), out=lo)
-        lo += c[0]  # c[0] may reach 2^26 after the last fold, so add rather than or
-        np.left_shift(c[2], U64(52), out=t)
-        lo += t
-        hi[...] = lo < t  # carry out of the low word
-        np.right_shift(c[2], U64(12), out=t)
-        hi += t
-        np.left_shift(c[3], U64(14), out=t)
-        hi += t
-        np.left_shift(c[4], U64(40), out=t)
-        hi += t
+        br = self._bool_scratch(m)
+        np.left_shift(c[1], S26, lo)
+        np.add(lo, c[0], lo)  # < 2^53
+        np.left_shift(c[2], S52, t)
+        np.add(lo, t, lo)
+        np.less(lo, t, br)  # carry out of the low word
+        np.right_shift(c[2], S12, hi)
+        np.add(hi, br, hi, casting="unsafe")
+        np.left_shift(c[3], S14, t)
+        np.add(hi, t, hi)
+        np.left_shift(c[4], S40, t)
+        np.add(hi, t, hi)  # value < 2^127 + 2^35
         self._canon(lo, hi)
 
     def random(self, n: int, prg: PRG) -> np.ndarray:

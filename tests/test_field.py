@@ -530,3 +530,40 @@ def test_property_encode_decode_p61(v: int) -> None:
     f = get_field(P61)
     assert int(f.decode(f.encode([v]))[0]) == v
     assert int(f.decode(f.encode(np.array([v], dtype=np.int64)))[0]) == v
+
+
+# ---------------------------------------------------------------- mul_into and broadcasting
+
+
+@pytest.mark.parametrize("n", [1, 9, CHUNK + 2])
+def test_mul_into(field: PrimeField, n: int) -> None:
+    p = field.modulus
+    xs, ys = mixed(p, n, 60 + n), mixed(p, n, 70 + n)
+    a, b = vec(field, xs), vec(field, ys)
+    want = [x * y % p for x, y in zip(xs, ys, strict=True)]
+    out = np.empty((field.words, n), dtype=np.uint64)
+    assert field.mul_into(a, b, out) is out
+    assert_vec(field, out, want)
+    field.mul_into(a, b, a)  # in place over an operand
+    assert_vec(field, a, want)
+    c = field.from_ints([ys[0]])
+    field.mul_into(b, c, b)
+    assert_vec(field, b, [y * ys[0] % p for y in ys])
+    with pytest.raises(FieldError):
+        field.mul_into(a, b, np.empty((field.words, n + 1), dtype=np.uint64))
+
+
+def test_add_sub_broadcast_either_side(field: PrimeField) -> None:
+    p = field.modulus
+    xs = mixed(p, CHUNK + 3, 80)
+    a = vec(field, xs)
+    for c in (0, 1, p - 1, (p + 1) // 2):
+        one = field.from_ints([c])
+        assert_vec(field, field.add(a, one), [(x + c) % p for x in xs])
+        assert_vec(field, field.add(one, a), [(x + c) % p for x in xs])
+        assert_vec(field, field.sub(a, one), [(x - c) % p for x in xs])
+        assert_vec(field, field.sub(one, a), [(c - x) % p for x in xs])
+    with pytest.raises(FieldError):
+        field.add(field.zeros(2), field.zeros(3))
+    with pytest.raises(FieldError):
+        field.sub(field.zeros(3), field.zeros(2))
