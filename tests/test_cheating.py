@@ -1,0 +1,607 @@
+"""Active cheating: one party deviates, every honest party must abort and none may return an output.
+
+The cheater runs the honest ``Session`` code behind test-only wrappers installed with
+``local_cluster(..., interceptors={cheater: Cheat(...)})``:
+
+* ``CheatNet`` rewrites what the cheater *sends*. It recognises messages by their wire format (input
+  broadcast ``[shape, correction]``; opened share: field-vector bytes; commitment: 32-byte digest;
+  commitment opening ``[nonce, data]``, whose data is 32 bytes for a coin-toss seed and
+  ``elem_bytes + 32`` for a MAC-check sigma) and counts each kind by step, so a test names its target
+  as ``(kind, occurrence)``. The program opens 3- and 6-element vectors, never 32 bytes' worth, so an
+  opened share is never mistaken for a digest.
+* ``CheatPre`` alters the preprocessing the cheater receives (value or MAC share of a triple or of an
+  input mask) before the session uses it.
+
+Every case is checked at n = 2, 3, 5, with party 0 and the last party as cheater, and a control run of
+the same wrappers with a no-op mutation must produce the right answer (so these tests can fail).
+Tests use the autojump clock: a party that waits forever turns into an immediate ``TooSlowError``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+import trio
+from conftest import MODULI, N_PARTIES, assert_all_aborted, assert_array_eq, mod_id, run_each
+
+from protocols.errors import AbortError, CommitmentError, MacCheckError, ProtocolError
+from protocols.field import P61, P127, PrimeField, get_field
+from protocols.net import Net
+from protocols.online import Session
+from protocols.preprocessing.base import Preprocessing
+from protocols.shares import SharedArray
+
+XS = [3, -4, 5]
+YS = [-6, 7, 8]
+
+Mutation = Callable[[PrimeField, int, Any], Any]  # (field, to, msg) -> msg to send instead
+
+
+# ---------------------------------------------------------------------------------------- wrappers
+def plain(msg: Any) -> Any:
+    """Bytes-like payloads (the session may send memoryviews) as ``bytes``, inside lists too."""
+    if isinstance(msg, (bytearray, memoryview)):
+        return bytes(msg)
+    if isinstance(msg, (list, tuple)):
+        return [plain(m) for m in msg]
+    return msg
+
+
+def classify(msg: Any) -> str:
+    if isinstance(msg, list) and len(msg) == 2:
+        if isinstance(msg[0], list):
+            return "input"
+        if isinstance(msg[0], bytes) and isinstance(msg[1], bytes):
+            return "coin-open" if len(msg[1]) == 32 else "sigma-open"
+    if isinstance(msg, bytes):
+        return "commit" if len(msg) == 32 else "share"
+    return "other"
+
+
+class CheatNet:
+    """A ``Net`` that passes everything through except the targeted message, which it rewrites."""
+
+    def __init__(
+        self,
+        inner: Net,
+        fld: PrimeField,
+        target: tuple[str, int],
+        mutate: Mutation,
+        only_to: int | None = None,
+        duplicate: bool = False,
+    ) -> None:
+        self.inner = inner
+        self.party = inner.party
+        self.n = inner.n
+        self.field = fld
+        self.target = target
+        self.mutate = mutate
+        self.only_to = only_to
+        self.duplicate = duplicate
+        self.steps: dict[str, list[int]] = {}
+        self.hits = 0
+
+    async def send(self, to: int, step: int, msg: Any) -> None:
+        msg = plain(msg)
+        kind = classify(msg)
+        seen = self.steps.setdefault(kind, [])
+        if step not in seen:
+            seen.append(step)
+        if (kind, seen.index(step)) == self.target and (self.only_to is None or to == self.only_to):
+            self.hits += 1
+            new = self.mutate(self.field, to, msg)
+            if self.duplicate:
+                await self.inner.send(to, step, msg)
+            msg = new
+        await self.inner.send(to, step, msg)
+
+    async def recv(self, frm: int, step: int) -> Any:
+        return await self.inner.recv(frm, step)
+
+
+def tamper(sa: SharedArray, delta: int, part: str) -> SharedArray:
+    f = sa.ctx.field
+    d = f.from_ints([delta] + [0] * (sa.size - 1))
+    if part == "value":
+        return SharedArray(sa.ctx, f.add(sa.value, d), sa.mac, sa.shape)
+    return SharedArray(sa.ctx, sa.value, f.add(sa.mac, d), sa.shape)
+
+
+class CheatPre:
+    """Preprocessing whose ``call``-th batch of ``kind`` has ``delta`` added to one share."""
+
+    def __init__(self, inner: Preprocessing, kind: str, which: int, part: str, delta: int, call: int = 0):
+        self.inner = inner
+        self.ctx = inner.ctx
+        self.kind, self.which, self.part, self.delta, self.call = kind, which, part, delta, call
+        self.calls: dict[str, int] = {}
+        self.hits = 0
+
+    def _due(self, kind: str) -> bool:
+        k = self.calls.get(kind, 0)
+        self.calls[kind] = k + 1
+        due = kind == self.kind and k == self.call
+        self.hits += due
+        return due
+
+    async def triples(self, n: int) -> tuple[SharedArray, SharedArray, SharedArray]:
+        abc = list(await self.inner.triples(n))
+        if self._due("triple"):
+            abc[self.which] = tamper(abc[self.which], self.delta, self.part)
+        return abc[0], abc[1], abc[2]
+
+    async def input_masks(self, owner: int, n: int) -> tuple[SharedArray, np.ndarray | None]:
+        r, clear = await self.inner.input_masks(owner, n)
+        if self._due("mask"):
+            r = tamper(r, self.delta, self.part)
+        return r, clear
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@dataclass
+class Cheat:
+    """The interceptor: wraps the cheater's net and/or preprocessing in every session."""
+
+    net: Callable[[Net], Net] | None = None
+    pre: Callable[[Preprocessing], Preprocessing] | None = None
+    nets: list[Any] = field(default_factory=list)
+    pres: list[Any] = field(default_factory=list)
+
+    def wrap_net(self, session: str, net: Net) -> Net:
+        if self.net is None:
+            return net
+        self.nets.append(self.net(net))
+        return self.nets[-1]
+
+    def wrap_preprocessing(self, session: str, pre: Preprocessing) -> Preprocessing:
+        if self.pre is None:
+            return pre
+        self.pres.append(self.pre(pre))
+        return self.pres[-1]
+
+    @property
+    def hits(self) -> int:
+        return sum(w.hits for w in self.nets + self.pres)
+
+
+# ---------------------------------------------------------------------------------------- mutations
+def add_delta(delta: int, index: int = 0) -> Mutation:
+    def mut(f: PrimeField, to: int, msg: bytes) -> bytes:
+        v = f.from_bytes(msg)
+        d = f.from_ints([delta if i == index else 0 for i in range(v.shape[1])])
+        return f.to_bytes(f.add(v, d))
+
+    return mut
+
+
+def input_delta(delta: int, to_parties: tuple[int, ...] | None = None) -> Mutation:
+    def mut(f: PrimeField, to: int, msg: list[Any]) -> list[Any]:
+        if to_parties is not None and to not in to_parties:
+            return msg
+        return [msg[0], add_delta(delta)(f, to, msg[1])]
+
+    return mut
+
+
+def replace(value: Any) -> Mutation:
+    return lambda f, to, msg: value
+
+
+def flip(part: int) -> Mutation:
+    """Flip the last byte of a commitment opening's nonce (0) or data (1)."""
+
+    def mut(f: PrimeField, to: int, msg: list[bytes]) -> list[bytes]:
+        out = list(msg)
+        out[part] = out[part][:-1] + bytes([out[part][-1] ^ 1])
+        return out
+
+    return mut
+
+
+def noop(f: PrimeField, to: int, msg: Any) -> Any:
+    return msg
+
+
+def non_canonical(f: PrimeField, to: int, msg: bytes) -> bytes:
+    """Element 0 replaced by p itself: the right length, but not a canonical field element."""
+    v = np.array(f.from_bytes(msg))
+    if f.words == 1:
+        v[0, 0] = np.uint64(f.modulus)
+    else:
+        v[0, 0], v[1, 0] = np.uint64(2**64 - 1), np.uint64(2**63 - 1)
+    return v.tobytes()
+
+
+# ---------------------------------------------------------------------------------------- the program
+async def prog(s: Session, to: int, sessions: dict[int, Session]) -> tuple[Any, Any]:
+    """Two inputs, a mul, an output to all and one to party ``to``: every kind of message once."""
+    sessions[s.party] = s
+    x = await s.input(XS if s.party == 0 else None, owner=0)
+    y = await s.input(YS if s.party == 1 else None, owner=1)
+    z = await s.mul(x, y)
+    o1 = await s.output(z)
+    o2 = await s.output(z + x, to=to)
+    return o1, o2
+
+
+def expected(n: int, to: int) -> list[tuple[Any, Any]]:
+    z = [a * b for a, b in zip(XS, YS, strict=True)]
+    zx = [a + b for a, b in zip(z, XS, strict=True)]
+    return [(z, zx if i == to else None) for i in range(n)]
+
+
+async def run_cheat(
+    n: int, p: int, cheater: int, cheat: Cheat, to: int | None = None
+) -> tuple[list[Any], Any]:
+    to = (cheater + 1) % n if to is None else to  # an honest recipient for the private output
+    sessions: dict[int, Session] = {}
+    res = await run_each(n, p, prog, to, sessions, interceptors={cheater: cheat})
+    return res, sessions
+
+
+def check_aborted(
+    res: list[Any], sessions: dict[int, Session], n: int, cheater: int, cheat: Cheat, detector: type | None
+) -> None:
+    assert cheat.hits, "the cheat never fired: the test would prove nothing"
+    honest = [i for i in range(n) if i != cheater]
+    assert_all_aborted(res, honest)
+    if detector is not None:
+        # the cheater runs the honest checks too and may be first to notify, so look at everyone
+        assert any(isinstance(r, detector) for r in res), f"nobody raised {detector.__name__}: {res!r}"
+    for i in honest:
+        if i in sessions:
+            assert not sessions[i].ctx.alpha.any(), f"party {i} kept its MAC key share after the abort"
+
+
+def cheaters(n: int) -> list[int]:
+    return sorted({0, n - 1})
+
+
+CASES = [(n, c) for n in N_PARTIES for c in cheaters(n)]
+CASE_IDS = [f"n{n}-cheater{c}" for n, c in CASES]
+param_case = pytest.mark.parametrize(("n", "cheater"), CASES, ids=CASE_IDS)
+param_p = pytest.mark.parametrize("p", MODULI, ids=mod_id)
+
+
+# ---------------------------------------------------------------------------------------- control
+@param_case
+@param_p
+async def test_noop_wrappers_compute_correctly(n: int, cheater: int, p: int, autojump_clock: Any) -> None:
+    to = (cheater + 1) % n
+    for target in [("share", 0), ("share", 1), ("share", 2), ("coin-open", 0), ("sigma-open", 1)]:
+        cheat = Cheat(net=lambda net, t=target: CheatNet(net, get_field(p), t, noop))  # type: ignore[misc]
+        res, _ = await run_cheat(n, p, cheater, cheat, to)
+        assert cheat.hits
+        assert_array_eq(res, expected(n, to))
+    for kind, which, part in [("triple", 0, "value"), ("mask", 0, "mac")]:
+        cheat = Cheat(pre=lambda pre, k=kind, w=which, pt=part: CheatPre(pre, k, w, pt, 0))  # type: ignore[misc]
+        res, _ = await run_cheat(n, p, cheater, cheat, to)
+        assert cheat.hits
+        assert_array_eq(res, expected(n, to))
+
+
+# ---------------------------------------------------------------------------------------- a. opened shares
+@param_case
+@param_p
+@pytest.mark.parametrize("occurrence", [0, 1, 2], ids=["mul-d-e", "output-to-all", "output-to-one"])
+async def test_delta_on_an_opened_share(
+    n: int, cheater: int, p: int, occurrence: int, autojump_clock: Any
+) -> None:
+    cheat = Cheat(net=lambda net: CheatNet(net, get_field(p), ("share", occurrence), add_delta(1)))
+    res, sessions = await run_cheat(n, p, cheater, cheat)
+    check_aborted(res, sessions, n, cheater, cheat, MacCheckError)
+
+
+@pytest.mark.parametrize("n", [3, 5])
+@pytest.mark.parametrize("occurrence", [0, 1, 2], ids=["mul-d-e", "output-to-all", "output-to-one"])
+async def test_delta_on_a_share_sent_to_one_party_only(n: int, occurrence: int, autojump_clock: Any) -> None:
+    cheater = n - 1
+    for victim in (0, 1):
+        cheat = Cheat(
+            net=lambda net, v=victim: CheatNet(  # type: ignore[misc]
+                net, get_field(P61), ("share", occurrence), add_delta(-5, index=2), only_to=v
+            )
+        )
+        res, sessions = await run_cheat(n, P61, cheater, cheat)
+        check_aborted(res, sessions, n, cheater, cheat, MacCheckError)
+
+
+@param_case
+async def test_large_delta_on_an_opened_share(n: int, cheater: int, autojump_clock: Any) -> None:
+    p = P127
+    cheat = Cheat(net=lambda net: CheatNet(net, get_field(p), ("share", 1), add_delta(p - 1, index=1)))
+    res, sessions = await run_cheat(n, p, cheater, cheat)
+    check_aborted(res, sessions, n, cheater, cheat, MacCheckError)
+
+
+@param_case
+async def test_cheat_in_a_program_without_outputs_is_caught_at_session_end(
+    n: int, cheater: int, autojump_clock: Any
+) -> None:
+    async def quiet(s: Session) -> str:
+        x = await s.input(XS if s.party == 0 else None, owner=0)
+        await s.mul(x, x)
+        return "finished"
+
+    cheat = Cheat(net=lambda net: CheatNet(net, get_field(P61), ("share", 0), add_delta(1)))
+    res = await run_each(n, P61, quiet, interceptors={cheater: cheat})
+    assert cheat.hits
+    assert_all_aborted(res, [i for i in range(n) if i != cheater])
+
+
+# ---------------------------------------------------------------------------------------- b. MAC shares
+@param_case
+@param_p
+@pytest.mark.parametrize(
+    ("kind", "which", "call"),
+    [("triple", 0, 0), ("triple", 1, 0), ("triple", 2, 0), ("mask", 0, 0), ("mask", 0, 1), ("mask", 0, 2)],
+    ids=["triple-a", "triple-b", "triple-c", "mask-input-x", "mask-input-y", "mask-output"],
+)
+async def test_tampered_mac_share(
+    n: int, cheater: int, p: int, kind: str, which: int, call: int, autojump_clock: Any
+) -> None:
+    cheat = Cheat(pre=lambda pre: CheatPre(pre, kind, which, "mac", 12345, call))
+    res, sessions = await run_cheat(n, p, cheater, cheat)
+    check_aborted(res, sessions, n, cheater, cheat, MacCheckError)
+
+
+# ---------------------------------------------------------------------------------------- e. value shares
+@param_case
+@param_p
+@pytest.mark.parametrize(
+    ("kind", "which", "call"),
+    [("triple", 0, 0), ("triple", 1, 0), ("triple", 2, 0), ("mask", 0, 0), ("mask", 0, 1), ("mask", 0, 2)],
+    ids=["triple-a", "triple-b", "triple-c", "mask-input-x", "mask-input-y", "mask-output"],
+)
+async def test_tampered_value_share(
+    n: int, cheater: int, p: int, kind: str, which: int, call: int, autojump_clock: Any
+) -> None:
+    cheat = Cheat(pre=lambda pre: CheatPre(pre, kind, which, "value", 1, call))
+    res, sessions = await run_cheat(n, p, cheater, cheat)
+    check_aborted(res, sessions, n, cheater, cheat, MacCheckError)
+
+
+# ---------------------------------------------------------------------------------------- c. broadcasts
+INPUT_OWNERS = [(n, c) for n in N_PARTIES for c in (0, 1)]
+
+
+@pytest.mark.parametrize(("n", "cheater"), INPUT_OWNERS, ids=[f"n{n}-owner{c}" for n, c in INPUT_OWNERS])
+@param_p
+async def test_wrong_input_broadcast(n: int, cheater: int, p: int, autojump_clock: Any) -> None:
+    """The owner's broadcast differs from what it used itself (n = 2: the only receiver gets it)."""
+    cheat = Cheat(net=lambda net: CheatNet(net, get_field(p), ("input", 0), input_delta(7)))
+    res, sessions = await run_cheat(n, p, cheater, cheat)
+    check_aborted(res, sessions, n, cheater, cheat, MacCheckError)
+
+
+@pytest.mark.parametrize("n", [3, 5])
+@pytest.mark.parametrize("cheater", [0, 1])
+@param_p
+async def test_inconsistent_input_broadcast(n: int, cheater: int, p: int, autojump_clock: Any) -> None:
+    """Different corrections to different parties: the broadcast-consistency digest must catch it."""
+    others = tuple(j for j in range(n) if j != cheater)
+    cheat = Cheat(net=lambda net: CheatNet(net, get_field(p), ("input", 0), input_delta(1, others[:1])))
+    res, sessions = await run_cheat(n, p, cheater, cheat)
+    check_aborted(res, sessions, n, cheater, cheat, MacCheckError)
+
+
+@pytest.mark.parametrize("n", N_PARTIES)
+async def test_input_broadcast_with_another_shape(n: int, autojump_clock: Any) -> None:
+    """Same elements, different shape to (some) parties: the shape is part of what is broadcast."""
+    cheat = Cheat(
+        net=lambda net: CheatNet(net, get_field(P61), ("input", 0), lambda f, to, m: [[1, 3], m[1]])
+    )
+    res, sessions = await run_cheat(n, P61, 0, cheat)
+    check_aborted(res, sessions, n, 0, cheat, MacCheckError)
+
+
+# ---------------------------------------------------------------------------------------- d. commitments
+@param_case
+@param_p
+@pytest.mark.parametrize(
+    ("target", "mutation"),
+    [
+        (("coin-open", 0), flip(1)),
+        (("coin-open", 2), flip(0)),
+        (("sigma-open", 0), flip(1)),
+        (("sigma-open", 1), flip(0)),
+        (("sigma-open", 2), flip(1)),
+        (("commit", 0), replace(os.urandom(32))),
+        (("commit", 3), replace(bytes(32))),
+    ],
+    ids=["coin-data", "coin-nonce", "sigma-data", "sigma-nonce", "last-sigma", "coin-commit", "sigma-commit"],
+)
+async def test_opening_a_commitment_to_another_value(
+    n: int, cheater: int, p: int, target: tuple[str, int], mutation: Mutation, autojump_clock: Any
+) -> None:
+    cheat = Cheat(net=lambda net: CheatNet(net, get_field(p), target, mutation))
+    res, sessions = await run_cheat(n, p, cheater, cheat)
+    check_aborted(res, sessions, n, cheater, cheat, CommitmentError)
+
+
+@pytest.mark.parametrize("n", [3, 5])
+async def test_opening_a_commitment_differently_to_one_party(n: int, autojump_clock: Any) -> None:
+    cheat = Cheat(net=lambda net: CheatNet(net, get_field(P61), ("sigma-open", 0), flip(1), only_to=1))
+    res, sessions = await run_cheat(n, P61, n - 1, cheat)
+    check_aborted(res, sessions, n, n - 1, cheat, CommitmentError)
+
+
+# ---------------------------------------------------------------------------------------- f. garbage
+def _share_garbage() -> dict[str, Mutation]:
+    return {
+        "short": lambda f, to, m: m[:-1],
+        "one-element-short": lambda f, to, m: m[: -f.elem_bytes],
+        "one-element-long": lambda f, to, m: m + bytes(f.elem_bytes),
+        "empty": replace(b""),
+        "str": replace("garbage"),
+        "int": replace(12345),
+        "none": replace(None),
+        "bool": replace(True),
+        "list": lambda f, to, m: [m],
+        "map": lambda f, to, m: {"share": m},
+        "all-ones": lambda f, to, m: b"\xff" * len(m),
+        "p-itself": non_canonical,
+    }
+
+
+SHARE_GARBAGE = _share_garbage()
+
+
+@param_case
+@param_p
+@pytest.mark.parametrize("garbage", list(SHARE_GARBAGE), ids=list(SHARE_GARBAGE))
+async def test_garbage_for_an_opened_share(
+    n: int, cheater: int, p: int, garbage: str, autojump_clock: Any
+) -> None:
+    cheat = Cheat(net=lambda net: CheatNet(net, get_field(p), ("share", 0), SHARE_GARBAGE[garbage]))
+    res, sessions = await run_cheat(n, p, cheater, cheat)
+    check_aborted(res, sessions, n, cheater, cheat, ProtocolError)
+
+
+@pytest.mark.parametrize("n", [3, 5])
+@pytest.mark.parametrize("occurrence", [0, 1, 2])
+async def test_garbage_to_one_party_only(n: int, occurrence: int, autojump_clock: Any) -> None:
+    """Only party 1 sees the garbage; the others must hear about its abort and not wait forever."""
+    cheat = Cheat(
+        net=lambda net: CheatNet(net, get_field(P61), ("share", occurrence), replace(b"junk"), only_to=1)
+    )
+    res, sessions = await run_cheat(n, P61, 0, cheat, to=2)
+    check_aborted(res, sessions, n, 0, cheat, ProtocolError)
+
+
+INPUT_GARBAGE: dict[str, Mutation] = {
+    "not-a-list": replace(b"xx"),
+    "arity-1": lambda f, to, m: [m[0]],
+    "arity-3": lambda f, to, m: [m[0], m[1], 0],
+    "shape-str": lambda f, to, m: ["3", m[1]],
+    "shape-negative": lambda f, to, m: [[-3], m[1]],
+    "shape-bool": lambda f, to, m: [[True, 3], m[1]],
+    "shape-float": lambda f, to, m: [[3.0], m[1]],
+    "shape-huge": lambda f, to, m: [[2**40], m[1]],
+    "shape-too-many-dims": lambda f, to, m: [[1] * 9 + [3], m[1]],
+    "shape-too-few-elements": lambda f, to, m: [[2], m[1]],
+    "payload-short": lambda f, to, m: [m[0], m[1][:-1]],
+    "payload-str": lambda f, to, m: [m[0], "abc"],
+    "payload-out-of-range": lambda f, to, m: [m[0], b"\xff" * len(m[1])],
+}
+
+
+@pytest.mark.parametrize("n", N_PARTIES)
+@pytest.mark.parametrize("garbage", list(INPUT_GARBAGE), ids=list(INPUT_GARBAGE))
+async def test_garbage_input_broadcast(n: int, garbage: str, autojump_clock: Any) -> None:
+    cheat = Cheat(net=lambda net: CheatNet(net, get_field(P127), ("input", 0), INPUT_GARBAGE[garbage]))
+    res, sessions = await run_cheat(n, P127, 1, cheat)
+    check_aborted(res, sessions, n, 1, cheat, ProtocolError)
+
+
+COMMIT_GARBAGE: list[tuple[tuple[str, int], Mutation, str]] = [
+    (("commit", 0), replace(bytes(31)), "digest-31-bytes"),
+    (("commit", 1), replace("digest"), "digest-str"),
+    (("commit", 2), replace(None), "digest-none"),
+    (("coin-open", 0), lambda f, to, m: [m[0]], "opening-arity-1"),
+    (("coin-open", 0), lambda f, to, m: [m[0][:-1], m[1]], "nonce-short"),
+    (("coin-open", 1), lambda f, to, m: [m[0], m[1][:-1]], "seed-short"),
+    (("sigma-open", 0), lambda f, to, m: [m[0], "sigma"], "sigma-str"),
+    (("sigma-open", 0), lambda f, to, m: m[0], "opening-bytes"),
+]
+
+
+@pytest.mark.parametrize("n", N_PARTIES)
+@pytest.mark.parametrize(
+    ("target", "mutation"), [c[:2] for c in COMMIT_GARBAGE], ids=[c[2] for c in COMMIT_GARBAGE]
+)
+async def test_garbage_in_commitments(
+    n: int, target: tuple[str, int], mutation: Mutation, autojump_clock: Any
+) -> None:
+    cheat = Cheat(net=lambda net: CheatNet(net, get_field(P61), target, mutation))
+    res, sessions = await run_cheat(n, P61, n - 1, cheat)
+    check_aborted(res, sessions, n, n - 1, cheat, None)
+
+
+# ---------------------------------------------------------------------------------------- duplicates
+@pytest.mark.parametrize("n", [2, 3])
+async def test_two_different_messages_for_one_step(n: int, autojump_clock: Any) -> None:
+    """An equivocating sender: the honest share, then a different one for the same step.
+
+    Whichever copy the receiver keeps, no honest party may hang, and the outcome must be either the
+    correct result at every honest party or an abort at every honest party.
+    """
+    cheat = Cheat(net=lambda net: CheatNet(net, get_field(P61), ("share", 0), add_delta(1), duplicate=True))
+    res, _ = await run_cheat(n, P61, 0, cheat)
+    assert cheat.hits
+    honest = [res[i] for i in range(1, n)]
+    if all(isinstance(r, AbortError) for r in honest):
+        return
+    exp = expected(n, 1)
+    for i in range(1, n):
+        assert_array_eq(res[i], exp[i], f"party {i}")
+
+
+# ---------------------------------------------------------------------------------------- g. crashes
+class Boom(RuntimeError):
+    pass
+
+
+def raise_on_send(f: PrimeField, to: int, msg: Any) -> Any:
+    raise Boom("the cheater's process fell over")
+
+
+@param_case
+@pytest.mark.parametrize(
+    "target",
+    [("input", 0), ("share", 0), ("commit", 0), ("coin-open", 1), ("share", 2), ("sigma-open", 2)],
+    ids=["input", "mul", "first-commit", "coin", "private-output", "last-sigma"],
+)
+async def test_a_party_that_raises_mid_protocol(
+    n: int, cheater: int, target: tuple[str, int], autojump_clock: Any
+) -> None:
+    if target[0] == "input" and cheater not in (0, 1):
+        target = ("share", 1)
+    cheat = Cheat(net=lambda net: CheatNet(net, get_field(P61), target, raise_on_send))
+    res, _ = await run_cheat(n, P61, cheater, cheat)
+    assert isinstance(res[cheater], Boom), res[cheater]
+    assert_all_aborted(res, [i for i in range(n) if i != cheater])
+
+
+@param_case
+async def test_a_program_that_raises_between_operations(n: int, cheater: int, autojump_clock: Any) -> None:
+    async def flaky(s: Session) -> Any:
+        x = await s.input(XS if s.party == 0 else None, owner=0)
+        first = await s.output(x)
+        if s.party == cheater:
+            raise Boom("bug in the cheater's program")
+        return first, await s.output(await s.mul(x, x))
+
+    res = await run_each(n, P61, flaky)
+    assert isinstance(res[cheater], Boom)
+    assert_all_aborted(res, [i for i in range(n) if i != cheater])
+
+
+@param_case
+async def test_a_cancelled_party_aborts_the_others(n: int, cheater: int, autojump_clock: Any) -> None:
+    async def cancelled(s: Session) -> Any:
+        x = await s.input(XS if s.party == 0 else None, owner=0)
+        if s.party == cheater:
+            with trio.CancelScope() as cs:
+                cs.cancel()
+                await s.output(x)
+            raise Boom("gave up after a cancelled output")
+        return await s.output(x)
+
+    res = await run_each(n, P61, cancelled)
+    assert_all_aborted(res, [i for i in range(n) if i != cheater])
+
+
+@pytest.mark.parametrize("p", [P61])
+async def test_abort_reason_names_the_culprit(p: int, autojump_clock: Any) -> None:
+    cheat = Cheat(net=lambda net: CheatNet(net, get_field(p), ("share", 0), replace(b"x")))
+    res, _ = await run_cheat(3, p, 2, cheat)
+    received = [r for r in res[:2] if isinstance(r, ProtocolError)]
+    assert received and all(r.culprit == 2 for r in received)
