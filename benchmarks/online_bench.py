@@ -61,8 +61,8 @@ async def _mul_prog(s: Any, n: int) -> tuple[float, float, bool]:
     ys = rng.integers(-(2**20), 2**20, size=n)
     x = await s.input(xs if s.party == 0 else None, owner=0)
     y = await s.input(ys if s.party == 1 else None, owner=1)
-    await s.mac_check()
     await s.pre.stock_triples(n)
+    await s.mac_check()  # a synchronizing round: nobody's clock starts while another still stocks
     t0 = time.perf_counter()
     z = await s.mul(x, y)
     out = await s.output(z)
@@ -72,7 +72,9 @@ async def _mul_prog(s: Any, n: int) -> tuple[float, float, bool]:
 
 async def _check_prog(s: Any, n: int) -> tuple[float, float]:
     x = await s.input(np.arange(n) if s.party == 0 else None, owner=0)
-    await s.mac_check()
+    await s._open_raw([x.value], [x.mac])
+    await s.pre.stock_triples(1)
+    await s.mac_check()  # includes the input broadcast; the timed check below covers only the opening
     await s._open_raw([x.value], [x.mac])
     t0 = time.perf_counter()
     await s.mac_check()

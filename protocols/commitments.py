@@ -47,13 +47,13 @@ async def commit_and_reveal(net: Net, steps: tuple[int, int], context: bytes, da
     com, nonce = commit(context, net.party, data)
     coms = await exchange(net, steps[0], com)
     for j, c in enumerate(coms):
-        coms[j] = expect_bytes(c, j, "a commitment", DIGEST_BYTES)
+        coms[j] = bytes(expect_bytes(c, j, "a commitment", DIGEST_BYTES))
     openings = await exchange(net, steps[1], [nonce, data])
     out: list[bytes] = []
     for j, op in enumerate(openings):
         nonce_j, data_j = expect_list(op, j, "commitment opening", 2)
-        nonce_j = expect_bytes(nonce_j, j, "a commitment nonce", NONCE_BYTES)
-        data_j = expect_bytes(data_j, j, "a commitment opening")
+        nonce_j = bytes(expect_bytes(nonce_j, j, "a commitment nonce", NONCE_BYTES))
+        data_j = bytes(expect_bytes(data_j, j, "a commitment opening"))
         if not verify(context, j, coms[j], nonce_j, data_j):
             raise CommitmentError(f"party {j} opened its commitment to a different value", culprit=j)
         out.append(data_j)

@@ -16,11 +16,18 @@ Every array is kept canonical (each element in ``[0, p)``) so that equal values 
 Why numpy limbs and not Python ints: ``benchmarks/field_bench.py`` measures object arrays at a few
 million multiplications per second, the limb code here at tens of millions. Multiplication is done in
 cache-sized chunks into reused scratch buffers: fresh large temporaries cost page faults.
+
+Long vectors are split across a small per-field thread pool (``SPDZ_THREADS``, default: the number of
+cores, at most 4). numpy releases the GIL inside each ufunc, so the chunks of one operation run on
+several cores; each thread has its own scratch buffers.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -41,6 +48,17 @@ P61 = (1 << 61) - 1
 P127 = (1 << 127) - 1
 
 _CHUNK = 16384
+_PARALLEL_MIN = 1 << 17
+
+
+def _default_threads() -> int:
+    env = os.environ.get("SPDZ_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ValueError(f"SPDZ_THREADS must be an integer, got {env!r}") from None
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 class FieldError(ValueError):
@@ -58,9 +76,10 @@ class PrimeField:
     def __init__(self) -> None:
         self.elem_bytes = 8 * self.words
         self.half = (self.modulus - 1) // 2
-        self._scratch: list[np.ndarray] = []
-        self._scratch2d: dict[str, np.ndarray] = {}
-        self._bools: np.ndarray | None = None
+        self._tls = threading.local()
+        self.threads = _default_threads()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} p=2^{self.bits}-1>"
@@ -89,21 +108,58 @@ class PrimeField:
         return np.repeat(self.from_ints([c]), n, axis=1)
 
     def _scratch_bufs(self, k: int, m: int) -> list[np.ndarray]:
-        """``k`` reused uint64 buffers of length ``m <= _CHUNK``; only valid until the next call."""
-        if len(self._scratch) < k:
-            self._scratch = [np.empty(_CHUNK, dtype=U64) for _ in range(k)]
-        return [s[:m] for s in self._scratch[:k]]
+        """``k`` reused uint64 buffers of length ``m <= _CHUNK`` (this thread's; valid until next call)."""
+        tls = self._tls
+        bufs = getattr(tls, "bufs", None)
+        if bufs is None or len(bufs) < k:
+            bufs = tls.bufs = [np.empty(_CHUNK, dtype=U64) for _ in range(k)]
+        return [b[:m] for b in bufs[:k]]
 
     def _scratch_2d(self, key: str, rows: int, m: int) -> np.ndarray:
-        buf = self._scratch2d.get(key)
+        tls = self._tls
+        d = getattr(tls, "bufs2d", None)
+        if d is None:
+            d = tls.bufs2d = {}
+        buf = d.get(key)
         if buf is None:
-            buf = self._scratch2d[key] = np.empty((rows, _CHUNK), dtype=U64)
+            buf = d[key] = np.empty((rows, _CHUNK), dtype=U64)
         return buf[:, :m]
 
     def _bool_scratch(self, m: int) -> np.ndarray:
-        if self._bools is None:
-            self._bools = np.empty(_CHUNK, dtype=bool)
-        return self._bools[:m]
+        tls = self._tls
+        b = getattr(tls, "bools", None)
+        if b is None:
+            b = tls.bools = np.empty(_CHUNK, dtype=bool)
+        return b[:m]
+
+    def run_chunks(self, n: int, body: Callable[[int, int], None]) -> None:
+        """Call ``body(i, j)`` over ``[0, n)`` in pieces of at most 16384, spread over the thread pool.
+
+        ``body`` may run in several threads at once, on disjoint ranges.
+        """
+        if n < _PARALLEL_MIN or self.threads <= 1:
+            for i in range(0, n, _CHUNK):
+                body(i, min(i + _CHUNK, n))
+            return
+        if self._pool is None:
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="spdz-field")
+        nchunks = -(-n // _CHUNK)
+        per = -(-nchunks // self.threads)
+
+        def run(lo: int, hi: int) -> None:
+            for i in range(lo, hi, _CHUNK):
+                body(i, min(i + _CHUNK, hi))
+
+        bounds = [(t * per * _CHUNK, min(n, (t + 1) * per * _CHUNK)) for t in range(self.threads)]
+        bounds = [(lo, hi) for lo, hi in bounds if lo < hi]
+        futures = [self._pool.submit(run, lo, hi) for lo, hi in bounds[1:]]
+        try:
+            run(*bounds[0])
+        finally:
+            for f in futures:
+                f.result()
 
     # ----------------------------------------------------------------- conversions
     @staticmethod
@@ -175,13 +231,23 @@ class PrimeField:
     def to_bytes(self, a: np.ndarray) -> bytes:
         return np.ascontiguousarray(a, dtype=U64).tobytes()
 
+    def to_wire(self, a: np.ndarray) -> memoryview:
+        """A read-only byte view of ``a`` for sending, without the copy ``to_bytes`` makes.
+
+        The array is frozen (``writeable = False``) so that nobody mutates a payload in flight.
+        """
+        arr = np.ascontiguousarray(a, dtype=U64)
+        arr.flags.writeable = False
+        return memoryview(arr).cast("B")
+
     def from_bytes(self, data: bytes | memoryview, n: int | None = None) -> np.ndarray:
         """Parse a peer's element vector: length and every element's range are checked."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise FieldError(f"expected bytes for a field vector, got {type(data).__name__}")
-        if len(data) % self.elem_bytes:
-            raise FieldError(f"field vector of {len(data)} bytes is not a multiple of {self.elem_bytes}")
-        count = len(data) // self.elem_bytes
+        nbytes = data.nbytes if isinstance(data, memoryview) else len(data)
+        if nbytes % self.elem_bytes:
+            raise FieldError(f"field vector of {nbytes} bytes is not a multiple of {self.elem_bytes}")
+        count = nbytes // self.elem_bytes
         if n is not None and count != n:
             raise FieldError(f"field vector has {count} elements, expected {n}")
         a = np.frombuffer(data, dtype="<u8").reshape(self.words, count)
@@ -199,22 +265,34 @@ class PrimeField:
             raise FieldError(f"cannot {what} vectors of {a.shape[1]} and {b.shape[1]} elements")
         return n
 
-    def add(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Elementwise sum; either operand may have one element, which is then broadcast."""
-        return self._binary(a, b, self._add_chunk, "add")
+    def add(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Elementwise sum; either operand may have one element, which is then broadcast.
 
-    def sub(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Elementwise difference; either operand may have one element, which is then broadcast."""
-        return self._binary(a, b, self._sub_chunk, "subtract")
+        ``out``, if given, receives the result; it must not overlap ``a`` or ``b``.
+        """
+        return self._binary(a, b, self._add_chunk, "add", out)
 
-    def _binary(self, a: np.ndarray, b: np.ndarray, kernel: Callable[..., None], what: str) -> np.ndarray:
-        """Run ``kernel`` chunk by chunk into one fresh output: temporaries stay in cache."""
+    def sub(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Elementwise difference; either operand may be broadcast; ``out`` as for ``add``."""
+        return self._binary(a, b, self._sub_chunk, "subtract", out)
+
+    def _binary(
+        self, a: np.ndarray, b: np.ndarray, kernel: Callable[..., None], what: str, out: np.ndarray | None
+    ) -> np.ndarray:
+        """Run ``kernel`` chunk by chunk into one output: temporaries stay in cache."""
         n = self._check_pair(a, b, what, either=True)
-        out = np.empty((self.words, n), dtype=U64)
-        for i in range(0, n, _CHUNK):
-            j = min(i + _CHUNK, n)
+        if out is None:
+            out = np.empty((self.words, n), dtype=U64)
+        elif out.shape != (self.words, n) or out.dtype != U64:
+            raise FieldError(f"{what}: output must be uint64 of shape {(self.words, n)}")
+        elif np.may_share_memory(out, a) or np.may_share_memory(out, b):
+            raise FieldError(f"{what}: output overlaps an operand")
+
+        def body(i: int, j: int) -> None:
             ac = np.broadcast_to(a, (self.words, j - i)) if a.shape[1] == 1 else a[:, i:j]
             kernel(ac, b if b.shape[1] == 1 else b[:, i:j], out[:, i:j])
+
+        self.run_chunks(n, body)
         return out
 
     def _add_chunk(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
@@ -244,9 +322,11 @@ class PrimeField:
         if out.shape != (self.words, n) or out.dtype != U64:
             raise FieldError(f"mul_into needs a uint64 output of shape {(self.words, n)}")
         pre = self._prepare(b) if b.shape[1] == 1 else None
-        for i in range(0, n, _CHUNK):
-            j = min(i + _CHUNK, n)
+
+        def body(i: int, j: int) -> None:
             self._mul_chunk(a[:, i:j], b if pre is not None else b[:, i:j], out[:, i:j], pre)
+
+        self.run_chunks(n, body)
         return out
 
     def _prepare(self, b: np.ndarray) -> object:

@@ -50,12 +50,14 @@ async def exchange_each(net: Net, step: int, msgs: list[Any]) -> list[Any]:
     return out
 
 
-def expect_bytes(msg: Any, frm: int, what: str, length: int | None = None) -> bytes:
-    if not isinstance(msg, (bytes, bytearray)):
+def expect_bytes(msg: Any, frm: int, what: str, length: int | None = None) -> bytes | memoryview:
+    """A bytes-like payload (not copied: vectors can be large), checked for type and length."""
+    if not isinstance(msg, (bytes, bytearray, memoryview)):
         raise ProtocolError(f"party {frm} sent {type(msg).__name__} for {what}, expected bytes", culprit=frm)
-    if length is not None and len(msg) != length:
-        raise ProtocolError(f"party {frm} sent {len(msg)} bytes for {what}, expected {length}", culprit=frm)
-    return bytes(msg)
+    size = msg.nbytes if isinstance(msg, memoryview) else len(msg)
+    if length is not None and size != length:
+        raise ProtocolError(f"party {frm} sent {size} bytes for {what}, expected {length}", culprit=frm)
+    return bytes(msg) if isinstance(msg, bytearray) else msg
 
 
 def expect_list(msg: Any, frm: int, what: str, length: int) -> list[Any]:

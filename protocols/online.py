@@ -33,6 +33,7 @@ import structlog
 from .commitments import coin_toss, commit_and_reveal, context_bytes
 from .errors import AbortError, MacCheckError, ProtocolError
 from .field import FieldError
+from .mac_check import combine
 from .net import Net, exchange, expect_bytes, expect_list
 from .preprocessing.base import Preprocessing
 from .prg import PRG
@@ -113,7 +114,7 @@ class Session:
             r, r_clear = await self.pre.input_masks(owner, enc.shape[1])
             assert r_clear is not None
             corr = f.sub(enc, r_clear)
-            payload = f.to_bytes(corr)
+            payload = f.to_wire(corr)
             for j in range(self.n):
                 if j != owner:
                     await self.net.send(j, step, [list(shape), payload])
@@ -124,7 +125,6 @@ class Session:
             raw_shape, payload = expect_list(msg, owner, "input broadcast", 2)
             shape = self._parse_shape(raw_shape, owner)
             corr = self._parse_vector(payload, owner, math.prod(shape), "input correction")
-            payload = f.to_bytes(corr)
             r, _ = await self.pre.input_masks(owner, corr.shape[1])
         self._record_broadcast(step, owner, repr(shape).encode(), payload)
         x = r.add_public_field(corr)
@@ -155,13 +155,19 @@ class Session:
 
     # ------------------------------------------------------------------ opening and checking
     async def _open_raw(self, values: list[np.ndarray], macs: list[np.ndarray]) -> list[np.ndarray]:
-        """Open several vectors in one round; record them for the next MAC check. Unchecked!"""
+        """Open several vectors in one round; record them for the next MAC check. Unchecked!
+
+        ``values`` may be one array holding several vectors side by side (``macs`` then lists the
+        pieces); the opened result is split the same way as ``macs``.
+        """
         f = self.field
-        sizes = [v.shape[1] for v in values]
+        sizes = [m.shape[1] for m in macs]
         total = sum(sizes)
         mine = values[0] if len(values) == 1 else f.concat(values)
+        if mine.shape[1] != total:
+            raise ValueError("opened values and MAC shares differ in size")
         step = self._next_step()
-        msgs = await exchange(self.net, step, f.to_bytes(mine))
+        msgs = await exchange(self.net, step, f.to_wire(mine))
         acc = mine
         for j, msg in enumerate(msgs):
             if j != self.party:
@@ -187,10 +193,11 @@ class Session:
             steps = (self._next_step(), self._next_step())
             seed = await coin_toss(self.net, steps, self._ctx("mac-check-coin", steps[0]))
             prg = PRG(seed)
+            alpha = f.to_ints(self.ctx.alpha)[0]
             sigma = 0
             for a, m in zip(self._open_vals, self._open_macs, strict=True):
-                r = f.random(a.shape[1], prg)
-                sigma += f.dot(r, m) - int(f.to_ints(self.ctx.alpha)[0]) * f.dot(r, a)
+                comb_a, comb_m = combine(f, prg, [a, m])
+                sigma += comb_m - alpha * comb_a
             sigma %= f.modulus
             digest = self._transcript.copy().digest()
             mine = sigma.to_bytes(f.elem_bytes, "little") + digest
@@ -243,9 +250,11 @@ class Session:
         f = self.field
         n = x.size
         a, b, c = await self.pre.triples(n)
-        dv, ev = f.sub(x.value, a.value), f.sub(y.value, b.value)
+        de = np.empty((f.words, 2 * n), dtype=np.uint64)  # d and e side by side: one message
+        f.sub(x.value, a.value, out=de[:, :n])
+        f.sub(y.value, b.value, out=de[:, n:])
         dm, em = f.sub(x.mac, a.mac), f.sub(y.mac, b.mac)
-        d, e = await self._open_raw([dv, ev], [dm, em])
+        d, e = await self._open_raw([de], [dm, em])
         zv = f.add(c.value, f.add(f.mul(d, y.value), f.mul(e, a.value)))
         zm = f.add(c.mac, f.add(f.mul(d, y.mac), f.mul(e, a.mac)))
         return SharedArray(self.ctx, zv, zm, x.shape)
