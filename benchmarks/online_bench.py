@@ -85,7 +85,10 @@ async def bench(modulus: str, sizes: list[int], repeat: int) -> list[dict[str, A
     rows = []
     opts = {"check_bound": 1 << 40}
     async with actors.local_cluster(
-        3, modulus=modulus, preprocessing="dealer", interceptors=dict.fromkeys(range(3), StockAll()),
+        3,
+        modulus=modulus,
+        preprocessing="dealer",
+        interceptors=dict.fromkeys(range(3), StockAll()),
         session_options=opts,
     ) as c:
         for n in sizes:
@@ -96,15 +99,27 @@ async def bench(modulus: str, sizes: list[int], repeat: int) -> list[dict[str, A
                     raise SystemExit("benchmark produced a wrong product")
                 wall = max(t1 for _, t1, _ in res) - min(t0 for t0, _, _ in res)
                 rates.append(n / wall)
-            rows.append({"field": modulus, "what": f"mul+output n={n:.0e}", "value": statistics.median(rates),
-                         "unit": "mults/s"})
+            rows.append(
+                {
+                    "field": modulus,
+                    "what": f"mul+output n={n:.0e}",
+                    "value": statistics.median(rates),
+                    "unit": "mults/s",
+                }
+            )
         n = 10**6
         costs = []
         for _ in range(repeat):
             res = await c.run(_check_prog, n)
             costs.append(max(t1 for _, t1 in res) - min(t0 for t0, _ in res))
-        rows.append({"field": modulus, "what": "MAC check of 1e6 opened values", "value": statistics.median(costs) * 1e3,
-                     "unit": "ms (3 parties)"})
+        rows.append(
+            {
+                "field": modulus,
+                "what": "MAC check of 1e6 opened values",
+                "value": statistics.median(costs) * 1e3,
+                "unit": "ms (3 parties)",
+            }
+        )
     return rows
 
 

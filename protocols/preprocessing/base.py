@@ -37,7 +37,7 @@ class Preprocessing(Protocol):
         ...
 
     async def input_masks(self, owner: int, n: int) -> tuple[SharedArray, np.ndarray | None]:
-        """``n`` masks ``[r]`` with ``r`` known to ``owner`` only: the clear ``r`` there, ``None`` elsewhere."""
+        """``n`` masks ``[r]``, ``r`` known to ``owner`` only: clear ``r`` there, ``None`` elsewhere."""
         ...
 
     def compromised(self) -> None:
