@@ -448,6 +448,9 @@ def _share_garbage() -> dict[str, Mutation]:
         "map": lambda f, to, m: {"share": m},
         "all-ones": lambda f, to, m: b"\xff" * len(m),
         "p-itself": non_canonical,
+        # in-process transports hand objects over as they are: bytes-likes that are not flat bytes
+        "memoryview-u64-short": lambda f, to, m: memoryview(np.frombuffer(m, dtype="<u8")[:-1]),
+        "numpy-array": lambda f, to, m: np.frombuffer(m, dtype="<u8").reshape(f.words, -1),
     }
 
 
@@ -463,6 +466,14 @@ async def test_garbage_for_an_opened_share(
     cheat = Cheat(net=lambda net: CheatNet(net, get_field(p), ("share", 0), SHARE_GARBAGE[garbage]))
     res, sessions = await run_cheat(n, p, cheater, cheat)
     check_aborted(res, sessions, n, cheater, cheat, ProtocolError)
+
+
+async def test_non_contiguous_memoryview_for_an_opened_share(autojump_clock: Any) -> None:
+    """In-process transports pass payload objects as they are; a strided view must be a ProtocolError."""
+    strided = lambda f, to, m: memoryview(np.frombuffer(m + m, dtype=np.uint8)[::2])  # noqa: E731
+    cheat = Cheat(net=lambda net: CheatNet(net, get_field(P61), ("share", 0), strided))
+    res, sessions = await run_cheat(3, P61, 0, cheat)
+    check_aborted(res, sessions, 3, 0, cheat, ProtocolError)
 
 
 @pytest.mark.parametrize("n", [3, 5])
