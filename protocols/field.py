@@ -329,6 +329,38 @@ class PrimeField:
         self.run_chunks(n, body)
         return out
 
+    def beaver(
+        self,
+        cs: Sequence[np.ndarray],
+        d: np.ndarray,
+        ys: Sequence[np.ndarray],
+        e: np.ndarray,
+        as_: Sequence[np.ndarray],
+    ) -> list[np.ndarray]:
+        """``[c + d*y + e*a for each (c, y, a)]``: the Beaver recombination, fused where the field can.
+
+        Several ``(c, y, a)`` (value and MAC shares) share the opened ``d`` and ``e``.
+        """
+        self._check_beaver(cs, d, ys, e, as_)
+        return [self.add(c, self.add(self.mul(d, y), self.mul(e, a))) for c, y, a in zip(cs, ys, as_)]
+
+    def _check_beaver(
+        self,
+        cs: Sequence[np.ndarray],
+        d: np.ndarray,
+        ys: Sequence[np.ndarray],
+        e: np.ndarray,
+        as_: Sequence[np.ndarray],
+    ) -> int:
+        n = d.shape[1]
+        shape = (self.words, n)
+        if not len(cs) == len(ys) == len(as_):
+            raise FieldError("beaver: as many c, y and a vectors are needed")
+        for arr in (d, e, *cs, *ys, *as_):
+            if arr.shape != shape:
+                raise FieldError(f"beaver: every vector must have shape {shape}, got {arr.shape}")
+        return n
+
     def _prepare(self, b: np.ndarray) -> object:
         """Per-operand work (limb split) for a one-element ``b`` that every chunk reuses."""
         raise NotImplementedError
@@ -631,6 +663,68 @@ class Mersenne127(PrimeField):
         np.add(hi, t, hi)
         np.left_shift(c[4], S40, t)
         np.add(hi, t, hi)  # value < 2^127 + 2^35
+        self._canon(lo, hi)
+
+    def beaver(
+        self,
+        cs: Sequence[np.ndarray],
+        d: np.ndarray,
+        ys: Sequence[np.ndarray],
+        e: np.ndarray,
+        as_: Sequence[np.ndarray],
+    ) -> list[np.ndarray]:
+        """Fused ``c + d*y + e*a``: both products accumulate in one set of limb columns (below
+        2^60) and share one carry pass and one reduction; ``d`` and ``e`` are split once per chunk
+        for all outputs."""
+        n = self._check_beaver(cs, d, ys, e, as_)
+        k = len(cs)
+        out = [np.empty((2, n), dtype=U64) for _ in range(k)]
+
+        def body(i: int, j: int) -> None:
+            m = j - i
+            rd = self._scratch_2d("bd", 9, m)
+            re = self._scratch_2d("be", 9, m)
+            al = self._scratch_2d("a", 5, m)
+            acc = self._scratch_2d("c", 5, m)
+            prod = self._scratch_2d("prod", 5, m)
+            (t,) = self._scratch_bufs(1, m)
+            self._split_b(d[:, i:j], rd, t)
+            self._split_b(e[:, i:j], re, t)
+            for q in range(k):
+                self._split(cs[q][0, i:j], cs[q][1, i:j], acc, t)
+                for src, r in ((ys[q], rd), (as_[q], re)):
+                    self._split(src[0, i:j], src[1, i:j], al, t)
+                    for li in range(5):
+                        np.multiply(al[li : li + 1], r[4 - li : 9 - li], prod)
+                        np.add(acc, prod, acc)
+                self._reduce_columns(acc, out[q][:, i:j], t)
+
+        self.run_chunks(n, body)
+        return out
+
+    def _reduce_columns(self, c: np.ndarray, out: np.ndarray, t: np.ndarray) -> None:
+        """Five limb columns (each below 2^61) to a canonical element in ``out``."""
+        m = c.shape[1]
+        for k in range(4):
+            np.right_shift(c[k], S26, t)
+            np.add(c[k + 1], t, c[k + 1])
+            np.bitwise_and(c[k], M26, c[k])
+        np.right_shift(c[4], S23, t)
+        np.bitwise_and(c[4], M23, c[4])
+        np.add(c[0], t, c[0])  # < 2^39
+        lo, hi = out[0], out[1]
+        br = self._bool_scratch(m)
+        np.left_shift(c[1], S26, lo)
+        np.add(lo, c[0], lo)
+        np.left_shift(c[2], S52, t)
+        np.add(lo, t, lo)
+        np.less(lo, t, br)
+        np.right_shift(c[2], S12, hi)
+        np.add(hi, br, hi, casting="unsafe")
+        np.left_shift(c[3], S14, t)
+        np.add(hi, t, hi)
+        np.left_shift(c[4], S40, t)
+        np.add(hi, t, hi)
         self._canon(lo, hi)
 
     def random(self, n: int, prg: PRG) -> np.ndarray:

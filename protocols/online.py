@@ -255,8 +255,7 @@ class Session:
         f.sub(y.value, b.value, out=de[:, n:])
         dm, em = f.sub(x.mac, a.mac), f.sub(y.mac, b.mac)
         d, e = await self._open_raw([de], [dm, em])
-        zv = f.add(c.value, f.add(f.mul(d, y.value), f.mul(e, a.value)))
-        zm = f.add(c.mac, f.add(f.mul(d, y.mac), f.mul(e, a.mac)))
+        zv, zm = f.beaver([c.value, c.mac], d, [y.value, y.mac], e, [a.value, a.mac])
         return SharedArray(self.ctx, zv, zm, x.shape)
 
     async def dot(self, x: SharedArray, y: SharedArray) -> SharedArray:

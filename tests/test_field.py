@@ -567,3 +567,73 @@ def test_add_sub_broadcast_either_side(field: PrimeField) -> None:
         field.add(field.zeros(2), field.zeros(3))
     with pytest.raises(FieldError):
         field.sub(field.zeros(3), field.zeros(2))
+
+
+# ---------------------------------------------------------------- fused Beaver, wire views, out=, threads
+@pytest.mark.parametrize("n", [0, 1, 7, CHUNK + 1, (1 << 17) + 5])
+def test_beaver_matches_mul_add(field: PrimeField, n: int) -> None:
+    """The fused ``c + d*y + e*a`` equals the plain composition, for one and two outputs."""
+    p = field.modulus
+    pool = edge_values(p)
+    ints = [[(pool[(i * 7 + k) % len(pool)] + i * k) % p for i in range(n)] for k in range(7)]
+    c, d, y, e, a, c2, y2 = (vec(field, v) for v in ints)
+    z, z2 = field.beaver([c, c2], d, [y, y2], e, [a, a])
+    want = [
+        (ci + di * yi + ei * ai) % p
+        for ci, di, yi, ei, ai in zip(ints[0], ints[1], ints[2], ints[3], ints[4])
+    ]
+    want2 = [
+        (ci + di * yi + ei * ai) % p
+        for ci, di, yi, ei, ai in zip(ints[5], ints[1], ints[6], ints[3], ints[4])
+    ]
+    assert_vec(field, z, want)
+    assert_vec(field, z2, want2)
+
+
+def test_beaver_rejects_mismatched_shapes(field: PrimeField) -> None:
+    v = field.zeros(3)
+    with pytest.raises(FieldError):
+        field.beaver([v], v, [field.zeros(2)], v, [v])
+    with pytest.raises(FieldError):
+        field.beaver([v, v], v, [v], v, [v])
+
+
+def test_to_wire_is_read_only_and_round_trips(field: PrimeField) -> None:
+    a = vec(field, edge_values(field.modulus))
+    wire = field.to_wire(a)
+    assert wire.readonly
+    assert bytes(wire) == field.to_bytes(a)
+    assert field.equal(field.from_bytes(wire, a.shape[1]), a)
+
+
+def test_add_sub_into_out_and_overlap_refused(field: PrimeField) -> None:
+    p = field.modulus
+    xs, ys = rand_ints(p, 100, 1), rand_ints(p, 100, 2)
+    a, b = vec(field, xs), vec(field, ys)
+    out = np.empty((field.words, 100), dtype=np.uint64)
+    assert field.add(a, b, out=out) is out
+    assert_vec(field, out, [(x + y) % p for x, y in zip(xs, ys)])
+    field.sub(a, b, out=out)
+    assert_vec(field, out, [(x - y) % p for x, y in zip(xs, ys)])
+    with pytest.raises(FieldError):
+        field.add(a, b, out=a)
+    with pytest.raises(FieldError):
+        field.sub(a, b, out=np.empty((field.words, 99), dtype=np.uint64))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_threaded_ops_match_single_thread(threads: int) -> None:
+    """Vectors past the parallel threshold give the same results on any number of threads."""
+    for f in (Mersenne61(), Mersenne127()):
+        f.threads = threads
+        n = (1 << 17) + 3 * CHUNK + 11
+        a, b = f.random(n, PRG(b"a" * 16)), f.random(n, PRG(b"b" * 16))
+        ref = Mersenne61() if f.words == 1 else Mersenne127()
+        ref.threads = 1
+        assert f.equal(f.mul(a, b), ref.mul(a, b))
+        assert f.equal(f.add(a, b), ref.add(a, b))
+        assert f.equal(f.sub(a, b), ref.sub(a, b))
+        sample = np.arange(0, n, 997)
+        got = f.to_ints(f.mul(a, b)[:, sample])
+        want = [x * y % f.modulus for x, y in zip(f.to_ints(a[:, sample]), f.to_ints(b[:, sample]))]
+        assert got == want
