@@ -342,7 +342,10 @@ class PrimeField:
         Several ``(c, y, a)`` (value and MAC shares) share the opened ``d`` and ``e``.
         """
         self._check_beaver(cs, d, ys, e, as_)
-        return [self.add(c, self.add(self.mul(d, y), self.mul(e, a))) for c, y, a in zip(cs, ys, as_)]
+        return [
+            self.add(c, self.add(self.mul(d, y), self.mul(e, a)))
+            for c, y, a in zip(cs, ys, as_, strict=False)
+        ]
 
     def _check_beaver(
         self,

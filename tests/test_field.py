@@ -580,11 +580,11 @@ def test_beaver_matches_mul_add(field: PrimeField, n: int) -> None:
     z, z2 = field.beaver([c, c2], d, [y, y2], e, [a, a])
     want = [
         (ci + di * yi + ei * ai) % p
-        for ci, di, yi, ei, ai in zip(ints[0], ints[1], ints[2], ints[3], ints[4])
+        for ci, di, yi, ei, ai in zip(ints[0], ints[1], ints[2], ints[3], ints[4], strict=False)
     ]
     want2 = [
         (ci + di * yi + ei * ai) % p
-        for ci, di, yi, ei, ai in zip(ints[5], ints[1], ints[6], ints[3], ints[4])
+        for ci, di, yi, ei, ai in zip(ints[5], ints[1], ints[6], ints[3], ints[4], strict=False)
     ]
     assert_vec(field, z, want)
     assert_vec(field, z2, want2)
@@ -612,9 +612,9 @@ def test_add_sub_into_out_and_overlap_refused(field: PrimeField) -> None:
     a, b = vec(field, xs), vec(field, ys)
     out = np.empty((field.words, 100), dtype=np.uint64)
     assert field.add(a, b, out=out) is out
-    assert_vec(field, out, [(x + y) % p for x, y in zip(xs, ys)])
+    assert_vec(field, out, [(x + y) % p for x, y in zip(xs, ys, strict=False)])
     field.sub(a, b, out=out)
-    assert_vec(field, out, [(x - y) % p for x, y in zip(xs, ys)])
+    assert_vec(field, out, [(x - y) % p for x, y in zip(xs, ys, strict=False)])
     with pytest.raises(FieldError):
         field.add(a, b, out=a)
     with pytest.raises(FieldError):
@@ -635,5 +635,7 @@ def test_threaded_ops_match_single_thread(threads: int) -> None:
         assert f.equal(f.sub(a, b), ref.sub(a, b))
         sample = np.arange(0, n, 997)
         got = f.to_ints(f.mul(a, b)[:, sample])
-        want = [x * y % f.modulus for x, y in zip(f.to_ints(a[:, sample]), f.to_ints(b[:, sample]))]
+        want = [
+            x * y % f.modulus for x, y in zip(f.to_ints(a[:, sample]), f.to_ints(b[:, sample]), strict=False)
+        ]
         assert got == want
