@@ -64,3 +64,42 @@ def expect_list(msg: Any, frm: int, what: str, length: int) -> list[Any]:
     if not isinstance(msg, (list, tuple)) or len(msg) != length:
         raise ProtocolError(f"party {frm} sent a malformed {what} (expected a list of {length})", culprit=frm)
     return list(msg)
+
+
+class PairChannel:
+    """A two-party conversation inside a session's ``Net``, with its own step space.
+
+    Pairwise sub-protocols (OT, OT extension, COPE) between the same two parties may run at the same
+    time in different roles, so they cannot share one step counter. A channel is named by a small
+    integer ``channel`` that both ends pick the same way (e.g. from the protocol and the direction);
+    its messages use steps ``channel * 2^40 + k`` for the k-th message in each direction. Messages
+    are keyed by (sender, step) on arrival, so the two directions never collide.
+    """
+
+    STRIDE = 1 << 40
+
+    def __init__(self, net: Net, peer: int, channel: int) -> None:
+        if not 0 < channel < (1 << 21):
+            raise ValueError(f"channel id {channel} out of range")
+        if peer == net.party or not 0 <= peer < net.n:
+            raise ValueError(f"party {peer} is not a peer of party {net.party}")
+        self.net = net
+        self.peer = peer
+        self.party = net.party
+        self.channel = channel
+        self._sent = 0
+        self._received = 0
+
+    async def send(self, msg: Any) -> None:
+        step = self.channel * self.STRIDE + self._sent
+        self._sent += 1
+        await self.net.send(self.peer, step, msg)
+
+    async def recv(self) -> Any:
+        step = self.channel * self.STRIDE + self._received
+        self._received += 1
+        return await self.net.recv(self.peer, step)
+
+    async def exchange(self, msg: Any) -> Any:
+        await self.send(msg)
+        return await self.recv()
