@@ -100,10 +100,17 @@ async def local_cluster(
         )
         for i in range(n)
     ]
-    async with trio.open_nursery() as nursery:
-        for p in parties:
-            await nursery.start(p.serve)
-        try:
-            yield Cluster(parties, hub)
-        finally:
-            nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            for p in parties:
+                await nursery.start(p.serve)
+            try:
+                yield Cluster(parties, hub)
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The parties' nursery wraps whatever the caller's block raised; hand it back unwrapped
+        # so that `except AbortError:` around the block works.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise

@@ -96,6 +96,8 @@ class Engine:
     def on_frame(self, frm: int, data: bytes | Frame) -> None:
         """Called by the transport for every frame from peer ``frm``; never raises on garbage."""
         try:
+            if not isinstance(data, (bytes, bytearray, memoryview, Frame)):
+                raise FrameError(f"frame of type {type(data).__name__}")
             if isinstance(data, Frame):
                 frame = check_frame(data.kind, data.session, data.step, data.payload)
             else:
@@ -124,8 +126,10 @@ class Engine:
             result = await prog(sess, *args)
             await sess.finish()
         except AbortError as e:
+            # Tell every peer, also when the abort came from one of them or from our mailbox: a
+            # cheater may have told only some parties, and nobody must be left waiting.
             self._record_abort(sid, e.reason)
-            if box.error is not e:  # we found the problem: tell the peers
+            with trio.CancelScope(shield=True):
                 await self._notify_abort(sid, e.reason)
             pre.compromised()
             raise

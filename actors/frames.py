@@ -44,6 +44,8 @@ def encode_frame(kind: str, session: str, step: int, payload: Any) -> bytes:
 
 
 def decode_frame(data: bytes) -> Frame:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise FrameError(f"frame must be bytes, got {type(data).__name__}")
     if len(data) > MAX_FRAME_BYTES:
         raise FrameError(f"frame of {len(data)} bytes exceeds the limit of {MAX_FRAME_BYTES}")
     try:

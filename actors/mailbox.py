@@ -29,13 +29,14 @@ class SessionMailbox:
         self.started = False
         self._msgs: dict[tuple[int, int], Any] = {}
         self._waiters: dict[tuple[int, int], trio.Event] = {}
+        self._consumed: set[tuple[int, int]] = set()
         self.error: AbortError | None = None
 
     def deliver(self, frm: int, step: int, msg: Any) -> None:
         if self.error is not None:
             return
         key = (frm, step)
-        if key in self._msgs:
+        if key in self._msgs or key in self._consumed:
             self.abort(ProtocolError(f"party {frm} sent two messages for step {step}", culprit=frm))
             return
         if len(self._msgs) >= MAX_MESSAGES_PER_SESSION:
@@ -52,6 +53,7 @@ class SessionMailbox:
             if self.error is not None:
                 raise self.error
             if key in self._msgs:
+                self._consumed.add(key)
                 return self._msgs.pop(key)
             ev = self._waiters.get(key)
             if ev is None:

@@ -54,6 +54,8 @@ def expect_bytes(msg: Any, frm: int, what: str, length: int | None = None) -> by
     """A bytes-like payload (not copied: vectors can be large), checked for type and length."""
     if not isinstance(msg, (bytes, bytearray, memoryview)):
         raise ProtocolError(f"party {frm} sent {type(msg).__name__} for {what}, expected bytes", culprit=frm)
+    if isinstance(msg, memoryview) and not msg.c_contiguous:
+        raise ProtocolError(f"party {frm} sent a non-contiguous buffer for {what}", culprit=frm)
     size = msg.nbytes if isinstance(msg, memoryview) else len(msg)
     if length is not None and size != length:
         raise ProtocolError(f"party {frm} sent {size} bytes for {what}, expected {length}", culprit=frm)

@@ -106,9 +106,7 @@ class Session:
         if self.party == owner:
             if values is None:
                 raise ValueError(f"party {owner} owns this input but passed no values")
-            arr = np.asarray(values)
-            if arr.dtype == object:
-                arr = np.array(arr.tolist(), dtype=object)
+            arr = f._int_array(values)
             shape = tuple(int(d) for d in arr.shape)
             enc = f.encode(arr.reshape(-1))
             r, r_clear = await self.pre.input_masks(owner, enc.shape[1])
@@ -187,6 +185,8 @@ class Session:
     async def mac_check(self) -> None:
         """Check every value opened since the last check, and broadcast consistency; abort on failure."""
         if not self._unchecked and not self._broadcasts:
+            self._open_vals.clear()  # only empty vectors were opened
+            self._open_macs.clear()
             return
         f = self.field
         try:

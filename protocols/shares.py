@@ -43,6 +43,7 @@ class SharedArray:
     """This party's authenticated shares of a secret array (value shares + MAC shares)."""
 
     __slots__ = ("ctx", "value", "mac", "shape")
+    __array_ufunc__ = None  # numpy operands on the left defer to our reflected operators
 
     def __init__(self, ctx: ShareContext, value: np.ndarray, mac: np.ndarray, shape: Any = None) -> None:
         n = value.shape[1]
@@ -157,10 +158,10 @@ class SharedArray:
             self._check_peer(other)
             a, b = _bcast(self, other)
             return self._like(f.sub(a.value, b.value), f.sub(a.mac, b.mac), other)
-        return self + _negate_public(other)
+        return self.add_public_field(self.ctx.field.neg(self._public(other)))
 
     def __rsub__(self, other: Any) -> SharedArray:
-        return (-self) + other
+        return (-self).add_public_field(self._public(other))
 
     def __mul__(self, other: Any) -> SharedArray:
         """Multiplication by a public constant or public array; secret x secret needs ``Session.mul``."""
@@ -177,13 +178,6 @@ class SharedArray:
         v = f.from_ints([f.sum(self.value)])
         m = f.from_ints([f.sum(self.mac)])
         return SharedArray(self.ctx, v, m, ())
-
-
-def _negate_public(c: Any) -> Any:
-    arr = np.asarray(c)
-    if arr.dtype == object:
-        return np.array([-int(v) for v in arr.reshape(-1)], dtype=object).reshape(arr.shape)
-    return -arr.astype(np.int64) if arr.dtype.kind in "iub" else -arr
 
 
 def _expand(v: np.ndarray, n: int) -> np.ndarray:

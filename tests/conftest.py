@@ -132,6 +132,8 @@ def assert_array_eq(got: Any, expected: Any, where: str = "") -> None:
         return
     g = np.asarray(got)
     e = np.asarray(expected)
+    if e.dtype.kind == "f" and isinstance(expected, list):  # big Python ints: keep them exact
+        e = np.asarray(expected, dtype=object)
     assert g.shape == e.shape, f"{where}: shape {g.shape} != {e.shape}"
     assert [int(v) for v in g.reshape(-1).tolist()] == [int(v) for v in e.reshape(-1).tolist()], (
         f"{where}: {g!r} != {e!r}"
