@@ -41,11 +41,8 @@ class TCCRHash:
         self._b = np.empty(n + 4, dtype=np.uint64)
         self._c = np.empty(n + 4, dtype=np.uint64)
         self._x = np.empty(n, dtype=np.uint64)
-        self._tweak = np.empty(n, dtype=np.uint64)
-        self._ramp = np.zeros(n, dtype=np.uint64)  # 0, 0, 1, 0, 2, 0, ...: the index in word 0 of a row
-        self._ramp[0::2] = np.arange(CHUNK_ROWS, dtype=np.uint64)
-        self._low = np.zeros(n, dtype=np.uint64)  # 1, 0, 1, 0, ...
-        self._low[0::2] = 1
+        self._tweak = np.zeros(n, dtype=np.uint64)  # (j, 0) per row: the high words stay zero
+        self._ramp = np.arange(CHUNK_ROWS, dtype=np.uint64)
 
     def hash_rows(self, start: int, rows: np.ndarray, xor: np.ndarray | None = None) -> np.ndarray:
         """``out[i] = H(start + i, rows[i] ^ xor)`` as a new ``(n, 2)`` uint64 array.
@@ -70,10 +67,8 @@ class TCCRHash:
                 np.bitwise_xor(src, pattern[:k], out=self._x[:k])
                 src = self._x[:k]
             self._ecb.update_into(memoryview(src).cast("B"), mv_a[: 8 * k + 16])  # a = pi(x)
-            tweak = self._tweak[:k]
-            np.multiply(self._low[:k], np.uint64(start + r0), out=tweak)
-            np.add(tweak, self._ramp[:k], out=tweak)  # j = start + r0 + i in word 0 of row i
-            np.bitwise_xor(self._a[:k], tweak, out=self._b[:k])
+            np.add(self._ramp[: k // 2], np.uint64(start + r0), out=self._tweak[0:k:2])  # j = start + r0 + i
+            np.bitwise_xor(self._a[:k], self._tweak[:k], out=self._b[:k])
             self._ecb.update_into(mv_b[: 8 * k], mv_c[: 8 * k + 16])  # c = pi(a ^ j)
             np.bitwise_xor(self._c[:k], self._a[:k], out=out[2 * r0 : 2 * r0 + k])
         return out.reshape(n, 2)
