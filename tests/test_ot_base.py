@@ -8,7 +8,7 @@ Messages on a ``PairChannel`` use steps ``channel * 2^40 + k``, which is how ``T
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -44,8 +44,16 @@ def mixed_order_point() -> bytes:
 class TamperNet:
     """Passes messages through, except the ``index``-th one sent on ``channel``, which ``mutate`` rewrites."""
 
-    def __init__(self, inner: Net, channel: int, index: int, mutate: Callable[[Any], Any]) -> None:
+    def __init__(
+        self,
+        inner: Net,
+        channel: int,
+        index: int,
+        mutate: Callable[[Any], Any],
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.inner = inner
+        self.before = before
         self.party = inner.party
         self.n = inner.n
         self.target = channel * PairChannel.STRIDE + index
@@ -54,6 +62,8 @@ class TamperNet:
 
     async def send(self, to: int, step: int, msg: Any) -> None:
         if step == self.target:
+            if self.before is not None:
+                await self.before()
             self.hits += 1
             msg = self.mutate(msg)
         await self.inner.send(to, step, msg)
@@ -65,14 +75,22 @@ class TamperNet:
 class Tamper:
     """An interceptor installing ``TamperNet`` on every session of one party."""
 
-    def __init__(self, index: int, mutate: Callable[[Any], Any], channel: int = CHANNEL) -> None:
+    def __init__(
+        self,
+        index: int,
+        mutate: Callable[[Any], Any],
+        channel: int = CHANNEL,
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """``before`` is awaited just before the rewrite (e.g. to wait for what the test must know)."""
         self.index = index
         self.mutate = mutate
         self.channel = channel
+        self.before = before
         self.nets: list[TamperNet] = []
 
     def wrap_net(self, session: str, net: Net) -> Net:
-        tn = TamperNet(net, self.channel, self.index, self.mutate)
+        tn = TamperNet(net, self.channel, self.index, self.mutate, self.before)
         self.nets.append(tn)
         return tn
 

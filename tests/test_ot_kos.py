@@ -105,6 +105,7 @@ async def kos_prog(s: Any, plan: list[Any], correlated: bool = False, box: dict 
         await snd.setup(ch)
         if box is not None:
             box["delta"] = snd.delta
+            box["ready"].set()
         outs = []
         for choices in plan:
             m = len(choices)
@@ -210,14 +211,15 @@ def flip_u(width_of: Callable[[int], int], cols: list[int], rows: list[int]) -> 
 
 async def test_inconsistent_choice_bits_in_one_column_fail_the_check() -> None:
     """Flip u in a column where Delta_l = 1: the sender's q changes there only, and the check fails."""
-    box: dict[str, Any] = {}
+    box: dict[str, Any] = {"ready": trio.Event()}
 
     def mutate(msg: Any) -> Any:
         bits = unpack_bits(box["delta"], 128)
         col = int(np.flatnonzero(bits)[0])
         return flip_u(lambda m: m, [col], [0, 5, 900])(msg)
 
-    cheat = Tamper(1, mutate)  # receiver's messages: 0 = base-OT point A, 1 = [u, com], 2 = opening
+    # receiver's messages: 0 = base-OT point A, 1 = [u, com], 2 = opening; wait until Delta is known
+    cheat = Tamper(1, mutate, before=box["ready"].wait)
     results = await run_pair(kos_prog, [random_bits(1000)], False, box, interceptors={1: cheat})
     assert cheat.hits == 1
     assert isinstance(results[0], AbortError) and results[0].culprit == 1, results[0]
