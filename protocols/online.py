@@ -34,7 +34,7 @@ from .commitments import coin_toss, commit_and_reveal, context_bytes
 from .errors import AbortError, MacCheckError, ProtocolError
 from .field import FieldError
 from .mac_check import combine
-from .net import Net, exchange, expect_bytes, expect_list
+from .net import Net, PairChannel, exchange, expect_bytes, expect_list
 from .preprocessing.base import Preprocessing
 from .prg import PRG
 from .shares import SharedArray
@@ -68,6 +68,7 @@ class Session:
         self.check_bound = check_bound
         self.max_elements = max_elements
         self._step = 0
+        self._channels: dict[tuple[int, int], PairChannel] = {}
         self._open_vals: list[np.ndarray] = []
         self._open_macs: list[np.ndarray] = []
         self._unchecked = 0
@@ -88,6 +89,32 @@ class Session:
 
     def _ctx(self, *parts: Any) -> bytes:
         return context_bytes(self.session_id, *parts)
+
+    # hooks for sub-protocols (MASCOT) that run inside a session and share its checks
+    def next_step(self) -> int:
+        """Reserve the next round number; every party must call this in the same order."""
+        return self._next_step()
+
+    def pair_channel(self, peer: int, channel: int) -> PairChannel:
+        """This session's two-party channel ``channel`` with ``peer`` (one object per id, so the step
+        counters continue across every sub-protocol that uses it)."""
+        key = (peer, channel)
+        ch = self._channels.get(key)
+        if ch is None:
+            ch = self._channels[key] = PairChannel(self.net, peer, channel)
+        return ch
+
+    def commit_context(self, *parts: Any) -> bytes:
+        """A commitment/coin-toss context bound to this session."""
+        return self._ctx(*parts)
+
+    def record_opened(self, values: np.ndarray, macs: np.ndarray) -> None:
+        """Put a value every party learned (with this party's MAC share of it) on the to-check list."""
+        if values.shape != macs.shape:
+            raise ValueError("opened values and MAC shares differ in shape")
+        self._open_vals.append(values)
+        self._open_macs.append(macs)
+        self._unchecked += values.shape[1]
 
     def _parse_vector(self, msg: Any, frm: int, n: int, what: str) -> np.ndarray:
         data = expect_bytes(msg, frm, what, n * self.field.elem_bytes)
@@ -181,6 +208,13 @@ class Session:
         if self._unchecked >= self.check_bound:
             await self.mac_check()
         return out
+
+    async def open_unchecked(self, xs: list[SharedArray]) -> list[np.ndarray]:
+        """Open several arrays in one round, as field vectors, *not yet checked*: they are on the
+        to-check list, and nothing derived from them may leave the session before ``mac_check``."""
+        f = self.field
+        values = [x.value for x in xs]
+        return await self._open_raw([values[0] if len(values) == 1 else f.concat(values)], [x.mac for x in xs])
 
     async def mac_check(self) -> None:
         """Check every value opened since the last check, and broadcast consistency; abort on failure."""

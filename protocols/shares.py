@@ -148,6 +148,11 @@ class SharedArray:
         mac = f.add(self.mac, f.mul(c, self.ctx.alpha))
         return SharedArray(self.ctx, value, mac, self.shape)
 
+    def mul_public_field(self, c: np.ndarray) -> SharedArray:
+        """Multiply by a public field vector (1 or ``size`` elements) elementwise."""
+        f = self.ctx.field
+        return SharedArray(self.ctx, f.mul(self.value, c), f.mul(self.mac, c), self.shape)
+
     def __neg__(self) -> SharedArray:
         f = self.ctx.field
         return SharedArray(self.ctx, f.neg(self.value), f.neg(self.mac), self.shape)

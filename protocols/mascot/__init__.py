@@ -1,0 +1,143 @@
+"""MASCOT preprocessing (Keller, Orsini, Scholl, CCS 2016): the maliciously secure offline phase.
+
+``MascotParty`` is one party's long-lived offline state under one MAC key: its key share ``alpha_i``,
+the COPE ends (both roles) and the KOS OT-extension ends (both roles) with every peer. ``setup`` runs
+all base OTs once; the generators then run inside an offline ``Session`` (which supplies the network,
+round numbers, coin tosses and MAC checks) and return only material whose checks passed.
+
+If any check fails, the key share may have leaked (a failed MAC check reveals alpha times an error
+the adversary knows): ``retire()`` zeroes it, and the owner must build a new ``MascotParty``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import trio
+
+from ..field import PrimeField
+from ..ot.kos import KOSReceiver, KOSSender
+from ..prg import PRG
+from ..shares import ShareContext, SharedArray
+from .auth import authenticate, cope_channel
+from .cope import CopeReceiver, CopeSender
+from .triples import TAU, generate_triples, kos_channel
+
+if TYPE_CHECKING:
+    from ..online import Session
+
+__all__ = ["TAU", "MascotParty"]
+
+
+class MascotParty:
+    def __init__(self, field: PrimeField, party: int, n: int) -> None:
+        self.field = field
+        self.party = party
+        self.n = n
+        key = field.random(1, PRG())
+        self.ctx = ShareContext(field, party, n, key)
+        self.cope_send: dict[int, CopeSender] = {}
+        self.cope_recv: dict[int, CopeReceiver] = {}
+        self.kos_send: dict[int, KOSSender] = {}
+        self.kos_recv: dict[int, KOSReceiver] = {}
+        self.ready = False
+
+    def __repr__(self) -> str:
+        return f"<MascotParty party={self.party}/{self.n} field={self.field.name} ready={self.ready}>"
+
+    @property
+    def alpha(self) -> int:
+        return self.field.to_ints(self.ctx.alpha)[0]
+
+    async def setup(self, s: Session) -> None:
+        """All base OTs with every peer, both roles, concurrently."""
+        f, me = self.field, self.party
+        ctx = s.commit_context("mascot-setup")
+        alpha = self.alpha
+        async with trio.open_nursery() as nursery:
+            for j in range(self.n):
+                if j == me:
+                    continue
+                self.cope_send[j], self.cope_recv[j] = CopeSender(f), CopeReceiver(f)
+                self.kos_send[j], self.kos_recv[j] = KOSSender(ctx), KOSReceiver(ctx)
+                nursery.start_soon(self.cope_send[j].setup, s.pair_channel(j, cope_channel(me, j)), ctx)
+                nursery.start_soon(
+                    self.cope_recv[j].setup, s.pair_channel(j, cope_channel(j, me)), alpha, ctx
+                )
+                nursery.start_soon(self.kos_recv[j].setup, s.pair_channel(j, kos_channel(me, j)))
+                nursery.start_soon(self.kos_send[j].setup, s.pair_channel(j, kos_channel(j, me)))
+        self.ready = True
+
+    def _check(self, s: Session) -> None:
+        if not self.ready:
+            raise RuntimeError("MascotParty.setup() has not run")
+        if s.ctx is not self.ctx:
+            raise ValueError("the offline session must use this MascotParty's share context")
+
+    async def triples(self, s: Session, count: int) -> tuple[SharedArray, SharedArray, SharedArray]:
+        self._check(s)
+        return await generate_triples(s, self.cope_send, self.cope_recv, self.kos_send, self.kos_recv, count)
+
+    async def input_masks(self, s: Session, owner: int, count: int) -> tuple[SharedArray, np.ndarray | None]:
+        """``[[r]]`` for ``count`` random ``r`` known to ``owner`` only (its clear ``r`` is returned there)."""
+        self._check(s)
+        sizes = [0] * self.n
+        sizes[owner] = count
+        r = self.field.random(count, PRG()) if owner == self.party else None
+        shares = await authenticate(s, self.cope_send, self.cope_recv, r, sizes)
+        masked = shares[owner]
+        assert masked is not None
+        return masked, r
+
+    async def randoms(self, s: Session, count: int) -> SharedArray:
+        """``[[r]]`` for ``count`` random ``r`` nobody knows: the sum of one random input per party."""
+        self._check(s)
+        mine = self.field.random(count, PRG())
+        shares = await authenticate(s, self.cope_send, self.cope_recv, mine, [count] * self.n)
+        total = shares[0]
+        assert total is not None
+        for sh in shares[1:]:
+            assert sh is not None
+            total = total + sh
+        return total
+
+    async def squares(self, s: Session, count: int) -> tuple[SharedArray, SharedArray]:
+        """``([[a]], [[a^2]])`` from checked triples: open ``e = a - b`` (uniform: a, b independent),
+        then ``a^2 = a (b + e) = c + e a``. The opening is MAC-checked before anything is returned."""
+        a, b, c = await self.triples(s, count)
+        (e,) = await s.open_unchecked([a - b])
+        await s.mac_check()
+        return a, c + a.mul_public_field(e)
+
+    async def bits(self, s: Session, count: int) -> SharedArray:
+        """``count`` random shared bits: open a random square ``a^2`` (checked), take its root
+        ``v = (a^2)^((p+1)/4)`` (p = 3 mod 4), and ``b = (a / v + 1) / 2``; ``a / v = +-1`` with a
+        uniform sign. Squares that open to zero (probability 1/p) are dropped and redrawn."""
+        f = self.field
+        out: list[SharedArray] = []
+        have = 0
+        while have < count:
+            need = count - have
+            a, a2 = await self.squares(s, need)
+            (sq,) = await s.open_unchecked([a2])
+            await s.mac_check()
+            keep = np.flatnonzero(np.any(sq != 0, axis=0))
+            if keep.size == 0:
+                continue
+            a, sq = a[keep], sq[:, keep]
+            root = f.pow(sq, (f.modulus + 1) // 4)
+            half = f.from_ints([(f.modulus + 1) // 2])
+            sign = a.mul_public_field(f.inv(root))  # +-1
+            out.append((sign + 1).mul_public_field(half))
+            have += keep.size
+        return out[0] if len(out) == 1 else SharedArray.concat(out)
+
+    def retire(self) -> None:
+        """Forget the MAC key share and every OT seed: after a failed check they may be known."""
+        self.ctx.alpha[...] = 0
+        self.cope_send.clear()
+        self.cope_recv.clear()
+        self.kos_send.clear()
+        self.kos_recv.clear()
+        self.ready = False

@@ -1,0 +1,140 @@
+"""Authenticated shares of private values: MASCOT's input protocol (Pi_[[.]]), every owner at once.
+
+Owner P_i turns its clear vector ``x`` into ``[[x]]``:
+
+1. it prepends one random element ``x_0`` (it masks the check value below);
+2. with every P_j it runs a COPE extension on ``(x_0, x)``: P_i gets ``t_ij``, P_j gets ``q_ji`` with
+   ``q_ji + t_ij = alpha_j * x``; P_i's MAC share is ``alpha_i * x + sum_j t_ij``, P_j's is ``q_ji``;
+3. it sends each P_j a PRG seed that defines P_j's value shares, and keeps ``x - sum_j PRG(seed_j)``;
+4. check: a jointly tossed seed gives coefficients ``r``; P_i announces ``y = sum_h r_h x_h``; every
+   party combines its MAC shares with the same ``r`` and ``y`` is MAC-checked like an opened value.
+
+A cheating owner who used inconsistent inputs in its COPE columns, or a wrong correction, ends up
+with MACs that do not match ``y`` except with probability about ``2^-64 + 1/p``; the session aborts
+and nothing enters a pool. The check value ``y`` reveals nothing about ``x`` because of ``x_0``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+import trio
+
+from ..commitments import coin_toss
+from ..errors import ProtocolError
+from ..mac_check import combine
+from ..net import expect_bytes
+from ..prg import PRG
+from ..shares import SharedArray
+from .cope import CopeReceiver, CopeSender
+
+if TYPE_CHECKING:
+    from ..online import Session
+
+SEED_BYTES = 16
+
+
+def cope_channel(owner: int, holder: int) -> int:
+    """Channel id of the COPE conversation where ``owner`` authenticates to key holder ``holder``."""
+    return 0x1000 + (owner << 6) + holder
+
+
+async def authenticate(
+    s: Session,
+    senders: dict[int, CopeSender],
+    receivers: dict[int, CopeReceiver],
+    mine: np.ndarray | None,
+    sizes: list[int],
+) -> list[SharedArray | None]:
+    """Authenticate ``sizes[i]`` values from each party ``i`` (``mine`` is ours); ``[[x_i]]`` per owner.
+
+    ``senders[j]`` / ``receivers[j]`` are this party's COPE ends with peer ``j`` (set up under the
+    current MAC key). Owners with size 0 contribute nothing and get ``None``.
+    """
+    f = s.field
+    me, n = s.party, s.n
+    if len(sizes) != n:
+        raise ValueError("authenticate needs one size per party")
+    if (mine is None) != (sizes[me] == 0) or (mine is not None and mine.shape[1] != sizes[me]):
+        raise ValueError("this party's values do not match its announced size")
+    ext: np.ndarray | None = None
+    if sizes[me]:
+        assert mine is not None
+        ext = f.concat([f.random(1, PRG()), mine])
+    values: dict[int, np.ndarray] = {}
+    macs: dict[int, np.ndarray] = {}
+    t_sum: list[np.ndarray] = []
+    my_value = ext
+
+    async def with_peer(j: int) -> None:
+        nonlocal my_value
+        if sizes[me]:
+            assert ext is not None
+            ch = s.pair_channel(j, cope_channel(me, j))
+            t_sum.append(await senders[j].extend(ch, ext))
+            seed = os.urandom(SEED_BYTES)
+            await ch.send(seed)
+            share_j = f.random(ext.shape[1], PRG(seed))
+            my_value = f.sub(my_value, share_j)
+        if sizes[j]:
+            ch = s.pair_channel(j, cope_channel(j, me))
+            macs[j] = await receivers[j].extend(ch, sizes[j] + 1)
+            seed = bytes(expect_bytes(await ch.recv(), j, "a value-share seed", SEED_BYTES))
+            values[j] = f.random(sizes[j] + 1, PRG(seed))
+
+    async with trio.open_nursery() as nursery:
+        for j in range(n):
+            if j != me:
+                nursery.start_soon(with_peer, j)
+    if sizes[me]:
+        assert ext is not None and my_value is not None
+        mac = f.mul(ext, s.ctx.alpha)
+        for t in t_sum:
+            mac = f.add(mac, t)
+        values[me], macs[me] = my_value, mac
+
+    # the check: one coin for all owners; each owner announces y, everyone MAC-checks it
+    steps = (s.next_step(), s.next_step())
+    seed = await coin_toss(s.net, steps, s.commit_context("mascot-auth-coin", steps[0]))
+    prg = PRG(seed)
+    announce_step = s.next_step()
+
+    my_y: bytes | None = None
+    mac_combs: dict[int, int] = {}
+    for i in range(n):
+        if not sizes[i]:
+            continue
+        coeff_seed = prg.random_bytes(16)
+        if i == me:
+            assert ext is not None
+            y, m_i = combine(f, PRG(coeff_seed), [ext, macs[me]])
+            my_y = int(y).to_bytes(f.elem_bytes, "little")
+            mac_combs[i] = m_i
+        else:
+            (mac_combs[i],) = combine(f, PRG(coeff_seed), [macs[i]])
+    ys: dict[int, int] = {}
+    if sizes[me]:
+        for j in range(n):
+            if j != me:
+                await s.net.send(j, announce_step, my_y)
+        assert my_y is not None
+        ys[me] = int.from_bytes(my_y, "little")
+    for i in range(n):
+        if sizes[i] and i != me:
+            raw = expect_bytes(await s.net.recv(i, announce_step), i, "a check value", f.elem_bytes)
+            ys[i] = int.from_bytes(raw, "little")
+            if ys[i] >= f.modulus:
+                raise ProtocolError(f"party {i} announced an out-of-range check value", culprit=i)
+    for i in sorted(ys):
+        s.record_opened(f.from_ints([ys[i]]), f.from_ints([mac_combs[i]]))
+    await s.mac_check()
+
+    out: list[SharedArray | None] = []
+    for i in range(n):
+        if not sizes[i]:
+            out.append(None)
+            continue
+        out.append(SharedArray(s.ctx, values[i][:, 1:], macs[i][:, 1:]))
+    return out

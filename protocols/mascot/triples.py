@@ -1,0 +1,176 @@
+"""MASCOT triples: Gilboa multiplication over OT, combine, authenticate, sacrifice.
+
+Per batch of N triples (MASCOT.md s. 5; Keller-Orsini-Scholl 2016, Pi_Triple):
+
+1. **Multiply.** Every P_i samples ``a^i`` (tau x N) and ``b^i`` (N). For each ordered pair (i, j),
+   Gilboa's protocol gives additive shares of ``a^i * b^j``: P_i is the KOS receiver with the bits of
+   ``a^i`` as choices, P_j the sender; for bit l P_j sends ``d_l = v0_l - v1_l + b``, P_i computes
+   ``v0_l + a_l * b`` from its OT output, and the shares are ``sum_l 2^l (v0_l + a_l b)`` (P_i) and
+   ``-sum_l 2^l v0_l`` (P_j). Then ``c^i = a^i b^i + (all cross-term shares)``, so ``c = a * b``.
+2. **Combine.** Coin-tossed ``r, r^`` (tau per triple): ``a = sum r_k a_k``, ``c = sum r_k c_k`` and
+   likewise ``a^, c^`` with ``r^``. A cheater's selective-failure attack on the OTs can leak a few
+   bits of the ``a_k``; the random combination leaves ``a`` uniform anyway (tau = 3, as MP-SPDZ).
+3. **Authenticate** every party's shares of ``a, b, c, a^, c^`` (``auth.py``).
+4. **Sacrifice.** Coin-tossed ``s``: open ``rho = s [[a]] - [[a^]]``, then open
+   ``s [[c]] - [[c^]] - rho [[b]]`` and require zero, then MAC-check every opened value. A wrong
+   share of ``c`` (or a wrong OT message in step 1) survives only with probability 1/p. Only then
+   are ``([[a]], [[b]], [[c]])`` handed out.
+
+Bit layout of the OTs of one pair: OT ``l * (tau N) + e`` carries bit ``l`` of element ``e`` of
+``a^i`` (flattened copy-major), so each bit position is one contiguous block.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import trio
+
+from ..commitments import coin_toss
+from ..errors import AbortError, ProtocolError
+from ..field import FieldError, PrimeField
+from ..net import PairChannel, expect_bytes
+from ..ot.kos import KOSReceiver, KOSSender
+from ..prg import PRG
+from ..shares import SharedArray
+from .auth import authenticate
+from .cope import CopeReceiver, CopeSender, gadget_sum
+
+if TYPE_CHECKING:
+    from ..online import Session
+
+TAU = 3
+U64 = np.uint64
+
+
+def kos_channel(receiver: int, sender: int) -> int:
+    """Channel id of the OT extension where ``receiver`` chooses and ``sender`` sends."""
+    return 0x2000 + (receiver << 6) + sender
+
+
+def ot_to_field(field: PrimeField, v: np.ndarray) -> np.ndarray:
+    """128-bit OT strings (uint64 (m, 2)) to field elements (W, m): the low ``bits`` bits, p -> 0.
+
+    The strings are pseudo-random, so the result is uniform but for the one value p (2^-61 at most).
+    """
+    if field.words == 1:
+        out = (v[:, 0] & U64(field.modulus)).reshape(1, -1)
+        out[out == U64(field.modulus)] = 0
+        return np.ascontiguousarray(out)
+    out = np.empty((2, v.shape[0]), dtype=U64)
+    out[0] = v[:, 0]
+    out[1] = v[:, 1] & U64((1 << 63) - 1)
+    full = (out[1] == U64((1 << 63) - 1)) & (out[0] == U64((1 << 64) - 1))
+    out[:, full] = 0
+    return out
+
+
+def element_bits(field: PrimeField, a: np.ndarray) -> np.ndarray:
+    """Bits of each element of ``a`` (W, m) as bool (bits, m): row l is bit l of every element."""
+    m = a.shape[1]
+    words = np.ascontiguousarray(a.T)  # (m, W): element-major little-endian words
+    bits = np.unpackbits(words.view(np.uint8).reshape(m, 8 * field.words), axis=1, bitorder="little")
+    return np.ascontiguousarray(bits[:, : field.bits].T).astype(bool)
+
+
+async def gilboa_receiver(field: PrimeField, kos: KOSReceiver, ch: PairChannel, a: np.ndarray) -> np.ndarray:
+    """P_i's side of ``a * b`` (b is the peer's): returns P_i's additive share, shape of ``a``."""
+    f = field
+    k, m = f.bits, a.shape[1]
+    bits = element_bits(f, a)  # (k, m)
+    vc = await kos.extend(ch, bits.reshape(-1))
+    raw = expect_bytes(await ch.recv(), ch.peer, "Gilboa corrections", k * m * f.elem_bytes)
+    try:
+        d = f.from_bytes(raw, k * m)
+    except FieldError as e:
+        raise ProtocolError(
+            f"party {ch.peer} sent invalid Gilboa corrections: {e}", culprit=ch.peer
+        ) from None
+    mask = np.where(bits.reshape(1, -1), U64((1 << 64) - 1), U64(0))
+    picked = d & mask  # d_l where a_l = 1, else 0: still canonical
+    s = f.add(ot_to_field(f, vc), picked)
+    return gadget_sum(f, s.reshape(f.words, k, m).transpose(1, 0, 2))
+
+
+async def gilboa_sender(field: PrimeField, kos: KOSSender, ch: PairChannel, b_rep: np.ndarray) -> np.ndarray:
+    """P_j's side of ``a * b`` for its ``b`` repeated to the length of the peer's ``a``."""
+    f = field
+    k, m = f.bits, b_rep.shape[1]
+    v0, v1 = await kos.extend(ch, k * m)
+    f0, f1 = ot_to_field(f, v0), ot_to_field(f, v1)
+    b_all = np.tile(b_rep, (1, k))
+    d = f.add(f.sub(f0, f1), b_all)
+    await ch.send(f.to_wire(d))
+    return f.neg(gadget_sum(f, f0.reshape(f.words, k, m).transpose(1, 0, 2)))
+
+
+async def generate_triples(
+    s: Session,
+    cope_send: dict[int, CopeSender],
+    cope_recv: dict[int, CopeReceiver],
+    kos_send: dict[int, KOSSender],
+    kos_recv: dict[int, KOSReceiver],
+    count: int,
+) -> tuple[SharedArray, SharedArray, SharedArray]:
+    """``count`` checked triples ``([[a]], [[b]], [[c]])``; raises ``AbortError`` if any check fails."""
+    f = s.field
+    me, n = s.party, s.n
+    prg = PRG()
+    a_mine = f.random(TAU * count, prg)  # copy-major: element k * count + t is copy k of triple t
+    b_mine = f.random(count, prg)
+    b_rep = np.tile(b_mine, (1, TAU))
+    c_mine = f.mul(a_mine, b_rep)
+    shares: list[np.ndarray] = []
+
+    async def as_receiver(j: int) -> None:
+        shares.append(await gilboa_receiver(f, kos_recv[j], s.pair_channel(j, kos_channel(me, j)), a_mine))
+
+    async def as_sender(j: int) -> None:
+        shares.append(await gilboa_sender(f, kos_send[j], s.pair_channel(j, kos_channel(j, me)), b_rep))
+
+    async with trio.open_nursery() as nursery:  # both roles at once, or two receivers wait on each other
+        for j in range(n):
+            if j != me:
+                nursery.start_soon(as_receiver, j)
+                nursery.start_soon(as_sender, j)
+    for sh in shares:
+        c_mine = f.add(c_mine, sh)
+
+    # combine
+    steps = (s.next_step(), s.next_step())
+    seed = await coin_toss(s.net, steps, s.commit_context("mascot-combine", steps[0]))
+    cprg = PRG(seed)
+    r, r_hat = f.random(TAU * count, cprg), f.random(TAU * count, cprg)
+    parts = []
+    for coeff in (r, r_hat):
+        wa, wc = f.mul(coeff, a_mine), f.mul(coeff, c_mine)
+        acc_a, acc_c = wa[:, :count], wc[:, :count]
+        for k in range(1, TAU):
+            acc_a = f.add(acc_a, wa[:, k * count : (k + 1) * count])
+            acc_c = f.add(acc_c, wc[:, k * count : (k + 1) * count])
+        parts.append((acc_a, acc_c))
+    (a1, c1), (a2, c2) = parts
+    mine = f.concat([a1, b_mine, c1, a2, c2])
+
+    # authenticate every party's five vectors
+    owned = await authenticate(s, cope_send, cope_recv, mine, [5 * count] * n)
+    total = owned[0]
+    assert total is not None
+    for sh_i in owned[1:]:
+        assert sh_i is not None
+        total = total + sh_i
+    a, b, c, a_hat, c_hat = total.split([count] * 5)
+
+    # sacrifice
+    steps = (s.next_step(), s.next_step())
+    seed = await coin_toss(s.net, steps, s.commit_context("mascot-sacrifice", steps[0]))
+    t = f.random(count, PRG(seed))
+    rho_sh = a.mul_public_field(t) - a_hat
+    (rho,) = await s.open_unchecked([rho_sh])
+    zero_sh = c.mul_public_field(t) - c_hat - b.mul_public_field(rho)
+    (zero,) = await s.open_unchecked([zero_sh])
+    await s.mac_check()
+    if np.any(zero):
+        raise AbortError("MASCOT sacrifice failed: some triple is not a product (a party deviated)")
+    return a, b, c
