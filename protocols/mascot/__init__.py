@@ -80,7 +80,7 @@ class MascotParty:
         return await generate_triples(s, self.cope_send, self.cope_recv, self.kos_send, self.kos_recv, count)
 
     async def input_masks(self, s: Session, owner: int, count: int) -> tuple[SharedArray, np.ndarray | None]:
-        """``[[r]]`` for ``count`` random ``r`` known to ``owner`` only (its clear ``r`` is returned there)."""
+        """``[[r]]`` for ``count`` random ``r`` known to ``owner`` only (clear ``r`` returned there)."""
         self._check(s)
         sizes = [0] * self.n
         sizes[owner] = count

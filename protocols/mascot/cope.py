@@ -51,7 +51,7 @@ def gadget_sum(field: PrimeField, columns: np.ndarray) -> np.ndarray:
 
 
 def alpha_bits(field: PrimeField, alpha: int) -> np.ndarray:
-    return np.array([(alpha >> l) & 1 for l in range(field.bits)], dtype=bool)
+    return np.array([(alpha >> i) & 1 for i in range(field.bits)], dtype=bool)
 
 
 class CopeSender:
@@ -80,10 +80,10 @@ class CopeSender:
         k = f.bits
         t0 = np.empty((k, f.words, m), dtype=np.uint64)
         u = np.empty((f.words, k, m), dtype=np.uint64)  # word-major: a (W, k*m) field vector on the wire
-        for l in range(k):
-            t0[l] = _prf(f, self._k0[l], ctr, m)
-            t1 = _prf(f, self._k1[l], ctr, m)
-            f.add(f.sub(t0[l], t1), x, out=u[:, l, :])
+        for col in range(k):
+            t0[col] = _prf(f, self._k0[col], ctr, m)
+            t1 = _prf(f, self._k1[col], ctr, m)
+            f.add(f.sub(t0[col], t1), x, out=u[:, col, :])
         await ch.send(f.to_wire(u.reshape(f.words, k * m)))
         return f.neg(gadget_sum(f, t0))
 
@@ -119,7 +119,7 @@ class CopeReceiver:
         except FieldError as e:
             raise ProtocolError(f"party {peer} sent invalid COPE corrections: {e}", culprit=peer) from None
         q = np.empty((k, f.words, m), dtype=np.uint64)
-        for l in range(k):
-            tl = _prf(f, self._keys[l], ctr, m)
-            q[l] = f.add(tl, u[:, l, :]) if self._bits[l] else tl
+        for col in range(k):
+            tc = _prf(f, self._keys[col], ctr, m)
+            q[col] = f.add(tc, u[:, col, :]) if self._bits[col] else tc
         return gadget_sum(f, q)
