@@ -1,0 +1,226 @@
+"""Throughput of the MASCOT offline phase (``protocols.mascot``): triples per second and bytes per triple.
+
+Run ``python benchmarks/offline_bench.py`` (``--batch``, ``--repeats``, ``--quick``). For each of n = 2, 3
+parties and p = 2^61-1, 2^127-1 it starts a fresh process (so "cold" really is cold: no warm allocator,
+no started thread pool), runs every party of a ``local_cluster`` over the in-process memory transport,
+and measures
+
+* **setup**: all base OTs (Chou-Orlandi) of every ordered pair, both roles, for COPE and KOS;
+* **cold**: setup plus the first batch of ``--batch`` triples, as a rate (``batch / (setup + first)``);
+  also the first batch alone (``first``), which is what a fresh party pays per batch before warm-up;
+* **warm**: the median over the later batches of the same parties;
+* **bytes/triple**: payload bytes each party sent for the triple batches (setup excluded, reported
+  apart), divided by the number of triples; the mean over parties.
+
+All parties share this one process and its two cores (the parties' numpy work interleaves on trio's
+thread, plus the field's thread pool), so a rate here is the rate of the *whole* n-party system on
+one machine. MP-SPDZ's figures (``mascot-party.x``, 2 parties over loopback, one process per party)
+are printed beside ours as a yardstick, not as a like-for-like comparison.
+
+Correctness: after the timed batches every configuration opens a few triples (MAC-checked) and checks
+``c = a b``; a failure makes the benchmark exit non-zero. A line for the KOS OT extension alone
+(``ot_bench.py``'s measurement) comes last.
+
+The memory hub's byte counter (``actors.memory``) counts a ``memoryview`` payload as 9 bytes, and the
+offline protocols send their big vectors as memoryviews (zero-copy); this benchmark therefore installs
+an exact payload counter in its own process before it starts the cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import trio  # noqa: E402
+
+YARDSTICK = {  # MP-SPDZ mascot-party.x, 2 parties, loopback: (triples/s, kB sent per triple per party)
+    "p127": (8750.0, 19.5),
+    "p61": (11400.0, 5.7),
+}
+
+
+def _exact_payload_bytes(obj: Any) -> int:
+    """Payload size with bytes-like views and arrays counted by their real size."""
+    if isinstance(obj, (bytes, bytearray, str)):
+        return len(obj)
+    if isinstance(obj, memoryview):
+        return obj.nbytes
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, (list, tuple)):
+        return sum(_exact_payload_bytes(o) for o in obj) + 1
+    return 9
+
+
+class _KeyOnly:
+    """A stand-in for the session's preprocessing: the offline session only needs the share context."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+
+    def compromised(self) -> None:
+        pass
+
+
+class _UseMascotKey:
+    """Interceptor: give party i's session the ``MascotParty``'s share context (its MAC key)."""
+
+    def __init__(self, party: Any) -> None:
+        self.party = party
+
+    def wrap_net(self, sid: str, net: Any) -> Any:
+        return net
+
+    def wrap_preprocessing(self, sid: str, pre: Any) -> Any:
+        return _KeyOnly(self.party.ctx)
+
+
+async def _run_mascot(modulus: str, n: int, batch: int, repeats: int, check: int) -> dict[str, Any]:
+    import actors
+    import actors.memory
+    from protocols.field import get_field
+    from protocols.mascot import MascotParty
+
+    actors.memory._payload_bytes = _exact_payload_bytes  # see the module docstring
+    field = get_field(modulus)
+    parties = [MascotParty(field, i, n) for i in range(n)]
+    hub_box: list[Any] = []
+
+    async def prog(s: Any) -> dict[str, Any]:
+        me = parties[s.party]
+        hub = hub_box[0]
+        t0 = time.perf_counter()
+        await me.setup(s)
+        setup = time.perf_counter() - t0
+        b0 = hub.bytes_sent[s.party]  # only this party's own sends move its counter
+        times = []
+        triples = None
+        for _ in range(repeats):
+            t = time.perf_counter()
+            triples = await me.triples(s, batch)
+            times.append(time.perf_counter() - t)
+        sent = hub.bytes_sent[s.party] - b0
+        assert triples is not None
+        a, b, c = (x[:check] for x in triples)
+        opened = [await s.output(x) for x in (a, b, c)]
+        return {"setup": setup, "times": times, "setup_bytes": b0, "bytes": sent, "opened": opened}
+
+    async with actors.local_cluster(
+        n,
+        modulus=modulus,
+        preprocessing="dealer",
+        interceptors={i: _UseMascotKey(parties[i]) for i in range(n)},
+    ) as cl:
+        hub_box.append(cl.hub)
+        res = await cl.run(prog)
+    p = field.modulus
+    a, b, c = res[0]["opened"]
+    ok = all((int(x) * int(y) - int(z)) % p == 0 for x, y, z in zip(a, b, c, strict=True)) and len(a) == check
+    # the parties run concurrently: a phase lasts as long as its slowest party
+    setup = max(r["setup"] for r in res)
+    times = [max(r["times"][k] for r in res) for k in range(repeats)]
+    return {
+        "modulus": modulus,
+        "n": n,
+        "batch": batch,
+        "setup": setup,
+        "first": times[0],
+        "warm": statistics.median(times[1:]) if repeats > 1 else None,
+        "times": times,
+        "bytes_per_triple": statistics.mean(r["bytes"] for r in res) / (batch * repeats),
+        "setup_bytes": statistics.mean(r["setup_bytes"] for r in res),
+        "ok": ok,
+    }
+
+
+def _one(args: argparse.Namespace) -> int:
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    r = trio.run(_run_mascot, args.modulus, args.n, args.batch, args.repeats, 8)
+    print(json.dumps(r))
+    return 0
+
+
+def _ot_rate(log2m: int, repeats: int) -> dict[str, Any]:
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import ot_bench
+
+    return trio.run(ot_bench.bench, 1 << log2m, repeats)
+
+
+def _subprocess(argv: list[str]) -> dict[str, Any]:
+    out = subprocess.run(  # noqa: S603 (our own script, with our own arguments)
+        [sys.executable, str(Path(__file__).resolve()), *argv], capture_output=True, text=True, check=False
+    )
+    if out.returncode:
+        raise RuntimeError(f"benchmark child {argv} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--batch", type=int, default=0, help="triples per batch (default: 8000 at n=2, 4000 at n=3)"
+    )
+    ap.add_argument("--repeats", type=int, default=3, help="batches per configuration (default 3)")
+    ap.add_argument("--quick", action="store_true", help="small batches, for a smoke test")
+    ap.add_argument("--only", default="", help="e.g. p127:2 to run one configuration")
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child mode
+    ap.add_argument("--modulus", default="p127", help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, default=2, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.one:
+        return _one(args)
+    configs = [(m, n) for m in ("p61", "p127") for n in (2, 3)]
+    if args.only:
+        mod, _, nn = args.only.partition(":")
+        configs = [(m, n) for m, n in configs if m == mod and (not nn or n == int(nn))]
+    print("MASCOT triples, all parties in one process (memory transport); fresh process per row")
+    print(
+        f"{'field':<6}{'n':>3}{'batch':>7}{'setup s':>9}{'first s':>9}{'cold/s':>9}{'first/s':>9}"
+        f"{'warm/s':>9}{'kB/tri':>8}{'setup kB':>10}  check   MP-SPDZ n=2"
+    )
+    failed = False
+    for mod, n in configs:
+        batch = args.batch or (1000 if args.quick else (8000 if n == 2 else 4000))
+        r = _subprocess(
+            ["--one", "--modulus", mod, "--n", str(n), "--batch", str(batch), "--repeats", str(args.repeats)]
+        )
+        cold = batch / (r["setup"] + r["first"])
+        warm = f"{batch / r['warm']:9.0f}" if r["warm"] else f"{'-':>9}"
+        ys = YARDSTICK[mod]
+        print(
+            f"{mod:<6}{n:>3}{batch:>7}{r['setup']:9.3f}{r['first']:9.3f}{cold:9.0f}{batch / r['first']:9.0f}"
+            f"{warm}{r['bytes_per_triple'] / 1e3:8.2f}{r['setup_bytes'] / 1e3:10.1f}  "
+            f"{'ok  ' if r['ok'] else 'FAIL'}    {ys[0]:,.0f}/s, {ys[1]} kB"
+        )
+        failed |= not r["ok"]
+    log2m = 18 if args.quick else 20
+    ot = _ot_rate(log2m, 2 if args.quick else 4)
+    print(
+        f"KOS OT extension alone, m = 2^{log2m}, both parties in one process: "
+        f"{ot['m'] / ot['wall']:,.0f} random OTs/s (base OTs {ot['setup'] * 1e3:.0f} ms)"
+    )
+    if failed:
+        print("CORRECTNESS CHECK FAILED: some opened triple has c != a b")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
