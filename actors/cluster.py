@@ -23,6 +23,7 @@ from protocols.preprocessing.dealer import InsecureDealer
 
 from .engine import Interceptor, Program, new_session_id
 from .memory import MemoryHub
+from .offline import Watermarks
 from .party import Party
 
 
@@ -75,8 +76,13 @@ async def local_cluster(
     seed: bytes | None = None,
     interceptors: dict[int, Interceptor] | None = None,
     session_options: dict[str, Any] | None = None,
+    watermarks: Watermarks | None = None,
 ) -> AsyncIterator[Cluster]:
-    """Start ``n`` parties in this process and yield a ``Cluster`` to run programs on."""
+    """Start ``n`` parties in this process and yield a ``Cluster`` to run programs on.
+
+    ``preprocessing="mascot"`` (the default) runs each party's MASCOT offline service and waits for
+    its set-up; ``"dealer"`` is the INSECURE test dealer. ``watermarks`` sizes the MASCOT pools.
+    """
     if n < 2:
         raise ConfigError(f"a cluster needs at least 2 parties, got {n}")
     field = get_field(modulus)
@@ -84,12 +90,9 @@ async def local_cluster(
         raise ConfigError(f"transport {transport!r} is not available yet (only 'memory')")
     if preprocessing == "dealer":
         dealer_seed = seed if seed is not None else os.urandom(32)
-        sources = [InsecureDealer(field, n, i, dealer_seed) for i in range(n)]
+        sources: list[Any] = [InsecureDealer(field, n, i, dealer_seed) for i in range(n)]
     elif preprocessing == "mascot":
-        raise ConfigError(
-            "MASCOT preprocessing is not implemented yet (see the [mascot] issue); "
-            "pass preprocessing='dealer' for tests (INSECURE: a trusted dealer knows every secret)"
-        )
+        sources = [None] * n
     else:
         raise ConfigError(f"unknown preprocessing {preprocessing!r}: use 'mascot' or 'dealer'")
     hub = MemoryHub(n)
@@ -100,10 +103,16 @@ async def local_cluster(
         )
         for i in range(n)
     ]
+    if preprocessing == "mascot":
+        for p in parties:
+            p.use_mascot(field, watermarks)
     try:
         async with trio.open_nursery() as nursery:
             for p in parties:
                 await nursery.start(p.serve)
+            for p in parties:
+                if p.offline is not None:
+                    await p.offline.wait_ready()
             try:
                 yield Cluster(parties, hub)
             finally:

@@ -111,11 +111,20 @@ class Engine:
             self.router.peer_aborted(frm, frame.session, frame.payload)
 
     # ---------------------------------------------------------------- sessions
-    async def run(self, prog: Program, *args: Any, session: str | None = None) -> Any:
+    async def run(
+        self, prog: Program, *args: Any, session: str | None = None, pre: Preprocessing | None = None
+    ) -> Any:
+        """Run ``prog`` as session ``session`` (default: a fresh id); ``pre`` overrides the party's
+        preprocessing source (the offline service runs its own sessions with a key-only one)."""
         sid = session or new_session_id()
         box = self.router.open(sid)
         net: Net = SessionNet(self, sid, box)
-        pre = self.source.for_session(sid)
+        try:
+            if pre is None:
+                pre = self.source.for_session(sid, net)
+        except BaseException:
+            self.router.close(sid)
+            raise
         if self.interceptor is not None:
             net = self.interceptor.wrap_net(sid, net)
             pre = self.interceptor.wrap_preprocessing(sid, pre)
@@ -131,11 +140,14 @@ class Engine:
             self._record_abort(sid, e.reason)
             with trio.CancelScope(shield=True):
                 await self._notify_abort(sid, e.reason)
+            # Retire the key share on any abort, also one we only heard of: a cheater can equivocate
+            # to one party in the reveal round after everyone revealed its sigma, which may expose
+            # alpha times an error it chose.
             pre.compromised()
             raise
         except BaseException as e:
             reason = f"party {self.party} failed: {type(e).__name__}: {e}"
-            if isinstance(e, trio.Cancelled):
+            if _only_cancelled(e):
                 reason = f"party {self.party} cancelled the session"
             self._record_abort(sid, reason)
             with trio.CancelScope(shield=True):
@@ -162,6 +174,12 @@ class Engine:
                         await self.links.send(j, frame)
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         pass
+
+
+def _only_cancelled(e: BaseException) -> bool:
+    if isinstance(e, BaseExceptionGroup):
+        return all(_only_cancelled(x) for x in e.exceptions)
+    return isinstance(e, trio.Cancelled)
 
 
 def new_session_id() -> str:

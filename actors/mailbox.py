@@ -113,7 +113,7 @@ class Router:
     def peer_aborted(self, frm: int, session: str, reason: str) -> None:
         box = self._box_for(session)
         if box is not None:
-            box.abort(AbortError(f"party {frm} aborted the session: {reason}", culprit=frm))
+            box.abort(AbortError(f"party {frm} aborted the session: {reason}", culprit=frm, remote=True))
 
     def abort_all(self, err_for: Any) -> None:
         """Abort every open session (e.g. a peer is gone); ``err_for(session)`` builds each error."""

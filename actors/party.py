@@ -11,9 +11,11 @@ from typing import Any
 
 import trio
 
+from protocols.field import PrimeField
 from protocols.preprocessing.base import PreprocessingSource
 
 from .engine import Engine, Interceptor, Program
+from .offline import OfflineService, Watermarks
 
 
 class Party:
@@ -34,11 +36,21 @@ class Party:
         self.engine = Engine(
             party, n, links, source, interceptor=interceptor, session_options=session_options
         )
+        self.offline: OfflineService | None = None
+
+    def use_mascot(self, field: PrimeField, watermarks: Watermarks | None = None) -> OfflineService:
+        """Make this party's preprocessing a MASCOT ``OfflineService`` (started by ``serve``)."""
+        self.offline = OfflineService(self.engine, field, self.id, self.n, watermarks)
+        self.engine.source = self.offline
+        self.source = self.offline
+        return self.offline
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run the party's children until cancelled."""
+        """Run the party's children (transport, offline service) until cancelled."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self.links.serve, self.engine.on_frame)
+            if self.offline is not None:
+                await nursery.start(self.offline.serve)
             task_status.started()
 
     async def run(self, prog: Program, *args: Any, session: str | None = None) -> Any:

@@ -13,10 +13,11 @@ class AbortError(SpdzError):
     ``culprit`` is the party id that was seen to misbehave or that asked for the abort, when known.
     """
 
-    def __init__(self, reason: str, *, culprit: int | None = None) -> None:
+    def __init__(self, reason: str, *, culprit: int | None = None, remote: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.culprit = culprit
+        self.remote = remote  # True when we only heard of the abort from a peer
 
 
 class MacCheckError(AbortError):

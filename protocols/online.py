@@ -34,7 +34,7 @@ from .commitments import coin_toss, commit_and_reveal, context_bytes
 from .errors import AbortError, MacCheckError, ProtocolError
 from .field import FieldError
 from .mac_check import combine
-from .net import Net, PairChannel, exchange, expect_bytes, expect_list
+from .net import Net, PairChannel, exchange, expect_bytes
 from .preprocessing.base import Preprocessing
 from .prg import PRG
 from .shares import SharedArray
@@ -129,28 +129,37 @@ class Session:
         if not 0 <= owner < self.n:
             raise ValueError(f"input owner {owner} is not a party of this session (n = {self.n})")
         f = self.field
-        step = self._next_step()
+        shape_step, corr_step = self._next_step(), self._next_step()
+        # Round 1: the owner announces the shape. Every party then asks for its masks at the same
+        # point of the program: a pooled source has party 0 allocate them for everyone, so nobody
+        # may need a message that depends on its own masks first.
         if self.party == owner:
             if values is None:
                 raise ValueError(f"party {owner} owns this input but passed no values")
             arr = f._int_array(values)
             shape = tuple(int(d) for d in arr.shape)
             enc = f.encode(arr.reshape(-1))
-            r, r_clear = await self.pre.input_masks(owner, enc.shape[1])
+            for j in range(self.n):
+                if j != owner:
+                    await self.net.send(j, shape_step, list(shape))
+        else:
+            if values is not None:
+                raise ValueError(f"party {self.party} passed values for an input owned by party {owner}")
+            shape = self._parse_shape(await self.net.recv(owner, shape_step), owner)
+        size = math.prod(shape)
+        r, r_clear = await self.pre.input_masks(owner, size)
+        # Round 2: the owner broadcasts x - r.
+        if self.party == owner:
             assert r_clear is not None
             corr = f.sub(enc, r_clear)
             payload = f.to_wire(corr)
             for j in range(self.n):
                 if j != owner:
-                    await self.net.send(j, step, [list(shape), payload])
+                    await self.net.send(j, corr_step, payload)
         else:
-            if values is not None:
-                raise ValueError(f"party {self.party} passed values for an input owned by party {owner}")
-            msg = await self.net.recv(owner, step)
-            raw_shape, payload = expect_list(msg, owner, "input broadcast", 2)
-            shape = self._parse_shape(raw_shape, owner)
-            corr = self._parse_vector(payload, owner, math.prod(shape), "input correction")
-            r, _ = await self.pre.input_masks(owner, corr.shape[1])
+            payload = await self.net.recv(owner, corr_step)
+            corr = self._parse_vector(payload, owner, size, "input correction")
+        step = corr_step
         self._record_broadcast(step, owner, repr(shape).encode(), payload)
         x = r.add_public_field(corr)
         return x.reshape(shape)
@@ -214,7 +223,9 @@ class Session:
         to-check list, and nothing derived from them may leave the session before ``mac_check``."""
         f = self.field
         values = [x.value for x in xs]
-        return await self._open_raw([values[0] if len(values) == 1 else f.concat(values)], [x.mac for x in xs])
+        return await self._open_raw(
+            [values[0] if len(values) == 1 else f.concat(values)], [x.mac for x in xs]
+        )
 
     async def mac_check(self) -> None:
         """Check every value opened since the last check, and broadcast consistency; abort on failure."""

@@ -3,8 +3,10 @@
 The cheater runs the honest ``Session`` code behind test-only wrappers installed with
 ``local_cluster(..., interceptors={cheater: Cheat(...)})``:
 
-* ``CheatNet`` rewrites what the cheater *sends*. It recognises messages by their wire format (input
-  broadcast ``[shape, correction]``; opened share: field-vector bytes; commitment: 32-byte digest;
+* ``CheatNet`` rewrites what the cheater *sends*. It recognises messages by their wire format (an
+  input is two messages, the shape (a list of ints) and then the correction bytes one step later; the
+  wrapper holds the shape back and presents the pair as one ``[shape, correction]`` message, so a
+  test can alter either or both; opened share: field-vector bytes; commitment: 32-byte digest;
   commitment opening ``[nonce, data]``, whose data is 32 bytes for a coin-toss seed and
   ``elem_bytes + 32`` for a MAC-check sigma) and counts each kind by step, so a test names its target
   as ``(kind, occurrence)``. The program opens 3- and 6-element vectors, never 32 bytes' worth, so an
@@ -85,9 +87,42 @@ class CheatNet:
         self.duplicate = duplicate
         self.steps: dict[str, list[int]] = {}
         self.hits = 0
+        self._shape: dict[int, tuple[int, Any]] = {}  # held-back input shape per destination
 
     async def send(self, to: int, step: int, msg: Any) -> None:
         msg = plain(msg)
+        if isinstance(msg, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in msg):
+            self._shape[to] = (step, msg)  # an input's shape: sent together with its correction
+            return
+        held = self._shape.pop(to, None)
+        if held is not None and held[0] + 1 == step and isinstance(msg, bytes):
+            await self._send_input(to, held[0], [held[1], msg])
+            return
+        if held is not None:
+            await self.inner.send(to, held[0], held[1])
+        await self._send_one(to, step, msg)
+
+    async def _send_input(self, to: int, step: int, pair: list[Any]) -> None:
+        """Send an input's two messages, after the mutation if it is the target."""
+        kind = "input"
+        seen = self.steps.setdefault(kind, [])
+        if step not in seen:
+            seen.append(step)
+        new = pair
+        if (kind, seen.index(step)) == self.target and (self.only_to is None or to == self.only_to):
+            self.hits += 1
+            new = self.mutate(self.field, to, pair)
+            if self.duplicate:
+                await self.inner.send(to, step, pair[0])
+                await self.inner.send(to, step + 1, pair[1])
+        if isinstance(new, list) and len(new) == 2:
+            await self.inner.send(to, step, new[0])
+            await self.inner.send(to, step + 1, new[1])
+        else:  # garbage in place of the pair: it takes the shape's place, the correction follows
+            await self.inner.send(to, step, new)
+            await self.inner.send(to, step + 1, pair[1])
+
+    async def _send_one(self, to: int, step: int, msg: Any) -> None:
         kind = classify(msg)
         seen = self.steps.setdefault(kind, [])
         if step not in seen:

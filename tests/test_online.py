@@ -560,10 +560,23 @@ async def test_errors_from_a_cluster_block_are_catchable_as_themselves() -> None
             await c.run(prog)
 
 
-async def test_default_preprocessing_is_mascot_and_not_available_yet() -> None:
-    with pytest.raises(ConfigError):
-        async with actors.local_cluster(2, modulus=P61):
-            pass
+async def test_default_preprocessing_is_mascot_and_secure() -> None:
+    """Without ``preprocessing=`` the cluster runs MASCOT, never the dealer, and computes correctly."""
+    from actors.offline import Watermarks
+
+    small = Watermarks(
+        triple=(64, 128), mask=(16, 32), batch={k: 64 for k in ("triple", "mask", "square", "bit", "random")}
+    )
+
+    async def prog(s: Session) -> Any:
+        x = await s.input([3, -4] if s.party == 0 else None, owner=0)
+        y = await s.input([5, 6] if s.party == 1 else None, owner=1)
+        return await s.output(await s.mul(x, y))
+
+    with trio.fail_after(60):
+        async with actors.local_cluster(2, modulus=P61, watermarks=small) as c:
+            assert all(p.offline is not None and not p.source.insecure for p in c.parties)
+            assert_same(await c.run(prog), [15, -24])
 
 
 @pytest.mark.parametrize("n", [1, 0, -1])

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..net import Net
 from ..shares import ShareContext, SharedArray
 
 
@@ -50,4 +51,7 @@ class PreprocessingSource(Protocol):
 
     insecure: bool
 
-    def for_session(self, session_id: str) -> Preprocessing: ...
+    def for_session(self, session_id: str, net: Net) -> Preprocessing:
+        """This party's preprocessing for one session; ``net`` is the session's network (a pooled
+        source uses it to agree with the other parties on which material the session gets)."""
+        ...

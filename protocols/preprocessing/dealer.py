@@ -35,7 +35,7 @@ class InsecureDealer:
         self.party = party
         self.seed = seed if seed is not None else os.urandom(32)
 
-    def for_session(self, session_id: str) -> DealerSession:
+    def for_session(self, session_id: str, net: object = None) -> DealerSession:
         log.warning("insecure_dealer_in_use", session=session_id, party=self.party)
         return DealerSession(self, session_id)
 

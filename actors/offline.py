@@ -1,0 +1,209 @@
+"""The OfflineService actor: MASCOT preprocessing in the background, into bounded pools.
+
+Each party runs one. Together they work through *epochs*; an epoch is one MAC key:
+
+1. set-up session ``mascot/<epoch>/setup``: a fresh ``MascotParty`` (new key share, all base OTs);
+2. batch sessions ``mascot/<epoch>/<k>`` for k = 0, 1, ...: party 0 (the leader) picks what to make
+   next from its pool levels and from what waiting sessions asked for, announces ``[kind, count]``
+   as the first message of the batch, and every party runs the same MASCOT generator. A batch that
+   passes every check goes into the pool under its number ``k``; the leader's allocations refer to it.
+
+The leader keeps each kind between its low and high watermark: below low it generates, at high it
+stops, and it sleeps while every kind is full until a session draws something. Kinds with watermark 0
+(bits and squares by default) are made on demand only, when a session is waiting for them.
+
+Any failed batch, and any failed MAC check in an online session that used this epoch's key, retires
+the epoch: the key share is zeroed, the pools are purged (all of it was authenticated under a key
+that may now be known) and a new epoch starts. A retirement names the epoch it is about, so the
+several reports of one failure advance the epoch once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+import trio
+
+from protocols.errors import AbortError, ProtocolError
+from protocols.field import PrimeField
+from protocols.mascot import MascotParty
+from protocols.net import Net, expect_list
+from protocols.preprocessing.pool import KINDS_FIXED, LEADER, Batch, Pool, PooledSession, mask_kind
+from protocols.shares import ShareContext
+
+log = structlog.get_logger("spdz.offline")
+
+
+@dataclass
+class Watermarks:
+    """Pool targets per kind: generate below ``low``, stop at ``high``, in batches of ``batch``."""
+
+    triple: tuple[int, int] = (20_000, 60_000)
+    mask: tuple[int, int] = (2_000, 8_000)
+    square: tuple[int, int] = (0, 0)
+    bit: tuple[int, int] = (0, 0)
+    random: tuple[int, int] = (0, 0)
+    batch: dict[str, int] = field(
+        default_factory=lambda: {"triple": 8192, "mask": 4096, "square": 4096, "bit": 4096, "random": 4096}
+    )
+
+    def of(self, kind: str) -> tuple[int, int]:
+        return self.mask if kind.startswith("mask") else getattr(self, kind)
+
+    def batch_of(self, kind: str) -> int:
+        return self.batch["mask" if kind.startswith("mask") else kind]
+
+
+class _KeyOnly:
+    """The ``Preprocessing`` an offline session runs with: the epoch's key, no material."""
+
+    def __init__(self, ctx: ShareContext, retire: Any, epoch: int) -> None:
+        self.ctx = ctx
+        self._retire = retire
+        self._epoch = epoch
+
+    def compromised(self) -> None:
+        self._retire(self._epoch, "an offline session was aborted or cancelled")
+
+
+class OfflineService:
+    insecure = False
+
+    def __init__(
+        self, engine: Any, field: PrimeField, party: int, n: int, watermarks: Watermarks | None = None
+    ):
+        self.engine = engine
+        self.field = field
+        self.party = party
+        self.n = n
+        self.marks = watermarks or Watermarks()
+        self.pool = Pool()
+        self.epoch = 0
+        self.mascot: MascotParty | None = None
+        self._epoch_scope: trio.CancelScope | None = None
+        self._ready = trio.Event()
+        self.generated: dict[str, int] = {}
+        self.gen_seconds = 0.0
+        self.failures: list[str] = []
+
+    # ------------------------------------------------------------------ what sessions see
+    def for_session(self, session_id: str, net: Net) -> PooledSession:
+        if self.mascot is None:
+            raise AbortError("preprocessing is not ready: the MAC key is being replaced")
+        return PooledSession(self.pool, self.mascot.ctx, net, self._compromised, self.epoch)
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    def metrics(self) -> dict[str, Any]:
+        rate = {k: v / self.gen_seconds for k, v in self.generated.items()} if self.gen_seconds else {}
+        return {
+            "epoch": self.epoch,
+            "levels": self.pool.levels(),
+            "generated": dict(self.generated),
+            "per_second": rate,
+            "failures": list(self.failures[-10:]),
+        }
+
+    def _compromised(self, epoch: int) -> None:
+        self.retire(epoch, "an online session under this key was aborted")
+
+    def retire(self, epoch: int, reason: str) -> None:
+        """Retire ``epoch`` (once): zero the key, purge the pools, start the next epoch."""
+        if epoch != self.epoch:
+            return
+        log.warning("mac_key_retired", party=self.party, epoch=epoch, reason=reason)
+        self.failures.append(f"epoch {epoch}: {reason}")
+        self.epoch = epoch + 1
+        if self.mascot is not None:
+            self.mascot.retire()
+            self.mascot = None
+        self.pool.purge()
+        self._ready = trio.Event()
+        if self._epoch_scope is not None:
+            self._epoch_scope.cancel()
+
+    # ------------------------------------------------------------------ the actor
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            epoch = self.epoch
+            with trio.CancelScope() as scope:
+                self._epoch_scope = scope
+                try:
+                    await self._run_epoch(epoch)
+                except AbortError as e:
+                    self.retire(epoch, f"offline batch failed: {e.reason}")
+
+    async def _run_epoch(self, epoch: int) -> None:
+        mascot = MascotParty(self.field, self.party, self.n)
+        self.mascot = mascot
+        pre = _KeyOnly(mascot.ctx, self.retire, epoch)
+        await self.engine.run(_setup_prog, mascot, session=f"mascot/{epoch}/setup", pre=pre)
+        self._ready.set()
+        log.info("offline_ready", party=self.party, epoch=epoch)
+        k = 0
+        while True:
+            plan = await self._plan() if self.party == LEADER else None
+            t0 = trio.current_time()
+            kind, count, batch = await self.engine.run(
+                _batch_prog, mascot, plan, session=f"mascot/{epoch}/{k}", pre=pre
+            )
+            self.gen_seconds += trio.current_time() - t0
+            self.generated[kind] = self.generated.get(kind, 0) + count
+            batch.batch_id = k
+            self.pool.add(batch)
+            k += 1
+
+    async def _plan(self) -> list[Any]:
+        """Leader: the next ``[kind, count]``; waits while every pool is full and nobody waits."""
+        kinds = [*KINDS_FIXED, *(mask_kind(i) for i in range(self.n))]
+        while True:
+            levels = {k: self.pool.level(k) for k in kinds}
+            demanded = [k for k in kinds if self.pool.demand.get(k)]
+            if demanded:
+                kind = demanded[0]
+                count = max(
+                    self.marks.batch_of(kind), min(self.pool.demand[kind], 4 * self.marks.batch_of(kind))
+                )
+                return [kind, int(count)]
+            low = [k for k in kinds if levels[k] < self.marks.of(k)[0]]
+            if low:
+                kind = min(low, key=lambda k: levels[k] / max(self.marks.of(k)[0], 1))
+                return [kind, self.marks.batch_of(kind)]
+            await self.pool.changed()
+
+
+async def _setup_prog(s: Any, mascot: MascotParty) -> None:
+    await mascot.setup(s)
+
+
+async def _batch_prog(s: Any, mascot: MascotParty, plan: list[Any] | None) -> tuple[str, int, Batch]:
+    step = s.next_step()
+    if s.party == LEADER:
+        assert plan is not None
+        for j in range(s.n):
+            if j != s.party:
+                await s.net.send(j, step, plan)
+    else:
+        plan = expect_list(await s.net.recv(LEADER, step), LEADER, "batch plan", 2)
+    kind, count = plan
+    valid = kind in KINDS_FIXED or (
+        isinstance(kind, str) and kind.startswith("mask") and kind[4:].isdigit() and int(kind[4:]) < s.n
+    )
+    if not valid or not isinstance(count, int) or not 0 < count <= 1 << 20:
+        raise ProtocolError(f"party {LEADER} announced an invalid batch {plan!r}", culprit=LEADER)
+    if kind == "triple":
+        parts, clear = list(await mascot.triples(s, count)), None
+    elif kind == "square":
+        parts, clear = list(await mascot.squares(s, count)), None
+    elif kind == "bit":
+        parts, clear = [await mascot.bits(s, count)], None
+    elif kind == "random":
+        parts, clear = [await mascot.randoms(s, count)], None
+    else:
+        r, clear = await mascot.input_masks(s, int(kind[4:]), count)
+        parts = [r]
+    return kind, count, Batch(-1, kind, [p.flatten() for p in parts], clear)

@@ -1,0 +1,256 @@
+"""Pools of checked preprocessing, and how a session draws from them at every party consistently.
+
+Material is made in *batches* (one offline session each, numbered by the leader) and every party
+keeps its shares of batch ``k`` under ``k``. A session must use the *same* material at every party,
+but sessions run concurrently and request material in different interleavings at different parties.
+So party 0 (the leader) decides: for each request of a session, it takes ranges
+``(batch, start, count)`` from the front of its pool and sends them to the others over the session's
+own network (a reserved channel); the others take exactly those ranges.
+
+A follower never trusts the leader blindly: it marks every item it hands out and refuses a range that
+overlaps one already used or runs past the batch, so material is never handed out twice ("never reuse
+a triple"). Allocations of concurrent sessions may reach a follower in any order, so ranges need not
+be contiguous with the previous one. If the batch has not arrived locally yet the follower waits for
+it. Material taken by a session is gone, whether the session succeeds or aborts.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import trio
+
+from ..errors import AbortError, ProtocolError
+from ..net import Net, PairChannel, expect_list
+from ..shares import ShareContext, SharedArray
+
+ALLOC_CHANNEL = 0x7000
+LEADER = 0
+KINDS_FIXED = ("triple", "square", "bit", "random")
+PARTS = {"triple": 3, "square": 2, "bit": 1, "random": 1}
+
+
+def mask_kind(owner: int) -> str:
+    return f"mask{owner}"
+
+
+def parts_of(kind: str) -> int:
+    return 1 if kind.startswith("mask") else PARTS[kind]
+
+
+@dataclass
+class Batch:
+    batch_id: int
+    kind: str
+    parts: list[SharedArray]
+    clear: np.ndarray | None = None  # input masks: the clear values, at their owner only
+    cursor: int = 0  # the leader allocates from here on
+    used: np.ndarray | None = None  # which items have been handed out
+    nused: int = 0
+
+    def __post_init__(self) -> None:
+        self.used = np.zeros(self.size, dtype=bool)
+
+    @property
+    def size(self) -> int:
+        return self.parts[0].size
+
+    @property
+    def left(self) -> int:
+        return self.size - self.nused
+
+
+@dataclass
+class Pool:
+    """One party's checked material, by kind, oldest batch first."""
+
+    batches: dict[str, deque[Batch]] = field(default_factory=dict)
+    by_id: dict[int, Batch] = field(default_factory=dict)
+    demand: dict[str, int] = field(default_factory=dict)
+    generation: int = 0
+    taken: dict[str, int] = field(default_factory=dict)
+    _changed: trio.Event = field(default_factory=trio.Event)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def changed(self, generation: int | None = None) -> None:
+        """Wait for any change; if ``generation`` is given and the pool was purged, abort."""
+        await self._changed.wait()
+        if generation is not None and generation != self.generation:
+            raise AbortError("preprocessing pool purged (MAC key retired) while waiting for material")
+
+    def add(self, batch: Batch) -> None:
+        self.batches.setdefault(batch.kind, deque()).append(batch)
+        self.by_id[batch.batch_id] = batch
+        self._notify()
+
+    def level(self, kind: str) -> int:
+        return sum(b.left for b in self.batches.get(kind, ()))
+
+    def levels(self) -> dict[str, int]:
+        return {k: self.level(k) for k in self.batches}
+
+    def purge(self) -> None:
+        self.generation += 1
+        self.batches.clear()
+        self.by_id.clear()
+        self.demand.clear()
+        self._notify()
+
+    def _take(self, batch: Batch, lo: int, count: int) -> tuple[list[SharedArray], np.ndarray | None]:
+        hi = lo + count
+        assert batch.used is not None
+        batch.used[lo:hi] = True
+        batch.nused += count
+        batch.cursor = max(batch.cursor, hi)
+        parts = [p[lo:hi] for p in batch.parts]
+        clear = batch.clear[:, lo:hi] if batch.clear is not None else None
+        if batch.left == 0:
+            q = self.batches[batch.kind]
+            if q and q[0] is batch:
+                q.popleft()
+            else:
+                q.remove(batch)
+            del self.by_id[batch.batch_id]
+        self.taken[batch.kind] = self.taken.get(batch.kind, 0) + count
+        self._notify()
+        return parts, clear
+
+    async def allocate(self, kind: str, want: int) -> tuple[list[list[int]], list[Any]]:
+        """Leader: up to ``want`` items from the front of the pool (waits for at least one)."""
+        gen = self.generation
+        while not self.level(kind):
+            self.demand[kind] = max(self.demand.get(kind, 0), want)
+            self._notify()
+            await self.changed(gen)
+        self.demand.pop(kind, None)
+        ranges: list[list[int]] = []
+        pieces: list[Any] = []
+        q = self.batches[kind]
+        while want and q:
+            b = q[0]
+            c = min(want, b.size - b.cursor)
+            ranges.append([b.batch_id, b.cursor, c])
+            pieces.append(self._take(b, b.cursor, c))
+            want -= c
+        return ranges, pieces
+
+    async def take(self, kind: str, ranges: list[list[int]], leader: int) -> list[Any]:
+        """Follower: exactly the leader's ranges, after checking them against our own cursors."""
+        pieces = []
+        gen = self.generation
+        for batch_id, start, count in ranges:
+            while batch_id not in self.by_id:
+                await self.changed(gen)
+            b = self.by_id[batch_id]
+            assert b.used is not None
+            if b.kind != kind or count <= 0 or start + count > b.size or b.used[start : start + count].any():
+                raise ProtocolError(
+                    f"party {leader} allocated {kind} material ({batch_id}, {start}, {count}) that this "
+                    f"party's pool cannot give (batch of {b.size}, already used or wrong kind): refusing "
+                    "to reuse material",
+                    culprit=leader,
+                )
+            pieces.append(self._take(b, start, count))
+        return pieces
+
+
+def _parse_ranges(msg: Any, leader: int, want: int) -> list[list[int]]:
+    ranges = expect_list(msg, leader, "preprocessing allocation", len(msg) if isinstance(msg, list) else -1)
+    if not ranges:
+        raise ProtocolError(f"party {leader} sent an empty preprocessing allocation", culprit=leader)
+    total = 0
+    out = []
+    for r in ranges:
+        if (
+            not isinstance(r, (list, tuple))
+            or len(r) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in r)
+        ):
+            raise ProtocolError(f"party {leader} sent a malformed preprocessing range {r!r}", culprit=leader)
+        total += r[2]
+        out.append(list(r))
+    if total > want:
+        raise ProtocolError(f"party {leader} allocated {total} items for a request of {want}", culprit=leader)
+    return out
+
+
+class PooledSession:
+    """A session's ``Preprocessing`` backed by a ``Pool`` and the leader's allocations."""
+
+    def __init__(self, pool: Pool, ctx: ShareContext, net: Net, on_compromise: Any, epoch: int) -> None:
+        self.ctx = ctx
+        self._pool = pool
+        self._net = net
+        self._on_compromise = on_compromise
+        self.epoch = epoch
+        self._channels: dict[int, PairChannel] = {}
+
+    def _channel(self, peer: int) -> PairChannel:
+        ch = self._channels.get(peer)
+        if ch is None:
+            ch = self._channels[peer] = PairChannel(self._net, peer, ALLOC_CHANNEL)
+        return ch
+
+    async def _get(self, kind: str, want: int) -> tuple[list[SharedArray], np.ndarray | None]:
+        if want < 0:
+            raise ValueError("negative preprocessing request")
+        k = parts_of(kind)
+        if want == 0:
+            f = self.ctx.field
+            empty = [SharedArray(self.ctx, f.zeros(0), f.zeros(0)) for _ in range(k)]
+            return empty, f.zeros(0)
+        pieces: list[Any] = []
+        got = 0
+        me = self._net.party
+        while got < want:
+            if me == LEADER:
+                ranges, new = await self._pool.allocate(kind, want - got)
+                for j in range(self._net.n):
+                    if j != me:
+                        await self._channel(j).send(ranges)
+            else:
+                msg = await self._channel(LEADER).recv()
+                ranges = _parse_ranges(msg, LEADER, want - got)
+                new = await self._pool.take(kind, ranges, LEADER)
+            pieces.extend(new)
+            got += sum(r[2] for r in ranges)
+        parts = [
+            SharedArray.concat([p[0][i] for p in pieces]) if len(pieces) > 1 else pieces[0][0][i]
+            for i in range(k)
+        ]
+        clears = [p[1] for p in pieces if p[1] is not None]
+        clear = (clears[0] if len(clears) == 1 else np.concatenate(clears, axis=1)) if clears else None
+        return parts, clear
+
+    async def triples(self, n: int) -> tuple[SharedArray, SharedArray, SharedArray]:
+        (a, b, c), _ = await self._get("triple", n)
+        return a, b, c
+
+    async def squares(self, n: int) -> tuple[SharedArray, SharedArray]:
+        (a, a2), _ = await self._get("square", n)
+        return a, a2
+
+    async def bits(self, n: int) -> SharedArray:
+        (b,), _ = await self._get("bit", n)
+        return b
+
+    async def randoms(self, n: int) -> SharedArray:
+        (r,), _ = await self._get("random", n)
+        return r
+
+    async def input_masks(self, owner: int, n: int) -> tuple[SharedArray, np.ndarray | None]:
+        if not 0 <= owner < self.ctx.n:
+            raise ValueError(f"no party {owner}")
+        (r,), clear = await self._get(mask_kind(owner), n)
+        if owner == self.ctx.party and (clear is None or clear.shape[1] != n):
+            raise AbortError("input masks arrived without their clear values at their owner")
+        return r, (clear if owner == self.ctx.party else None)
+
+    def compromised(self) -> None:
+        self._on_compromise(self.epoch)
