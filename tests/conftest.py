@@ -11,6 +11,7 @@ Import the helpers with ``from conftest import ...`` (pytest puts ``tests/`` on 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,22 @@ N_PARTIES = [2, 3, 5]
 MODULI = [P61, P127]
 MODULUS_IDS = {P61: "p61", P127: "p127"}
 DEADLINE = 60.0
+
+
+def preprocessing_kind() -> str:
+    """``dealer`` (default) or ``mascot``: test_online_mascot.py re-runs the online suite with MASCOT."""
+    return os.environ.get("SPDZ_TEST_PREPROCESSING", "dealer")
+
+
+def cluster_options() -> dict[str, Any]:
+    """``local_cluster`` keywords for the selected preprocessing (small MASCOT pools: fast set-up)."""
+    if preprocessing_kind() == "mascot":
+        from actors.offline import Watermarks
+
+        sizes = {k: 256 for k in ("triple", "mask", "square", "bit", "random")}
+        marks = Watermarks(triple=(256, 512), mask=(64, 256), batch=sizes)
+        return {"preprocessing": "mascot", "watermarks": marks}
+    return {"preprocessing": "dealer"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -59,7 +76,7 @@ async def run_cluster(
     session_options: dict[str, Any] | None = None,
     deadline: float = DEADLINE,
 ) -> list[Any]:
-    """Run ``prog`` at every party of a fresh dealer cluster; return the results (raise on failure).
+    """Run ``prog`` at every party of a fresh cluster (``cluster_options``); return the results.
 
     The failure is raised after the cluster has shut down, so that it is not wrapped in the cluster
     nursery's ExceptionGroup (``test_errors_from_a_cluster_block_are_catchable_as_themselves`` checks
@@ -70,9 +87,9 @@ async def run_cluster(
         async with actors.local_cluster(
             n,
             modulus=modulus,
-            preprocessing="dealer",
             interceptors=interceptors,
             session_options=session_options,
+            **cluster_options(),
         ) as c:
             try:
                 results = await c.run(prog, *args, per_party=per_party, session=session)
@@ -98,9 +115,9 @@ async def run_each(
         async with actors.local_cluster(
             n,
             modulus=modulus,
-            preprocessing="dealer",
             interceptors=interceptors,
             session_options=session_options,
+            **cluster_options(),
         ) as c:
             return await c.run_each(prog, *args, per_party=per_party)
 

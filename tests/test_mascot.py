@@ -15,6 +15,10 @@ The base OTs of ``setup`` are the slow part (~0.2-0.7 s per cluster), so each ``
 one set of set-up parties that the honest tests share (``ready_parties``); a test that sees any party
 fail drops that set, so a desynchronised state never leaks into the next test. The cheating tests
 (``test_mascot_cheating.py``) always start from fresh parties.
+
+Deadlines are wall-clock (``DEADLINE`` per cluster), not the autojump clock: the generators may
+compute in worker threads, and a task waiting for a thread counts as blocked, so virtual time would
+jump straight past the deadline.
 """
 
 from __future__ import annotations
@@ -220,7 +224,7 @@ async def cope_prog(s: Session, parties: Sequence[MascotParty], sizes: Sequence[
 
 @param_p
 @param_n
-async def test_cope_products_with_the_mac_key(p: int, n: int, autojump_clock: Any) -> None:
+async def test_cope_products_with_the_mac_key(p: int, n: int) -> None:
     """COPE gives the owner t and the key holder q with q + t = alpha_j x, for several extends in a row
     on the same set-up ends (the PRF counter must advance identically at both ends)."""
     res = await run_honest(p, n, cope_prog, COPE_SIZES)
@@ -242,7 +246,7 @@ async def test_cope_products_with_the_mac_key(p: int, n: int, autojump_clock: An
 
 
 @param_p
-async def test_cope_extends_differ(p: int, autojump_clock: Any) -> None:
+async def test_cope_extends_differ(p: int) -> None:
     """Two extends of the same x give different (t, q): the PRF counter makes every extend fresh."""
 
     async def twice(s: Session, parties: Sequence[MascotParty]) -> Any:
@@ -278,7 +282,7 @@ async def masks_prog(s: Session, parties: Sequence[MascotParty], count: int) -> 
 
 @param_p
 @param_n
-async def test_input_masks(p: int, n: int, autojump_clock: Any) -> None:
+async def test_input_masks(p: int, n: int) -> None:
     """``[[r]]`` with r known to its owner only: the owner's clear r is what opens, the others get None,
     the value shares add up to r and every MAC holds."""
     count = 40
@@ -314,7 +318,7 @@ async def auth_prog(s: Session, parties: Sequence[MascotParty], sizes: Sequence[
 
 @param_p
 @param_n
-async def test_authenticate_chosen_values(p: int, n: int, autojump_clock: Any) -> None:
+async def test_authenticate_chosen_values(p: int, n: int) -> None:
     """Several owners at once with different sizes, one of them 0: owners of nothing yield None at
     every party; the others' values come out exactly, with valid MACs, and open to the same values."""
     sizes = [3, 0, 5][:n] if n == 3 else [0, 4]
@@ -345,7 +349,7 @@ async def triples_prog(s: Session, parties: Sequence[MascotParty], sizes: Sequen
 
 @param_p
 @param_n
-async def test_triples(p: int, n: int, autojump_clock: Any) -> None:
+async def test_triples(p: int, n: int) -> None:
     """c = a b for every triple of two batches, every MAC holds, and the batches are different."""
     sizes = [120, 80]
     res = await run_honest(p, n, triples_prog, sizes)
@@ -372,7 +376,7 @@ async def test_triples(p: int, n: int, autojump_clock: Any) -> None:
 
 @param_p
 @param_n
-async def test_a_batch_of_one_triple(p: int, n: int, autojump_clock: Any) -> None:
+async def test_a_batch_of_one_triple(p: int, n: int) -> None:
     """The smallest batch (every vector of length 1, OT extension padded far beyond it) works."""
     res = await run_honest(p, n, triples_prog, [1, 1])
     parties = await ready_parties(p, n)
@@ -400,7 +404,7 @@ async def others_prog(
 
 @param_p
 @param_n
-async def test_squares_bits_randoms(p: int, n: int, autojump_clock: Any) -> None:
+async def test_squares_bits_randoms(p: int, n: int) -> None:
     """Squares: a2 = a^2. Bits: every one is 0 or 1, both values frequent. Random values: MACs hold
     and two calls differ. All checked from the raw shares and through a MAC-checked opening."""
     n_sq, n_bits, n_rand = 60, 256, 30
@@ -448,7 +452,7 @@ async def zero_prog(s: Session, parties: Sequence[MascotParty], name: str) -> An
 
 @pytest.mark.parametrize("n", N_MASCOT, ids=lambda n: f"n{n}")
 @pytest.mark.parametrize("name", list(ZERO_CALLS))
-async def test_zero_size_requests(name: str, n: int, autojump_clock: Any) -> None:
+async def test_zero_size_requests(name: str, n: int) -> None:
     """A request for 0 items must not hang. Acceptable outcomes, the same at every party: empty
     material, or a plain ``ValueError`` (a usage error, raised before anything is sent). Not
     acceptable: an ``ExceptionGroup`` leaking out of the generator's nursery (callers catching

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-import trio
 
+from ..concurrency import task_group
 from ..field import PrimeField
 from ..ot.kos import KOSReceiver, KOSSender
 from ..prg import PRG
@@ -55,7 +55,7 @@ class MascotParty:
         f, me = self.field, self.party
         ctx = s.commit_context("mascot-setup")
         alpha = self.alpha
-        async with trio.open_nursery() as nursery:
+        async with task_group() as nursery:
             for j in range(self.n):
                 if j == me:
                     continue
@@ -82,6 +82,11 @@ class MascotParty:
     async def input_masks(self, s: Session, owner: int, count: int) -> tuple[SharedArray, np.ndarray | None]:
         """``[[r]]`` for ``count`` random ``r`` known to ``owner`` only (clear ``r`` returned there)."""
         self._check(s)
+        if count < 0:
+            raise ValueError(f"the number of input masks must not be negative, got {count}")
+        if count == 0:  # every party sees the same count: nothing to send
+            empty = SharedArray(s.ctx, self.field.zeros(0), self.field.zeros(0))
+            return empty, self.field.zeros(0) if owner == self.party else None
         sizes = [0] * self.n
         sizes[owner] = count
         r = self.field.random(count, PRG()) if owner == self.party else None
@@ -93,6 +98,10 @@ class MascotParty:
     async def randoms(self, s: Session, count: int) -> SharedArray:
         """``[[r]]`` for ``count`` random ``r`` nobody knows: the sum of one random input per party."""
         self._check(s)
+        if count < 0:
+            raise ValueError(f"the number of random values must not be negative, got {count}")
+        if count == 0:
+            return SharedArray(s.ctx, self.field.zeros(0), self.field.zeros(0))
         mine = self.field.random(count, PRG())
         shares = await authenticate(s, self.cope_send, self.cope_recv, mine, [count] * self.n)
         total = shares[0]

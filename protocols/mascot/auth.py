@@ -20,9 +20,9 @@ import os
 from typing import TYPE_CHECKING
 
 import numpy as np
-import trio
 
 from ..commitments import coin_toss
+from ..concurrency import task_group
 from ..errors import ProtocolError
 from ..mac_check import combine
 from ..net import expect_bytes
@@ -84,7 +84,7 @@ async def authenticate(
             seed = bytes(expect_bytes(await ch.recv(), j, "a value-share seed", SEED_BYTES))
             values[j] = f.random(sizes[j] + 1, PRG(seed))
 
-    async with trio.open_nursery() as nursery:
+    async with task_group() as nursery:
         for j in range(n):
             if j != me:
                 nursery.start_soon(with_peer, j)

@@ -28,6 +28,7 @@ import numpy as np
 import trio
 
 from ..commitments import coin_toss
+from ..concurrency import task_group
 from ..errors import AbortError, ProtocolError
 from ..field import FieldError, PrimeField
 from ..net import PairChannel, expect_bytes
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from ..online import Session
 
 TAU = 3
+GILBOA_BLOCK = 1 << 15  # elements per block of columns in the sender's corrections
 U64 = np.uint64
 
 
@@ -53,16 +55,17 @@ def ot_to_field(field: PrimeField, v: np.ndarray) -> np.ndarray:
     """128-bit OT strings (uint64 (m, 2)) to field elements (W, m): the low ``bits`` bits, p -> 0.
 
     The strings are pseudo-random, so the result is uniform but for the one value p (2^-61 at most).
+    The test for p looks at the top word alone first: it almost never matches, so the full test and
+    the fix-up run almost never.
     """
-    if field.words == 1:
-        out = (v[:, 0] & U64(field.modulus)).reshape(1, -1)
-        out[out == U64(field.modulus)] = 0
-        return np.ascontiguousarray(out)
-    out = np.empty((2, v.shape[0]), dtype=U64)
-    out[0] = v[:, 0]
-    out[1] = v[:, 1] & U64((1 << 63) - 1)
-    full = (out[1] == U64((1 << 63) - 1)) & (out[0] == U64((1 << 64) - 1))
-    out[:, full] = 0
+    top = U64((1 << (field.bits - 64 * (field.words - 1))) - 1)
+    out = np.empty((field.words, v.shape[0]), dtype=U64)
+    if field.words == 2:
+        out[0] = v[:, 0]
+    np.bitwise_and(v[:, field.words - 1], top, out=out[-1])
+    if np.any(out[-1] == top):
+        full = np.all(out == np.array([[U64((1 << 64) - 1)]] * (field.words - 1) + [[top]]), axis=0)
+        out[:, full] = 0
     return out
 
 
@@ -75,7 +78,11 @@ def element_bits(field: PrimeField, a: np.ndarray) -> np.ndarray:
 
 
 async def gilboa_receiver(field: PrimeField, kos: KOSReceiver, ch: PairChannel, a: np.ndarray) -> np.ndarray:
-    """P_i's side of ``a * b`` (b is the peer's): returns P_i's additive share, shape of ``a``."""
+    """P_i's side of ``a * b`` (b is the peer's): returns P_i's additive share, shape of ``a``.
+
+    The share ``sum_l 2^l (v_l + a_l d_l)`` is one exact gadget sum over the raw OT strings (cut to
+    ``bits(p)`` bits: congruent to ``ot_to_field``'s values mod p) and the picked corrections.
+    """
     f = field
     k, m = f.bits, a.shape[1]
     bits = element_bits(f, a)  # (k, m)
@@ -87,10 +94,9 @@ async def gilboa_receiver(field: PrimeField, kos: KOSReceiver, ch: PairChannel, 
         raise ProtocolError(
             f"party {ch.peer} sent invalid Gilboa corrections: {e}", culprit=ch.peer
         ) from None
-    mask = np.where(bits.reshape(1, -1), U64((1 << 64) - 1), U64(0))
-    picked = d & mask  # d_l where a_l = 1, else 0: still canonical
-    s = f.add(ot_to_field(f, vc), picked)
-    return gadget_sum(f, s.reshape(f.words, k, m).transpose(1, 0, 2))
+
+    d3 = d.reshape(f.words, k, m)
+    return await trio.to_thread.run_sync(gadget_sum, f, m, [("rows", vc), ("picked", d3, bits)])
 
 
 async def gilboa_sender(field: PrimeField, kos: KOSSender, ch: PairChannel, b_rep: np.ndarray) -> np.ndarray:
@@ -98,11 +104,28 @@ async def gilboa_sender(field: PrimeField, kos: KOSSender, ch: PairChannel, b_re
     f = field
     k, m = f.bits, b_rep.shape[1]
     v0, v1 = await kos.extend(ch, k * m)
-    f0, f1 = ot_to_field(f, v0), ot_to_field(f, v1)
-    b_all = np.tile(b_rep, (1, k))
-    d = f.add(f.sub(f0, f1), b_all)
-    await ch.send(f.to_wire(d))
-    return f.neg(gadget_sum(f, f0.reshape(f.words, k, m).transpose(1, 0, 2)))
+
+    words = f.words
+
+    def corrections() -> np.ndarray:
+        """d = v0 - v1 + b as field elements, a block of columns at a time (cache-sized temporaries)."""
+        d = np.empty((words, k, m), dtype=U64)  # fresh: it is sent without a copy
+        r0, r1 = v0.reshape(k, m, 2), v1.reshape(k, m, 2)
+        cols = max(1, GILBOA_BLOCK // m)
+        bt = np.empty((words, cols, m), dtype=U64)
+        bt[...] = b_rep[:, None, :]
+        for l0 in range(0, k, cols):
+            nl = min(cols, k - l0)
+            flat = (words, nl * m)
+            f0 = ot_to_field(f, r0[l0 : l0 + nl].reshape(-1, 2))
+            f1 = ot_to_field(f, r1[l0 : l0 + nl].reshape(-1, 2))
+            diff = f.sub(f0, f1)
+            f.add(diff, bt[:, :nl].reshape(flat), out=d[:, l0 : l0 + nl].reshape(flat))
+        return d
+
+    d = await trio.to_thread.run_sync(corrections)
+    await ch.send(f.to_wire(d.reshape(words, k * m)))
+    return f.neg(await trio.to_thread.run_sync(gadget_sum, f, m, [("rows", v0)]))
 
 
 async def generate_triples(
@@ -113,8 +136,17 @@ async def generate_triples(
     kos_recv: dict[int, KOSReceiver],
     count: int,
 ) -> tuple[SharedArray, SharedArray, SharedArray]:
-    """``count`` checked triples ``([[a]], [[b]], [[c]])``; raises ``AbortError`` if any check fails."""
+    """``count`` checked triples ``([[a]], [[b]], [[c]])``; raises ``AbortError`` if any check fails.
+
+    ``count == 0`` returns empty arrays without any communication (every party sees the same count);
+    a negative count is a ``ValueError``, raised before anything is sent.
+    """
     f = s.field
+    if count < 0:
+        raise ValueError(f"the number of triples must not be negative, got {count}")
+    if count == 0:
+        empty = SharedArray(s.ctx, f.zeros(0), f.zeros(0))
+        return empty, empty, empty
     me, n = s.party, s.n
     prg = PRG()
     a_mine = f.random(TAU * count, prg)  # copy-major: element k * count + t is copy k of triple t
@@ -129,7 +161,7 @@ async def generate_triples(
     async def as_sender(j: int) -> None:
         shares.append(await gilboa_sender(f, kos_send[j], s.pair_channel(j, kos_channel(j, me)), b_rep))
 
-    async with trio.open_nursery() as nursery:  # both roles at once, or two receivers wait on each other
+    async with task_group() as nursery:  # both roles at once, or two receivers wait on each other
         for j in range(n):
             if j != me:
                 nursery.start_soon(as_receiver, j)

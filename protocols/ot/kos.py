@@ -49,6 +49,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import trio
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
 from ..commitments import DIGEST_BYTES, NONCE_BYTES, commit, context_bytes, verify
@@ -179,11 +180,15 @@ class KOSSender:
         """m random OTs: ``(v0, v1)``, each ``uint64`` of shape (m, 2); the receiver gets v_{x_j}[j]."""
         start = self._ep.index
         q = await self._extend(ch, m)
-        t0 = time.perf_counter()
-        v0 = self._ep._hash.hash_rows(start, q[:m])
-        v1 = self._ep._hash.hash_rows(start, q[:m], xor=self._delta)
-        self.timings.hash += time.perf_counter() - t0
-        return v0, v1
+
+        def hashes() -> tuple[np.ndarray, np.ndarray]:
+            t0 = time.perf_counter()
+            v0 = self._ep._hash.hash_rows(start, q[:m])
+            v1 = self._ep._hash.hash_rows(start, q[:m], xor=self._delta)
+            self.timings.hash += time.perf_counter() - t0
+            return v0, v1
+
+        return await trio.to_thread.run_sync(hashes)
 
     async def _extend(self, ch: PairChannel, m: int) -> np.ndarray:
         if self._streams is None or self._delta_bits is None:
@@ -201,15 +206,24 @@ class KOSSender:
         mine = os.urandom(SEED_SHARE_BYTES)
         await ch.send(mine)
 
-        t0 = time.perf_counter()
-        q_cols = self._streams.next(width)
-        t1 = time.perf_counter()
-        u = np.frombuffer(u_raw, dtype=np.uint64).reshape(KAPPA, width)
-        for col in np.flatnonzero(self._delta_bits):
-            np.bitwise_xor(q_cols[col], u[col], out=q_cols[col])
-        t2 = time.perf_counter()
-        q = transpose_128(q_cols, out=ep.rows_buffer(rows))
-        t3 = time.perf_counter()
+        streams, delta_bits = self._streams, self._delta_bits
+
+        def rows_q() -> np.ndarray:
+            t0 = time.perf_counter()
+            q_cols = streams.next(width)
+            t1 = time.perf_counter()
+            u = np.frombuffer(u_raw, dtype=np.uint64).reshape(KAPPA, width)
+            for col in np.flatnonzero(delta_bits):
+                np.bitwise_xor(q_cols[col], u[col], out=q_cols[col])
+            t2 = time.perf_counter()
+            q = transpose_128(q_cols, out=ep.rows_buffer(rows))
+            tm.prg += t1 - t0
+            tm.other += t2 - t1
+            tm.transpose += time.perf_counter() - t2
+            return q
+
+        # in a worker thread: the peer's (or another pair's) work can use the other core meanwhile
+        q = await trio.to_thread.run_sync(rows_q)
 
         opening = expect_list(await ch.recv(), peer, "check-seed opening and check values", 4)
         nonce = bytes(expect_bytes(opening[0], peer, "the commitment nonce", NONCE_BYTES))
@@ -227,9 +241,6 @@ class KOSSender:
                 culprit=peer,
             )
         t5 = time.perf_counter()
-        tm.prg += t1 - t0
-        tm.other += t2 - t1
-        tm.transpose += t3 - t2
         tm.check += t5 - t4
         tm.calls += 1
         ep.calls += 1
@@ -268,10 +279,14 @@ class KOSReceiver:
         """m random OTs with choice bits ``choices`` (bool/0-1, length m): ``v`` uint64 (m, 2)."""
         start = self._ep.index
         t, m = await self._extend(ch, choices)
-        t0 = time.perf_counter()
-        v = self._ep._hash.hash_rows(start, t)
-        self.timings.hash += time.perf_counter() - t0
-        return v
+
+        def hashes() -> np.ndarray:
+            t0 = time.perf_counter()
+            v = self._ep._hash.hash_rows(start, t)
+            self.timings.hash += time.perf_counter() - t0
+            return v
+
+        return await trio.to_thread.run_sync(hashes)
 
     async def _extend(self, ch: PairChannel, choices: np.ndarray) -> tuple[np.ndarray, int]:
         if self._streams0 is None or self._streams1 is None:
@@ -289,27 +304,37 @@ class KOSReceiver:
         width = rows // 64
         ctx = ep._check_context(ch, peer, ch.party)
 
-        tx = time.perf_counter()
+        s0, s1 = self._streams0, self._streams1
         x_full = np.empty(rows, dtype=bool)
-        x_full[:m] = x
-        x_full[m:] = unpack_bits(np.frombuffer(os.urandom(8 * width), dtype=np.uint64), rows - m)
-        x_words = pack_bits(x_full, width)
-        t0 = time.perf_counter()
-        t_cols = self._streams0.next(width)
-        u = self._streams1.next(width, fresh=True)  # sent without a copy: must not be reused
-        t1 = time.perf_counter()
-        np.bitwise_xor(u, t_cols, out=u)
-        np.bitwise_xor(u, x_words, out=u)
+
+        def matrix() -> tuple[np.ndarray, np.ndarray]:
+            tx = time.perf_counter()
+            x_full[:m] = x
+            x_full[m:] = unpack_bits(np.frombuffer(os.urandom(8 * width), dtype=np.uint64), rows - m)
+            x_words = pack_bits(x_full, width)
+            t0 = time.perf_counter()
+            t_cols = s0.next(width)
+            u = s1.next(width, fresh=True)  # sent without a copy: must not be reused
+            t1 = time.perf_counter()
+            np.bitwise_xor(u, t_cols, out=u)
+            np.bitwise_xor(u, x_words, out=u)
+            tm.prg += t1 - t0
+            tm.other += time.perf_counter() - t1 + t0 - tx
+            return t_cols, u
+
+        def rows_t() -> np.ndarray:
+            t3 = time.perf_counter()
+            t = transpose_128(t_cols, out=ep.rows_buffer(rows))
+            tm.transpose += time.perf_counter() - t3
+            return t
+
+        # the bulk work runs in worker threads: the peer's (or another pair's) work can use the other
+        # core meanwhile; the timings count compute only
+        t_cols, u = await trio.to_thread.run_sync(matrix)
         mine = os.urandom(SEED_SHARE_BYTES)
         com, nonce = commit(ctx, ch.party, mine)
-        t2 = time.perf_counter()
-        await ch.send([memoryview(u).cast("B"), com])  # may run the peer's code: not timed
-        t3 = time.perf_counter()
-        t = transpose_128(t_cols, out=ep.rows_buffer(rows))
-        t4 = time.perf_counter()
-        tm.prg += t1 - t0
-        tm.other += t2 - t1 + t0 - tx
-        tm.transpose += t4 - t3
+        await ch.send([memoryview(u).cast("B"), com])
+        t = await trio.to_thread.run_sync(rows_t)
 
         theirs = bytes(expect_bytes(await ch.recv(), peer, "the check-seed share", SEED_SHARE_BYTES))
         t0 = time.perf_counter()

@@ -1,0 +1,17 @@
+"""The whole online suite again, with MASCOT preprocessing instead of the test dealer.
+
+Every test of ``test_online`` is collected a second time here; an autouse fixture switches the
+cluster helpers in ``conftest`` to MASCOT (small pools so each cluster starts quickly, and 10^4 instead
+of 10^5 elements for the long-vector test). What passes with the dealer must pass with the real
+offline phase: same results, same aborts.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_online import *  # noqa: F403  (re-collect every test of the online suite)
+
+
+@pytest.fixture(autouse=True)
+def _use_mascot(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPDZ_TEST_PREPROCESSING", "mascot")
