@@ -117,6 +117,11 @@ class Engine:
         """Run ``prog`` as session ``session`` (default: a fresh id); ``pre`` overrides the party's
         preprocessing source (the offline service runs its own sessions with a key-only one)."""
         sid = session or new_session_id()
+        if pre is None:
+            # a pooled source that is replacing its MAC key (after an abort) is waited for, not failed on
+            wait_ready = getattr(self.source, "wait_ready", None)
+            if wait_ready is not None:
+                await wait_ready()
         box = self.router.open(sid)
         net: Net = SessionNet(self, sid, box)
         try:
@@ -147,9 +152,10 @@ class Engine:
             raise
         except BaseException as e:
             reason = f"party {self.party} failed: {type(e).__name__}: {e}"
-            if _only_cancelled(e):
+            cancelled = _only_cancelled(e)
+            if cancelled:
                 reason = f"party {self.party} cancelled the session"
-            self._record_abort(sid, reason)
+            self._record_abort(sid, reason, quiet=cancelled)
             with trio.CancelScope(shield=True):
                 await self._notify_abort(sid, reason)
             pre.compromised()
@@ -160,8 +166,9 @@ class Engine:
         log.info("session_finished", session=sid, party=self.party, **sess.stats)
         return result
 
-    def _record_abort(self, sid: str, reason: str) -> None:
-        log.warning("session_aborted", session=sid, party=self.party, reason=reason)
+    def _record_abort(self, sid: str, reason: str, quiet: bool = False) -> None:
+        """Log and remember an abort; a cancellation (the party shutting down) is not a warning."""
+        (log.info if quiet else log.warning)("session_aborted", session=sid, party=self.party, reason=reason)
         self.aborts.append((sid, reason))
         del self.aborts[:-100]
 

@@ -29,6 +29,7 @@ class MemoryHub:
                     s, r = trio.open_memory_channel[Any](buffer)
                     self._send[i, j], self._recv[i, j] = s, r
         self.bytes_sent = [0] * n
+        self.bytes_by_service: dict[str, int] = {}  # "mascot" (offline sessions) or "online"
 
     def links(self, party: int) -> MemoryLinks:
         return MemoryLinks(self, party)
@@ -43,7 +44,11 @@ class MemoryLinks:
         self.n = hub.n
 
     async def send(self, to: int, frame: Any) -> None:
-        self.hub.bytes_sent[self.party] += _payload_bytes(getattr(frame, "payload", frame))
+        size = _payload_bytes(getattr(frame, "payload", frame))
+        self.hub.bytes_sent[self.party] += size
+        session = getattr(frame, "session", "")
+        service = session.split("/", 1)[0] if "/" in session else "online"
+        self.hub.bytes_by_service[service] = self.hub.bytes_by_service.get(service, 0) + size
         await self.hub._send[self.party, to].send(frame)
 
     async def serve(
@@ -64,6 +69,8 @@ def _payload_bytes(obj: Any) -> int:
     """Approximate wire size of a payload (the bytes it carries dominate)."""
     if isinstance(obj, (bytes, bytearray, str)):
         return len(obj)
+    if isinstance(obj, memoryview):
+        return obj.nbytes
     if isinstance(obj, (list, tuple)):
         return sum(_payload_bytes(o) for o in obj) + 1
     return 9

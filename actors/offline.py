@@ -114,7 +114,10 @@ class OfflineService:
         """Retire ``epoch`` (once): zero the key, purge the pools, start the next epoch."""
         if epoch != self.epoch:
             return
-        log.warning("mac_key_retired", party=self.party, epoch=epoch, reason=reason)
+        # while the party shuts down (this task is cancelled) retiring the key is routine, not a warning
+        stopping = trio.current_effective_deadline() == float("-inf")
+        emit = log.info if stopping else log.warning
+        emit("mac_key_retired", party=self.party, epoch=epoch, reason=reason)
         self.failures.append(f"epoch {epoch}: {reason}")
         self.epoch = epoch + 1
         if self.mascot is not None:
@@ -165,15 +168,30 @@ class OfflineService:
             demanded = [k for k in kinds if self.pool.demand.get(k)]
             if demanded:
                 kind = demanded[0]
-                count = max(
-                    self.marks.batch_of(kind), min(self.pool.demand[kind], 4 * self.marks.batch_of(kind))
-                )
-                return [kind, int(count)]
+                return [kind, demand_batch(self.pool.demand[kind], self.marks.batch_of(kind))]
             low = [k for k in kinds if levels[k] < self.marks.of(k)[0]]
             if low:
                 kind = min(low, key=lambda k: levels[k] / max(self.marks.of(k)[0], 1))
-                return [kind, self.marks.batch_of(kind)]
+                # ramp up: a nearly empty pool gets small batches first, so that a fresh party serves
+                # its first sessions within a fraction of a second, not after a whole standard batch
+                batch = self.marks.batch_of(kind)
+                return [kind, min(batch, max(MIN_DEMAND_BATCH, levels[kind]))]
             await self.pool.changed()
+
+
+MIN_DEMAND_BATCH = 1024
+
+
+def demand_batch(demand: int, batch: int) -> int:
+    """The size of a batch made because a session waits for ``demand`` items: big enough to amortise a
+    batch's fixed rounds, small enough that a session asking for a little does not wait for a whole
+    standard batch (the watermarks refill the pool afterwards), at most four standard batches."""
+    if demand >= batch:
+        return min(demand, 4 * batch)
+    size = MIN_DEMAND_BATCH
+    while size < demand:
+        size *= 2
+    return min(size, batch)
 
 
 async def _setup_prog(s: Any, mascot: MascotParty) -> None:

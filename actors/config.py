@@ -1,0 +1,595 @@
+"""Party configuration: one TOML file per party, read with the standard library's ``tomllib``.
+
+``spdz keygen`` writes one file per party (``party<i>/party.toml``) beside that party's certificate and
+key; ``spdz party --config FILE`` and ``spdz submit --config FILE`` read it. Loading is strict on
+purpose: a misspelt key silently replaced by a default would give a daemon that listens on the wrong
+port or trusts the wrong files, so unknown keys are errors, and every ``ConfigError`` names the file,
+the key and what was expected. The TLS files are checked too (they exist, the key is mode 0600, the
+certificate is signed by the CA, names this party and is within its validity), so that a daemon fails
+at start with a sentence rather than later with a handshake error at a peer.
+
+Layout (what ``write_config`` writes; the tables and keys marked optional may be left out)::
+
+    party = 0                    # this party's id: 0 <= party < parties
+    parties = 3                  # n, the number of parties in the cluster (at least 2)
+    field = "p127"               # optional: "p127" (2^127-1, default) or "p61" (2^61-1)
+    preprocessing = "mascot"     # optional: "mascot" (default) or "dealer", which is INSECURE (the
+    insecure_dealer = false      #   dealer knows every secret): accepted only with insecure_dealer = true
+    peer_timeout = 30.0          # optional: seconds to wait for a peer before giving up on it
+    metrics_port = 0             # optional: metrics over HTTP on this port; 0 or absent = off
+    # control_socket = "..."     # optional: the control endpoint's Unix socket; default
+    #                            #   $RUNTIME_DIRECTORY/spdz-party<id>.sock, else that name beside this file
+    # state_dir = "state"        # optional: default $STATE_DIRECTORY, else "state" beside this file
+
+    [listen]                     # where this party accepts its peers' connections
+    host = "127.0.0.1"
+    port = 7700
+
+    [tls]                        # relative paths are resolved against this file's directory
+    ca = "ca.pem"                # the cluster CA certificate
+    cert = "cert.pem"            # this party's certificate (URI SAN spdz://party/<party>)
+    key = "key.pem"              # this party's private key: mode 0600
+
+    [peers.1]                    # one table per OTHER party, keyed by its id: where to dial it
+    host = "127.0.0.1"
+    port = 7701
+
+    [peers.2]
+    host = "127.0.0.1"
+    port = 7702
+
+    [log]                        # optional
+    level = "info"               # debug | info | warning | error | critical
+    format = "console"           # console | json
+
+    [reconnect]                  # optional: backoff between reconnection attempts, seconds, doubling
+    initial = 0.5
+    max = 30.0
+
+    [pool]                       # optional: preprocessing pool watermarks [low, high] per kind
+    triple = [20000, 60000]      #   (actors.offline.Watermarks: generate below low, stop at high)
+    mask = [2000, 8000]
+    square = [0, 0]
+    bit = [0, 0]
+    random = [0, 0]
+
+    [pool.batch]                 # optional: how many of each kind one MASCOT batch makes
+    triple = 8192
+    mask = 4096
+    square = 4096
+    bit = 4096
+    random = 4096
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from protocols.errors import ConfigError, PeerAuthError
+
+from .offline import Watermarks
+from .pki import (
+    TlsFiles,
+    check_host,
+    load_cert,
+    load_key,
+    party_id_from_cert,
+    verify_issued_by,
+    write_atomic,
+)
+
+FIELDS = ("p127", "p61")
+PREPROCESSING = ("mascot", "dealer")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("console", "json")
+POOL_KINDS = ("triple", "mask", "square", "bit", "random")
+
+_TOP_KEYS = (
+    "party",
+    "parties",
+    "field",
+    "preprocessing",
+    "insecure_dealer",
+    "peer_timeout",
+    "metrics_port",
+    "control_socket",
+    "state_dir",
+    "listen",
+    "tls",
+    "peers",
+    "log",
+    "reconnect",
+    "pool",
+)
+_ID_RE = re.compile(r"0|[1-9][0-9]{0,8}")
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A TCP endpoint: where this party listens, or where it dials a peer."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Reconnection delays: start at ``initial`` seconds, double after each failure, cap at ``max``."""
+
+    initial: float = 0.5
+    max: float = 30.0
+
+
+@dataclass(frozen=True)
+class PartyConfig:
+    """One party's validated configuration; paths are absolute. Build it with ``load_config``."""
+
+    party: int
+    n: int
+    listen: Address
+    peers: dict[int, Address]
+    tls: TlsFiles
+    control_socket: Path
+    state_dir: Path
+    field: str = "p127"
+    preprocessing: str = "mascot"
+    insecure_dealer: bool = False
+    watermarks: Watermarks = dataclasses.field(default_factory=Watermarks)
+    log_level: str = "info"
+    log_format: str = "console"
+    peer_timeout: float = 30.0
+    reconnect: Backoff = Backoff()
+    metrics_port: int | None = None
+    source: Path | None = dataclasses.field(default=None, compare=False)
+
+    @classmethod
+    def for_cluster(
+        cls,
+        *,
+        party: int,
+        n: int,
+        hosts: Sequence[str],
+        ports: Sequence[int],
+        listen_host: str,
+        tls: TlsFiles,
+        config_dir: Path,
+        **options: Any,
+    ) -> PartyConfig:
+        """The configuration ``spdz keygen`` writes for ``party`` of a cluster at ``hosts``/``ports``."""
+        peers = {j: Address(hosts[j], ports[j]) for j in range(n) if j != party}
+        return cls(
+            party=party,
+            n=n,
+            listen=Address(listen_host, ports[party]),
+            peers=peers,
+            tls=tls,
+            control_socket=default_control_socket(config_dir, party),
+            state_dir=default_state_dir(config_dir),
+            **options,
+        )
+
+
+def _systemd_dir(var: str) -> Path | None:
+    """The first entry of a systemd ``*_DIRECTORY`` variable (it may list several, ':'-separated)."""
+    value = os.environ.get(var, "")
+    first = value.split(":")[0]
+    return Path(first) if first else None
+
+
+def default_control_socket(config_dir: Path, party: int) -> Path:
+    """``$RUNTIME_DIRECTORY/spdz-party<id>.sock`` under systemd, else beside the config file."""
+    return (_systemd_dir("RUNTIME_DIRECTORY") or Path(config_dir)) / f"spdz-party{party}.sock"
+
+
+def default_state_dir(config_dir: Path) -> Path:
+    """``$STATE_DIRECTORY`` under systemd, else ``state`` beside the config file."""
+    return _systemd_dir("STATE_DIRECTORY") or Path(config_dir) / "state"
+
+
+# ---------------------------------------------------------------------------------------- reading
+def _describe(v: Any) -> str:
+    if isinstance(v, bool):
+        return f"a boolean ({str(v).lower()})"
+    if isinstance(v, int):
+        return f"an integer ({v})"
+    if isinstance(v, float):
+        return f"a float ({v})"
+    if isinstance(v, str):
+        return f"a string ({v!r})"
+    if isinstance(v, dict):
+        return "a table"
+    if isinstance(v, list):
+        return "an array"
+    return f"a {type(v).__name__}"
+
+
+class _Reader:
+    """Typed access to one parsed TOML document, with errors that name the file and the dotted key."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = path
+        self.dir = path.parent
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.file}: key '{key}': {message}")
+
+    def only(self, table: dict[str, Any], known: Sequence[str], prefix: str = "") -> None:
+        unknown = [k for k in table if k not in known]
+        if unknown:
+            names = ", ".join(f"'{prefix}{k}'" for k in unknown)
+            raise ConfigError(
+                f"{self.file}: unknown key{'s' if len(unknown) > 1 else ''} {names} "
+                f"(known here: {', '.join(known)})"
+            )
+
+    def get(
+        self,
+        table: dict[str, Any],
+        name: str,
+        key: str,
+        check: Callable[[Any], bool],
+        expected: str,
+        default: Any = _MISSING,
+    ) -> Any:
+        if name not in table:
+            if default is _MISSING:
+                raise self.error(key, f"missing (expected {expected})")
+            return default
+        value = table[name]
+        if not check(value):
+            raise self.error(key, f"expected {expected}, got {_describe(value)}")
+        return value
+
+    def table(self, parent: dict[str, Any], name: str, key: str, required: bool = False) -> dict[str, Any]:
+        if name not in parent:
+            if required:
+                raise self.error(key, "missing table")
+            return {}
+        value = parent[name]
+        if not isinstance(value, dict):
+            raise self.error(key, f"expected a table [{key}], got {_describe(value)}")
+        return value
+
+    def integer(
+        self, t: dict[str, Any], name: str, key: str, lo: int, hi: int, default: Any = _MISSING
+    ) -> int:
+        return self.get(
+            t, name, key, lambda v: _is_int(v) and lo <= v <= hi, f"an integer in {lo}..{hi}", default
+        )
+
+    def number(self, t: dict[str, Any], name: str, key: str, default: float) -> float:
+        ok = lambda v: (_is_int(v) or isinstance(v, float)) and math.isfinite(v) and v > 0  # noqa: E731
+        return float(self.get(t, name, key, ok, "a positive number of seconds", default))
+
+    def choice(
+        self, t: dict[str, Any], name: str, key: str, options: Sequence[str], default: Any = _MISSING
+    ) -> str:
+        expected = " or ".join(f'"{o}"' for o in options)
+        return self.get(t, name, key, lambda v: isinstance(v, str) and v in options, expected, default)
+
+    def host(self, t: dict[str, Any], name: str, key: str) -> str:
+        value = self.get(t, name, key, lambda v: isinstance(v, str), "a host name or IP address")
+        try:
+            return check_host(value)
+        except ConfigError as e:
+            raise self.error(key, str(e)) from None
+
+    def path(self, t: dict[str, Any], name: str, key: str, default: Any = _MISSING) -> Path:
+        value = self.get(
+            t, name, key, lambda v: isinstance(v, str) and v != "", "a non-empty path string", default
+        )
+        if isinstance(value, Path):
+            return value
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.dir / p
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def load_config(path: Path | str, *, check_files: bool = True) -> PartyConfig:
+    """Read and validate a party's TOML file; every problem is a ``ConfigError`` naming file and key.
+
+    ``check_files=False`` skips the TLS file checks (existence, 0600 key, chain, party id, validity)
+    for tools that only need the addresses, such as ``spdz submit`` on a machine without the keys.
+    """
+    path = Path(path).expanduser().absolute()
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file does not exist") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    r = _Reader(path)
+    r.only(doc, _TOP_KEYS)
+
+    n = r.integer(doc, "parties", "parties", 2, 10**6)
+    party = r.integer(doc, "party", "party", 0, 10**9)
+    if party >= n:
+        raise r.error("party", f"party id {party} is out of range: ids are 0..{n - 1} (parties = {n})")
+
+    field = r.choice(doc, "field", "field", FIELDS, "p127")
+    preprocessing = r.choice(doc, "preprocessing", "preprocessing", PREPROCESSING, "mascot")
+    insecure_dealer = r.get(
+        doc, "insecure_dealer", "insecure_dealer", lambda v: isinstance(v, bool), "true or false", False
+    )
+    if preprocessing == "dealer" and not insecure_dealer:
+        raise r.error(
+            "preprocessing",
+            '"dealer" is an INSECURE trusted dealer that knows every secret (for tests only); '
+            'use "mascot", or also set insecure_dealer = true if this cluster never sees real data',
+        )
+    peer_timeout = r.number(doc, "peer_timeout", "peer_timeout", 30.0)
+    metrics = r.integer(doc, "metrics_port", "metrics_port", 0, 65535, 0)
+
+    listen_t = r.table(doc, "listen", "listen", required=True)
+    r.only(listen_t, ("host", "port"), "listen.")
+    listen = Address(
+        r.host(listen_t, "host", "listen.host"), r.integer(listen_t, "port", "listen.port", 1, 65535)
+    )
+
+    peers = _read_peers(r, doc, party, n)
+    _check_ports(r, listen, peers, metrics)
+
+    tls_t = r.table(doc, "tls", "tls", required=True)
+    r.only(tls_t, ("ca", "cert", "key"), "tls.")
+    tls = TlsFiles(
+        ca=r.path(tls_t, "ca", "tls.ca"),
+        cert=r.path(tls_t, "cert", "tls.cert"),
+        key=r.path(tls_t, "key", "tls.key"),
+    )
+
+    log_t = r.table(doc, "log", "log")
+    r.only(log_t, ("level", "format"), "log.")
+    log_level = r.choice(log_t, "level", "log.level", LOG_LEVELS, "info")
+    log_format = r.choice(log_t, "format", "log.format", LOG_FORMATS, "console")
+
+    rec_t = r.table(doc, "reconnect", "reconnect")
+    r.only(rec_t, ("initial", "max"), "reconnect.")
+    backoff = Backoff(
+        r.number(rec_t, "initial", "reconnect.initial", 0.5), r.number(rec_t, "max", "reconnect.max", 30.0)
+    )
+    if backoff.max < backoff.initial:
+        raise r.error(
+            "reconnect.max", f"must be at least reconnect.initial ({backoff.initial}), got {backoff.max}"
+        )
+
+    cfg = PartyConfig(
+        party=party,
+        n=n,
+        listen=listen,
+        peers=peers,
+        tls=tls,
+        control_socket=r.path(
+            doc, "control_socket", "control_socket", default_control_socket(path.parent, party)
+        ),
+        state_dir=r.path(doc, "state_dir", "state_dir", default_state_dir(path.parent)),
+        field=field,
+        preprocessing=preprocessing,
+        insecure_dealer=insecure_dealer,
+        watermarks=_read_pool(r, doc),
+        log_level=log_level,
+        log_format=log_format,
+        peer_timeout=peer_timeout,
+        reconnect=backoff,
+        metrics_port=metrics or None,
+        source=path,
+    )
+    if check_files:
+        check_tls_files(cfg, r)
+    return cfg
+
+
+def _read_peers(r: _Reader, doc: dict[str, Any], party: int, n: int) -> dict[int, Address]:
+    table = r.table(doc, "peers", "peers", required=True)
+    peers: dict[int, Address] = {}
+    for name, value in table.items():
+        key = f"peers.{name}"
+        if not _ID_RE.fullmatch(name):
+            raise r.error(
+                key, f"peer tables are named by party id (a decimal number 0..{n - 1}), got {name!r}"
+            )
+        pid = int(name)
+        if pid >= n:
+            raise r.error(key, f"party {pid} is out of range: ids are 0..{n - 1} (parties = {n})")
+        if pid == party:
+            raise r.error(key, f"this is the party's own id (party = {party}); peers lists only the others")
+        if not isinstance(value, dict):
+            raise r.error(key, f"expected a table with host and port, got {_describe(value)}")
+        r.only(value, ("host", "port"), key + ".")
+        peers[pid] = Address(
+            r.host(value, "host", key + ".host"), r.integer(value, "port", key + ".port", 1, 65535)
+        )
+    others = [j for j in range(n) if j != party]
+    missing = [j for j in others if j not in peers]
+    if missing:
+        raise r.error(
+            "peers",
+            f"missing peer{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))}: "
+            f"peers must list exactly the other parties ({', '.join(map(str, others))})",
+        )
+    return dict(sorted(peers.items()))
+
+
+def _check_ports(r: _Reader, listen: Address, peers: dict[int, Address], metrics: int) -> None:
+    """Two parties on one host and port would dial the same daemon: one of them would be unreachable."""
+    seen: dict[tuple[str, int], str] = {(listen.host.lower(), listen.port): "listen"}
+    for pid, a in peers.items():
+        key = f"peers.{pid}"
+        other = seen.setdefault((a.host.lower(), a.port), key)
+        if other != key:
+            raise r.error(
+                f"{key}.port", f"{key} and {other} both use {a.host}:{a.port}; ports on one host must differ"
+            )
+    if metrics and metrics == listen.port:
+        raise r.error(
+            "metrics_port", f"{metrics} is also listen.port; give the metrics endpoint its own port"
+        )
+
+
+def _read_pool(r: _Reader, doc: dict[str, Any]) -> Watermarks:
+    pool_t = r.table(doc, "pool", "pool")
+    r.only(pool_t, (*POOL_KINDS, "batch"), "pool.")
+    base = Watermarks()
+    marks: dict[str, Any] = {}
+    for kind in POOL_KINDS:
+        key = f"pool.{kind}"
+        ok = lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(x) and x >= 0 for x in v)  # noqa: E731
+        low, high = r.get(
+            pool_t, kind, key, ok, "[low, high], two non-negative integers", list(base.of(kind))
+        )
+        if low > high:
+            raise r.error(key, f"low watermark {low} is above high watermark {high}")
+        marks[kind] = (low, high)
+    batch_t = r.table(pool_t, "batch", "pool.batch")
+    r.only(batch_t, POOL_KINDS, "pool.batch.")
+    batch = dict(base.batch)
+    for kind in POOL_KINDS:
+        batch[kind] = r.integer(batch_t, kind, f"pool.batch.{kind}", 1, 1 << 24, base.batch_of(kind))
+    return Watermarks(**marks, batch=batch)
+
+
+def check_tls_files(cfg: PartyConfig, r: _Reader | None = None) -> None:
+    """The TLS files exist, the key is private and matches the certificate, the CA signed it for us."""
+    r = r or _Reader(cfg.source or Path("<config>"))
+    try:
+        ca = load_cert(cfg.tls.ca)
+    except ConfigError as e:
+        raise r.error("tls.ca", str(e)) from None
+    try:
+        cert = load_cert(cfg.tls.cert)
+    except ConfigError as e:
+        raise r.error("tls.cert", str(e)) from None
+    try:
+        key = load_key(cfg.tls.key)
+    except ConfigError as e:
+        raise r.error("tls.key", str(e)) from None
+    if not verify_issued_by(cert, ca):
+        raise r.error(
+            "tls.cert",
+            f"{cfg.tls.cert} (issuer {cert.issuer.rfc4514_string()!r}) is not signed by the CA in "
+            f"{cfg.tls.ca} ({ca.subject.rfc4514_string()!r}); peers would refuse it",
+        )
+    try:
+        pid = party_id_from_cert(cert)
+    except PeerAuthError as e:
+        raise r.error("tls.cert", f"{cfg.tls.cert}: {e}") from None
+    if pid != cfg.party:
+        raise r.error(
+            "tls.cert",
+            f"{cfg.tls.cert} is the certificate of party {pid}, but this file configures party {cfg.party}",
+        )
+    now = datetime.now(UTC)
+    if now > cert.not_valid_after_utc:
+        raise r.error("tls.cert", f"{cfg.tls.cert} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
+    if now < cert.not_valid_before_utc:
+        raise r.error(
+            "tls.cert", f"{cfg.tls.cert} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+        )
+    if key.public_key() != cert.public_key():
+        raise r.error("tls.key", f"{cfg.tls.key} is not the private key of the certificate {cfg.tls.cert}")
+
+
+# ---------------------------------------------------------------------------------------- writing
+def _toml_str(s: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = ['"']
+    for ch in s:
+        code = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch in "\b\t\n\f\r":
+            out.append({"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}[ch])
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ConfigError(f"cannot write the non-finite number {v} to a config")
+        return repr(v)
+    if isinstance(v, str):
+        return _toml_str(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"no TOML form for {type(v).__name__}")
+
+
+def _rel(path: Path, base: Path) -> str:
+    """``path`` relative to the config's directory if inside it (the directory can move), else absolute."""
+    path = Path(path).absolute()
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
+
+
+def render_config(cfg: PartyConfig, path: Path) -> str:
+    """The TOML text ``write_config`` writes for ``cfg`` at ``path`` (layout: this module's docstring)."""
+    base = Path(path).absolute().parent
+    lines = [
+        "# trio-spdz party configuration (layout and meaning of every key: actors/config.py)",
+        f"party = {cfg.party}",
+        f"parties = {cfg.n}",
+        f"field = {_toml_str(cfg.field)}",
+        f"preprocessing = {_toml_str(cfg.preprocessing)}",
+        f"insecure_dealer = {_toml_value(cfg.insecure_dealer)}",
+        f"peer_timeout = {_toml_value(float(cfg.peer_timeout))}",
+        f"metrics_port = {cfg.metrics_port or 0}  # 0 = off",
+    ]
+    if cfg.control_socket == default_control_socket(base, cfg.party):
+        lines.append(
+            "# control_socket: default ($RUNTIME_DIRECTORY/spdz-party<id>.sock, else beside this file)"
+        )
+    else:
+        lines.append(f"control_socket = {_toml_str(_rel(cfg.control_socket, base))}")
+    if cfg.state_dir == default_state_dir(base):
+        lines.append('# state_dir: default ($STATE_DIRECTORY, else "state" beside this file)')
+    else:
+        lines.append(f"state_dir = {_toml_str(_rel(cfg.state_dir, base))}")
+    lines += ["", "[listen]", f"host = {_toml_str(cfg.listen.host)}", f"port = {cfg.listen.port}", ""]
+    lines += [
+        "[tls]  # relative paths are resolved against this file's directory",
+        f"ca = {_toml_str(_rel(cfg.tls.ca, base))}",
+        f"cert = {_toml_str(_rel(cfg.tls.cert, base))}",
+        f"key = {_toml_str(_rel(cfg.tls.key, base))}",
+    ]
+    for pid, a in sorted(cfg.peers.items()):
+        lines += ["", f"[peers.{pid}]", f"host = {_toml_str(a.host)}", f"port = {a.port}"]
+    lines += ["", "[log]", f"level = {_toml_str(cfg.log_level)}", f"format = {_toml_str(cfg.log_format)}"]
+    lines += [
+        "",
+        "[reconnect]",
+        f"initial = {_toml_value(float(cfg.reconnect.initial))}",
+        f"max = {_toml_value(float(cfg.reconnect.max))}",
+    ]
+    lines += ["", "[pool]"] + [f"{k} = {_toml_value(list(cfg.watermarks.of(k)))}" for k in POOL_KINDS]
+    lines += ["", "[pool.batch]"] + [f"{k} = {cfg.watermarks.batch_of(k)}" for k in POOL_KINDS]
+    return "\n".join(lines) + "\n"
+
+
+def write_config(cfg: PartyConfig, path: Path) -> Path:
+    """Write ``cfg`` as TOML at ``path`` (0644, atomically); ``load_config`` reads back an equal config."""
+    path = Path(path)
+    write_atomic(path, render_config(cfg, path).encode("utf-8"), 0o644)
+    return path
