@@ -126,18 +126,21 @@ async def test_an_online_abort_retires_the_key_and_the_next_session_works(cheate
 
 
 async def test_a_failed_offline_batch_puts_nothing_in_a_pool() -> None:
-    """A cheater corrupts a COPE correction in the first offline batch of the second epoch's key: the
-    batch aborts, nothing from it enters any pool, the key is retired and the service recovers."""
+    """Party 0 corrupts a COPE correction in the first batch of its own input masks (no triple pool:
+    mask batches are all there is, and only an owner sends COPE corrections): the authentication
+    fails, the batch aborts, its key is retired and the pools purged, and the service recovers under
+    a new key."""
     n = 2
 
     class OfflineCheat:
-        """Flips the first element of the first field vector party 1 sends in batch mascot/0/0."""
+        """Alters the first large message (COPE corrections) party 0 sends in an epoch-0 batch: the
+        first batch that authenticates its own input masks."""
 
         def __init__(self) -> None:
             self.hits = 0
 
         def wrap_net(self, session: str, net: Any) -> Any:
-            if session != "mascot/0/0":
+            if not session.startswith("mascot/0/") or session == "mascot/0/setup":
                 return net
             outer = self
 
@@ -146,10 +149,14 @@ async def test_a_failed_offline_batch_puts_nothing_in_a_pool() -> None:
 
                 async def send(self, to: int, step: int, msg: Any) -> None:
                     if not outer.hits and isinstance(msg, (bytes, memoryview)) and len(msg) >= 8 * 1024:
+                        # COPE corrections u, (k, m) elements of p61 (k = 61): change element 5 of every
+                        # even column by one. Columns must disagree, and at least one of them must meet
+                        # a 1 bit of the peer's alpha, for the authentication to notice: this fails to be
+                        # caught only if every even bit of alpha is 0 (2^-31).
                         outer.hits += 1
-                        b = bytearray(msg)
-                        b[0] ^= 1
-                        msg = bytes(b)
+                        u = np.frombuffer(bytearray(msg), dtype=np.uint64).reshape(61, -1).copy()
+                        u[::2, 5] ^= np.uint64(1)
+                        msg = u.tobytes()
                     await net.send(to, step, msg)
 
                 async def recv(self, frm: int, step: int) -> Any:
@@ -162,7 +169,9 @@ async def test_a_failed_offline_batch_puts_nothing_in_a_pool() -> None:
 
     cheat = OfflineCheat()
     with trio.fail_after(DEADLINE):
-        async with actors.local_cluster(n, modulus=P61, watermarks=marks(), interceptors={1: cheat}) as c:
+        async with actors.local_cluster(
+            n, modulus=P61, watermarks=marks(triple=(0, 0)), interceptors={0: cheat}
+        ) as c:
             svcs = [p.offline for p in c.parties]
             old = [svc.mascot for svc in svcs]
             while any(svc.epoch == 0 for svc in svcs):
