@@ -11,7 +11,7 @@ side by side, which is what tests with a cheating party look at.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,6 +22,7 @@ from protocols.field import P127, get_field
 from protocols.preprocessing.dealer import InsecureDealer
 
 from .engine import Interceptor, Program, new_session_id
+from .links import MemoryConnector
 from .memory import MemoryHub
 from .offline import Watermarks
 from .party import Party
@@ -69,7 +70,7 @@ class Cluster:
 @asynccontextmanager
 async def local_cluster(
     n: int,
-    transport: str = "memory",
+    transport: Any = "memory",
     modulus: int | str = P127,
     preprocessing: str = "mascot",
     *,
@@ -82,12 +83,22 @@ async def local_cluster(
 
     ``preprocessing="mascot"`` (the default) runs each party's MASCOT offline service and waits for
     its set-up; ``"dealer"`` is the INSECURE test dealer. ``watermarks`` sizes the MASCOT pools.
+    ``transport``: ``"memory"`` (frames as objects), ``"stream"`` (reliable ``StreamLinks`` over
+    in-memory byte streams), or any object with ``links(party)`` such as a ``MemoryConnector``.
     """
     if n < 2:
         raise ConfigError(f"a cluster needs at least 2 parties, got {n}")
     field = get_field(modulus)
-    if transport != "memory":
-        raise ConfigError(f"transport {transport!r} is not available yet (only 'memory')")
+    hub: MemoryHub | None = None
+    if transport == "memory":
+        hub = MemoryHub(n)
+        make_links: Callable[[int], Any] = hub.links
+    elif transport == "stream":
+        make_links = MemoryConnector(n).links
+    elif not isinstance(transport, str) and callable(getattr(transport, "links", None)):
+        make_links = transport.links
+    else:
+        raise ConfigError(f"transport {transport!r} is not available (use 'memory' or 'stream')")
     if preprocessing == "dealer":
         dealer_seed = seed if seed is not None else os.urandom(32)
         sources: list[Any] = [InsecureDealer(field, n, i, dealer_seed) for i in range(n)]
@@ -95,14 +106,16 @@ async def local_cluster(
         sources = [None] * n
     else:
         raise ConfigError(f"unknown preprocessing {preprocessing!r}: use 'mascot' or 'dealer'")
-    hub = MemoryHub(n)
     interceptors = interceptors or {}
     parties = [
         Party(
-            i, n, hub.links(i), sources[i], interceptor=interceptors.get(i), session_options=session_options
+            i, n, make_links(i), sources[i], interceptor=interceptors.get(i), session_options=session_options
         )
         for i in range(n)
     ]
+    for p in parties:
+        if hasattr(p.links, "on_peer_lost"):  # stream links: a peer gone for good aborts sessions
+            p.links.on_peer_lost = p.engine.abort_sessions_with
     if preprocessing == "mascot":
         for p in parties:
             p.use_mascot(field, watermarks)

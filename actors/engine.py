@@ -166,6 +166,17 @@ class Engine:
         log.info("session_finished", session=sid, party=self.party, **sess.stats)
         return result
 
+    def abort_sessions_with(self, peer: int, reason: str) -> None:
+        """Abort every open session because ``peer`` is gone (its link timed out, or it restarted).
+
+        Each session runs at all n parties, so each one needs ``peer``: waiting on only hangs the
+        callers. The sessions end with an ``AbortError`` naming the peer; the party carries on, and
+        later sessions can run once the peer is back.
+        """
+        message = f"lost party {peer}: {reason}"
+        log.warning("sessions_aborted_peer_lost", party=self.party, peer=peer, reason=reason)
+        self.router.abort_all(lambda sid: AbortError(message, culprit=peer))
+
     def _record_abort(self, sid: str, reason: str, quiet: bool = False) -> None:
         """Log and remember an abort; a cancellation (the party shutting down) is not a warning."""
         (log.info if quiet else log.warning)("session_aborted", session=sid, party=self.party, reason=reason)

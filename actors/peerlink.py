@@ -1,0 +1,733 @@
+"""A reliable, ordered, exactly-once frame link to one peer, over any ``trio.abc.Stream``.
+
+Why this exists: a TCP (or TLS) connection can reset in the middle of an MPC session, and the
+session cannot simply be retried (its preprocessing is consumed, and a party that saw half a round
+would have to be believed about which half). So the link, not the protocol, absorbs connection
+loss: every frame gets a sequence number, the sender keeps what the peer has not acknowledged, and
+after a reconnect both sides say where they are and resend from there. The protocol above sees one
+ordered stream per peer that never loses or repeats a frame, or an abort when the peer is gone for
+longer than ``peer_timeout``.
+
+Wire format. A stream carries records, each a 4-byte big-endian length and then that many bytes:
+
+* ``HELLO``  type 1, then a msgpack map ``{proto, v, party, peer, inc, peer_inc, next}``: the
+  sender's id, the id it believes it talks to, its incarnation nonce, the peer incarnation its
+  ``next`` refers to, and ``next``, the sequence number it expects from the peer.
+* ``DATA``   type 2, then an 8-byte big-endian ``seq``, then the frame, ``frames.encode_frame`` bytes.
+* ``ACK``    type 3, then an 8-byte cumulative ``seq``: every frame below it arrived. ACKs double as
+  heartbeats on an idle connection.
+
+DATA and ACK use a fixed binary header rather than a msgpack envelope (the first design): a
+multi-megabyte frame is then written as header + body without being re-packed, read back with one
+join, and handed to ``decode_frame`` as a view; and a hostile header is parsed with two slices.
+
+Each side sends its HELLO first, then reads the peer's. The HELLO must be the first record, small
+(``HELLO_MAX``), and name the authenticated peer id (supplied by the layer underneath: the TLS
+transport checks the certificate; this module authenticates nothing by itself) and our id;
+otherwise that stream is closed with a logged reason and the link carries on.
+
+Incarnations. A party that restarts has lost its link state: it expects sequence 0 again and has
+forgotten what it sent. Each side therefore sends a random incarnation nonce, and says which
+incarnation of the peer its ``next`` refers to. A peer whose nonce changed has restarted: we reset
+both directions to 0, drop the frames we still held for its previous life, and report the peer
+lost, so the sessions that needed it abort instead of waiting forever.
+
+Connections. The party with the lower id dials (one link per pair, no simultaneous-open races) and
+redials after any failure with exponential backoff and full jitter; the accepting side takes each new
+authenticated stream, finishes its handshake, and only then replaces the running connection, so a
+bad stream cannot take a good connection down.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import structlog
+import trio
+
+from protocols.errors import AbortError, ConfigError, PeerAuthError
+
+from .frames import ABORT, MAX_FRAME_BYTES, Frame, FrameError, decode_frame, encode_frame
+
+log = structlog.get_logger("spdz.peerlink")
+
+HELLO, DATA, ACK = 1, 2, 3
+PROTO = "trio-spdz-link"
+VERSION = 1
+HELLO_MAX = 1024
+INCARNATION_BYTES = 16
+
+_HEAD = struct.Struct(">IBQ")  # length, type, seq: the whole of an ACK, the header of a DATA record
+_SEQ = struct.Struct(">Q")
+_SEQ_MAX = (1 << 64) - 1
+RECV_CHUNK = 1 << 16
+SMALL_RECORD = 1 << 16  # records up to this size are cut out of the read buffer; larger ones joined
+COALESCE_BYTES = 1 << 18  # small records are batched into one write up to this size
+
+Dialer = Callable[[int], Awaitable[tuple[trio.abc.Stream, int]]]
+Deliver = Callable[[Frame], None]
+LostCallback = Callable[[int, str], None]
+
+
+class LinkProtocolError(Exception):
+    """The peer sent records that break the link protocol; that stream is closed."""
+
+
+class _PeerClosed(Exception):
+    """The peer closed the stream (end of file)."""
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """Tuning of a peer link. Times are seconds (of trio's clock, so tests can run them virtually)."""
+
+    max_unacked_frames: int = 4096
+    max_unacked_bytes: int = 64 * 1024 * 1024
+    ack_every: int = 64
+    ack_bytes: int = 4 * 1024 * 1024
+    ack_delay: float = 0.005
+    heartbeat: float = 5.0
+    idle_timeout: float = 30.0
+    handshake_timeout: float = 10.0
+    connect_timeout: float = 10.0
+    backoff_initial: float = 0.05
+    backoff_max: float = 5.0
+    peer_timeout: float = 60.0
+    max_frame_bytes: int = MAX_FRAME_BYTES
+
+    def __post_init__(self) -> None:
+        for name in ("max_unacked_frames", "max_unacked_bytes", "ack_every", "ack_bytes", "max_frame_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"link option {name} must be positive")
+        for name in ("ack_delay", "heartbeat", "handshake_timeout", "connect_timeout", "backoff_initial"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"link option {name} must be positive")
+        if not self.heartbeat < self.idle_timeout:
+            raise ConfigError("link option heartbeat must be shorter than idle_timeout")
+        if not self.backoff_initial <= self.backoff_max:
+            raise ConfigError("link option backoff_initial must not exceed backoff_max")
+        if not self.peer_timeout > 0:
+            raise ConfigError("link option peer_timeout must be positive")
+        if self.max_frame_bytes > MAX_FRAME_BYTES:
+            raise ConfigError(f"link option max_frame_bytes cannot exceed {MAX_FRAME_BYTES}")
+
+
+@dataclass
+class LinkStats:
+    """Counters of one link, for metrics and for tests that check nothing was lost or repeated."""
+
+    up: bool = False
+    lost: bool = False
+    connects: int = 0
+    reconnects: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    frames_sent: int = 0  # frames accepted by send() (each once, however often it was written)
+    frames_resent: int = 0  # writes of a frame already written on an earlier connection
+    frames_delivered: int = 0
+    duplicates_dropped: int = 0
+    bad_frames: int = 0
+    unacked_frames: int = 0
+    unacked_bytes: int = 0
+    rejected_streams: int = 0
+    peer_restarts: int = 0
+
+
+@dataclass
+class _Hello:
+    party: int
+    peer: int
+    inc: bytes
+    peer_inc: bytes | None
+    next: int
+
+
+@dataclass
+class _Conn:
+    """One live connection: its stream, its reader, and how far its writer got."""
+
+    stream: trio.abc.Stream
+    reader: _RecordReader
+    cursor: int  # next seq to write on this connection
+    last_write: float = field(default=0.0)
+
+
+def encode_hello(h: _Hello) -> bytes:
+    body = msgpack.packb(
+        {
+            "proto": PROTO,
+            "v": VERSION,
+            "party": h.party,
+            "peer": h.peer,
+            "inc": h.inc,
+            "peer_inc": h.peer_inc,
+            "next": h.next,
+        },
+        use_bin_type=True,
+    )
+    return struct.pack(">IB", len(body) + 1, HELLO) + body
+
+
+def decode_hello(body: bytes | memoryview) -> _Hello:
+    """Parse a HELLO body (after the type byte); every field is checked, nothing is trusted."""
+    try:
+        obj = msgpack.unpackb(
+            body,
+            raw=False,
+            strict_map_key=True,
+            max_bin_len=64,
+            max_str_len=64,
+            max_array_len=0,
+            max_map_len=16,
+            max_ext_len=0,
+        )
+    except Exception as e:  # msgpack raises several unrelated types on garbage
+        raise LinkProtocolError(f"HELLO is not valid msgpack ({type(e).__name__})") from None
+    keys = {"proto", "v", "party", "peer", "inc", "peer_inc", "next"}
+    if not isinstance(obj, dict) or set(obj) != keys:
+        raise LinkProtocolError("HELLO is not a map with the expected fields")
+    if obj["proto"] != PROTO or obj["v"] != VERSION:
+        raise LinkProtocolError("HELLO of another protocol or version")
+    for k in ("party", "peer", "next"):
+        v = obj[k]
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= _SEQ_MAX:
+            raise LinkProtocolError(f"HELLO field {k} is malformed")
+    inc, peer_inc = obj["inc"], obj["peer_inc"]
+    if not isinstance(inc, bytes) or len(inc) != INCARNATION_BYTES:
+        raise LinkProtocolError("HELLO field inc is malformed")
+    if peer_inc is not None and (not isinstance(peer_inc, bytes) or len(peer_inc) != INCARNATION_BYTES):
+        raise LinkProtocolError("HELLO field peer_inc is malformed")
+    return _Hello(obj["party"], obj["peer"], inc, peer_inc, obj["next"])
+
+
+class _RecordReader:
+    """Cuts length-prefixed records out of a stream, checking each length before reading the body.
+
+    No body is allocated up front: a huge but in-range length costs only what the peer really sends.
+    ``idle_timeout`` bounds each wait for bytes (a silent peer is a dead connection).
+    """
+
+    def __init__(self, stream: trio.abc.Stream, idle_timeout: float, stats: LinkStats) -> None:
+        self._stream = stream
+        self._buf = bytearray()
+        self._idle = idle_timeout
+        self._stats = stats
+
+    async def _receive(self, max_bytes: int) -> bytes | bytearray:
+        with trio.fail_after(self._idle):
+            chunk = await self._stream.receive_some(max_bytes)
+        if not chunk:
+            raise _PeerClosed("the peer closed the connection")
+        self._stats.bytes_received += len(chunk)
+        return chunk
+
+    async def read(self, limit: int) -> tuple[int, memoryview]:
+        """The next record's type and body (after the type byte); its length must be in 1..limit."""
+        while len(self._buf) < 4:
+            self._buf += await self._receive(RECV_CHUNK)
+        size = int.from_bytes(self._buf[:4], "big")
+        if not 1 <= size <= limit:
+            raise LinkProtocolError(f"record length {size} outside 1..{limit}")
+        total = 4 + size
+        if size <= SMALL_RECORD or len(self._buf) >= total:
+            while len(self._buf) < total:
+                self._buf += await self._receive(RECV_CHUNK)
+            body = bytes(self._buf[4:total])
+            del self._buf[:total]
+        else:
+            parts: list[bytes | bytearray] = [bytes(self._buf[4:])]
+            have = len(self._buf) - 4
+            self._buf = bytearray()
+            while have < size:
+                chunk = await self._receive(size - have)
+                parts.append(chunk)
+                have += len(chunk)
+            body = b"".join(parts)
+        return body[0], memoryview(body)[1:]
+
+
+class PeerLink:
+    """The reliable link from party ``me`` to party ``peer`` (see the module docstring).
+
+    ``dial`` is given when ``me < peer`` (we dial): ``await dial(peer)`` returns a stream and the peer
+    id the layer underneath authenticated. Otherwise the owner hands inbound streams to ``accept``.
+    ``on_lost(peer, reason)`` is called when the peer has been disconnected for ``peer_timeout`` (and
+    again every ``peer_timeout`` while it stays away), and when it is seen to have restarted.
+    """
+
+    def __init__(
+        self,
+        me: int,
+        peer: int,
+        *,
+        incarnation: bytes,
+        dial: Dialer | None = None,
+        config: LinkConfig | None = None,
+        on_lost: LostCallback | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if me == peer:
+            raise ValueError("a party has no link to itself")
+        if len(incarnation) != INCARNATION_BYTES:
+            raise ValueError(f"incarnation must be {INCARNATION_BYTES} bytes")
+        if (dial is not None) != (me < peer):
+            raise ValueError("the party with the lower id dials, the other accepts")
+        self.me = me
+        self.peer = peer
+        self.incarnation = incarnation
+        self.config = config or LinkConfig()
+        self.stats = LinkStats()
+        self._dial = dial
+        self._on_lost = on_lost
+        self._rng = rng or random.Random()  # noqa: S311 -- jitter only, nothing secret
+        # send side
+        self._next_seq = 0
+        self._base = 0  # oldest unacknowledged seq
+        self._unacked: dict[int, bytes] = {}
+        self._unacked_bytes = 0
+        self._high_written = 0  # one past the highest seq ever written (to count resends)
+        self._room = trio.Event()
+        self._enqueue_lock = trio.Lock()
+        # receive side
+        self._peer_inc: bytes | None = None
+        self._recv_next = 0
+        self._ack_frames = 0
+        self._ack_bytes = 0
+        self._ack_due_at: float | None = None
+        # connection state
+        self._deliver: Deliver | None = None
+        self._nursery: trio.Nursery | None = None
+        self._closed = False
+        self._kick = trio.Event()
+        self._state = trio.Event()
+        self._conn_scope: trio.CancelScope | None = None
+        self._slot = trio.Lock()
+        self._inbound_gen = 0
+        self._down_since = 0.0  # set by run(): trio's clock exists only inside trio.run
+        self._lost_reason: str | None = None
+        self._lost_at = 0.0
+
+    # ------------------------------------------------------------------------------------ sending
+    @property
+    def up(self) -> bool:
+        return self.stats.up
+
+    @property
+    def lost(self) -> bool:
+        return self._lost_reason is not None
+
+    def _lost_error(self) -> AbortError:
+        return AbortError(f"lost party {self.peer}: {self._lost_reason}", culprit=self.peer)
+
+    def _has_room(self, n: int) -> bool:
+        if not self._unacked:
+            return True  # a frame larger than the byte limit still goes, alone
+        return (
+            len(self._unacked) < self.config.max_unacked_frames
+            and self._unacked_bytes + n <= self.config.max_unacked_bytes
+        )
+
+    async def send(self, frame: Frame) -> None:
+        """Queue ``frame`` for the peer; blocks while the unacknowledged buffer is full.
+
+        Once this returns, the frame will reach the peer exactly once if the peer is ever reachable
+        again in the same incarnation. While the peer is lost, protocol messages raise ``AbortError``
+        at once (their session cannot finish); abort notices are still queued if there is room.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()  # a party shutting down cancels, not "closed"
+        if self._closed:
+            raise trio.ClosedResourceError("the link is closed")
+        if self.lost and frame.kind != ABORT:
+            raise self._lost_error()
+        data = encode_frame(frame.kind, frame.session, frame.step, frame.payload)
+        if len(data) > self.config.max_frame_bytes:
+            raise FrameError(f"frame of {len(data)} bytes exceeds the limit of {self.config.max_frame_bytes}")
+        if self.lost and not self._has_room(len(data)):
+            log.info("abort_notice_dropped", party=self.me, peer=self.peer, session=frame.session)
+            return
+        async with self._enqueue_lock:  # FIFO: a large frame is not starved by a stream of small ones
+            while not self._has_room(len(data)):
+                self._room = trio.Event()
+                await self._room.wait()
+                if self._closed:
+                    raise trio.ClosedResourceError("the link is closed")
+                if self.lost:
+                    if frame.kind != ABORT:
+                        raise self._lost_error()
+                    log.info("abort_notice_dropped", party=self.me, peer=self.peer, session=frame.session)
+                    return
+            seq = self._next_seq
+            self._next_seq += 1
+            self._unacked[seq] = data
+            self._unacked_bytes += len(data)
+            self.stats.frames_sent += 1
+            self._update_buffer_stats()
+            self._kick.set()
+
+    def _update_buffer_stats(self) -> None:
+        self.stats.unacked_frames = len(self._unacked)
+        self.stats.unacked_bytes = self._unacked_bytes
+
+    def _release(self, upto: int) -> None:
+        """The peer has every frame below ``upto``: drop them from the buffer, wake blocked senders."""
+        if upto <= self._base:
+            return
+        for s in range(self._base, upto):
+            self._unacked_bytes -= len(self._unacked.pop(s))
+        self._base = upto
+        self._update_buffer_stats()
+        self._room.set()
+
+    def _reset_send(self) -> None:
+        """The peer restarted: what we held for its previous life can never be delivered."""
+        self._unacked.clear()
+        self._unacked_bytes = 0
+        self._next_seq = self._base = self._high_written = 0
+        self._update_buffer_stats()
+        self._room.set()
+
+    # ------------------------------------------------------------------------------------ lifetime
+    async def run(
+        self, deliver: Deliver, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Keep the link up until cancelled; ``deliver`` gets every frame from the peer, in order."""
+        if self._deliver is not None or self._closed:
+            raise RuntimeError("a PeerLink runs once")
+        self._deliver = deliver
+        self._down_since = trio.current_time()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._watchdog)
+                if self._dial is not None:
+                    nursery.start_soon(self._dial_loop)
+                task_status.started()
+        finally:
+            self._nursery = None
+            self._closed = True
+            self._room.set()
+
+    async def accept(self, stream: trio.abc.Stream) -> None:
+        """Take over an inbound stream already authenticated as this link's peer.
+
+        The handshake runs in the link's own task; the current connection, if any, is replaced only
+        once the new stream's HELLO checks out.
+        """
+        if self._nursery is None or self._dial is not None:
+            await trio.aclose_forcefully(stream)
+            return
+        self._inbound_gen += 1
+        self._nursery.start_soon(self._inbound, stream, self._inbound_gen)
+
+    async def wait_up(self) -> None:
+        """Return once a connection to the peer has completed its handshake."""
+        while not self.stats.up:
+            await self._state_changed()
+
+    async def _state_changed(self) -> None:
+        await self._state.wait()
+
+    def _notify_state(self) -> None:
+        self._state.set()
+        self._state = trio.Event()
+
+    # ------------------------------------------------------------------------------------ connections
+    async def _dial_loop(self) -> None:
+        assert self._dial is not None
+        delay = self.config.backoff_initial
+        while True:
+            ok = False
+            stream: trio.abc.Stream | None = None
+            try:
+                with trio.fail_after(self.config.connect_timeout):
+                    stream, who = await self._dial(self.peer)
+            except Exception as e:  # any connector failure means: try again later
+                level = log.warning if isinstance(e, PeerAuthError) else log.info
+                level("link_connect_failed", party=self.me, peer=self.peer, error=_describe(e))
+            else:
+                if who != self.peer:
+                    self._reject("connector authenticated another party", who=who)
+                    await trio.aclose_forcefully(stream)
+                else:
+                    shaken = await self._handshake(stream)
+                    if shaken is not None:
+                        async with self._slot:
+                            ok = await self._run_connection(stream, *shaken)
+            if ok:
+                delay = self.config.backoff_initial
+            await trio.sleep(self._rng.uniform(0, delay))
+            delay = min(delay * 2, self.config.backoff_max)
+
+    async def _inbound(self, stream: trio.abc.Stream, gen: int) -> None:
+        shaken = await self._handshake(stream)
+        if shaken is None:
+            return
+        if gen != self._inbound_gen:
+            await trio.aclose_forcefully(stream)  # a newer stream arrived meanwhile
+            return
+        if self._conn_scope is not None:
+            self._conn_scope.cancel()
+        async with self._slot:
+            if gen != self._inbound_gen:
+                await trio.aclose_forcefully(stream)
+                return
+            await self._run_connection(stream, *shaken)
+
+    async def _handshake(self, stream: trio.abc.Stream) -> tuple[_Hello, _RecordReader] | None:
+        """Send our HELLO, read and check the peer's. On failure the stream is closed, None returned.
+
+        Nothing of the link's state changes here: a stream is only adopted (``_adopt_hello``) once it
+        holds the connection slot, so a stream that fails here leaves the running connection alone.
+        """
+        mine = encode_hello(_Hello(self.me, self.peer, self.incarnation, self._peer_inc, self._recv_next))
+        reader = _RecordReader(stream, self.config.idle_timeout, self.stats)
+        try:
+            with trio.fail_after(self.config.handshake_timeout):
+                await stream.send_all(mine)
+                self.stats.bytes_sent += len(mine)
+                kind, body = await reader.read(HELLO_MAX)
+            if kind != HELLO:
+                raise LinkProtocolError(f"first record has type {kind}, not HELLO")
+            hello = decode_hello(body)
+            if hello.party != self.peer or hello.peer != self.me:
+                raise PeerAuthError(
+                    f"HELLO claims party {hello.party} talking to {hello.peer}, "
+                    f"but the stream is authenticated as {self.peer} talking to {self.me}"
+                )
+        except (LinkProtocolError, PeerAuthError) as e:
+            self._reject(str(e))
+            await trio.aclose_forcefully(stream)
+            return None
+        except Exception as e:  # reset, timeout, closed: an ordinary failed attempt
+            log.info("link_handshake_failed", party=self.me, peer=self.peer, error=_describe(e))
+            await trio.aclose_forcefully(stream)
+            return None
+        return hello, reader
+
+    def _reject(self, reason: str, **fields: Any) -> None:
+        self.stats.rejected_streams += 1
+        log.warning("link_rejected", party=self.me, peer=self.peer, reason=reason, **fields)
+
+    async def _run_connection(self, stream: trio.abc.Stream, hello: _Hello, reader: _RecordReader) -> bool:
+        """Adopt a handshaken stream and pump it until it fails or is replaced; True if it came up."""
+        scope = trio.CancelScope()
+        self._conn_scope = scope
+        came_up = False
+        reason = "closed"
+        try:
+            with scope:
+                conn = _Conn(stream, reader, self._adopt_hello(hello), trio.current_time())
+                self._set_up(True)
+                came_up = True
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer, conn)
+                    await self._reader(conn)
+            if scope.cancelled_caught:
+                reason = "replaced by a newer connection"
+        except Exception as e:
+            reason = self._connection_failed(e)
+        finally:
+            if self._conn_scope is scope:
+                self._conn_scope = None
+            if came_up:
+                self._set_up(False, reason)
+            await trio.aclose_forcefully(stream)
+        return came_up
+
+    def _adopt_hello(self, hello: _Hello) -> int:
+        """Apply the peer's HELLO to the link state; return the seq to resend from."""
+        restarted = self._peer_inc is not None and hello.inc != self._peer_inc
+        if hello.inc != self._peer_inc:
+            if restarted:
+                self.stats.peer_restarts += 1
+                self._reset_send()
+            self._peer_inc = hello.inc
+            self._recv_next = 0
+            self._ack_frames = self._ack_bytes = 0
+            self._ack_due_at = None
+        # ``next`` counts frames of our current incarnation only; a peer that has not met it yet
+        # (first contact, or we restarted) has none of them.
+        resend_from = hello.next if hello.peer_inc == self.incarnation else 0
+        if restarted:
+            self._report("it restarted (new incarnation)")
+        if not self._base <= resend_from <= self._next_seq:
+            raise LinkProtocolError(
+                f"peer expects seq {resend_from}, but we hold {self._base}..{self._next_seq}"
+            )
+        self._release(resend_from)
+        return resend_from
+
+    def _set_up(self, up: bool, reason: str = "") -> None:
+        if up:
+            self.stats.up = True
+            self.stats.connects += 1
+            self.stats.reconnects = self.stats.connects - 1
+            if self._lost_reason is not None:
+                log.warning("peer_back", party=self.me, peer=self.peer)
+                self._lost_reason = None
+                self.stats.lost = False
+            log.info("link_up", party=self.me, peer=self.peer, connects=self.stats.connects)
+        else:
+            self.stats.up = False
+            self._down_since = trio.current_time()
+            log.info("link_down", party=self.me, peer=self.peer, reason=reason)
+        self._notify_state()
+
+    def _connection_failed(self, e: BaseException) -> str:
+        err = _leaf(e)
+        if isinstance(err, (LinkProtocolError, PeerAuthError)):
+            log.warning("link_protocol_error", party=self.me, peer=self.peer, reason=str(err))
+            return f"protocol error: {err}"
+        if isinstance(err, trio.TooSlowError):
+            log.warning("link_idle_timeout", party=self.me, peer=self.peer, timeout=self.config.idle_timeout)
+            return "idle timeout"
+        if isinstance(err, (_PeerClosed, trio.BrokenResourceError, trio.ClosedResourceError, OSError)):
+            return f"connection lost: {_describe(err)}"
+        log.error("link_failed", party=self.me, peer=self.peer, error=_describe(err))
+        return f"failed: {_describe(err)}"
+
+    # ------------------------------------------------------------------------------------ pumping
+    async def _reader(self, conn: _Conn) -> None:
+        limit = 1 + _SEQ.size + self.config.max_frame_bytes
+        cfg = self.config
+        while True:
+            kind, body = await conn.reader.read(limit)
+            if kind == DATA:
+                if len(body) < _SEQ.size:
+                    raise LinkProtocolError("DATA record without a sequence number")
+                (seq,) = _SEQ.unpack_from(body)
+                if seq < self._recv_next:
+                    self.stats.duplicates_dropped += 1
+                    continue
+                if seq > self._recv_next:
+                    raise LinkProtocolError(f"DATA seq {seq} skips ahead of {self._recv_next}")
+                self._recv_next += 1
+                self._deliver_frame(body[_SEQ.size :])
+                self._ack_frames += 1
+                self._ack_bytes += len(body)
+                if self._ack_frames >= cfg.ack_every or self._ack_bytes >= cfg.ack_bytes:
+                    self._ack_due_at = trio.current_time()
+                    self._kick.set()
+                elif self._ack_due_at is None:
+                    self._ack_due_at = trio.current_time() + cfg.ack_delay
+                    self._kick.set()
+            elif kind == ACK:
+                if len(body) != _SEQ.size:
+                    raise LinkProtocolError("ACK record of the wrong size")
+                (upto,) = _SEQ.unpack_from(body)
+                if upto > conn.cursor:
+                    raise LinkProtocolError(f"ACK {upto} of frames never sent (sent up to {conn.cursor})")
+                self._release(upto)
+            else:
+                raise LinkProtocolError(f"unexpected record type {kind}")
+
+    def _deliver_frame(self, data: memoryview) -> None:
+        try:
+            frame = decode_frame(data)
+        except FrameError as e:
+            self.stats.bad_frames += 1
+            log.warning("bad_frame_dropped", party=self.me, peer=self.peer, error=str(e))
+            return
+        self.stats.frames_delivered += 1
+        assert self._deliver is not None
+        try:
+            self._deliver(frame)
+        except Exception as e:  # the handler's bug must not take the link down
+            log.error("frame_handler_failed", party=self.me, peer=self.peer, error=_describe(e))
+
+    def _ack_record(self) -> bytes:
+        self._ack_frames = self._ack_bytes = 0
+        self._ack_due_at = None
+        return _HEAD.pack(1 + _SEQ.size, ACK, self._recv_next)
+
+    async def _write(self, conn: _Conn, data: bytes) -> None:
+        await conn.stream.send_all(data)
+        self.stats.bytes_sent += len(data)
+        conn.last_write = trio.current_time()
+
+    async def _writer(self, conn: _Conn) -> None:
+        """Write unsent frames (small ones batched, large ones as header + body), ACKs and heartbeats."""
+        cfg = self.config
+        while True:
+            self._kick = trio.Event()
+            parts: list[bytes] = []
+            size = 0
+            wrote = False
+            conn.cursor = max(conn.cursor, self._base)
+            while conn.cursor < self._next_seq and size < COALESCE_BYTES:
+                seq = conn.cursor
+                data = self._unacked[seq]
+                conn.cursor += 1
+                if seq < self._high_written:
+                    self.stats.frames_resent += 1
+                else:
+                    self._high_written = seq + 1
+                head = _HEAD.pack(1 + _SEQ.size + len(data), DATA, seq)
+                if len(data) > SMALL_RECORD:
+                    if parts:
+                        await self._write(conn, b"".join(parts))
+                        parts, size = [], 0
+                    await self._write(conn, head)
+                    await self._write(conn, data)
+                    wrote = True
+                else:
+                    parts += (head, data)
+                    size += len(head) + len(data)
+            now = trio.current_time()
+            if self._ack_due_at is not None and (parts or wrote or self._ack_due_at <= now):
+                parts.insert(0, self._ack_record())
+            elif not parts and not wrote and now >= conn.last_write + cfg.heartbeat:
+                parts.append(self._ack_record())
+            if parts:
+                await self._write(conn, b"".join(parts))
+                continue
+            if wrote:
+                continue
+            deadline = conn.last_write + cfg.heartbeat
+            if self._ack_due_at is not None:
+                deadline = min(deadline, self._ack_due_at)
+            with trio.move_on_at(deadline):
+                await self._kick.wait()
+
+    # ------------------------------------------------------------------------------------ peer loss
+    async def _watchdog(self) -> None:
+        """Report the peer lost once it has been away ``peer_timeout``, and again each period after."""
+        timeout = self.config.peer_timeout
+        while True:
+            if self.stats.up:
+                await self._state_changed()
+                continue
+            since = self._lost_at if self.lost else self._down_since
+            with trio.move_on_at(since + timeout) as cs:
+                await self._state_changed()
+            if not cs.cancelled_caught or self.stats.up:
+                continue
+            now = trio.current_time()
+            self._lost_reason = f"no connection for {now - self._down_since:.1f} s"
+            self._lost_at = now
+            self.stats.lost = True
+            self._room.set()  # senders blocked on a full buffer re-check and raise
+            self._report(self._lost_reason)
+
+    def _report(self, reason: str) -> None:
+        log.warning("peer_lost", party=self.me, peer=self.peer, reason=reason)
+        if self._on_lost is not None:
+            try:
+                self._on_lost(self.peer, reason)
+            except Exception as e:
+                log.error("peer_lost_handler_failed", party=self.me, peer=self.peer, error=_describe(e))
+
+
+def _leaf(e: BaseException) -> BaseException:
+    while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
+        e = e.exceptions[0]
+    return e
+
+
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"[:300]
