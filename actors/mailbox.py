@@ -98,10 +98,16 @@ class Router:
             return None
         box = self._boxes.get(session)
         if box is None:
-            pending = sum(1 for b in self._boxes.values() if not b.started)
-            if pending >= MAX_PENDING_SESSIONS:
-                log.warning("too_many_pending_sessions", session=session)
-                return None
+            pending = [sid for sid, b in self._boxes.items() if not b.started]
+            if len(pending) >= MAX_PENDING_SESSIONS:
+                # Placeholders for sessions a peer aborted before we started them are the first to go
+                # (after a peer outage there can be many); live placeholders are kept.
+                dead = next((sid for sid in pending if self._boxes[sid].error is not None), None)
+                if dead is None:
+                    log.warning("too_many_pending_sessions", session=session)
+                    return None
+                del self._boxes[dead]
+                self._finished[dead] = None
             box = self._boxes[session] = SessionMailbox(session)
         return box
 

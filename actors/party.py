@@ -37,6 +37,8 @@ class Party:
             party, n, links, source, interceptor=interceptor, session_options=session_options
         )
         self.offline: OfflineService | None = None
+        if hasattr(links, "on_peer_lost"):  # stream links: a peer gone too long aborts its sessions
+            links.on_peer_lost = self.engine.abort_sessions_with
 
     def use_mascot(self, field: PrimeField, watermarks: Watermarks | None = None) -> OfflineService:
         """Make this party's preprocessing a MASCOT ``OfflineService`` (started by ``serve``)."""

@@ -173,6 +173,21 @@ def test_pending_sessions_are_bounded() -> None:
     assert "now-fits" in r._boxes
 
 
+def test_aborted_placeholders_make_room_for_new_sessions() -> None:
+    """After an outage peers may abort many sessions we never started; their placeholders must not
+    block the frames of a new session. The oldest aborted placeholder goes first, live ones stay, and
+    an evicted session id cannot be started later (it was aborted)."""
+    r = Router()
+    r.deliver(1, "live", 1, b"x")
+    for k in range(MAX_PENDING_SESSIONS - 1):
+        r.peer_aborted(1, f"dead{k}", "gone")
+    r.deliver(2, "new", 1, b"y")
+    assert "new" in r._boxes and "live" in r._boxes and "dead0" not in r._boxes
+    assert "dead1" in r._boxes
+    with pytest.raises(ValueError):
+        r.open("dead0")
+
+
 def test_abort_all() -> None:
     r = Router()
     a, b = r.open("a"), r.open("b")
