@@ -29,6 +29,8 @@ def configure(level: str | int = "warning", fmt: str = "console") -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # the stream is looked up per event, not bound now: an embedding application (or a test
+        # runner) may replace sys.stderr later, and writing to a closed stream must not kill a party
+        logger_factory=lambda *args: structlog.PrintLogger(sys.stderr),
         cache_logger_on_first_use=False,
     )

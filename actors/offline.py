@@ -87,6 +87,7 @@ class OfflineService:
         self.generated: dict[str, int] = {}
         self.gen_seconds = 0.0
         self.failures: list[str] = []
+        self.crashes = 0
 
     # ------------------------------------------------------------------ what sessions see
     def for_session(self, session_id: str, net: Net) -> PooledSession:
@@ -139,6 +140,14 @@ class OfflineService:
                     await self._run_epoch(epoch)
                 except AbortError as e:
                     self.retire(epoch, f"offline batch failed: {e.reason}")
+                except Exception as e:
+                    # A bug or a state we did not foresee must not take the party down: this epoch's
+                    # key and material are dropped like after an abort, and a new epoch starts.
+                    log.error("offline_batch_crashed", party=self.party, epoch=epoch, error=repr(e))
+                    self.retire(epoch, f"offline batch crashed: {type(e).__name__}: {e}")
+                    self.crashes += 1
+            if self.crashes:  # a fault that repeats must not turn into a busy loop
+                await trio.sleep(min(30.0, 0.1 * 2 ** min(self.crashes, 10)))
 
     async def _run_epoch(self, epoch: int) -> None:
         mascot = MascotParty(self.field, self.party, self.n)

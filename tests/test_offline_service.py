@@ -183,3 +183,44 @@ async def test_a_failed_offline_batch_puts_nothing_in_a_pool() -> None:
                 assert not m.ctx.alpha.any() and svc.pool.generation >= 1
             res = await c.run(square_sum, [7, 8])
             assert all(int(r) == 113 for r in res)
+
+
+async def test_an_unexpected_error_in_a_batch_does_not_take_the_party_down() -> None:
+    """A non-abort exception inside an offline batch (here: party 1's net raises RuntimeError in the
+    second batch) retires that epoch at every party, is logged, and the service starts a new epoch;
+    the cluster keeps serving sessions."""
+
+    class Crash:
+        def __init__(self) -> None:
+            self.hits = 0
+
+        def wrap_net(self, session: str, net: Any) -> Any:
+            if session != "mascot/0/1":
+                return net
+            outer = self
+
+            class Net:
+                party, n = net.party, net.n
+
+                async def send(self, to: int, step: int, msg: Any) -> None:
+                    outer.hits += 1
+                    raise RuntimeError("simulated bug in an offline batch")
+
+                async def recv(self, frm: int, step: int) -> Any:
+                    return await net.recv(frm, step)
+
+            return Net()
+
+        def wrap_preprocessing(self, session: str, pre: Any) -> Any:
+            return pre
+
+    crash = Crash()
+    with trio.fail_after(DEADLINE):
+        async with actors.local_cluster(2, modulus=P61, watermarks=marks(), interceptors={1: crash}) as c:
+            svcs = [p.offline for p in c.parties]
+            while any(svc.epoch == 0 for svc in svcs):
+                await trio.sleep(0.01)
+            assert crash.hits
+            assert svcs[1].crashes == 1 and svcs[1].failures
+            res = await c.run(square_sum, [7, 8])
+            assert all(int(r) == 113 for r in res)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..concurrency import task_group
+from ..errors import AbortError
 from ..field import PrimeField
 from ..ot.kos import KOSReceiver, KOSSender
 from ..prg import PRG
@@ -42,6 +43,7 @@ class MascotParty:
         self.kos_send: dict[int, KOSSender] = {}
         self.kos_recv: dict[int, KOSReceiver] = {}
         self.ready = False
+        self.retired = False
 
     def __repr__(self) -> str:
         return f"<MascotParty party={self.party}/{self.n} field={self.field.name} ready={self.ready}>"
@@ -70,6 +72,8 @@ class MascotParty:
         self.ready = True
 
     def _check(self, s: Session) -> None:
+        if self.retired:  # a batch still in flight when a check elsewhere failed
+            raise AbortError("this MAC key was retired after a failed check")
         if not self.ready:
             raise RuntimeError("MascotParty.setup() has not run")
         if s.ctx is not self.ctx:
@@ -150,3 +154,4 @@ class MascotParty:
         self.kos_send.clear()
         self.kos_recv.clear()
         self.ready = False
+        self.retired = True
