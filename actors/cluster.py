@@ -26,6 +26,7 @@ from .links import MemoryConnector
 from .memory import MemoryHub
 from .offline import Watermarks
 from .party import Party
+from .tls import LocalTls
 
 
 class Cluster:
@@ -84,12 +85,17 @@ async def local_cluster(
     ``preprocessing="mascot"`` (the default) runs each party's MASCOT offline service and waits for
     its set-up; ``"dealer"`` is the INSECURE test dealer. ``watermarks`` sizes the MASCOT pools.
     ``transport``: ``"memory"`` (frames as objects), ``"stream"`` (reliable ``StreamLinks`` over
-    in-memory byte streams), or any object with ``links(party)`` such as a ``MemoryConnector``.
+    in-memory byte streams), ``"tls"`` (real TLS 1.3 on loopback with a fresh CA in a temporary
+    directory, removed on exit), or any object with ``links(party)`` such as a ``MemoryConnector`` or
+    a ``LocalTls`` (whose listeners are then run too).
     """
     if n < 2:
         raise ConfigError(f"a cluster needs at least 2 parties, got {n}")
     field = get_field(modulus)
     hub: MemoryHub | None = None
+    tls: LocalTls | None = None
+    if transport == "tls":
+        transport = tls = LocalTls(n)
     if transport == "memory":
         hub = MemoryHub(n)
         make_links: Callable[[int], Any] = hub.links
@@ -98,7 +104,7 @@ async def local_cluster(
     elif not isinstance(transport, str) and callable(getattr(transport, "links", None)):
         make_links = transport.links
     else:
-        raise ConfigError(f"transport {transport!r} is not available (use 'memory' or 'stream')")
+        raise ConfigError(f"transport {transport!r} is not available (use 'memory', 'stream' or 'tls')")
     if preprocessing == "dealer":
         dealer_seed = seed if seed is not None else os.urandom(32)
         sources: list[Any] = [InsecureDealer(field, n, i, dealer_seed) for i in range(n)]
@@ -121,6 +127,8 @@ async def local_cluster(
             p.use_mascot(field, watermarks)
     try:
         async with trio.open_nursery() as nursery:
+            if isinstance(transport, LocalTls):
+                await nursery.start(transport.serve)
             for p in parties:
                 await nursery.start(p.serve)
             for p in parties:
@@ -136,3 +144,6 @@ async def local_cluster(
         if len(group.exceptions) == 1:
             raise group.exceptions[0] from None
         raise
+    finally:
+        if tls is not None:
+            tls.close()
