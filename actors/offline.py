@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 import trio
 
+from protocols.concurrency import task_group
 from protocols.errors import AbortError, ProtocolError
 from protocols.field import PrimeField
 from protocols.mascot import MascotParty
@@ -88,6 +89,7 @@ class OfflineService:
         self.gen_seconds = 0.0
         self.failures: list[str] = []
         self.crashes = 0
+        self._batches_this_epoch = 0
 
     # ------------------------------------------------------------------ what sessions see
     def for_session(self, session_id: str, net: Net) -> PooledSession:
@@ -132,8 +134,10 @@ class OfflineService:
     # ------------------------------------------------------------------ the actor
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        failed_epochs = 0  # consecutive epochs that ended before their first batch
         while True:
             epoch = self.epoch
+            self._batches_this_epoch = 0
             with trio.CancelScope() as scope:
                 self._epoch_scope = scope
                 try:
@@ -146,28 +150,45 @@ class OfflineService:
                     log.error("offline_batch_crashed", party=self.party, epoch=epoch, error=repr(e))
                     self.retire(epoch, f"offline batch crashed: {type(e).__name__}: {e}")
                     self.crashes += 1
-            if self.crashes:  # a fault that repeats must not turn into a busy loop
-                await trio.sleep(min(30.0, 0.1 * 2 ** min(self.crashes, 10)))
+            failed_epochs = 0 if self._batches_this_epoch else failed_epochs + 1
+            if failed_epochs or self.crashes:
+                # A set-up that keeps failing (a peer is down) or a fault that repeats must not turn
+                # into a busy loop: back off, doubling up to 30 s, until an epoch makes a batch again.
+                await trio.sleep(min(30.0, 0.05 * 2 ** min(max(failed_epochs, self.crashes), 10)))
 
     async def _run_epoch(self, epoch: int) -> None:
         mascot = MascotParty(self.field, self.party, self.n)
         self.mascot = mascot
         pre = _KeyOnly(mascot.ctx, self.retire, epoch)
-        await self.engine.run(_setup_prog, mascot, session=f"mascot/{epoch}/setup", pre=pre)
-        self._ready.set()
-        log.info("offline_ready", party=self.party, epoch=epoch)
-        k = 0
-        while True:
-            plan = await self._plan() if self.party == LEADER else None
-            t0 = trio.current_time()
-            kind, count, batch = await self.engine.run(
-                _batch_prog, mascot, plan, session=f"mascot/{epoch}/{k}", pre=pre
-            )
-            self.gen_seconds += trio.current_time() - t0
-            self.generated[kind] = self.generated.get(kind, 0) + count
-            batch.batch_id = k
-            self.pool.add(batch)
-            k += 1
+        async with task_group() as nursery:
+            nursery.start_soon(self._lifeline, epoch, pre)
+            await self.engine.run(_setup_prog, mascot, session=f"mascot/{epoch}/setup", pre=pre)
+            self._ready.set()
+            log.info("offline_ready", party=self.party, epoch=epoch)
+            k = 0
+            while True:
+                plan = await self._plan() if self.party == LEADER else None
+                t0 = trio.current_time()
+                kind, count, batch = await self.engine.run(
+                    _batch_prog, mascot, plan, session=f"mascot/{epoch}/{k}", pre=pre
+                )
+                self.gen_seconds += trio.current_time() - t0
+                self.generated[kind] = self.generated.get(kind, 0) + count
+                batch.batch_id = k
+                self.pool.add(batch)
+                self._batches_this_epoch += 1
+                k += 1
+
+    async def _lifeline(self, epoch: int, pre: _KeyOnly) -> None:
+        """A session that lives as long as this epoch's key, at every party, and carries nothing.
+
+        Retiring a key anywhere must retire it everywhere, or the parties' epochs drift apart (their
+        next set-up sessions would have different names and wait for each other forever; an idle
+        leader would never notice a follower's retirement). When a party retires the epoch, the
+        cancellation of its lifeline sends the peers an abort for it; their lifelines raise, and
+        the engine retires the epoch there too. A late notice for an epoch already retired does
+        nothing."""
+        await self.engine.run(_lifeline_prog, session=f"mascot/{epoch}/lifeline", pre=pre)
 
     async def _plan(self) -> list[Any]:
         """Leader: the next ``[kind, count]``; waits while every pool is full and nobody waits."""
@@ -201,6 +222,12 @@ def demand_batch(demand: int, batch: int) -> int:
     while size < demand:
         size *= 2
     return min(size, batch)
+
+
+async def _lifeline_prog(s: Any) -> None:
+    """Wait for a message nobody sends: only a peer's abort (or our cancellation) ends this."""
+    await s.net.recv((s.party + 1) % s.n, 0)
+    raise ProtocolError("a peer sent a message on a key-epoch lifeline", culprit=(s.party + 1) % s.n)
 
 
 async def _setup_prog(s: Any, mascot: MascotParty) -> None:

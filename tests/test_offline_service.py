@@ -224,3 +224,22 @@ async def test_an_unexpected_error_in_a_batch_does_not_take_the_party_down() -> 
             assert svcs[1].crashes == 1 and svcs[1].failures
             res = await c.run(square_sum, [7, 8])
             assert all(int(r) == 113 for r in res)
+
+
+@pytest.mark.parametrize("who", [0, 2])
+async def test_retiring_a_key_at_one_party_retires_it_everywhere(who: int) -> None:
+    """One party retires its key while every pool is full and nothing runs (the leader idles in its
+    planner): the epoch's lifeline session carries the retirement to every party, all re-key to the
+    same next epoch (their set-up sessions meet), and the next session computes correctly."""
+    with trio.fail_after(DEADLINE):
+        async with actors.local_cluster(3, modulus=P61, watermarks=marks()) as c:
+            svcs = [p.offline for p in c.parties]
+            while any(s.pool.level("triple") < 256 for s in svcs):
+                await trio.sleep(0.02)
+            svcs[who].retire(0, "retired by the test")
+            while any(s.epoch != 1 or s.mascot is None or not s.mascot.ready for s in svcs):
+                await trio.sleep(0.02)
+            assert all(s.pool.generation >= 1 for s in svcs)
+            res = await c.run(square_sum, [2, 3])
+            assert all(int(r) == 13 for r in res)
+            assert all(s.epoch == 1 for s in svcs)
