@@ -59,6 +59,30 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_party(args: argparse.Namespace) -> int:
+    from .daemon import cmd_party
+
+    return cmd_party(args)
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from .control import cmd_submit
+
+    return cmd_submit(args)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from .control import cmd_status
+
+    return cmd_status(args)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from netsim.cli import main as simulate_main
+
+    return simulate_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="spdz",
@@ -83,6 +107,70 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--days", type=int, default=825, help="party certificate validity in days (default 825)")
     k.add_argument("--force", action="store_true", help="overwrite existing keys and certificates in --out")
     k.set_defaults(func=_cmd_keygen)
+    pa = sub.add_parser(
+        "party", help="run this party's daemon (systemd Type=notify; SIGTERM: graceful stop; SIGHUP: reload)"
+    )
+    pa.add_argument(
+        "--config", required=True, help="the party's TOML file (spdz keygen: party<i>/party.toml)"
+    )
+    pa.add_argument(
+        "--grace", type=float, default=20.0, help="seconds running sessions get to finish on SIGTERM (20)"
+    )
+    pa.add_argument(
+        "--submit-timeout",
+        type=float,
+        default=60.0,
+        help="default seconds a submit waits for preprocessing and for the other parties to join (60)",
+    )
+    pa.set_defaults(func=_cmd_party)
+    sb = sub.add_parser(
+        "submit",
+        help="give this party's input to its daemon, wait for the session, print the result",
+        description="Every party submits the same --program and --session with its own --input. "
+        "Each party's number of values is public to the others; the values are not.",
+    )
+    sb.add_argument("--config", required=True, help="the party's TOML file (for its control socket)")
+    sb.add_argument("--program", required=True, help="registered program: sum, mean, ...")
+    sb.add_argument("--input", required=True, help="one integer per line, or a CSV file with --column")
+    sb.add_argument("--session", help="session id, the same at every party (default: automatic)")
+    sb.add_argument("--column", help="read this column of a CSV file (with a header row)")
+    sb.add_argument(
+        "--timeout", type=float, help="seconds to wait for the other parties to join (daemon's default)"
+    )
+    sb.add_argument("--json", action="store_true", help="print the full result as JSON")
+    sb.set_defaults(func=_cmd_submit)
+    st = sub.add_parser("status", help="show a running daemon's links, pools, sessions and aborts")
+    st.add_argument("--config", required=True, help="the party's TOML file (for its control socket)")
+    st.add_argument("--json", action="store_true", help="print the status as JSON")
+    st.set_defaults(func=_cmd_status)
+    si = sub.add_parser(
+        "simulate",
+        help="adversarial simulations over a simulated network, in virtual time (netsim)",
+        description="Runs the real parties over netsim with seeded faults and a malicious party; prints "
+        "each run's outcome and a summary table. Exit status 1 if any run accepted a wrong output, hung "
+        "or failed uncleanly.",
+    )
+    si.add_argument("--parties", type=int, default=3, help="number of parties (default 3)")
+    si.add_argument(
+        "--faults", action="append", metavar="SPEC", help="fault profile name or spec; 'all'; repeatable"
+    )
+    si.add_argument("--adversary", action="append", metavar="NAME", help="adversary, 'none' or 'all'")
+    si.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    si.add_argument("--runs", type=int, default=1, help="seeds per adversary and profile (default 1)")
+    si.add_argument("--program", default="mul", help="program to run (default mul; see --list)")
+    si.add_argument("--replay", type=int, metavar="SEED", help="run SEED alone and print its full report")
+    si.add_argument("--list", action="store_true", help="list adversaries, fault profiles and programs")
+    si.add_argument("--field", default="p61", choices=["p61", "p127"], help="prime field (default p61)")
+    si.add_argument("--preprocessing", default="auto", choices=["auto", "dealer", "mascot"])
+    si.add_argument("--sessions", type=int, default=1, help="sessions per run, one after another (1)")
+    si.add_argument("--early-start", action="store_true", help="start sessions before MASCOT set-up is done")
+    si.add_argument("--cheater", type=int, help="the corrupt party (default: chosen by the seed)")
+    si.add_argument("--deadline", type=float, default=600.0, help="virtual seconds before a hang (600)")
+    si.add_argument("--no-tls", action="store_true", help="links without TLS (corruption goes undetected)")
+    si.add_argument("--jobs", type=int, help="worker processes (default: 2 for sweeps, else 1)")
+    si.add_argument("--quiet", action="store_true", help="print only failed runs and the summary")
+    si.add_argument("--party-logs", metavar="LEVEL", help="show the simulated parties' logs at LEVEL")
+    si.set_defaults(func=_cmd_simulate)
     return ap
 
 

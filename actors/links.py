@@ -22,7 +22,6 @@ from typing import Any, Protocol
 
 import structlog
 import trio
-import trio.testing
 
 from .frames import Frame
 from .peerlink import INCARNATION_BYTES, LinkConfig, LinkStats, PeerLink
@@ -175,6 +174,8 @@ class _MemoryConnection:
         self.dead = False
         self.paused: set[int] = set()
         self.bytes = [0, 0]
+        import trio.testing  # here, not at module level: it imports pytest (~0.3 s for every CLI call)
+
         self._send = [trio.testing.MemorySendStream(), trio.testing.MemorySendStream()]
         self._recv = [trio.testing.MemoryReceiveStream(), trio.testing.MemoryReceiveStream()]
         for d in (0, 1):
