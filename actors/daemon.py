@@ -399,6 +399,7 @@ class PartyDaemon:
         self._jobs_scope.cancel()
         await self._jobs_closed.wait()  # the jobs told their peers and noted their outcome
         await self.control.drain(5.0)  # and their submitters got the reply
+        await self.links.flush(5.0)  # and the peers got our last messages (final reveals, aborts)
         assert self._nursery is not None
         self._nursery.cancel_scope.cancel()
 

@@ -132,6 +132,16 @@ class StreamLinks:
             return
         await link.accept(stream)
 
+    async def flush(self, timeout: float = 5.0) -> bool:
+        """Wait up to ``timeout`` s until every peer has acknowledged what was sent to it; ``True`` if
+        all did."""
+        with trio.move_on_after(timeout):
+            async with trio.open_nursery() as nursery:
+                for link in self._links.values():
+                    nursery.start_soon(link.flush)
+            return True
+        return False
+
     async def wait_connected(self, peers: Iterable[int] | None = None) -> None:
         """Return once the links to ``peers`` (default: all) are up."""
         for j in self._links if peers is None else peers:

@@ -1,12 +1,24 @@
-"""The Party actor: one organisation's node, supervising its transport and its online engine.
+"""The Party actor: one organisation's node, supervising its transport, offline service and engine.
 
-Later issues add the TLS peer links, the offline (MASCOT) service and the control socket under the
-same actor; the shape stays: a ``serve`` task that owns the party's children in one nursery, and
-``run`` to start a session on it.
+Two ways to build one:
+
+* from parts, as ``local_cluster`` and the daemon do: ``Party(id, n, links, source)``, then ``serve``
+  in a nursery of the caller's;
+* from a party config (the embedding API), inside another Trio service::
+
+      async with actors.Party("/etc/spdz/party0/party.toml") as p:   # or a PartyConfig
+          out = await p.run(prog, *args, session="q3-report")
+
+  which builds the TLS links (``TlsConnector`` / ``TlsListener``), the MASCOT offline service (or the
+  INSECURE dealer only if the config explicitly allows it) and the engine, serves them for the life of
+  the ``async with`` block and stops them on exit. ``run`` waits while the preprocessing is not ready
+  (peers not yet connected, MAC key set-up), so parties may start in any order.
 """
 
 from __future__ import annotations
 
+import os
+from types import TracebackType
 from typing import Any
 
 import trio
@@ -14,6 +26,7 @@ import trio
 from protocols.field import PrimeField
 from protocols.preprocessing.base import PreprocessingSource
 
+from .config import PartyConfig, load_config
 from .engine import Engine, Interceptor, Program
 from .offline import OfflineService, Watermarks
 
@@ -21,13 +34,72 @@ from .offline import OfflineService, Watermarks
 class Party:
     def __init__(
         self,
-        party: int,
-        n: int,
-        links: Any,
-        source: PreprocessingSource,
+        party: int | PartyConfig | str | os.PathLike[str],
+        n: int | None = None,
+        links: Any = None,
+        source: PreprocessingSource | None = None,
         *,
         interceptor: Interceptor | None = None,
         session_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.listener: Any = None
+        self.config: PartyConfig | None = None
+        self.port: int | None = None
+        self._nursery_cm: Any = None
+        self._nursery: trio.Nursery | None = None
+        if not isinstance(party, int):
+            self._from_config(party, interceptor, session_options)
+            return
+        if n is None or links is None:
+            raise TypeError("Party(id, n, links, source) or Party(config)")
+        self._init(party, n, links, source, interceptor, session_options)
+
+    def _from_config(
+        self,
+        config: PartyConfig | str | os.PathLike[str],
+        interceptor: Interceptor | None,
+        session_options: dict[str, Any] | None,
+    ) -> None:
+        from protocols.field import get_field
+
+        from .links import StreamLinks
+        from .peerlink import LinkConfig
+        from .tls import TlsConnector, TlsListener
+
+        cfg = config if isinstance(config, PartyConfig) else load_config(config)
+        self.config = cfg
+        connector = TlsConnector(cfg.party, cfg.peers, cfg.tls)
+        links = StreamLinks(
+            cfg.party,
+            cfg.n,
+            connector,
+            config=LinkConfig(
+                peer_timeout=cfg.peer_timeout,
+                backoff_initial=cfg.reconnect.initial,
+                backoff_max=cfg.reconnect.max,
+            ),
+        )
+        field = get_field(cfg.field)
+        source: Any = None
+        if cfg.preprocessing == "dealer":  # load_config accepts it only with insecure_dealer = true
+            from protocols.preprocessing.dealer import InsecureDealer
+
+            from .daemon import dealer_seed
+
+            source = InsecureDealer(field, cfg.n, cfg.party, dealer_seed(cfg))
+        self._init(cfg.party, cfg.n, links, source, interceptor, session_options)
+        if source is None:
+            self.use_mascot(field, cfg.watermarks)
+        self.listener = TlsListener(cfg.party, cfg.listen, cfg.tls, links)
+
+    def _init(
+        self,
+        party: int,
+        n: int,
+        links: Any,
+        source: Any,
+        interceptor: Interceptor | None,
+        session_options: dict[str, Any] | None,
     ) -> None:
         self.id = party
         self.n = n
@@ -56,4 +128,40 @@ class Party:
             task_status.started()
 
     async def run(self, prog: Program, *args: Any, session: str | None = None) -> Any:
+        """Run ``prog`` as one session (every party must run the same program under the same id)."""
         return await self.engine.run(prog, *args, session=session)
+
+    # ------------------------------------------------------------------ embedding
+    async def __aenter__(self) -> Party:
+        """Start the listener (if built from a config) and the party's services in a nursery owned
+        by this ``async with`` block."""
+        self._nursery_cm = trio.open_nursery()
+        nursery = await self._nursery_cm.__aenter__()
+        try:
+            if self.listener is not None:
+                self.port = await nursery.start(self.listener.serve)
+            await nursery.start(self.serve)
+        except BaseException as e:
+            nursery.cancel_scope.cancel()
+            await self._nursery_cm.__aexit__(type(e), e, e.__traceback__)
+            raise
+        self._nursery = nursery
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        assert self._nursery is not None and self._nursery_cm is not None
+        flush = getattr(self.links, "flush", None)
+        if flush is not None:  # our last messages (a final reveal, an abort) reach the peers first
+            with trio.CancelScope(shield=True):
+                await flush(5.0)
+        self._nursery.cancel_scope.cancel()
+        try:
+            return await self._nursery_cm.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            if len(group.exceptions) == 1:  # the block's own error, not wrapped in the nursery's group
+                raise group.exceptions[0] from None
+            raise
+        finally:
+            self._nursery = None

@@ -292,6 +292,7 @@ class PeerLink:
         self._unacked_bytes = 0
         self._high_written = 0  # one past the highest seq ever written (to count resends)
         self._room = trio.Event()
+        self._progress = trio.Event()
         self._enqueue_lock = trio.Lock()
         # receive side
         self._peer_inc: bytes | None = None
@@ -369,6 +370,20 @@ class PeerLink:
             self._update_buffer_stats()
             self._kick.set()
 
+    async def flush(self) -> None:
+        """Wait until the peer has acknowledged every frame queued so far (or the link is lost or
+        closed). A party about to stop calls this so that its last messages (say, the final reveal
+        of a MAC check) are not lost with the process."""
+        while self._unacked and not self.lost and not self._closed:
+            self._progress = trio.Event()
+            await self._progress.wait()
+
+    def _wake(self) -> None:
+        """Acknowledgements arrived, or the link was reset, lost or closed: wake blocked senders and
+        flushers (each waits on its own event, so one cannot consume the other's wake-up)."""
+        self._room.set()
+        self._progress.set()
+
     def _update_buffer_stats(self) -> None:
         self.stats.unacked_frames = len(self._unacked)
         self.stats.unacked_bytes = self._unacked_bytes
@@ -381,7 +396,7 @@ class PeerLink:
             self._unacked_bytes -= len(self._unacked.pop(s))
         self._base = upto
         self._update_buffer_stats()
-        self._room.set()
+        self._wake()
 
     def _reset_send(self) -> None:
         """The peer restarted: what we held for its previous life can never be delivered."""
@@ -389,7 +404,7 @@ class PeerLink:
         self._unacked_bytes = 0
         self._next_seq = self._base = self._high_written = 0
         self._update_buffer_stats()
-        self._room.set()
+        self._wake()
 
     # ------------------------------------------------------------------------------------ lifetime
     async def run(
@@ -410,7 +425,7 @@ class PeerLink:
         finally:
             self._nursery = None
             self._closed = True
-            self._room.set()
+            self._wake()
 
     async def accept(self, stream: trio.abc.Stream) -> None:
         """Take over an inbound stream already authenticated as this link's peer.
@@ -711,7 +726,7 @@ class PeerLink:
             self._lost_reason = f"no connection for {now - self._down_since:.1f} s"
             self._lost_at = now
             self.stats.lost = True
-            self._room.set()  # senders blocked on a full buffer re-check and raise
+            self._wake()  # senders blocked on a full buffer re-check and raise
             self._report(self._lost_reason)
 
     def _report(self, reason: str) -> None:
