@@ -316,6 +316,10 @@ class PartyDaemon:
                 nursery.start_soon(self._signals, signals, nursery.cancel_scope)
                 await self.serve()
                 nursery.cancel_scope.cancel()
+        # Already stopped: a repeated SIGTERM/SIGINT from here to the exit must not kill the process
+        # by signal (it would report a failure for a clean stop).
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
         self.notifier.close()
         log.info("daemon_stopped", party=self.cfg.party)
         return 0
