@@ -13,7 +13,7 @@ from . import logs
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import main as demo_main
 
-    return demo_main(args.field)
+    return demo_main(args.field, args.transport)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     d = sub.add_parser("demo", help="three hospitals compute joint statistics, checked against plaintext")
     d.add_argument("--field", default="p127", choices=["p61", "p127"], help="prime field (default p127)")
+    d.add_argument(
+        "--transport", default="tls", choices=["tls", "memory"], help="tls (default: real TLS on loopback)"
+    )
     d.set_defaults(func=_cmd_demo)
     b = sub.add_parser("bench", help="print field and online-phase benchmark tables")
     b.add_argument("which", nargs="?", default="all", choices=["all", "field", "online", "ot", "offline"])

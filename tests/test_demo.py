@@ -8,9 +8,9 @@ from actors import demo
 
 
 async def test_demo_matches_plaintext(capsys: pytest.CaptureFixture[str]) -> None:
-    assert await demo.run_demo("p61") == 0
+    assert await demo.run_demo("p61", "tls") == 0
     out = capsys.readouterr().out
-    assert "MASCOT" in out and "INSECURE" not in out
+    assert "MASCOT" in out and "TLS 1.3" in out and "INSECURE" not in out
     assert "all statistics match the plaintext computation" in out
     assert " NO" not in out
 
