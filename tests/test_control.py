@@ -544,3 +544,20 @@ def test_example_configs_load_and_use_the_units_runtime_directory(party: int) ->
     assert cfg.party == party and cfg.n == 3 and cfg.preprocessing == "mascot"
     assert cfg.control_socket == Path(f"/run/spdz-party{party}/control.sock")
     assert cfg.tls.key == DEPLOY / "example" / "key.pem"  # beside the config, as keygen lays it out
+
+
+def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
+    """``systemd-analyze verify`` accepts the unit (``.ci/run`` installs systemd's tools if missing).
+    An instance copy is verified too: the template alone does not expand ``%i``."""
+    import shutil
+    import subprocess
+
+    tool = shutil.which("systemd-analyze")
+    assert tool is not None, "systemd-analyze is needed for this test: install systemd (.ci/run does)"
+    instance = tmp_path / "spdz-party@party0.service"
+    shutil.copy(DEPLOY / "spdz-party@.service", instance)
+    for unit in (DEPLOY / "spdz-party@.service", instance):
+        proc = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True, timeout=60)  # noqa: S603
+        # a bad value is only a warning (exit 0) for systemd: any output counts as a failure
+        report = (proc.stdout + proc.stderr).strip()
+        assert proc.returncode == 0 and not report, f"systemd-analyze verify {unit.name}:\n{report}"
