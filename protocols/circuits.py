@@ -1,0 +1,738 @@
+"""Round scheduling and bit-level circuits on shared vectors, for comparison and fixed point.
+
+Everything the secure types do costs rounds, and a round costs about the same whether it opens ten
+values or a million. So the protocols are written as *steps*: a protocol is a generator that yields a
+list of requests, gets their results back, and yields again. Requests are
+
+* round requests: ``Mul(x, y)`` (Beaver), ``Trunc(a, K, m)`` (probabilistic truncation) and
+  ``Open(x, y)`` (open ``x + y``, unchecked);
+* preprocessing requests: ``Bits(n)`` and ``Randoms(n)``, which cost no round.
+
+``run`` executes one such generator: per step it fetches all preprocessing the step asks for (in
+request order, identically at every party), then puts *all* its round requests into ONE opening.
+``parallel`` runs several generators in lockstep, merging their steps, so independent sub-protocols
+(a product tree, a one-hot table, a polynomial) share rounds without hand-interleaving; ``yield from``
+composes them in sequence. The opened values go on the session's to-check list like every other
+opening; the MAC check before any output covers them.
+
+Bit matrices. A secret ``(R, n)`` matrix of shared bits (``R`` bit positions of ``n`` elements) is a
+flat ``SharedArray`` of ``R * n`` elements in row-major order: row ``i`` is ``[i*n, (i+1)*n)``. Rows are
+contiguous, so a range of rows is a view and a circuit level is one vectorized operation over all
+elements and all the rows it touches; Python loops run over bit positions and levels only.
+
+Circuits here: ``prod_rows`` (product of all rows, a halving tree), ``prefix_carries`` (all carries of
+an addition, Sklansky's parallel prefix on generate/propagate pairs), ``suffix_prods`` (all suffix
+products, same network), ``demux`` (the one-hot vector of a few secret bits). Each takes
+``ceil(log2 R)`` rounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from .field import PrimeField
+from .online import Session
+from .shares import ShareContext, SharedArray
+
+U64 = np.uint64
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------------------------------- requests
+@dataclass(frozen=True, eq=False)
+class Mul:
+    """Round request: the elementwise product ``x * y`` (flat result)."""
+
+    x: SharedArray
+    y: SharedArray
+
+
+@dataclass(frozen=True, eq=False)
+class Trunc:
+    """Round request: ``a / 2^m`` rounded probabilistically, ``a`` a ``k``-bit signed value."""
+
+    a: SharedArray
+    k: int
+    m: int
+    kappa: int = 40
+
+
+@dataclass(frozen=True, eq=False)
+class Open:
+    """Round request: open ``x + y`` (``y`` optional); the result is the opened field vector."""
+
+    x: SharedArray
+    y: SharedArray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Bits:
+    """Preprocessing request: ``n`` random shared bits."""
+
+    n: int
+
+
+@dataclass(frozen=True, eq=False)
+class Randoms:
+    """Preprocessing request: ``n`` random shared field elements."""
+
+    n: int
+
+
+Request = Mul | Trunc | Open | Bits | Randoms
+Steps = Generator[list[Request], list[Any], T]
+
+
+# ---------------------------------------------------------------------------------------- one round
+class _Op:
+    """One round request turned into what it writes into the round's buffer and how it finishes."""
+
+    size: int
+
+    def write(self, value: np.ndarray, mac: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def finish(self, opened: np.ndarray) -> Any:
+        raise NotImplementedError
+
+
+class _OpenOp(_Op):
+    def __init__(self, x: SharedArray, y: SharedArray | None) -> None:
+        self.x, self.y, self.size = x, y, x.size
+
+    def write(self, value: np.ndarray, mac: np.ndarray) -> None:
+        f = self.x.ctx.field
+        if self.y is None:
+            np.copyto(value, self.x.value)
+            np.copyto(mac, self.x.mac)
+        else:
+            f.add(self.x.value, self.y.value, out=value)
+            f.add(self.x.mac, self.y.mac, out=mac)
+
+    def finish(self, opened: np.ndarray) -> np.ndarray:
+        return opened
+
+
+class _MulOp(_Op):
+    """Beaver multiplication with the triple ``(a, b, c)``: opens ``x - a`` and ``y - b``."""
+
+    def __init__(self, x: SharedArray, y: SharedArray, abc: tuple[SharedArray, SharedArray, SharedArray]):
+        self.x, self.y, (self.a, self.b, self.c) = x, y, abc
+        self.size = 2 * x.size
+
+    def write(self, value: np.ndarray, mac: np.ndarray) -> None:
+        f, n = self.x.ctx.field, self.x.size
+        f.sub(self.x.value, self.a.value, out=value[:, :n])
+        f.sub(self.y.value, self.b.value, out=value[:, n:])
+        f.sub(self.x.mac, self.a.mac, out=mac[:, :n])
+        f.sub(self.y.mac, self.b.mac, out=mac[:, n:])
+
+    def finish(self, opened: np.ndarray) -> SharedArray:
+        f, n = self.x.ctx.field, self.x.size
+        if n == 0:
+            return SharedArray(self.x.ctx, f.zeros(0), f.zeros(0))
+        c, y, a = self.c, self.y, self.a
+        zv, zm = f.beaver([c.value, c.mac], opened[:, :n], [y.value, y.mac], opened[:, n:], [a.value, a.mac])
+        return SharedArray(self.x.ctx, zv, zm)
+
+
+class _TruncOp(_Op):
+    """Catrina-Saxena probabilistic truncation (see ``comparison``): opens ``a + 2^(k-1) + r``."""
+
+    def __init__(self, req: Trunc, bits: SharedArray) -> None:
+        f = req.a.ctx.field
+        self.a, self.m, self.size = req.a, req.m, req.a.size
+        self.r_low, r = masks(bits, self.size, req.m, req.k + req.kappa)
+        self.r_plus = r.add_public_field(pow2(f, req.k - 1))
+
+    def write(self, value: np.ndarray, mac: np.ndarray) -> None:
+        f = self.a.ctx.field
+        f.add(self.a.value, self.r_plus.value, out=value)
+        f.add(self.a.mac, self.r_plus.mac, out=mac)
+
+    def finish(self, opened: np.ndarray) -> SharedArray:
+        f = self.a.ctx.field
+        cm = public_mod2m(self.a.ctx, opened, self.m)
+        low = (self.a + self.r_low).add_public_field(f.neg(cm))
+        return low.mul_public_field(inv_pow2(f, self.m))
+
+
+def pow2(f: PrimeField, e: int) -> np.ndarray:
+    return f.from_ints([pow(2, e, f.modulus)])
+
+
+def inv_pow2(f: PrimeField, e: int) -> np.ndarray:
+    return f.from_ints([pow(2, -e, f.modulus)])
+
+
+def masks(bits: SharedArray, n: int, m: int, total: int) -> tuple[SharedArray, SharedArray]:
+    """``(r', r)`` from ``total`` rows of random bits: ``r'`` the low ``m`` rows, ``r`` all of them."""
+    f = bits.ctx.field
+    low = compose_bits(bits, n, 0, m)
+    high = compose_bits(bits, n, m, total)
+    return low, low + high.mul_public_field(pow2(f, m))
+
+
+async def _fulfil(s: Session, reqs: Sequence[Request]) -> list[Any]:
+    """Preprocessing first (in request order), then every round request in one opening."""
+    out: list[Any] = [None] * len(reqs)
+    bit_reqs = [i for i, r in enumerate(reqs) if isinstance(r, Bits)]
+    trunc_reqs = [i for i, r in enumerate(reqs) if isinstance(r, Trunc)]
+    mul_reqs = [i for i, r in enumerate(reqs) if isinstance(r, Mul)]
+    # one bits request for the step's Bits and its truncations' masks
+    nbits = sum(reqs[i].n for i in bit_reqs)  # type: ignore[union-attr]
+    nbits += sum((reqs[i].k + reqs[i].kappa) * reqs[i].a.size for i in trunc_reqs)  # type: ignore[union-attr]
+    bits = await s.pre.bits(nbits) if nbits else None
+    pos = 0
+    for i in bit_reqs:
+        cnt = reqs[i].n  # type: ignore[union-attr]
+        out[i] = take(bits, slice(pos, pos + cnt)) if bits is not None else _empty(s)
+        pos += cnt
+    for i, r in enumerate(reqs):
+        if isinstance(r, Randoms):
+            out[i] = await s.pre.randoms(r.n)
+    # Requests of one kind are merged into one op over their concatenation (one mask composition
+    # per truncation shape, one Beaver recombination): fewer, longer numpy calls.
+    ops: list[tuple[list[int], _Op]] = []
+    groups: dict[tuple[int, int, int], list[int]] = {}
+    for i in trunc_reqs:
+        r = reqs[i]
+        assert isinstance(r, Trunc)
+        groups.setdefault((r.k, r.m, r.kappa), []).append(i)
+    for (k, m, kappa), idx in groups.items():
+        a = _cat([reqs[i].a for i in idx])  # type: ignore[union-attr]
+        cnt = (k + kappa) * a.size
+        assert bits is not None
+        ops.append((idx, _TruncOp(Trunc(a, k, m, kappa), take(bits, slice(pos, pos + cnt)))))
+        pos += cnt
+    if mul_reqs:
+        for i in mul_reqs:
+            r = reqs[i]
+            assert isinstance(r, Mul)
+            if r.x.size != r.y.size:
+                raise ValueError(f"elementwise product of {r.x.size} and {r.y.size} elements")
+        x = _cat([reqs[i].x for i in mul_reqs])  # type: ignore[union-attr]
+        y = _cat([reqs[i].y for i in mul_reqs])  # type: ignore[union-attr]
+        ops.append((mul_reqs, _MulOp(x, y, await s.pre.triples(x.size))))
+    for i, r in enumerate(reqs):
+        if isinstance(r, Open):
+            ops.append(([i], _OpenOp(flat(r.x), None if r.y is None else flat(r.y))))
+    if ops:
+        for (idx, _), res in zip(ops, await _round(s, [op for _, op in ops]), strict=True):
+            if len(idx) == 1:
+                out[idx[0]] = res
+                continue
+            j = 0
+            for i in idx:
+                size = reqs[i].a.size if isinstance(reqs[i], Trunc) else reqs[i].x.size  # type: ignore[union-attr]
+                out[i] = take(res, slice(j, j + size))
+                j += size
+    return out
+
+
+def _cat(parts: Sequence[SharedArray]) -> SharedArray:
+    return flat(parts[0]) if len(parts) == 1 else stack(parts)
+
+
+async def _round(s: Session, ops: Sequence[_Op]) -> list[Any]:
+    """Every op writes into one buffer; ONE ``open_unchecked`` call opens it (no concatenation)."""
+    f = s.field
+    total = sum(op.size for op in ops)
+    vbuf = np.empty((f.words, total), dtype=U64)
+    mbuf = np.empty((f.words, total), dtype=U64)
+    i = 0
+    for op in ops:
+        op.write(vbuf[:, i : i + op.size], mbuf[:, i : i + op.size])
+        i += op.size
+    if total:
+        (opened,) = await s.open_unchecked([SharedArray(s.pre.ctx, vbuf, mbuf)])
+    else:
+        opened = f.zeros(0)
+    out, i = [], 0
+    for op in ops:
+        out.append(op.finish(opened[:, i : i + op.size]))
+        i += op.size
+    return out
+
+
+def _empty(s: Session) -> SharedArray:
+    return SharedArray(s.pre.ctx, s.field.zeros(0), s.field.zeros(0))
+
+
+async def run(s: Session, steps: Steps[T]) -> T:
+    """Run a step generator against the session: one opening per round step."""
+    try:
+        reqs = next(steps)
+        while True:
+            if not reqs:
+                raise ValueError("a protocol step asked for nothing")
+            reqs = steps.send(await _fulfil(s, reqs))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+def parallel(gens: Sequence[Steps[Any]]) -> Steps[list[Any]]:
+    """Run several step generators in lockstep, merging each step's requests; returns their results."""
+    results: list[Any] = [None] * len(gens)
+    pending: dict[int, list[Request]] = {}
+    for i, g in enumerate(gens):
+        try:
+            pending[i] = next(g)
+        except StopIteration as stop:
+            results[i] = stop.value
+    while pending:
+        order = list(pending)
+        merged = [r for i in order for r in pending[i]]
+        got = yield merged
+        j = 0
+        for i in order:
+            cnt = len(pending[i])
+            try:
+                pending[i] = gens[i].send(got[j : j + cnt])
+            except StopIteration as stop:
+                results[i] = stop.value
+                del pending[i]
+            j += cnt
+    return results
+
+
+# ---------------------------------------------------------------------------------------- row helpers
+def flat(x: SharedArray) -> SharedArray:
+    return x if x.shape == (x.size,) else SharedArray(x.ctx, x.value, x.mac)
+
+
+def take(x: SharedArray, sl: slice) -> SharedArray:
+    return SharedArray(x.ctx, x.value[:, sl], x.mac[:, sl])
+
+
+def rows(x: SharedArray, n: int, lo: int, hi: int) -> SharedArray:
+    """Rows ``[lo, hi)`` of a bit matrix with ``n`` columns (a view)."""
+    return take(x, slice(lo * n, hi * n))
+
+
+def tile(x: SharedArray, times: int) -> SharedArray:
+    """``x`` repeated as ``times`` rows."""
+    return SharedArray(x.ctx, np.tile(x.value, (1, times)), np.tile(x.mac, (1, times)))
+
+
+def stack(parts: Sequence[SharedArray]) -> SharedArray:
+    return SharedArray.concat([flat(p) for p in parts])
+
+
+def const(ctx: ShareContext, value: int, n: int) -> SharedArray:
+    """The public constant ``value`` as a sharing (party 0 holds it, MACs are alpha_i * value)."""
+    f = ctx.field
+    zero = SharedArray(ctx, f.zeros(n), f.zeros(n))
+    return zero.add_public_field(f.const(value, n))
+
+
+def field_bits(ctx: ShareContext, bits: np.ndarray) -> np.ndarray:
+    """A 0/1 array as a field vector."""
+    f = ctx.field
+    out = f.zeros(bits.size)
+    out[0] = bits.reshape(-1).astype(U64)
+    return out
+
+
+def _alpha_times(x: SharedArray, c: np.ndarray) -> np.ndarray:
+    """``alpha_i * c`` for a 0/1 vector ``c``: alpha_i or zero, no field multiplication."""
+    out = np.empty_like(x.mac)
+    for w in range(x.ctx.field.words):
+        np.multiply(c, x.ctx.alpha[w, 0], out=out[w], casting="unsafe")
+    return out
+
+
+def add_public_bits(x: SharedArray, bits: np.ndarray) -> SharedArray:
+    """``x + c`` for a public 0/1 vector ``c``."""
+    ctx, f = x.ctx, x.ctx.field
+    c = np.asarray(bits, dtype=bool).reshape(-1)
+    value = f.add(x.value, field_bits(ctx, c)) if ctx.party == 0 else x.value
+    return SharedArray(ctx, value, f.add(x.mac, _alpha_times(x, c)))
+
+
+def add_small_public(x: SharedArray, values: np.ndarray) -> SharedArray:
+    """``x + v`` for a public vector of small integers ``v`` (one per element): the MAC terms
+    ``alpha_i v`` come from a table of the few multiples of ``alpha_i`` that occur."""
+    ctx, f = x.ctx, x.ctx.field
+    v = np.asarray(values, dtype=np.int64).reshape(-1)
+    lo, hi = int(v.min()), int(v.max())
+    consts = f.from_ints(list(range(lo, hi + 1)))
+    idx = v - lo
+    value = f.add(x.value, np.take(consts, idx, axis=1)) if ctx.party == 0 else x.value
+    return SharedArray(ctx, value, f.add(x.mac, np.take(f.mul(consts, ctx.alpha), idx, axis=1)))
+
+
+def cond_neg(f: PrimeField, a: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """``c ? -a : a`` elementwise for a public 0/1 vector ``c`` (a new array).
+
+    For a Mersenne prime ``p = 2^B - 1``, ``p - a`` is ``a`` with its ``B`` bits complemented, so a
+    conditional negation is an XOR with a mask (and zero, whose complement is ``p``, is put back).
+    """
+    c = np.asarray(bits, dtype=bool).reshape(-1)
+    if f.modulus != (1 << f.bits) - 1:
+        return np.where(c[None, :], f.neg(a), a)
+    out = np.empty_like(a)
+    mask = c.astype(U64)
+    np.negative(mask, out=mask)  # all ones where c
+    for w in range(f.words):
+        width = min(64, f.bits - 64 * w)
+        np.bitwise_and(mask, U64((1 << width) - 1), out=out[w])
+        np.bitwise_xor(out[w], a[w], out=out[w])
+    full = out[f.words - 1] == U64((1 << (f.bits - 64 * (f.words - 1))) - 1)
+    for w in range(f.words - 1):
+        full &= out[w] == U64(2**64 - 1)
+    if full.any():
+        out[:, full] = 0
+    return out
+
+
+def xor_public(x: SharedArray, bits: np.ndarray) -> SharedArray:
+    """``x XOR c`` for a shared bit vector ``x`` and a public bit vector ``c``: ``c ? 1 - x : x``."""
+    f = x.ctx.field
+    c = np.asarray(bits, dtype=bool).reshape(-1)
+    if not c.any():
+        return x
+    neg = SharedArray(x.ctx, cond_neg(f, x.value, c), cond_neg(f, x.mac, c))
+    return add_public_bits(neg, c)
+
+
+def and_public(x: SharedArray, bits: np.ndarray) -> SharedArray:
+    """``c * x`` for a public 0/1 vector ``c``."""
+    c = np.asarray(bits, dtype=bool).reshape(-1)[None, :]
+    return SharedArray(x.ctx, np.where(c, x.value, U64(0)), np.where(c, x.mac, U64(0)))
+
+
+def times3(x: SharedArray) -> SharedArray:
+    """``3x`` by two additions (a field multiplication costs several times more)."""
+    return x + x + x
+
+
+def one_minus(x: SharedArray) -> SharedArray:
+    return (-x).add_public_field(x.ctx.field.const(1))
+
+
+def xor_from_product(x: SharedArray, y: SharedArray, xy: SharedArray) -> SharedArray:
+    """``x XOR y = x + y - 2xy`` given the product."""
+    return x + y - (xy + xy)
+
+
+def compose_bits(x: SharedArray, n: int, lo: int, hi: int) -> SharedArray:
+    """``sum_{i in [lo, hi)} 2^(i - lo) * row_i`` (Horner: a doubling and an add per row).
+
+    For p127 a multiplication by ``2^s`` is a rotation of the 127 bits: short rows go through a halving
+    tree of rotate-and-add levels over whole matrices (few numpy calls), long ones through Horner's
+    rule with the doubling, the add and the carry fold fused in place (less memory traffic).
+    """
+    f = x.ctx.field
+    if hi <= lo:
+        return SharedArray(x.ctx, f.zeros(n), f.zeros(n))
+    out = []
+    for arr in (x.value, x.mac):
+        if f.modulus == (1 << 127) - 1 and f.words == 2:
+            out.append((_horner127 if n >= _HORNER_MIN else _compose127)(arr, n, lo, hi))
+            continue
+        acc = arr[:, (hi - 1) * n : hi * n].copy()
+        b1, b2 = np.empty_like(acc), np.empty_like(acc)
+        for i in range(hi - 2, lo - 1, -1):
+            f.add(acc, acc, out=b1)
+            f.add(b1, arr[:, i * n : (i + 1) * n], out=b2)
+            acc, b2 = b2, acc
+        out.append(acc)
+    return SharedArray(x.ctx, out[0], out[1])
+
+
+_M63 = U64((1 << 63) - 1)
+_M64 = U64((1 << 64) - 1)
+_HORNER_MIN = 512  # row length from which one pass per row beats the tree (measured: 100 vs 1000)
+
+
+def _shl(lo: np.ndarray, hi: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, hi) << s`` mod ``2^128``, ``0 < s < 128``."""
+    if s >= 64:
+        return np.zeros_like(lo), lo << U64(s - 64)
+    return lo << U64(s), (hi << U64(s)) | (lo >> U64(64 - s))
+
+
+def _shr(lo: np.ndarray, hi: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, hi) >> s``, ``0 < s < 128``."""
+    if s >= 64:
+        return hi >> U64(s - 64), np.zeros_like(hi)
+    return (lo >> U64(s)) | (hi << U64(64 - s)), hi >> U64(s)
+
+
+def _times_pow2_127(lo: np.ndarray, hi: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """``2^s v mod (2^127 - 1)`` for ``v < 2^127``: a rotation of the 127 bits by ``s``."""
+    s %= 127
+    if s == 0:
+        return lo, hi
+    l_lo, l_hi = _shl(lo, hi, s)
+    r_lo, r_hi = _shr(lo, hi, 127 - s)
+    return l_lo | r_lo, (l_hi & _M63) | r_hi
+
+
+def _add127(
+    a_lo: np.ndarray, a_hi: np.ndarray, b_lo: np.ndarray, b_hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``a + b`` for ``a, b < 2^127``, folded below ``2^127`` (``p`` itself may remain: it is zero)."""
+    s_lo = a_lo + b_lo
+    s_hi = a_hi + b_hi
+    s_hi += s_lo < a_lo
+    t = s_hi >> U64(63)
+    s_hi &= _M63
+    s_lo += t
+    s_hi += s_lo < t
+    return s_lo, s_hi
+
+
+def _horner127(arr: np.ndarray, n: int, lo: int, hi: int) -> np.ndarray:
+    """Horner's rule over rows ``hi-1 .. lo``, in place on two words: for long rows, where it touches
+    less memory than the tree. Invariant: ``acc < 2^127`` (``p`` may occur: it is zero)."""
+    alo = arr[0, (hi - 1) * n : hi * n].copy()
+    ahi = arr[1, (hi - 1) * n : hi * n].copy()
+    t = np.empty(n, dtype=U64)
+    carry = np.empty(n, dtype=bool)
+    one, s62, s63 = U64(1), U64(62), U64(63)
+    for i in range(hi - 2, lo - 1, -1):
+        rlo, rhi = arr[0, i * n : (i + 1) * n], arr[1, i * n : (i + 1) * n]
+        np.right_shift(ahi, s62, out=t)  # doubling = rotation: bit 126 wraps to bit 0
+        np.left_shift(ahi, one, out=ahi)
+        np.bitwise_and(ahi, _M63, out=ahi)
+        np.bitwise_or(ahi, alo >> s63, out=ahi)
+        np.left_shift(alo, one, out=alo)
+        np.bitwise_or(alo, t, out=alo)
+        np.add(alo, rlo, out=alo)  # + row, with the carry into the high word
+        np.less(alo, rlo, out=carry)
+        np.add(ahi, rhi, out=ahi)
+        np.add(ahi, carry, out=ahi, casting="unsafe")
+        np.right_shift(ahi, s63, out=t)  # fold bit 127 (weight 2^127 = 1)
+        np.bitwise_and(ahi, _M63, out=ahi)
+        np.add(alo, t, out=alo)
+        np.less(alo, t, out=carry)
+        np.add(ahi, carry, out=ahi, casting="unsafe")
+    out = np.stack([alo, ahi])
+    full = (out[0] == _M64) & (out[1] == _M63)
+    if full.any():
+        out[:, full] = 0
+    return out
+
+
+def _compose127(arr: np.ndarray, n: int, lo: int, hi: int) -> np.ndarray:
+    """``sum_i 2^i row_{lo+i}`` mod ``2^127 - 1``: a halving tree, ``y_j = x_2j + 2^s x_2j+1`` with
+    ``s`` doubling per level; each level is a few whole-matrix operations, whatever the size."""
+    r = hi - lo
+    cur_lo = arr[0, lo * n : hi * n].reshape(r, n)
+    cur_hi = arr[1, lo * n : hi * n].reshape(r, n)
+    shift = 1
+    while r > 1:
+        h = r // 2
+        rot_lo, rot_hi = _times_pow2_127(cur_lo[1 : 2 * h : 2], cur_hi[1 : 2 * h : 2], shift)
+        s_lo, s_hi = _add127(cur_lo[0 : 2 * h : 2], cur_hi[0 : 2 * h : 2], rot_lo, rot_hi)
+        if r % 2:
+            s_lo = np.concatenate([s_lo, cur_lo[r - 1 :]])
+            s_hi = np.concatenate([s_hi, cur_hi[r - 1 :]])
+        cur_lo, cur_hi, r, shift = s_lo, s_hi, h + r % 2, 2 * shift
+    out = np.stack([cur_lo[0], cur_hi[0]])
+    full = (out[0] == _M64) & (out[1] == _M63)
+    if full.any():
+        out[:, full] = 0
+    return out
+
+
+def public_low_bits(ctx: ShareContext, c: np.ndarray, m: int) -> np.ndarray:
+    """The low ``m`` bits of opened field elements ``c``: an ``(m, n)`` uint8 matrix."""
+    n = c.shape[1]
+    out = np.empty((m, n), dtype=np.uint8)
+    for i in range(m):
+        w, b = divmod(i, 64)
+        out[i] = (c[w] >> U64(b)) & U64(1)
+    return out
+
+
+def public_mod2m(ctx: ShareContext, c: np.ndarray, m: int) -> np.ndarray:
+    """Opened field elements reduced mod ``2^m`` (``m`` below the field size), as a field vector."""
+    f = ctx.field
+    out = f.zeros(c.shape[1])
+    for w in range(f.words):
+        bits = min(64, max(0, m - 64 * w))
+        if bits == 64:
+            out[w] = c[w]
+        elif bits:
+            out[w] = c[w] & U64((1 << bits) - 1)
+    return out
+
+
+def weighted_rows(x: SharedArray, n: int, weights: Sequence[int], start: int = 0) -> SharedArray:
+    """``sum_i weights[i] * row_{start + i}`` for public integer weights (zeros skipped, ones added)."""
+    f = x.ctx.field
+    acc_v, acc_m = f.zeros(n), f.zeros(n)
+    for i, w in enumerate(weights):
+        w %= f.modulus
+        if w == 0:
+            continue
+        r = rows(x, n, start + i, start + i + 1)
+        if w == 1:
+            acc_v, acc_m = f.add(acc_v, r.value), f.add(acc_m, r.mac)
+        else:
+            c = f.from_ints([w])
+            acc_v, acc_m = f.add(acc_v, f.mul(r.value, c)), f.add(acc_m, f.mul(r.mac, c))
+    return SharedArray(x.ctx, acc_v, acc_m)
+
+
+def sum_groups(x: SharedArray, groups: int) -> SharedArray:
+    """Sums of ``groups`` contiguous equal-size groups of a flat array (a halving tree, vectorized)."""
+    f, w = x.ctx.field, x.ctx.field.words
+    size = x.size // groups if groups else 0
+    if size == 0:
+        return SharedArray(x.ctx, f.zeros(groups), f.zeros(groups))
+    out = []
+    for arr in (x.value, x.mac):
+        cur = np.ascontiguousarray(arr.reshape(w, groups, size).transpose(0, 2, 1))  # (W, size, groups)
+        while cur.shape[1] > 1:
+            h = cur.shape[1] // 2
+            tot = f.add(cur[:, :h].reshape(w, -1), cur[:, h : 2 * h].reshape(w, -1)).reshape(w, h, groups)
+            cur = np.concatenate([tot, cur[:, 2 * h :]], axis=1) if cur.shape[1] % 2 else tot
+        out.append(np.ascontiguousarray(cur[:, 0, :]))
+    return SharedArray(x.ctx, out[0], out[1])
+
+
+# ---------------------------------------------------------------------------------------- circuits
+def prod_rows(x: SharedArray, n: int) -> Steps[SharedArray]:
+    """The product of all ``R`` rows of an ``(R, n)`` matrix: a halving tree, ``ceil(log2 R)`` rounds."""
+    r = x.size // n if n else 0
+    if n == 0 or r == 0:
+        return const(x.ctx, 1, n)
+    while r > 1:
+        h = r // 2
+        (prod,) = yield [Mul(rows(x, n, 0, h), rows(x, n, h, 2 * h))]
+        x = stack([prod, rows(x, n, 2 * h, r)]) if r % 2 else prod
+        r = h + r % 2
+    return x
+
+
+def or_rows(x: SharedArray, n: int) -> Steps[SharedArray]:
+    """The OR of all rows of a bit matrix: ``1 - prod (1 - row_i)``."""
+    z = yield from prod_rows(one_minus(x), n)
+    return one_minus(z)
+
+
+@dataclass(frozen=True)
+class _Level:
+    upper: np.ndarray  # rows that combine with the top of the block below them
+    tops: np.ndarray  # that top row, for each of ``upper``
+    with_p: np.ndarray  # mask over ``upper``: the combined range does not start at row 0
+
+
+def _sklansky(length: int) -> list[_Level]:
+    """Sklansky's prefix network: at level ``l`` every row in an odd block of size ``2^l`` combines
+    with the last row of the block before it. ``ceil(log2 length)`` levels, ``length/2`` ops each."""
+    levels, b = [], 1
+    idx = np.arange(length)
+    while b < length:
+        upper = idx[(idx // b) % 2 == 1]
+        tops = (upper // b) * b - 1
+        levels.append(_Level(upper, tops, upper >= 2 * b))
+        b *= 2
+    return levels
+
+
+class _Rows:
+    """A mutable ``(R, n)`` shared matrix (value and MAC arrays of shape ``(W, R, n)``)."""
+
+    def __init__(self, x: SharedArray, n: int) -> None:
+        w = x.value.shape[0]
+        self.ctx, self.n = x.ctx, n
+        self.v = x.value.reshape(w, -1, n).copy()
+        self.m = x.mac.reshape(w, -1, n).copy()
+
+    def get(self, idx: np.ndarray) -> SharedArray:
+        w = self.v.shape[0]
+        return SharedArray(self.ctx, self.v[:, idx, :].reshape(w, -1), self.m[:, idx, :].reshape(w, -1))
+
+    def put(self, idx: np.ndarray, x: SharedArray) -> None:
+        w = self.v.shape[0]
+        self.v[:, idx, :] = x.value.reshape(w, len(idx), self.n)
+        self.m[:, idx, :] = x.mac.reshape(w, len(idx), self.n)
+
+    def shared(self) -> SharedArray:
+        w = self.v.shape[0]
+        return SharedArray(self.ctx, self.v.reshape(w, -1), self.m.reshape(w, -1))
+
+
+def prefix_carries(g: SharedArray, p: SharedArray, n: int) -> Steps[SharedArray]:
+    """All prefix generates ``G_i = g_i + p_i * G_{i-1}`` (with ``G_{-1} = 0``) of ``R`` positions.
+
+    ``g`` and ``p`` are ``(R, n)`` bit matrices with ``g_i * p_i = 0`` (as for ``g = a AND b``,
+    ``p = a XOR b``), so that OR is addition. Row 0's propagate is never used: fold a carry-in into
+    ``g_0`` before calling. Returns the ``(R, n)`` matrix of ``G_i`` = carry out of position ``i``.
+    """
+    r = g.size // n if n else 0
+    gr, pr = _Rows(g, n), _Rows(p, n)
+    for lv in _sklansky(r):
+        reqs: list[Request] = [Mul(pr.get(lv.upper), gr.get(lv.tops))]
+        pu = lv.upper[lv.with_p]
+        if pu.size:
+            reqs.append(Mul(pr.get(pu), pr.get(lv.tops[lv.with_p])))
+        prods = yield reqs
+        gr.put(lv.upper, gr.get(lv.upper) + prods[0])
+        if pu.size:
+            pr.put(pu, prods[1])
+    return gr.shared()
+
+
+def suffix_prods(x: SharedArray, n: int) -> Steps[SharedArray]:
+    """``z_i = prod_{j >= i} row_j`` for every row ``i`` of an ``(R, n)`` matrix (Sklansky, reversed)."""
+    r = x.size // n if n else 0
+    xr = _Rows(x, n)
+    rev = np.arange(r)[::-1]  # position q of the network is row rev[q]
+    for lv in _sklansky(r):
+        (prod,) = yield [Mul(xr.get(rev[lv.upper]), xr.get(rev[lv.tops]))]
+        xr.put(rev[lv.upper], prod)
+    return xr.shared()
+
+
+def demux(bits: Sequence[SharedArray]) -> Steps[SharedArray]:
+    """The one-hot ``(2^L, n)`` matrix of ``L`` shared bits: row ``u`` is 1 iff ``sum 2^j bits[j] = u``.
+
+    Groups are merged pairwise, one round per level. Merging one-hot groups of sizes ``M`` and ``N``
+    multiplies only ``(M-1)(N-1)`` pairs: the last row and column follow linearly because each row
+    (column) of the outer product sums to the other group's entry.
+    """
+    n = bits[0].size
+    groups: list[list[SharedArray]] = [[one_minus(flat(b)), flat(b)] for b in bits]
+    while len(groups) > 1:
+        lefts, rights, plan = [], [], []
+        for gi in range(0, len(groups) - 1, 2):
+            lo, hi = groups[gi], groups[gi + 1]
+            plan.append((lo, hi, len(lefts)))
+            for b in range(len(hi) - 1):
+                for a in range(len(lo) - 1):
+                    lefts.append(lo[a])
+                    rights.append(hi[b])
+        (prod,) = yield [Mul(stack(lefts), stack(rights))]
+        prods = [rows(prod, n, i, i + 1) for i in range(len(lefts))]
+        merged = []
+        for lo, hi, base in plan:
+            m, k = len(lo), len(hi)
+            h: list[list[Any]] = [[None] * k for _ in range(m)]
+            for b in range(k - 1):
+                for a in range(m - 1):
+                    h[a][b] = prods[base + b * (m - 1) + a]
+            for a in range(m - 1):  # last column: lo[a] minus the rest of its row
+                h[a][k - 1] = _minus_all(lo[a], h[a][: k - 1])
+            for b in range(k):  # last row: hi[b] minus the rest of its column
+                h[m - 1][b] = _minus_all(hi[b], [h[a][b] for a in range(m - 1)])
+            merged.append([h[a][b] for b in range(k) for a in range(m)])  # index a + m*b
+        if len(groups) % 2:
+            merged.append(groups[-1])
+        groups = merged
+    return stack(groups[0])
+
+
+def _minus_all(x: SharedArray, parts: Sequence[SharedArray]) -> SharedArray:
+    for p in parts:
+        x = x - p
+    return x

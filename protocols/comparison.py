@@ -1,0 +1,245 @@
+"""Secure integer primitives from masked openings: comparison, equality, truncation, bit decomposition.
+
+All of them share one idea (Catrina and de Hoogh, "Improved primitives for secure multiparty integer
+computation", SCN 2010). A secret ``a`` with a declared bit length ``K`` (``-2^(K-1) <= a < 2^(K-1)``)
+is shifted to ``b = a + 2^(K-1)`` in ``[0, 2^K)`` and opened as ``c = b + r`` for a random
+``r = r' + 2^m r''`` built from shared random bits (``r'`` the low ``m`` bits, whose bits stay
+available, and ``r''`` another ``K + kappa - m`` bits). ``c`` is statistically ``2^-kappa``-close to
+uniform whatever ``b`` is, and since ``c < 2^K + 2^(K+kappa) < p`` nothing wraps mod p, so
+``b mod 2^m = (c mod 2^m - r') mod 2^m``: a public value minus a secret one given bit by bit. Then
+
+* truncation (Catrina-Saxena, FC 2010; ``circuits.Trunc``): ``(a - (c mod 2^m) + r') / 2^m`` is
+  ``floor(a / 2^m)`` or one more, rounding up with probability ``(a mod 2^m) / 2^m``. One round.
+* ``ltz``: with ``m = K - 1``, ``a < 0`` iff the borrow of ``c mod 2^m - r'`` cancels the offset;
+  the borrow is ``[c' < r']`` for a public ``c'`` and shared bits ``r'``. That comparison uses Toft's
+  product trick (as MPyC does): for a random sign ``S = +-1`` and ``e_i = S + r_i - c_i + 3 sum_{j>i}
+  (r_j XOR c_j)``, the product of all ``e_i`` (and of ``e_m = S - 1 + 3 sum_j (r_j XOR c_j)``, which
+  catches ``c' = r'``) is zero exactly when the top differing bit agrees with ``S``; it is multiplied
+  by a random field element and opened, which reveals only that zero-or-not, i.e. ``[c' < r'] XOR S``.
+  ``K`` multiplications, ``2 + ceil(log2(K + 1))`` rounds.
+* ``eqz``: ``a = 0`` iff ``r'`` equals the public ``c mod 2^K`` shifted back, bit for bit: the product
+  of the ``K`` bits ``1 - (r_i XOR t_i)``. ``K - 1`` multiplications, ``1 + ceil(log2 K)`` rounds.
+* ``bit_decompose``: the bits of ``(c mod 2^K - r') mod 2^K`` through a parallel-prefix subtractor:
+  the two's complement bits of ``a``. About ``6K`` multiplications, ``2 + ceil(log2(K - 1))`` rounds.
+
+Every opening goes through ``Session.open_unchecked``: on the to-check list, covered by the MAC check
+that precedes every output. A party that alters its share of an opening changes what the others
+compute, and the next check catches it before anything leaves the session.
+
+Security and correctness both require the declared range: ``K + kappa`` must stay below the field size
+(``check_bits``; with ``kappa = 40`` that is ``K <= 86`` for ``p = 2^127 - 1`` and ``K <= 20`` for
+``2^61 - 1``), and a secret outside its declared range gives a wrong result *and* weakens the masking
+of that opening. The secure types keep values in range by construction where they can and say so
+where the user must.
+
+Each protocol is a step generator (see ``circuits``) so that callers can run several in parallel; the
+``async`` functions at the end run one on its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .circuits import (
+    Bits,
+    Mul,
+    Open,
+    Randoms,
+    Steps,
+    Trunc,
+    add_small_public,
+    and_public,
+    cond_neg,
+    field_bits,
+    flat,
+    inv_pow2,
+    masks,
+    one_minus,
+    pow2,
+    prefix_carries,
+    prod_rows,
+    public_low_bits,
+    public_mod2m,
+    rows,
+    run,
+    stack,
+    tile,
+    times3,
+    xor_from_product,
+    xor_public,
+)
+from .errors import SpdzError
+from .field import PrimeField
+from .online import Session
+from .shares import SharedArray
+
+KAPPA = 40  # statistical security of every masked opening, in bits
+
+
+class RangeError(SpdzError, ValueError):
+    """A declared bit length does not fit the field with the statistical-security margin, or a value
+    (an input, a public constant or a revealed result) is outside its declared range."""
+
+
+def max_bits(field: PrimeField, kappa: int = KAPPA) -> int:
+    """The largest declared bit length ``K`` whose masked openings fit: ``K + kappa <= log2(p) - 1``."""
+    return field.modulus.bit_length() - 1 - kappa
+
+
+def check_bits(field: PrimeField, k: int, kappa: int = KAPPA, what: str = "value") -> None:
+    """Raise ``RangeError`` unless ``k``-bit values can be masked with ``kappa`` bits in ``field``."""
+    if kappa < KAPPA:
+        raise RangeError(f"statistical security kappa = {kappa} is below the minimum of {KAPPA} bits")
+    if k < 1:
+        raise RangeError(f"{what}: bit length {k} must be positive")
+    top = max_bits(field, kappa)
+    if k > top:
+        raise RangeError(
+            f"{what}: {k}-bit values do not fit {field.name} (2^{field.bits}-1) with {kappa} bits of "
+            f"statistical security: at most {top} bits here"
+            + (" (use the p127 field for wider values)" if field.bits < 127 else "")
+        )
+
+
+# ---------------------------------------------------------------------------------------- truncation
+def trunc_steps(a: SharedArray, k: int, m: int, kappa: int = KAPPA) -> Steps[SharedArray]:
+    """``a / 2^m`` rounded to a neighbouring integer at random (error below 1), ``a`` of ``k`` bits."""
+    check_bits(a.ctx.field, k, kappa, "truncation input")
+    if m == 0 or a.size == 0:
+        return flat(a)
+    if not 0 < m < k:
+        raise ValueError(f"cannot truncate {k}-bit values by {m} bits")
+    (out,) = yield [Trunc(a, k, m, kappa)]
+    return out  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------------------------- comparison
+def ltz_steps(a: SharedArray, k: int, kappa: int = KAPPA) -> Steps[SharedArray]:
+    """The shared bits ``[a < 0]`` for ``k``-bit signed ``a`` (flat, same size as ``a``)."""
+    f, ctx, n = a.ctx.field, a.ctx, a.size
+    check_bits(f, k, kappa, "comparison")
+    a = flat(a)
+    if n == 0:
+        return a
+    if k == 1:  # a in {-1, 0}
+        return -a
+    m, h = k - 1, kappa + 1
+    bits, rho = yield [Bits((m + h + 1) * n), Randoms(n)]
+    r_low, r = masks(bits, n, m, m + h)
+    sign_bit = rows(bits, n, m + h, m + h + 1)
+    b = a.add_public_field(pow2(f, k - 1))
+    (c,) = yield [Open(b, r)]
+    borrow = yield from _bit_lt_public(c, rows(bits, n, 0, m), sign_bit, rho, m)
+    # b mod 2^m = c' - r' + 2^m [c' < r'];  a < 0  iff  b - (b mod 2^m) = 0
+    cm = public_mod2m(ctx, c, m)
+    high = (b + r_low - borrow.mul_public_field(pow2(f, m))).add_public_field(f.neg(cm))
+    return one_minus(high.mul_public_field(inv_pow2(f, m)))
+
+
+def _bit_lt_public(
+    c: np.ndarray, r_bits: SharedArray, sign_bit: SharedArray, rho: SharedArray, m: int
+) -> Steps[SharedArray]:
+    """``[c mod 2^m < r]`` for public ``c`` and the shared bits of ``r`` (Toft's product trick).
+
+    With ``u_j = (1 - 2 c_j) r_j``, ``r_j XOR c_j = c_j + u_j``, so ``e_i = S + r_i + 3 sum_{j>i} u_j``
+    plus the public ``3 sum_{j>i} c_j - c_i``: the secret part is one conditional negation and a running
+    sum; the public part is added once, its MAC term looked up in a table of small multiples of
+    ``alpha_i`` (no field multiplication over the matrix).
+    """
+    ctx, n = r_bits.ctx, rho.size
+    f, w = ctx.field, ctx.field.words
+    cb = public_low_bits(ctx, c, m)  # (m, n)
+    u3 = times3(SharedArray(ctx, cond_neg(f, r_bits.value, cb), cond_neg(f, r_bits.mac, cb)))
+    sgn = one_minus(sign_bit + sign_bit)  # S = 1 - 2 sb
+    base = tile(sgn, m) + r_bits
+    # rows 0..m-1: e_i; row m: e_m = S - 1 + 3 sum_j (c_j + u_j); row m + 1: rho
+    ev = np.empty((w, (m + 2) * n), dtype=np.uint64)
+    em = np.empty_like(ev)
+    for out, b3, bb, tail, last in (
+        (ev, u3.value, base.value, sgn.value, rho.value),
+        (em, u3.mac, base.mac, sgn.mac, rho.mac),
+    ):
+        acc, nxt = f.zeros(n), np.empty((w, n), dtype=np.uint64)
+        for i in range(m - 1, -1, -1):
+            sl = slice(i * n, (i + 1) * n)
+            f.add(bb[:, sl], acc, out=out[:, sl])
+            f.add(acc, b3[:, sl], out=nxt)
+            acc, nxt = nxt, acc
+        f.add(tail, acc, out=out[:, m * n : (m + 1) * n])
+        np.copyto(out[:, (m + 1) * n :], last)
+    suffix_c = np.zeros((m + 1, n), dtype=np.int64)  # sum_{j>i} c_j, and the total in row m
+    csum = np.cumsum(cb[::-1].astype(np.int64), axis=0)[::-1]  # sum_{j>=i} c_j
+    suffix_c[: m - 1] = csum[1:]
+    suffix_c[m] = csum[0]
+    public = 3 * suffix_c
+    public[:m] -= cb
+    public[m] -= 1
+    pub = np.zeros((m + 2, n), dtype=np.int64)
+    pub[: m + 1] = public
+    e = add_small_public(SharedArray(ctx, ev, em), pub.reshape(-1))
+    z = yield from prod_rows(e, n)
+    (zc,) = yield [Open(z)]
+    is_zero = ~np.any(zc != 0, axis=0)
+    # S = +1: zero iff c' >= r';  S = -1: zero iff c' < r'.  So [c' < r'] = sb XOR (not zero)
+    return xor_public(sign_bit, ~is_zero)
+
+
+def eqz_steps(a: SharedArray, k: int, kappa: int = KAPPA) -> Steps[SharedArray]:
+    """The shared bits ``[a = 0]`` for ``k``-bit signed ``a``."""
+    f, ctx, n = a.ctx.field, a.ctx, a.size
+    check_bits(f, k, kappa, "equality test")
+    a = flat(a)
+    if n == 0:
+        return a
+    (bits,) = yield [Bits((k + kappa) * n)]
+    _, r = masks(bits, n, k, k + kappa)
+    (c,) = yield [Open(a, r.add_public_field(pow2(f, k - 1)))]
+    t = public_low_bits(ctx, c, k)
+    t[k - 1] ^= 1  # t = (c - 2^(k-1)) mod 2^k: a = 0 iff r' = t
+    same = xor_public(rows(bits, n, 0, k), 1 - t)  # r_i XNOR t_i
+    return (yield from prod_rows(same, n))
+
+
+# ---------------------------------------------------------------------------------------- bit decomposition
+def bit_decompose_steps(a: SharedArray, k: int, kappa: int = KAPPA) -> Steps[SharedArray]:
+    """The ``k`` two's complement bits of ``k``-bit signed ``a``: a ``(k, n)`` matrix, row ``i`` = bit ``i``
+    (row ``k - 1`` is the sign bit ``[a < 0]``)."""
+    f, ctx, n = a.ctx.field, a.ctx, a.size
+    check_bits(f, k, kappa, "bit decomposition")
+    a = flat(a)
+    if n == 0:
+        return a
+    (bits,) = yield [Bits((k + kappa) * n)]
+    _, r = masks(bits, n, k, k + kappa)
+    (c,) = yield [Open(a, r.add_public_field(pow2(f, k - 1)))]
+    t = public_low_bits(ctx, c, k)
+    t[k - 1] ^= 1  # a mod 2^k = (t - r') mod 2^k = t + NOT r' + 1
+    q = one_minus(rows(bits, n, 0, k))
+    p = xor_public(q, t)  # propagate
+    if k == 1:
+        return one_minus(p)
+    # generate t_i AND q_i; at position 0 the carry-in 1 is folded in: G_0 = t_0 OR q_0
+    q0 = rows(q, n, 0, 1)
+    g0 = and_public(q0, 1 - t[0]).add_public_field(field_bits(ctx, t[0]))
+    g = stack([g0, and_public(rows(q, n, 1, k - 1), t[1 : k - 1])])
+    carries = yield from prefix_carries(g, rows(p, n, 0, k - 1), n)  # into positions 1..k-1
+    p_hi = rows(p, n, 1, k)
+    (prod,) = yield [Mul(p_hi, carries)]
+    return stack([one_minus(rows(p, n, 0, 1)), xor_from_product(p_hi, carries, prod)])
+
+
+# ---------------------------------------------------------------------------------------- one at a time
+async def trunc_pr(s: Session, a: SharedArray, k: int, m: int, kappa: int = KAPPA) -> SharedArray:
+    return await run(s, trunc_steps(a, k, m, kappa))
+
+
+async def ltz(s: Session, a: SharedArray, k: int, kappa: int = KAPPA) -> SharedArray:
+    return await run(s, ltz_steps(a, k, kappa))
+
+
+async def eqz(s: Session, a: SharedArray, k: int, kappa: int = KAPPA) -> SharedArray:
+    return await run(s, eqz_steps(a, k, kappa))
+
+
+async def bit_decompose(s: Session, a: SharedArray, k: int, kappa: int = KAPPA) -> SharedArray:
+    return await run(s, bit_decompose_steps(a, k, kappa))
