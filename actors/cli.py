@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("--early-start", action="store_true", help="start sessions before MASCOT set-up is done")
     si.add_argument("--cheater", type=int, help="the corrupt party (default: chosen by the seed)")
     si.add_argument("--deadline", type=float, default=600.0, help="virtual seconds before a hang (600)")
+    si.add_argument(
+        "--submit-timeout", type=float, default=60.0, help="virtual seconds a job waits for set-up (60)"
+    )
     si.add_argument("--no-tls", action="store_true", help="links without TLS (corruption goes undetected)")
     si.add_argument("--jobs", type=int, help="worker processes (default: 2 for sweeps, else 1)")
     si.add_argument("--quiet", action="store_true", help="print only failed runs and the summary")

@@ -6,16 +6,29 @@ service, users' ``except AbortError``) must instead see one ``AbortError``. ``ta
 that collapses its group: the first ``AbortError`` wins (the others are attached as notes), then the
 first other error; a group of nothing but cancellations propagates unchanged so that cancel scopes
 outside still catch it.
+
+``run_sync`` is how protocol code hands a CPU-heavy computation to a worker thread (libsodium and
+numpy release the GIL, so other parties' work overlaps). A simulation in virtual time must not do
+that: under trio's autojump ``MockClock`` a task waiting for a thread counts as blocked, so the clock
+would jump while honest work is computing and fire timeouts that no real network would. Inside
+``inline_compute()`` the same calls run in the event-loop thread instead, so virtual time stands still
+while they compute (netsim's runner sets it; nothing else should).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from typing import TypeVar
 
 import trio
 
 from .errors import AbortError
+
+T = TypeVar("T")
+
+_INLINE: ContextVar[bool] = ContextVar("trio_spdz_inline_compute", default=False)
 
 
 def _leaves(e: BaseException) -> list[BaseException]:
@@ -49,3 +62,21 @@ async def task_group() -> AsyncIterator[trio.Nursery]:
         if chosen is None:
             raise
         raise chosen from None
+
+
+async def run_sync(fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` in a worker thread, or inline (after a checkpoint) inside ``inline_compute()``."""
+    if _INLINE.get():
+        await trio.lowlevel.checkpoint()
+        return fn(*args)
+    return await trio.to_thread.run_sync(fn, *args)
+
+
+@contextmanager
+def inline_compute() -> Iterator[None]:
+    """Make ``run_sync`` compute in the calling thread for this context and the tasks it starts."""
+    token = _INLINE.set(True)
+    try:
+        yield
+    finally:
+        _INLINE.reset(token)

@@ -40,9 +40,9 @@ import hashlib
 from collections.abc import Sequence
 
 import numpy as np
-import trio
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
+from ..concurrency import run_sync
 from ..errors import ProtocolError
 from ..field import FieldError, PrimeField
 from ..net import PairChannel, expect_bytes
@@ -269,7 +269,7 @@ class CopeSender:
                 t[:, c0 : c0 + n] = gadget_sum(f, n, [("field", t0)])
             return u, f.neg(t)
 
-        u, t = await trio.to_thread.run_sync(work)
+        u, t = await run_sync(work)
         await ch.send(f.to_wire(u.reshape(words, k * m)))
         return t
 
@@ -317,4 +317,4 @@ class CopeReceiver:
                 )
             return q
 
-        return await trio.to_thread.run_sync(work)
+        return await run_sync(work)

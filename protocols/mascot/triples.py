@@ -25,10 +25,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-import trio
 
 from ..commitments import coin_toss
-from ..concurrency import task_group
+from ..concurrency import run_sync, task_group
 from ..errors import AbortError, ProtocolError
 from ..field import FieldError, PrimeField
 from ..net import PairChannel, expect_bytes
@@ -96,7 +95,7 @@ async def gilboa_receiver(field: PrimeField, kos: KOSReceiver, ch: PairChannel, 
         ) from None
 
     d3 = d.reshape(f.words, k, m)
-    return await trio.to_thread.run_sync(gadget_sum, f, m, [("rows", vc), ("picked", d3, bits)])
+    return await run_sync(gadget_sum, f, m, [("rows", vc), ("picked", d3, bits)])
 
 
 async def gilboa_sender(field: PrimeField, kos: KOSSender, ch: PairChannel, b_rep: np.ndarray) -> np.ndarray:
@@ -123,9 +122,9 @@ async def gilboa_sender(field: PrimeField, kos: KOSSender, ch: PairChannel, b_re
             f.add(diff, bt[:, :nl].reshape(flat), out=d[:, l0 : l0 + nl].reshape(flat))
         return d
 
-    d = await trio.to_thread.run_sync(corrections)
+    d = await run_sync(corrections)
     await ch.send(f.to_wire(d.reshape(words, k * m)))
-    return f.neg(await trio.to_thread.run_sync(gadget_sum, f, m, [("rows", v0)]))
+    return f.neg(await run_sync(gadget_sum, f, m, [("rows", v0)]))
 
 
 async def generate_triples(

@@ -34,10 +34,10 @@ import hashlib
 import os
 
 import numpy as np
-import trio
 from nacl import bindings as sodium
 from nacl.exceptions import RuntimeError as SodiumRuntimeError
 
+from ..concurrency import run_sync
 from ..errors import AbortError
 from ..net import PairChannel, expect_bytes
 
@@ -120,7 +120,7 @@ async def base_ot_send(
         return k0, k1
 
     # libsodium runs without the GIL: in a worker thread, other base OTs (other pairs, the peer) overlap
-    return await trio.to_thread.run_sync(keys)
+    return await run_sync(keys)
 
 
 async def base_ot_recv(ch: PairChannel, choices: np.ndarray, context: bytes = b"") -> np.ndarray:
@@ -160,6 +160,6 @@ async def base_ot_recv(ch: PairChannel, choices: np.ndarray, context: bytes = b"
             out[i] = np.frombuffer(_key(ctx, i, a_point, pts[i], shared), dtype=np.uint8)
         return out
 
-    scalars, pts = await trio.to_thread.run_sync(points)
+    scalars, pts = await run_sync(points)
     await ch.send(b"".join(pts))
-    return await trio.to_thread.run_sync(keys)
+    return await run_sync(keys)

@@ -49,10 +49,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-import trio
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
 from ..commitments import DIGEST_BYTES, NONCE_BYTES, commit, context_bytes, verify
+from ..concurrency import run_sync
 from ..errors import AbortError, CommitmentError
 from ..net import PairChannel, expect_bytes, expect_list
 from .base import base_ot_recv, base_ot_send
@@ -188,7 +188,7 @@ class KOSSender:
             self.timings.hash += time.perf_counter() - t0
             return v0, v1
 
-        return await trio.to_thread.run_sync(hashes)
+        return await run_sync(hashes)
 
     async def _extend(self, ch: PairChannel, m: int) -> np.ndarray:
         if self._streams is None or self._delta_bits is None:
@@ -223,7 +223,7 @@ class KOSSender:
             return q
 
         # in a worker thread: the peer's (or another pair's) work can use the other core meanwhile
-        q = await trio.to_thread.run_sync(rows_q)
+        q = await run_sync(rows_q)
 
         opening = expect_list(await ch.recv(), peer, "check-seed opening and check values", 4)
         nonce = bytes(expect_bytes(opening[0], peer, "the commitment nonce", NONCE_BYTES))
@@ -286,7 +286,7 @@ class KOSReceiver:
             self.timings.hash += time.perf_counter() - t0
             return v
 
-        return await trio.to_thread.run_sync(hashes)
+        return await run_sync(hashes)
 
     async def _extend(self, ch: PairChannel, choices: np.ndarray) -> tuple[np.ndarray, int]:
         if self._streams0 is None or self._streams1 is None:
@@ -330,11 +330,11 @@ class KOSReceiver:
 
         # the bulk work runs in worker threads: the peer's (or another pair's) work can use the other
         # core meanwhile; the timings count compute only
-        t_cols, u = await trio.to_thread.run_sync(matrix)
+        t_cols, u = await run_sync(matrix)
         mine = os.urandom(SEED_SHARE_BYTES)
         com, nonce = commit(ctx, ch.party, mine)
         await ch.send([memoryview(u).cast("B"), com])
-        t = await trio.to_thread.run_sync(rows_t)
+        t = await run_sync(rows_t)
 
         theirs = bytes(expect_bytes(await ch.recv(), peer, "the check-seed share", SEED_SHARE_BYTES))
         t0 = time.perf_counter()

@@ -1,0 +1,1114 @@
+"""Malicious parties: an interception interface on one corrupt party, and a catalogue of strategies.
+
+The interface
+-------------
+A corrupt party runs the honest code; an ``Adversary`` bends it at four points, which together reach
+everything a real cheater controls and nothing it does not:
+
+* ``wrap_net(session, net)`` and ``wrap_preprocessing(session, pre)``: the engine's ``Interceptor``
+  hooks, called for every session the party runs (online sessions, and the offline service's MASCOT
+  sessions ``mascot/<epoch>/setup`` and ``mascot/<epoch>/<k>``). Most strategies wrap the ``Net`` in a
+  ``SessionTap``, which classifies each outgoing message by its wire format (see ``Outgoing``) and lets
+  the strategy replace, drop, duplicate or delay it; others alter the preprocessing the party draws.
+* ``wrap_wire(peer, stream)`` and ``wrap_link(peer, stream)``: the ``LinkHooks`` of ``SimTransport``,
+  over each of the party's connections below and above TLS, for replayed, reordered or forged records
+  and for going dark.
+* ``attach(party, net, nursery)``: the party actor itself (its MASCOT state, its links) and a nursery
+  for timers, given once the simulation is running.
+
+An adversary is built from the run's seed (``AttackContext.rng``): which message it hits, by how much,
+towards whom, all replay exactly. ``actions`` lists what it did; an adversary that never found its
+target has ``fired == False`` (tests treat that as a broken test, not as a pass).
+
+Recognising messages. Programs never open vectors of exactly 32 bytes (``netsim.programs``), so in an
+online session a 32-byte message is a commitment, ``[nonce, 32 bytes]`` a coin-toss opening, ``[nonce,
+sigma + digest]`` a MAC-check opening, a list of ints an input's shape, the bytes one step after a
+shape its correction, and any other bytes an opened share. MASCOT's pairwise sub-protocols use
+``PairChannel`` steps ``channel * 2^40 + k`` with the channel ids of ``auth.cope_channel`` and
+``triples.kos_channel``.
+
+What must happen. Strategies deviate once: in the party's first online session, or in the first key
+epoch's MASCOT sessions. No strategy may make an honest party accept a wrong output. Every one but the
+filtered ones (``filtered = True``: replay, reorder, forge, whose link-level variants the link layer
+absorbs) must be noticed: the honest parties abort (SPDZ has no fairness, so one that completed the
+last round before a peer's abort may still return the correct output). MASCOT deviations must make
+every honest party reject that epoch's material (``OfflineService.failures``); the service re-keys and
+the program either completes on fresh material or aborts. ``withhold`` (``sweep = False``) documents a
+known gap: a party that keeps its links alive but stops sending is never timed out mid-session.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import numpy as np
+import trio
+from nacl import bindings as sodium
+
+from actors.frames import MSG, Frame
+from protocols.commitments import commit, context_bytes
+from protocols.field import PrimeField
+from protocols.mascot.auth import cope_channel
+from protocols.mascot.triples import TAU, kos_channel
+from protocols.net import Net, PairChannel
+from protocols.ot.base import POINT_BYTES
+from protocols.preprocessing.base import Preprocessing
+from protocols.preprocessing.pool import LEADER
+from protocols.shares import SharedArray
+
+from .network import Network
+from .programs import SimProgram
+
+STRIDE = PairChannel.STRIDE
+MASCOT_PREFIX = "mascot/"
+
+
+class NotApplicable(ValueError):
+    """The strategy has no target in this program or at this number of parties."""
+
+
+@dataclass(frozen=True)
+class AttackContext:
+    """What an adversary is built from: who it is, the session's field and program, and its RNG."""
+
+    party: int
+    n: int
+    field: PrimeField
+    program: SimProgram
+    rng: random.Random
+
+    @property
+    def peers(self) -> list[int]:
+        return [j for j in range(self.n) if j != self.party]
+
+
+# ------------------------------------------------------------------------------------------ messages
+def plain(msg: Any) -> Any:
+    """Bytes-likes (protocol code sends memoryviews) as ``bytes``, inside lists too."""
+    if isinstance(msg, (bytearray, memoryview)):
+        return bytes(msg)
+    if isinstance(msg, (list, tuple)):
+        return [plain(m) for m in msg]
+    return msg
+
+
+@dataclass
+class Outgoing:
+    """One message the corrupt party is about to send, and what it is.
+
+    ``kind``: ``shape``, ``correction``, ``share``, ``commit``, ``coin-open``, ``sigma-open``, ``pair``
+    (a ``PairChannel`` message: ``channel`` and ``k`` say which) or ``other``. ``occurrence`` numbers the
+    steps of that kind in the session (a broadcast to several peers is one occurrence), ``index`` all of
+    the session's sending steps.
+    """
+
+    to: int
+    step: int
+    msg: Any
+    kind: str
+    occurrence: int
+    index: int
+
+    @property
+    def channel(self) -> int:
+        return self.step // STRIDE
+
+    @property
+    def k(self) -> int:
+        return self.step % STRIDE
+
+
+Send = tuple[int, int, Any]  # (to, step, msg)
+
+
+class SessionTap:
+    """A session's ``Net`` as the corrupt party sees it: every send goes through ``adversary.on_send``,
+    which returns what to send instead (nothing, the message, an altered one, several)."""
+
+    def __init__(self, inner: Net, adversary: Adversary, session: str) -> None:
+        self.inner = inner
+        self.party = inner.party
+        self.n = inner.n
+        self.adversary = adversary
+        self.session = session
+        self.sent: list[Send] = []
+        self._kind_steps: dict[str, list[int]] = {}
+        self._steps: list[int] = []
+        self._shape_steps: set[int] = set()
+
+    def _classify(self, to: int, step: int, msg: Any) -> Outgoing:
+        if step >= STRIDE:
+            kind = "pair"
+        elif isinstance(msg, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in msg):
+            kind = "shape"
+            self._shape_steps.add(step)
+        elif isinstance(msg, bytes) and step - 1 in self._shape_steps:
+            kind = "correction"
+        elif isinstance(msg, bytes):
+            kind = "commit" if len(msg) == 32 else "share"
+        elif isinstance(msg, list) and len(msg) == 2 and all(isinstance(x, bytes) for x in msg):
+            kind = "coin-open" if len(msg[1]) == 32 else "sigma-open"
+        else:
+            kind = "other"
+        seen = self._kind_steps.setdefault(kind, [])
+        if step not in seen:
+            seen.append(step)
+        if step not in self._steps:
+            self._steps.append(step)
+        return Outgoing(to, step, msg, kind, seen.index(step), self._steps.index(step))
+
+    async def send(self, to: int, step: int, msg: Any) -> None:
+        out = self._classify(to, step, plain(msg))
+        for item in self.adversary.on_send(self, out):
+            await self.send_raw(*item)
+
+    async def send_raw(self, to: int, step: int, msg: Any) -> None:
+        """Send without the adversary's filter (for messages it held back or made up)."""
+        self.sent.append((to, step, msg))
+        await self.inner.send(to, step, msg)
+
+    async def recv(self, frm: int, step: int) -> Any:
+        msg = await self.inner.recv(frm, step)
+        self.adversary.on_recv(self, frm, step, msg)
+        return msg
+
+
+# ------------------------------------------------------------------------------------------ base class
+class Adversary:
+    """The honest behaviour; each strategy overrides the hooks it needs (module docstring)."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    mascot: ClassVar[bool] = False  # acts in MASCOT's offline sessions: the run needs MASCOT preprocessing
+    filtered: ClassVar[bool] = False  # a correct output is acceptable too: the deviation may be absorbed
+    sweep: ClassVar[bool] = True  # part of ``--adversary all``
+    needs_triples: ClassVar[bool] = False
+
+    def __init__(self, ctx: AttackContext) -> None:
+        self.ctx = ctx
+        self.party = ctx.party
+        self.field = ctx.field
+        self.rng = ctx.rng
+        self.actions: list[str] = []
+        self.plan = ""
+        self.nursery: trio.Nursery | None = None
+        self.network: Network | None = None
+        self.actor: Any = None
+        if self.needs_triples and ctx.program.triples == 0:
+            raise NotApplicable(
+                f"{self.name} needs a program with multiplications; {ctx.program.name} has none"
+            )
+
+    @property
+    def fired(self) -> bool:
+        return bool(self.actions)
+
+    def act(self, what: str) -> None:
+        self.actions.append(what)
+
+    def attach(self, party: Any, network: Network, nursery: trio.Nursery) -> None:
+        """The corrupt party's actor, the network and a nursery for timers (called once, at start)."""
+        self.actor, self.network, self.nursery = party, network, nursery
+
+    # -- Interceptor
+    def wrap_net(self, session: str, net: Net) -> Net:
+        return SessionTap(net, self, session) if self.taps(session) else net
+
+    def wrap_preprocessing(self, session: str, pre: Preprocessing) -> Preprocessing:
+        return pre
+
+    def taps(self, session: str) -> bool:
+        """Whether this strategy looks at ``session``'s messages (default: the first online session)."""
+        return self.first_online(session)
+
+    def first_online(self, session: str) -> bool:
+        """True for the first online session this party runs (and for it only): strategies deviate
+        once, so later sessions of a run show whether the honest parties recover."""
+        if session.startswith(MASCOT_PREFIX):
+            return False
+        if self._online is None:
+            self._online = session
+        return session == self._online
+
+    _online: str | None = None
+
+    def on_send(self, tap: SessionTap, out: Outgoing) -> list[Send]:
+        return [(out.to, out.step, out.msg)]
+
+    def on_recv(self, tap: SessionTap, frm: int, step: int, msg: Any) -> None:
+        return None
+
+    # -- LinkHooks
+    def wrap_wire(self, peer: int, stream: trio.abc.Stream) -> trio.abc.Stream:
+        return stream
+
+    def wrap_link(self, peer: int, stream: trio.abc.Stream) -> trio.abc.Stream:
+        return stream
+
+    # -- helpers
+    def subset(self, strict: bool) -> list[int]:
+        """A random non-empty set of peers; a proper subset when ``strict`` and there are 2+ peers."""
+        peers = self.ctx.peers
+        top = len(peers) - 1 if strict and len(peers) > 1 else len(peers)
+        k = self.rng.randint(1, top)
+        return sorted(self.rng.sample(peers, k))
+
+    def delta(self) -> int:
+        return self.rng.randrange(1, self.field.modulus)
+
+    def add_to_vector(self, msg: bytes, delta: int, indices: list[int]) -> bytes:
+        """``msg`` (a field vector) with ``delta`` added at ``indices``."""
+        f = self.field
+        v = f.from_bytes(msg)
+        d = [0] * v.shape[1]
+        for i in indices:
+            d[i] = delta
+        return f.to_bytes(f.add(v, f.from_ints(d)))
+
+
+def _flip_last(b: bytes) -> bytes:
+    return b[:-1] + bytes([b[-1] ^ 1])
+
+
+# ------------------------------------------------------------------------------------------ online
+class MessageAttack(Adversary):
+    """Alter one targeted message (``kind``, ``occurrence``) towards ``victims``."""
+
+    kind = "share"
+    strict = False  # victims a proper subset of the peers (equivocation) or any non-empty set
+    what = ""  # how the message was changed, for ``actions``
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.occurrence = self.rng.randrange(self.occurrences())
+        self.victims = self.subset(self.strict)
+
+    def occurrences(self) -> int:
+        return self.ctx.program.openings
+
+    def on_send(self, tap: SessionTap, out: Outgoing) -> list[Send]:
+        if out.kind == self.kind and out.occurrence == self.occurrence and out.to in self.victims:
+            new = self.mutate(out)
+            self.act(f"{self.kind} #{out.occurrence} (step {out.step}) to party {out.to}: {self.what}")
+            return [(out.to, out.step, new)]
+        return [(out.to, out.step, out.msg)]
+
+    def mutate(self, out: Outgoing) -> Any:
+        raise NotImplementedError
+
+
+class WrongShare(MessageAttack):
+    name = "wrong-share"
+    description = "adds a random delta to its share in one opening (Beaver, output, private output)"
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.d = self.delta()
+        self.what = f"share + {self.d}"
+        self.plan = f"opening #{self.occurrence}, to parties {self.victims}"
+
+    def mutate(self, out: Outgoing) -> Any:
+        size = len(out.msg) // self.field.elem_bytes
+        return self.add_to_vector(out.msg, self.d, [self.rng.randrange(size)])
+
+
+class InconsistentBroadcast(MessageAttack):
+    name = "inconsistent-broadcast"
+    description = "sends a different input correction or opened share to some parties than to the others"
+    strict = True
+
+    def __init__(self, ctx: AttackContext) -> None:
+        owned = ctx.party in ctx.program.owners(ctx.n) and ctx.n > 2
+        self.kind = "correction" if owned and ctx.rng.random() < 0.5 else "share"
+        super().__init__(ctx)
+        self.d = self.delta()
+        self.what = f"another value (+ {self.d}) than to the rest"
+        self.plan = f"{self.kind} #{self.occurrence}: a different value to parties {self.victims}"
+
+    def occurrences(self) -> int:
+        if self.kind == "correction":
+            return self.ctx.program.owners(self.ctx.n).count(self.party)
+        return self.ctx.program.openings
+
+    def mutate(self, out: Outgoing) -> Any:
+        size = len(out.msg) // self.field.elem_bytes
+        return self.add_to_vector(out.msg, self.d, [self.rng.randrange(size)])
+
+
+class BadCommitment(MessageAttack):
+    name = "bad-commitment"
+    description = "opens its MAC-check commitment to another value (sigma or nonce changed)"
+    kind = "sigma-open"
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.part = self.rng.randrange(2)
+        self.what = f"{('nonce', 'sigma')[self.part]} changed"
+        self.plan = f"MAC check #{self.occurrence}: opens with its {('nonce', 'sigma')[self.part]} changed"
+
+    def occurrences(self) -> int:
+        return self.ctx.program.checks
+
+    def mutate(self, out: Outgoing) -> Any:
+        opening = list(out.msg)
+        opening[self.part] = _flip_last(opening[self.part])
+        return opening
+
+
+class CoinEquivocation(Adversary):
+    name = "coin-equivocation"
+    description = "equivocates in a MAC-check coin toss: another seed for some parties (opened or committed)"
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.occurrence = self.rng.randrange(ctx.program.checks)
+        self.victims = self.subset(strict=True)
+        # "open": a seed that does not match the commitment; "fork": a second, valid commitment and
+        # opening for the victims, so each side computes another coin (the MAC check itself must fail)
+        self.mode = self.rng.choice(["open", "fork"])
+        self.alt_seed = self.rng.randbytes(32)
+        self.alt: dict[int, tuple[bytes, bytes]] = {}  # commit step -> (commitment, nonce) for the fork
+        self.plan = f"coin toss #{self.occurrence}: {self.mode} towards parties {self.victims}"
+
+    def on_send(self, tap: SessionTap, out: Outgoing) -> list[Send]:
+        keep = [(out.to, out.step, out.msg)]
+        if out.to not in self.victims:
+            return keep
+        # each MAC check commits twice (coin, then sigma): coin toss #i is commitment #2i
+        if self.mode == "fork" and out.kind == "commit" and out.occurrence == 2 * self.occurrence:
+            if out.step not in self.alt:
+                # Session.mac_check's coin context; the victims get a valid commitment to another seed
+                context = context_bytes(tap.session, "mac-check-coin", out.step)
+                self.alt[out.step] = commit(context, self.party, self.alt_seed)
+            return [(out.to, out.step, self.alt[out.step][0])]
+        if out.kind == "coin-open" and out.occurrence == self.occurrence:
+            if self.mode == "open":
+                new = [out.msg[0], _flip_last(out.msg[1])]
+                self.act(f"coin toss #{out.occurrence} to party {out.to}: opened another seed")
+            else:
+                new = [self.alt[out.step - 1][1], self.alt_seed]
+                self.act(
+                    f"coin toss #{out.occurrence} to party {out.to}: committed to and opened another seed"
+                )
+            return [(out.to, out.step, new)]
+        return keep
+
+
+class PreprocessingTamper:
+    """The corrupt party's preprocessing with ``delta`` added to one share (value or MAC) of the
+    ``call``-th request of ``kind`` (``triple`` part a/b/c, or ``mask``)."""
+
+    def __init__(
+        self,
+        inner: Preprocessing,
+        adversary: Adversary,
+        kind: str,
+        which: int,
+        part: str,
+        call: int,
+        delta: int,
+    ) -> None:
+        self.inner = inner
+        self.ctx = inner.ctx
+        self.adversary = adversary
+        self.kind, self.which, self.part, self.call, self.d = kind, which, part, call, delta
+        self.calls: dict[str, int] = {}
+
+    def _due(self, kind: str) -> bool:
+        k = self.calls.get(kind, 0)
+        self.calls[kind] = k + 1
+        return kind == self.kind and k == self.call
+
+    def _tamper(self, sa: SharedArray, what: str) -> SharedArray:
+        f = sa.ctx.field
+        index = self.adversary.rng.randrange(sa.size)
+        d = f.from_ints([self.d if i == index else 0 for i in range(sa.size)])
+        self.adversary.act(f"{what}: {self.part} share of element {index} + {self.d}")
+        if self.part == "value":
+            return SharedArray(sa.ctx, f.add(sa.value, d), sa.mac, sa.shape)
+        return SharedArray(sa.ctx, sa.value, f.add(sa.mac, d), sa.shape)
+
+    async def triples(self, n: int) -> tuple[SharedArray, SharedArray, SharedArray]:
+        abc = list(await self.inner.triples(n))
+        if self._due("triple"):
+            abc[self.which] = self._tamper(
+                abc[self.which], f"triple request #{self.call}, part {'abc'[self.which]}"
+            )
+        return abc[0], abc[1], abc[2]
+
+    async def input_masks(self, owner: int, n: int) -> tuple[SharedArray, np.ndarray | None]:
+        r, clear = await self.inner.input_masks(owner, n)
+        if self._due("mask"):
+            r = self._tamper(r, f"input-mask request #{self.call} (owner {owner})")
+        return r, clear
+
+    async def squares(self, n: int) -> tuple[SharedArray, SharedArray]:
+        return await self.inner.squares(n)
+
+    async def bits(self, n: int) -> SharedArray:
+        return await self.inner.bits(n)
+
+    async def randoms(self, n: int) -> SharedArray:
+        return await self.inner.randoms(n)
+
+    def compromised(self) -> None:
+        self.inner.compromised()
+
+
+class MaterialAttack(Adversary):
+    """Tamper with one share of the preprocessing the corrupt party draws in its online session."""
+
+    part = "mac"
+    kinds: tuple[str, ...] = ("triple", "mask")
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        kinds = [
+            k for k in self.kinds if (ctx.program.triples if k == "triple" else ctx.program.masks(ctx.n))
+        ]
+        if not kinds:
+            raise NotApplicable(f"{self.name}: {ctx.program.name} draws no {' or '.join(self.kinds)}")
+        self.kind = self.rng.choice(kinds)
+        calls = ctx.program.triples if self.kind == "triple" else ctx.program.masks(ctx.n)
+        self.call = self.rng.randrange(calls)
+        self.which = self.rng.randrange(3) if self.kind == "triple" else 0
+        self.d = self.delta()
+        what = (
+            f"triple #{self.call} part {'abc'[self.which]}" if self.kind == "triple" else f"mask #{self.call}"
+        )
+        self.plan = f"{what}: its {self.part} share + {self.d}"
+
+    def wrap_preprocessing(self, session: str, pre: Preprocessing) -> Preprocessing:
+        if not self.first_online(session):
+            return pre
+        return PreprocessingTamper(pre, self, self.kind, self.which, self.part, self.call, self.d)
+
+
+class WrongMac(MaterialAttack):
+    name = "wrong-mac"
+    description = "uses a tampered MAC share of a triple or an input mask"
+
+
+class BadTriple(MaterialAttack):
+    name = "bad-triple"
+    description = "uses a triple whose value share (a, b or c) it altered"
+    part = "value"
+    kinds = ("triple",)
+    needs_triples = True
+
+
+class WrongInputMask(MaterialAttack):
+    name = "wrong-input-mask"
+    description = "uses an input mask whose value share it altered (a wrong input or output correction)"
+    part = "value"
+    kinds = ("mask",)
+
+
+# ------------------------------------------------------------------------------------------ net-level
+class Replay(Adversary):
+    name = "replay"
+    description = "replays one of its earlier messages (same session and step) or an earlier link record"
+    filtered = True
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.mode = self.rng.choice(["step", "record"])
+        self.at = self.rng.randrange(1, 1 + 2 * ctx.program.openings)  # after this many sending steps
+        self.victim = self.rng.choice(ctx.peers)
+        self.plan = (
+            f"re-sends an earlier message to party {self.victim} after its step #{self.at}"
+            if self.mode == "step"
+            else f"re-writes an earlier DATA record to party {self.victim} after record #{self.at}"
+        )
+
+    def on_send(self, tap: SessionTap, out: Outgoing) -> list[Send]:
+        sends = [(out.to, out.step, out.msg)]
+        if self.mode == "step" and not self.fired and out.to == self.victim and out.index >= self.at:
+            earlier = [s for s in tap.sent if s[0] == self.victim]
+            if earlier:
+                again = earlier[self.rng.randrange(len(earlier))]
+                self.act(f"re-sent its step-{again[1]} message to party {self.victim}")
+                sends.append(again)
+        return sends
+
+    def wrap_link(self, peer: int, stream: trio.abc.Stream) -> trio.abc.Stream:
+        if self.mode != "record" or peer != self.victim:
+            return stream
+        return RecordTamper(stream, self, "replay", self.at)
+
+
+class Reorder(Adversary):
+    name = "reorder"
+    description = "sends a message after its next one (or swaps two link records), order not being a tag"
+    filtered = True
+    HOLD = 0.05  # virtual seconds: a held message goes out by then even if no next one comes
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.mode = self.rng.choice(["step", "record"])
+        self.at = self.rng.randrange(0, 2 * ctx.program.openings)
+        self.victim = self.rng.choice(ctx.peers)
+        self.held: dict[int, Send] = {}
+        self.plan = (
+            f"holds its message #{self.at} to party {self.victim} back until after the next"
+            if self.mode == "step"
+            else f"holds DATA record #{self.at} to party {self.victim} back behind the next record"
+        )
+
+    def on_send(self, tap: SessionTap, out: Outgoing) -> list[Send]:
+        held = self.held.pop(out.to, None)
+        msg = (out.to, out.step, out.msg)
+        if held is not None:
+            self.act(f"sent step {out.step} before step {held[1]} to party {out.to}")
+            return [msg, held]
+        if self.mode == "step" and not self.fired and out.to == self.victim and out.index >= self.at:
+            self.held[out.to] = msg
+            assert self.nursery is not None
+            self.nursery.start_soon(self._release, tap, out.to, msg)
+            return []
+        return [msg]
+
+    async def _release(self, tap: SessionTap, to: int, msg: Send) -> None:
+        await trio.sleep(self.HOLD)
+        if self.held.get(to) is msg:
+            del self.held[to]
+            self.act(f"sent held step {msg[1]} to party {to} late (nothing followed)")
+            try:
+                await tap.send_raw(*msg)
+            except Exception:  # noqa: S110 -- the session may be over; a cheater does not care
+                pass
+
+    def wrap_link(self, peer: int, stream: trio.abc.Stream) -> trio.abc.Stream:
+        if self.mode != "record" or peer != self.victim:
+            return stream
+        return RecordTamper(stream, self, "reorder", self.at)
+
+
+class Forge(Adversary):
+    name = "forge"
+    description = (
+        "sends forged frames: garbage for a protocol step, a frame for another session, a bad record"
+    )
+    filtered = True
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.mode = self.rng.choice(["payload", "session", "record"])
+        self.at = self.rng.randrange(0, 2 * ctx.program.openings)
+        self.victim = self.rng.choice(ctx.peers)
+        self.plan = {
+            "payload": f"replaces its message #{self.at} to party {self.victim} by garbage",
+            "session": f"sends party {self.victim} frames of sessions it does not run at message #{self.at}",
+            "record": f"writes a malformed record to party {self.victim} after DATA record #{self.at}",
+        }[self.mode]
+
+    def on_send(self, tap: SessionTap, out: Outgoing) -> list[Send]:
+        msg = (out.to, out.step, out.msg)
+        if self.fired or out.to != self.victim or out.index < self.at or self.mode == "record":
+            return [msg]
+        if self.mode == "payload":
+            garbage = self.rng.choice(
+                [
+                    self.rng.randbytes(len(out.msg) if isinstance(out.msg, bytes) else 17),
+                    "garbage",
+                    2**70,
+                    [1.5],
+                ]
+            )
+            self.act(f"sent {type(garbage).__name__} garbage for step {out.step} to party {out.to}")
+            return [(out.to, out.step, garbage)]
+        assert self.nursery is not None and self.actor is not None
+        others = [f"s-{self.rng.randbytes(8).hex()}", f"{MASCOT_PREFIX}0/100000"]
+        self.act(f"sent party {self.victim} frames for sessions {others} (step {out.step})")
+        self.nursery.start_soon(self._other_sessions, others, out.step, out.msg)
+        return [msg]
+
+    async def _other_sessions(self, others: list[str], step: int, payload: Any) -> None:
+        """Frames for a session nobody runs and for a MASCOT batch far in the future."""
+        for sid in others:
+            try:
+                await self.actor.links.send(self.victim, Frame(MSG, sid, step, payload))
+            except Exception:  # noqa: S110 -- the cheater's own link trouble is not ours to report
+                pass
+
+    def wrap_link(self, peer: int, stream: trio.abc.Stream) -> trio.abc.Stream:
+        if self.mode != "record" or peer != self.victim:
+            return stream
+        return RecordTamper(stream, self, "forge", self.at)
+
+
+class Silent(Adversary):
+    name = "silent"
+    description = "stops responding mid-session: its host goes dark (nothing in or out) for good"
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.at = self.rng.randrange(0, ctx.program.openings + 4 * ctx.program.checks)
+        self.dark = False
+        self.plan = f"goes dark at its sending step #{self.at}"
+
+    def on_send(self, tap: SessionTap, out: Outgoing) -> list[Send]:
+        if not self.dark and out.index >= self.at and out.kind != "pair":
+            self.dark = True
+            self.act(f"went dark at step {out.step} (its sending step #{out.index})")
+        return [(out.to, out.step, out.msg)]
+
+    def wrap_wire(self, peer: int, stream: trio.abc.Stream) -> trio.abc.Stream:
+        return DarkStream(stream, self)
+
+
+class Withhold(Adversary):
+    name = "withhold"
+    description = "stops sending protocol messages mid-session but keeps its links alive (KNOWN GAP: hangs)"
+    sweep = False
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.at = self.rng.randrange(0, ctx.program.openings + 4 * ctx.program.checks)
+        self.plan = f"sends nothing from its sending step #{self.at} on"
+
+    def on_send(self, tap: SessionTap, out: Outgoing) -> list[Send]:
+        if out.index >= self.at and out.kind != "pair":
+            if not self.fired:
+                self.act(f"withheld everything from step {out.step} on")
+            return []
+        return [(out.to, out.step, out.msg)]
+
+
+# ------------------------------------------------------------------------------------------ streams
+class DarkStream(trio.abc.Stream):
+    """A stream that works until its adversary goes dark; then nothing leaves and nothing arrives."""
+
+    def __init__(self, inner: trio.abc.Stream, owner: Silent) -> None:
+        self.inner = inner
+        self.owner = owner
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self.owner.dark:
+            await trio.lowlevel.checkpoint()
+            return
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        if self.owner.dark:
+            await trio.sleep_forever()
+        data = await self.inner.receive_some(max_bytes)
+        if self.owner.dark:
+            await trio.sleep_forever()
+        return data
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class RecordTamper(trio.abc.Stream):
+    """The corrupt party's link stream with one record-level deviation after DATA record ``at``.
+
+    ``PeerLink`` writes 4-byte-length-prefixed records (type 2 = DATA with a sequence number). This
+    wrapper follows the record boundaries of what it writes and, once, either re-writes an earlier
+    DATA record (``replay``: the peer drops the duplicate), writes a DATA record behind the record that
+    follows it (``reorder``: a sequence gap, the peer drops the connection and the link resends), or
+    writes a malformed record (``forge``: the same). Each connection has its own wrapper; the deviation
+    happens once per adversary.
+    """
+
+    def __init__(self, inner: trio.abc.Stream, owner: Adversary, mode: str, at: int) -> None:
+        self.inner = inner
+        self.owner = owner
+        self.mode = mode
+        self.at = at
+        self._buf = bytearray()
+        self._data_records: list[bytes] = []
+        self._held: bytes | None = None
+
+    def _records(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        out = []
+        while len(self._buf) >= 4:
+            size = int.from_bytes(self._buf[:4], "big")
+            if len(self._buf) < 4 + size:
+                break
+            out.append(bytes(self._buf[: 4 + size]))
+            del self._buf[: 4 + size]
+        return out
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self.owner.fired and self._held is None and not self._buf:
+            await self.inner.send_all(data)
+            return
+        out = bytearray()
+        # only whole records go out (a large DATA record's header waits for its body, written next)
+        for rec in self._records(bytes(data)):
+            is_data = len(rec) > 4 and rec[4] == 2
+            if self._held is not None:
+                out += rec + self._held
+                self.owner.act(f"wrote a DATA record behind the next record ({'DATA' if is_data else 'ACK'})")
+                self._held = None
+                continue
+            if is_data and not self.owner.fired and len(self._data_records) >= self.at:
+                if self.mode == "reorder":
+                    self._held = rec
+                    continue
+                out += rec + self._deviation(rec)
+                continue
+            if is_data:
+                self._data_records.append(rec)
+            out += rec
+        if out:
+            await self.inner.send_all(bytes(out))
+        else:
+            await trio.lowlevel.checkpoint()
+
+    def _deviation(self, rec: bytes) -> bytes:
+        rng = self.owner.rng
+        if self.mode == "replay":
+            again = rng.choice([*self._data_records, rec])
+            self.owner.act(f"re-wrote DATA record seq {int.from_bytes(again[5:13], 'big')}")
+            return again
+        garbage = rng.choice(
+            [
+                (0xFFFFFFF0).to_bytes(4, "big") + b"\x02",  # a length far beyond any limit
+                (9).to_bytes(4, "big") + b"\x07" + bytes(8),  # an unknown record type
+                (9).to_bytes(4, "big") + b"\x03" + (2**63).to_bytes(8, "big"),  # an ACK of frames never sent
+            ]
+        )
+        self.owner.act(f"wrote a malformed record ({garbage[:5].hex()}...)")
+        return garbage
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+# ------------------------------------------------------------------------------------------ MASCOT
+class MascotAttack(Adversary):
+    """Deviates once, in the first epoch's MASCOT sessions, against one victim."""
+
+    mascot = True
+    session_kind = "batch"  # "setup": the base-OT session; "batch": the batch sessions
+    batch_kind = "triple"  # the batch kind it attacks (None: any)
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.victim = self.rng.choice(ctx.peers)
+        self.victims = [self.victim]
+        self.hit: set[int] = set()  # victims it has deviated towards (once each)
+        self.batch: dict[str, tuple[str, int]] = {}  # session -> (kind, count) from the leader's plan
+
+    def taps(self, session: str) -> bool:
+        if not session.startswith(f"{MASCOT_PREFIX}0/"):
+            return False
+        return (session.endswith("/setup")) == (self.session_kind == "setup")
+
+    def plan_of(self, tap: SessionTap) -> tuple[str, int] | None:
+        return self.batch.get(tap.session)
+
+    def _note_plan(self, tap: SessionTap, msg: Any) -> None:
+        if isinstance(msg, list) and len(msg) == 2 and isinstance(msg[0], str) and isinstance(msg[1], int):
+            self.batch[tap.session] = (msg[0], msg[1])
+
+    def on_recv(self, tap: SessionTap, frm: int, step: int, msg: Any) -> None:
+        if frm == LEADER and step == 1:
+            self._note_plan(tap, msg)
+
+    def on_send(self, tap: SessionTap, out: Outgoing) -> list[Send]:
+        if out.step == 1 and self.party == LEADER:
+            self._note_plan(tap, out.msg)
+        plan = self.plan_of(tap)
+        if (
+            out.to in self.victims
+            and out.to not in self.hit
+            and (self.session_kind == "setup" or (plan is not None and self.batch_kind in (None, plan[0])))
+        ):
+            new = self.deviate(tap, out, plan)
+            if new is not None:
+                self.hit.add(out.to)
+                return [(out.to, out.step, new)]
+        return [(out.to, out.step, out.msg)]
+
+    def deviate(self, tap: SessionTap, out: Outgoing, plan: tuple[str, int] | None) -> Any:
+        """The altered message, or None to leave ``out`` alone."""
+        return None
+
+
+def _random_point(rng: random.Random) -> bytes:
+    scalar = sodium.crypto_core_ed25519_scalar_reduce(rng.randbytes(64))
+    return sodium.crypto_scalarmult_ed25519_base_noclamp(scalar)
+
+
+_BAD_POINTS: dict[str, Callable[[random.Random], bytes]] = {
+    "off-curve": lambda rng: bytes.fromhex("02" + "00" * 31),
+    "identity": lambda rng: bytes.fromhex("01" + "00" * 31),
+    "small-order": lambda rng: bytes.fromhex(
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"
+    ),
+    "non-canonical": lambda rng: bytes.fromhex("ee" + "ff" * 30 + "7f"),
+    "valid-other": _random_point,
+}
+
+
+class MascotBaseOT(MascotAttack):
+    name = "mascot-base-ot"
+    description = (
+        "sends bad base-OT points (invalid, small-order or other valid ones) to every peer in set-up"
+    )
+    session_kind = "setup"
+    kinds = tuple(_BAD_POINTS)
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.victims = list(ctx.peers)
+        targets = ["cope-A", "cope-B"] + (["kos-A", "kos-B"] if ctx.program.triples else [])
+        self.target = self.rng.choice(targets)
+        self.bad = self.rng.choice(self.kinds)
+        self.plan = f"{self.bad} point as {self.target} towards parties {self.victims}"
+
+    def deviate(self, tap: SessionTap, out: Outgoing, plan: tuple[str, int] | None) -> Any:
+        proto, role = self.target.split("-")
+        chan = cope_channel if proto == "cope" else kos_channel
+        # the cheater sends A (one point) as base-OT sender on chan(cheater, victim), the B_i as receiver
+        # on chan(victim, cheater); both are the first message (k = 0) it sends on that channel
+        channel = chan(self.party, out.to) if role == "A" else chan(out.to, self.party)
+        if out.kind != "pair" or out.channel != channel or out.k != 0 or not isinstance(out.msg, bytes):
+            return None
+        index = 0 if role == "A" else self.rng.randrange(len(out.msg) // POINT_BYTES)
+        raw = bytearray(out.msg)
+        raw[index * POINT_BYTES : (index + 1) * POINT_BYTES] = _BAD_POINTS[self.bad](self.rng)
+        self.act(f"base OT to party {out.to} (channel {channel:#x}): point {index} is a {self.bad} point")
+        return bytes(raw)
+
+
+class MascotKOS(MascotAttack):
+    name = "mascot-kos"
+    description = "OT extension with inconsistent choice bits (one OT's bit flipped in half the columns)"
+    needs_triples = True
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.columns = sorted(self.rng.sample(range(128), 64))
+        self.plan = f"first triple batch: inconsistent choice bits towards party {self.victim}"
+
+    def deviate(self, tap: SessionTap, out: Outgoing, plan: tuple[str, int] | None) -> Any:
+        m = out.msg
+        if out.kind != "pair" or out.channel != kos_channel(self.party, self.victim):
+            return None
+        if not (isinstance(m, list) and len(m) == 2 and isinstance(m[0], bytes) and len(m[0]) > 32):
+            return None
+        u = np.frombuffer(m[0], dtype=np.uint64).reshape(128, -1).copy()
+        row = self.rng.randrange(min(64 * u.shape[1], 64))
+        for col in self.columns:
+            u[col, row // 64] ^= np.uint64(1) << np.uint64(row % 64)
+        self.act(f"KOS u to party {self.victim}: OT {row}'s choice bit flipped in 64 of 128 columns")
+        return [u.tobytes(), m[1]]
+
+
+class MascotCope(MascotAttack):
+    name = "mascot-cope"
+    description = "a wrong COPE correction (authentication of its values) towards one party"
+    batch_kind = None
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.d = self.delta()
+        self.columns = sorted(self.rng.sample(range(ctx.field.bits), max(1, ctx.field.bits // 2)))
+        self.plan = f"first batch it authenticates in: correction + {self.d} towards party {self.victim}"
+
+    def deviate(self, tap: SessionTap, out: Outgoing, plan: tuple[str, int] | None) -> Any:
+        f, k = self.field, self.field.bits
+        m = out.msg
+        if out.kind != "pair" or out.channel != cope_channel(self.party, self.victim):
+            return None
+        if not (isinstance(m, bytes) and len(m) > 32 and len(m) % (k * f.elem_bytes) == 0):
+            return None
+        per = len(m) // (k * f.elem_bytes)  # layout (W, k * m), column l holds elements l*m .. l*m+m-1
+        e = self.rng.randrange(per)
+        self.act(
+            f"COPE correction to party {self.victim}: + {self.d} at element {e}, {len(self.columns)} columns"
+        )
+        return self.add_to_vector(m, self.d, [col * per + e for col in self.columns])
+
+
+class MascotTriple(MascotAttack):
+    name = "mascot-triple"
+    description = "a wrong Gilboa correction in triple generation (a wrong product share: the sacrifice)"
+    needs_triples = True
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.d = self.delta()
+        self.plan = f"first triple batch: Gilboa correction + {self.d} towards party {self.victim}"
+
+    def deviate(self, tap: SessionTap, out: Outgoing, plan: tuple[str, int] | None) -> Any:
+        f, k = self.field, self.field.bits
+        if plan is None or out.kind != "pair" or out.channel != kos_channel(self.victim, self.party):
+            return None
+        m = TAU * plan[1]
+        if not (isinstance(out.msg, bytes) and len(out.msg) == k * m * f.elem_bytes):
+            return None
+        e = self.rng.randrange(m)
+        self.act(f"Gilboa correction to party {self.victim}: + {self.d} at element {e} of every bit block")
+        return self.add_to_vector(out.msg, self.d, [bit * m + e for bit in range(k)])
+
+
+class OffCope:
+    """A COPE end whose ``extend`` output (the party's MAC-share contribution) is off by ``delta``."""
+
+    def __init__(self, inner: Any, adversary: Adversary, delta: int, role: str) -> None:
+        self.inner = inner
+        self.adversary = adversary
+        self.delta = delta
+        self.role = role
+
+    async def extend(self, ch: PairChannel, arg: Any) -> np.ndarray:
+        out = await self.inner.extend(ch, arg)
+        f = self.inner.field
+        index = self.adversary.rng.randrange(out.shape[1])
+        d = [0] * out.shape[1]
+        d[index] = self.delta
+        self.adversary.act(f"MAC share ({self.role} of COPE with party {ch.peer}) + {self.delta} at {index}")
+        return f.add(out, f.from_ints(d))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class MascotMac(MascotAttack):
+    name = "mascot-mac"
+    description = "a wrong MAC share in MASCOT's authentication (its COPE output altered)"
+    batch_kind = None
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.role = self.rng.choice(["sender", "receiver"])
+        self.d = self.delta()
+        whose = "its own values" if self.role == "sender" else f"party {self.victim}'s values"
+        self.plan = f"epoch 0: its MAC shares of {whose} + {self.d}"
+        self._patched = False
+
+    def wrap_net(self, session: str, net: Net) -> Net:
+        if self.taps(session) and not self._patched and self.actor is not None:
+            mascot = self.actor.offline.mascot if self.actor.offline is not None else None
+            if mascot is not None:
+                ends: Any = mascot.cope_send if self.role == "sender" else mascot.cope_recv
+                ends[self.victim] = OffCope(ends[self.victim], self, self.d, self.role)
+                self._patched = True
+        return net
+
+
+class MascotSacrifice(MascotAttack):
+    name = "mascot-sacrifice"
+    description = "opens a wrong share of rho or of the zero check in the triple sacrifice"
+    needs_triples = True
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.which = self.rng.randrange(2)
+        self.d = self.delta()
+        self.plan = f"first triple batch: its {('rho', 'zero')[self.which]} share + {self.d}"
+        self.openings: dict[str, list[int]] = {}  # session -> steps of count-element openings
+        self.target: tuple[str, int] | None = None
+
+    def on_send(self, tap: SessionTap, out: Outgoing) -> list[Send]:
+        if out.step == 1 and self.party == LEADER:
+            self._note_plan(tap, out.msg)
+        plan = self.plan_of(tap)
+        keep = [(out.to, out.step, out.msg)]
+        if self.target is not None and (tap.session, out.step) != self.target:
+            return keep
+        if plan is None or plan[0] != "triple" or out.kind != "share":
+            return keep
+        if not (isinstance(out.msg, bytes) and len(out.msg) == plan[1] * self.field.elem_bytes):
+            return keep  # a check value y of the authentication (one element), not a sacrifice opening
+        seen = self.openings.setdefault(tap.session, [])
+        if out.step not in seen:
+            seen.append(out.step)
+        if seen.index(out.step) != self.which:
+            return keep
+        self.target = (tap.session, out.step)  # this opening, to every peer, and nothing else
+        self.act(f"sacrifice opening {('rho', 'zero')[self.which]} to party {out.to}: + {self.d}")
+        return [(out.to, out.step, self.add_to_vector(out.msg, self.d, [0]))]
+
+
+# ------------------------------------------------------------------------------------------ catalogue
+ADVERSARIES: Mapping[str, type[Adversary]] = MappingProxyType(
+    {
+        cls.name: cls
+        for cls in (
+            WrongShare,
+            WrongMac,
+            InconsistentBroadcast,
+            BadCommitment,
+            BadTriple,
+            WrongInputMask,
+            Replay,
+            Reorder,
+            Forge,
+            Silent,
+            CoinEquivocation,
+            MascotBaseOT,
+            MascotKOS,
+            MascotCope,
+            MascotTriple,
+            MascotMac,
+            MascotSacrifice,
+            Withhold,
+        )
+    }
+)
+"""Every strategy by name (``Withhold`` documents a known gap and is not in ``--adversary all``)."""
+
+SWEEP: tuple[str, ...] = tuple(name for name, cls in ADVERSARIES.items() if cls.sweep)
+
+
+def make_adversary(name: str, ctx: AttackContext) -> Adversary:
+    """The strategy ``name`` for ``ctx``; ``KeyError`` naming the choices, ``NotApplicable`` if it has no
+    target in this program."""
+    try:
+        cls = ADVERSARIES[name]
+    except KeyError:
+        raise KeyError(f"unknown adversary {name!r}; adversaries: {', '.join(ADVERSARIES)}") from None
+    return cls(ctx)
+
+
+@dataclass
+class AdversaryInfo:
+    """A catalogue entry as ``--list`` shows it."""
+
+    name: str
+    description: str
+    mascot: bool
+    filtered: bool
+    sweep: bool
+
+
+def catalogue() -> list[AdversaryInfo]:
+    return [
+        AdversaryInfo(name, cls.description, cls.mascot, cls.filtered, cls.sweep)
+        for name, cls in ADVERSARIES.items()
+    ]
+
+
+__all__ = [
+    "ADVERSARIES",
+    "SWEEP",
+    "Adversary",
+    "AdversaryInfo",
+    "AttackContext",
+    "NotApplicable",
+    "Outgoing",
+    "SessionTap",
+    "catalogue",
+    "make_adversary",
+]

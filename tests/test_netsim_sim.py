@@ -1,0 +1,319 @@
+"""netsim's simulations: the real parties over simulated streams, under faults and adversaries.
+
+Every run here is a whole ``netsim.simulate`` (its own ``trio.run`` under an autojump ``MockClock``), so
+the tests are plain functions; a run that would hang ends at its virtual deadline and is reported as
+``hang``, never as a stuck test. What must hold (issue 6):
+
+* faults without an adversary (resets, stalls, corruption, truncation, half-open links, partitions and
+  crashes that heal within the peer timeout) never change the output;
+* a partition longer than the peer timeout makes every party abort cleanly;
+* each adversary in the catalogue makes the honest parties abort, or (for the deviations the link
+  layer filters: replay, reorder, forge) leaves their output correct, and never makes an honest party
+  accept a wrong output; MASCOT deviations are caught before any material enters a pool;
+* the same seed gives the same fault schedule, adversary actions and outcome;
+* ``spdz simulate`` runs, prints its table and exits non-zero exactly when a run failed.
+
+Runs are small (3-element vectors, p = 2^61 - 1, MASCOT batches of 8) to keep the file under a minute.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+import trio
+
+import actors
+from actors.cli import main as cli_main
+from actors.peerlink import LinkConfig
+from netsim import ADVERSARIES, SWEEP, Network, Report, SimTls, SimTransport, simulate, sweep
+from netsim.programs import PROGRAMS
+from protocols.concurrency import inline_compute, run_sync
+from protocols.field import P61
+from protocols.online import Session
+
+ONLINE = [name for name in SWEEP if not ADVERSARIES[name].mascot]
+MASCOT = [name for name in SWEEP if ADVERSARIES[name].mascot]
+
+
+@pytest.fixture(scope="module")
+def tls3() -> SimTls:
+    """TLS material for three parties, shared by the module's runs (key generation is the slow part)."""
+    return SimTls.create(3)
+
+
+def honest(report: Report) -> list[Any]:
+    return [p for p in report.parties if p.status != "cheater"]
+
+
+def assert_clean(report: Report, *, filtered: bool) -> None:
+    """No honest party accepted a wrong output, hung or failed uncleanly; unless the deviation may be
+    filtered, someone noticed it (an abort, or a MASCOT check that retired the key)."""
+    assert report.outcome in ("abort", "correct"), report.describe()
+    assert all(p.status in ("abort", "correct") for p in honest(report)), report.describe()
+    if not filtered:
+        assert report.outcome == "abort" or report.detected, report.describe()
+
+
+# ---------------------------------------------------------------------------------------- faults only
+@pytest.mark.parametrize(
+    "faults",
+    [
+        "flaky",
+        "lossy",
+        "storm",
+        "latency=2ms,reset=0.05",
+        "latency=2ms,corrupt=0.05",
+        "latency=2ms,truncate=0.03,half_open=0.02",
+    ],
+)
+def test_faults_without_an_adversary_never_change_the_output(faults: str, tls3: SimTls) -> None:
+    reports = [simulate("mul", 3, faults=faults, seed=s, tls=tls3) for s in range(6)]
+    for r in reports:
+        assert r.outcome == "correct", r.describe()
+    injected = sum(sum(r.fault_counts.values()) for r in reports)
+    assert injected > 0, "no fault struck: the test would prove nothing"
+
+
+def test_corruption_is_caught_by_tls_and_recovered_from(tls3: SimTls) -> None:
+    """Corrupted chunks really hit the links (each one breaks a TLS record, the link reconnects and
+    resends), and every run still computes the right answer."""
+    reports = [simulate("sum", 3, faults="latency=1ms,corrupt=0.1", seed=s, tls=tls3) for s in range(4)]
+    assert sum(r.fault_counts.get("corrupt", 0) for r in reports) >= 4
+    assert all(r.outcome == "correct" for r in reports), [r.describe() for r in reports]
+
+
+def test_mascot_under_faults_in_virtual_time(tls3: SimTls) -> None:
+    """MASCOT set-up and batches over a storm: its compute runs inline, so no virtual timeout fires
+    during honest work, and the answer is right."""
+    for seed in range(2):
+        r = simulate("mul", 3, faults="storm", seed=seed, preprocessing="mascot", tls=tls3)
+        assert r.outcome == "correct" and not r.detected, r.describe()
+
+
+def _partition_everyone(duration: float | None, at: float = 0.002) -> Any:
+    def script(net: Network) -> None:
+        net.schedule(net.now() + at, lambda: net.partition([0], [1, 2], duration=duration))
+
+    return script
+
+
+def test_a_partition_that_heals_within_the_peer_timeout_changes_nothing(tls3: SimTls) -> None:
+    for seed in range(3):
+        r = simulate("mul", 3, faults="wan", seed=seed, tls=tls3, script=_partition_everyone(20.0))
+        assert r.outcome == "correct", r.describe()
+        assert [e.kind for e in r.events] == ["partition", "heal"]
+        assert r.virtual_time > 20.0  # the session really waited for the heal
+
+
+@pytest.mark.parametrize("duration", [None, 90.0], ids=["never-heals", "heals-after-the-timeout"])
+def test_a_partition_longer_than_the_peer_timeout_aborts_every_party(
+    duration: float | None, tls3: SimTls
+) -> None:
+    link = LinkConfig(peer_timeout=30.0)
+    for seed in range(2):
+        r = simulate(
+            "mul", 3, faults="wan", seed=seed, tls=tls3, link=link, script=_partition_everyone(duration)
+        )
+        assert r.outcome == "abort", r.describe()
+        assert [p.status for p in r.parties] == ["abort"] * 3, r.describe()
+        assert all("lost party" in p.detail for p in r.parties), r.describe()
+        assert 30.0 <= r.virtual_time < 100.0  # the peer timeout, not the run's deadline
+
+
+def test_jobs_fail_cleanly_when_set_up_cannot_finish_within_the_submit_timeout(tls3: SimTls) -> None:
+    """A party whose host is down from the start: MASCOT set-up never completes, and every job fails
+    with a clean abort after the submit timeout (as ``spdz submit`` does), not a hang."""
+
+    def down(net: Network) -> None:
+        net.crash(1)
+
+    r = simulate("mul", 3, seed=0, tls=tls3, preprocessing="mascot", submit_timeout=45.0, script=down)
+    assert r.outcome == "abort", r.describe()
+    assert all("not ready after 45 s" in p.detail for p in r.parties), r.describe()
+    assert 45.0 <= r.virtual_time < 50.0 and any("offline epoch" in s for s in r.state)
+
+
+# ---------------------------------------------------------------------------------------- adversaries
+@pytest.mark.parametrize("name", ONLINE)
+def test_online_adversaries_are_caught_or_filtered(name: str, tls3: SimTls) -> None:
+    filtered = ADVERSARIES[name].filtered
+    reports = [simulate("mul", 3, adversary=name, seed=s, tls=tls3) for s in range(4)]
+    reports.append(simulate("mul", 3, faults="flaky", adversary=name, seed=4, tls=tls3))
+    if not ADVERSARIES[name].needs_triples:  # bad-triple has no target in a program without mul
+        reports.append(simulate("sum", 3, adversary=name, seed=5, tls=tls3))
+    for r in reports:
+        assert r.fired, f"the adversary never deviated: {r.describe()}"
+        assert_clean(r, filtered=filtered)
+    assert len({r.cheater for r in reports}) > 1, "every run corrupted the same party"
+
+
+@pytest.mark.parametrize("name", ONLINE)
+def test_online_adversaries_at_two_parties(name: str) -> None:
+    r = simulate("mul", 2, adversary=name, seed=1, tls=False)
+    assert r.fired, r.describe()
+    assert_clean(r, filtered=ADVERSARIES[name].filtered)
+
+
+def test_filtered_adversaries_hit_both_layers(tls3: SimTls) -> None:
+    """Replay, reorder and forge act on the session (the mailbox aborts a duplicate or garbage step)
+    and on the link records (dropped as duplicates, or a reconnect): across seeds both happen, and the
+    link-level ones leave the output correct."""
+    for name in ("replay", "reorder", "forge"):
+        reports = [simulate("mul", 3, adversary=name, seed=s, tls=tls3) for s in range(8)]
+        assert {r.outcome for r in reports} <= {"abort", "correct"}
+        assert any(r.outcome == "correct" for r in reports), name
+        assert any("record" in r.plan for r in reports) and any("record" not in r.plan for r in reports), name
+        for r in reports:
+            if "record" in r.plan:
+                assert r.outcome == "correct", r.describe()
+
+
+@pytest.mark.parametrize("name", MASCOT)
+def test_mascot_deviations_are_caught_before_material_is_used(name: str, tls3: SimTls) -> None:
+    for seed in range(2):
+        r = simulate("mul", 3, adversary=name, seed=seed, tls=tls3)
+        assert r.preprocessing == "mascot" and r.fired, r.describe()
+        assert_clean(r, filtered=False)
+        # every honest party rejected the epoch the deviation was in (its key retired, its pool purged)
+        caught = {int(d.split(":")[0].split()[1]) for d in r.detected}
+        assert caught == {p.party for p in honest(r)}, r.describe()
+
+
+def test_an_adversary_without_a_target_is_not_applicable() -> None:
+    r = simulate("sum", 3, adversary="bad-triple", seed=0, tls=False)
+    assert r.outcome == "n/a" and not r.fired and "multiplication" in r.reason
+
+
+def test_known_gap_a_withholding_party_blocks_the_session_until_the_deadline() -> None:
+    """A cheater that keeps its links alive but stops sending protocol messages is not detected: the
+    engine has no per-session deadline (the peer timeout only covers a peer that is unreachable). This
+    test pins the gap down; it must change when a session deadline exists."""
+    r = simulate("mul", 3, adversary="withhold", seed=0, tls=False, deadline=120.0)
+    assert r.fired and r.outcome == "hang", r.describe()
+    assert not ADVERSARIES["withhold"].sweep
+
+
+# ---------------------------------------------------------------------------------------- determinism
+@pytest.mark.parametrize(
+    ("adversary", "faults", "preprocessing"),
+    [(None, "storm", "dealer"), ("silent", "storm", "dealer"), ("mascot-triple", "flaky", "mascot")],
+)
+def test_the_same_seed_replays_the_same_run(adversary: str | None, faults: str, preprocessing: str) -> None:
+    """Fresh TLS keys, fresh secret randomness, and still the same fault schedule (to the byte and the
+    nanosecond), the same adversary actions and the same outcome; another seed gives another run."""
+    runs = [
+        simulate("mul", 3, faults=faults, adversary=adversary, seed=s, preprocessing=preprocessing)
+        for s in (11, 11, 12)
+    ]
+    a, b, c = runs
+    assert [str(e) for e in a.events] == [str(e) for e in b.events]
+    assert (a.outcome, a.reason, a.actions, a.bytes, a.virtual_time, a.cheater) == (
+        b.outcome,
+        b.reason,
+        b.actions,
+        b.bytes,
+        b.virtual_time,
+        b.cheater,
+    )
+    assert ([str(e) for e in a.events], a.bytes) != ([str(e) for e in c.events], c.bytes)
+
+
+def test_a_sweep_reports_each_seed_as_simulate_does() -> None:
+    reports = sweep(["wrong-share", None], ["flaky"], [3, 4], tls=False, chunk=1)
+    assert [(r.adversary, r.seed) for r in reports] == [
+        ("wrong-share", 3),
+        ("wrong-share", 4),
+        ("none", 3),
+        ("none", 4),
+    ]
+    again = simulate("mul", 3, faults="flaky", adversary="wrong-share", seed=4, tls=False)
+    assert (reports[1].outcome, reports[1].actions, reports[1].bytes) == (
+        again.outcome,
+        again.actions,
+        again.bytes,
+    )
+
+
+# ---------------------------------------------------------------------------------------- plumbing
+async def test_local_cluster_runs_over_the_simulated_transport(autojump_clock: trio.abc.Clock) -> None:
+    """The transport adapter is what ``local_cluster`` takes: StreamLinks and PeerLink over netsim."""
+
+    async def square(s: Session, xs: list[int]) -> Any:
+        x = await s.input(xs if s.party == 0 else None, owner=0)
+        return await s.output(await s.mul(x, x))
+
+    net = Network(5, 3, profile="flaky")
+    transport = SimTransport(net, tls=SimTls.create(3), seed=5)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(net.run)
+            async with actors.local_cluster(3, transport=transport, modulus=P61, preprocessing="dealer") as c:
+                results = await c.run(square, [3, -4, 5])
+            nursery.cancel_scope.cancel()
+    assert all([int(v) for v in r] == [9, 16, 25] for r in results)
+    assert sum(net.bytes_sent.values()) > 0
+
+
+async def test_run_sync_computes_inline_only_inside_inline_compute() -> None:
+    """MASCOT's worker-thread calls go inline in a simulation (virtual time must not run while they
+    compute) and to a thread everywhere else."""
+    here = threading.get_ident()
+    assert await run_sync(threading.get_ident) != here
+    with inline_compute():
+        assert await run_sync(threading.get_ident) == here
+
+        async def child(out: list[int]) -> None:
+            out.append(await run_sync(threading.get_ident))
+
+        got: list[int] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(child, got)
+        assert got == [here]  # tasks started inside inherit the setting
+    assert await run_sync(threading.get_ident) != here
+
+
+# ---------------------------------------------------------------------------------------- CLI
+def test_cli_lists_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["simulate", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in [*ADVERSARIES, "flaky", "lossy", "storm", *PROGRAMS]:
+        assert name in out
+
+
+def test_cli_runs_a_sweep_and_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_main(
+        [
+            "simulate",
+            "--adversary",
+            "wrong-share,none",
+            "--faults",
+            "flaky",
+            "--runs",
+            "2",
+            "--no-tls",
+            "--jobs",
+            "1",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.count("seed=") == 4 and "ABORT" in out and "CORRECT" in out
+    assert "wrong-share              flaky" in out and "0 WRONG OUTPUTS ACCEPTED, 0 hangs" in out
+
+
+def test_cli_replay_prints_the_schedule_and_a_hang_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["simulate", "--faults", "flaky", "--replay", "2", "--no-tls"]) == 0
+    out = capsys.readouterr().out
+    assert "fault schedule" in out and "party 0: correct" in out
+    code = cli_main(["simulate", "--adversary", "withhold", "--deadline", "60", "--no-tls"])
+    out = capsys.readouterr().out
+    assert code == 1 and "HANG" in out and "--replay 0" in out
+
+
+def test_cli_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["simulate", "--faults", "reset=2"]) == 2
+    assert "reset=2" in capsys.readouterr().err
+    assert cli_main(["simulate", "--adversary", "nobody"]) == 2
+    assert "nobody" in capsys.readouterr().err
