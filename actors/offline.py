@@ -127,7 +127,8 @@ class OfflineService:
             self.mascot.retire()
             self.mascot = None
         self.pool.purge()
-        self._ready = trio.Event()
+        if self._ready.is_set():  # waiters on an unset event keep it: it is set when the new key is
+            self._ready = trio.Event()  # ready (replacing it would leave them waiting forever)
         if self._epoch_scope is not None:
             self._epoch_scope.cancel()
 

@@ -739,9 +739,23 @@ class PeerLink:
 
 
 def _leaf(e: BaseException) -> BaseException:
-    while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
-        e = e.exceptions[0]
-    return e
+    """The error that explains a failed connection. The reader and the writer often fail together
+    (a reset breaks both), giving a group: a protocol error wins, then the first other error that is
+    not a cancellation."""
+    if not isinstance(e, BaseExceptionGroup):
+        return e
+    leaves: list[BaseException] = []
+    todo: list[BaseException] = [e]
+    while todo:
+        x = todo.pop(0)
+        if isinstance(x, BaseExceptionGroup):
+            todo.extend(x.exceptions)
+        elif not isinstance(x, trio.Cancelled):
+            leaves.append(x)
+    for x in leaves:
+        if isinstance(x, (LinkProtocolError, PeerAuthError)):
+            return x
+    return leaves[0] if leaves else e
 
 
 def _describe(e: BaseException) -> str:

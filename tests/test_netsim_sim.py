@@ -181,6 +181,15 @@ def test_mascot_deviations_are_caught_before_material_is_used(name: str, tls3: S
         assert caught == {p.party for p in honest(r)}, r.describe()
 
 
+def test_a_session_waiting_for_set_up_survives_a_failed_set_up(tls3: SimTls) -> None:
+    """Sessions started before MASCOT set-up is done wait for it; when that set-up fails (a bad base-OT
+    point) and the parties re-key, the waiting sessions must wake up on the next key, not wait on the
+    failed epoch forever."""
+    for seed in range(3):
+        r = simulate("mul", 3, adversary="mascot-base-ot", seed=seed, tls=tls3, early_start=True)
+        assert r.fired and r.outcome in ("correct", "abort"), r.describe()
+
+
 def test_an_adversary_without_a_target_is_not_applicable() -> None:
     r = simulate("sum", 3, adversary="bad-triple", seed=0, tls=False)
     assert r.outcome == "n/a" and not r.fired and "multiplication" in r.reason
