@@ -27,6 +27,8 @@ log = structlog.get_logger("spdz.engine")
 
 Program = Callable[..., Awaitable[Any]]
 
+DEFAULT_RECV_TIMEOUT = 600.0  # s a session waits for one peer message before it aborts
+
 
 class Links(Protocol):
     party: int
@@ -49,12 +51,15 @@ class Interceptor(Protocol):
 class SessionNet:
     """The ``Net`` a session's protocol code sees: steps in, framed bytes out."""
 
-    def __init__(self, engine: Engine, session: str, box: SessionMailbox) -> None:
+    def __init__(
+        self, engine: Engine, session: str, box: SessionMailbox, recv_timeout: float | None = None
+    ) -> None:
         self.party = engine.party
         self.n = engine.n
         self._engine = engine
         self._session = session
         self._box = box
+        self._recv_timeout = recv_timeout
 
     def _check_peer(self, j: int) -> None:
         if not (0 <= j < self.n) or j == self.party:
@@ -67,8 +72,17 @@ class SessionNet:
         await self._engine.links.send(to, Frame(MSG, self._session, step, msg))
 
     async def recv(self, frm: int, step: int) -> Any:
+        """The message of ``frm`` for ``step``. A peer that keeps its link up but stops sending (a
+        withholding cheater, a stuck process) would stall the session forever: after
+        ``recv_timeout`` seconds without that message the session aborts, naming the peer."""
         self._check_peer(frm)
-        return await self._box.recv(frm, step)
+        if self._recv_timeout is None:
+            return await self._box.recv(frm, step)
+        with trio.move_on_after(self._recv_timeout):
+            return await self._box.recv(frm, step)
+        raise AbortError(
+            f"party {frm} sent nothing for step {step} within {self._recv_timeout:g} s", culprit=frm
+        )
 
 
 class Engine:
@@ -81,9 +95,11 @@ class Engine:
         *,
         interceptor: Interceptor | None = None,
         session_options: dict[str, Any] | None = None,
+        recv_timeout: float | None = DEFAULT_RECV_TIMEOUT,
     ) -> None:
         self.party = party
         self.n = n
+        self.recv_timeout = recv_timeout
         self.links = links
         self.source = source
         self.router = Router()
@@ -112,10 +128,17 @@ class Engine:
 
     # ---------------------------------------------------------------- sessions
     async def run(
-        self, prog: Program, *args: Any, session: str | None = None, pre: Preprocessing | None = None
+        self,
+        prog: Program,
+        *args: Any,
+        session: str | None = None,
+        pre: Preprocessing | None = None,
+        idle_ok: bool = False,
     ) -> Any:
         """Run ``prog`` as session ``session`` (default: a fresh id); ``pre`` overrides the party's
-        preprocessing source (the offline service runs its own sessions with a key-only one)."""
+        preprocessing source (the offline service runs its own sessions with a key-only one).
+        ``idle_ok``: the session may wait for a peer indefinitely (the offline service's lifeline and
+        batch sessions, which wait for the leader's next plan); others abort after ``recv_timeout``."""
         sid = session or new_session_id()
         if pre is None:
             # a pooled source that is replacing its MAC key (after an abort) is waited for, not failed on
@@ -123,7 +146,7 @@ class Engine:
             if wait_ready is not None:
                 await wait_ready()
         box = self.router.open(sid)
-        net: Net = SessionNet(self, sid, box)
+        net: Net = SessionNet(self, sid, box, None if idle_ok else self.recv_timeout)
         try:
             if pre is None:
                 pre = self.source.for_session(sid, net)

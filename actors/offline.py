@@ -163,7 +163,7 @@ class OfflineService:
         pre = _KeyOnly(mascot.ctx, self.retire, epoch)
         async with task_group() as nursery:
             nursery.start_soon(self._lifeline, epoch, pre)
-            await self.engine.run(_setup_prog, mascot, session=f"mascot/{epoch}/setup", pre=pre)
+            await self.engine.run(_setup_prog, mascot, session=f"mascot/{epoch}/setup", pre=pre, idle_ok=True)
             self._ready.set()
             log.info("offline_ready", party=self.party, epoch=epoch)
             k = 0
@@ -171,7 +171,7 @@ class OfflineService:
                 plan = await self._plan() if self.party == LEADER else None
                 t0 = trio.current_time()
                 kind, count, batch = await self.engine.run(
-                    _batch_prog, mascot, plan, session=f"mascot/{epoch}/{k}", pre=pre
+                    _batch_prog, mascot, plan, session=f"mascot/{epoch}/{k}", pre=pre, idle_ok=True
                 )
                 self.gen_seconds += trio.current_time() - t0
                 self.generated[kind] = self.generated.get(kind, 0) + count
@@ -189,7 +189,7 @@ class OfflineService:
         cancellation of its lifeline sends the peers an abort for it; their lifelines raise, and
         the engine retires the epoch there too. A late notice for an epoch already retired does
         nothing."""
-        await self.engine.run(_lifeline_prog, session=f"mascot/{epoch}/lifeline", pre=pre)
+        await self.engine.run(_lifeline_prog, session=f"mascot/{epoch}/lifeline", pre=pre, idle_ok=True)
 
     async def _plan(self) -> list[Any]:
         """Leader: the next ``[kind, count]``; waits while every pool is full and nobody waits."""

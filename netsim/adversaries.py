@@ -33,8 +33,9 @@ filtered ones (``filtered = True``: replay, reorder, forge, whose link-level var
 absorbs) must be noticed: the honest parties abort (SPDZ has no fairness, so one that completed the
 last round before a peer's abort may still return the correct output). MASCOT deviations must make
 every honest party reject that epoch's material (``OfflineService.failures``); the service re-keys and
-the program either completes on fresh material or aborts. ``withhold`` (``sweep = False``) documents a
-known gap: a party that keeps its links alive but stops sending is never timed out mid-session.
+the program either completes on fresh material or aborts. ``withhold`` (``sweep = False``: each run waits
+out the engine's 600 s receive timeout) keeps its links alive but stops sending; the others abort
+when that timeout names it.
 """
 
 from __future__ import annotations
@@ -663,7 +664,7 @@ class Silent(Adversary):
 
 class Withhold(Adversary):
     name = "withhold"
-    description = "stops sending protocol messages mid-session but keeps its links alive (KNOWN GAP: hangs)"
+    description = "stops sending protocol messages mid-session but keeps its links alive (receive timeout)"
     sweep = False
 
     def __init__(self, ctx: AttackContext) -> None:

@@ -225,3 +225,23 @@ async def test_an_aborted_session_does_not_disturb_a_concurrent_one(n: int, auto
     assert_all_aborted(out["bad"], [i for i in range(n) if i != cheater])
     assert_same(out["good"], [1, 4, 9])
     assert_array_eq([r[0] for r in after], [6] * n)
+
+
+async def test_a_withholding_party_is_named_after_the_receive_timeout(autojump_clock: Any) -> None:
+    """A party that keeps its link up but never sends its share would stall the others forever; after
+    the engine's receive timeout they abort, naming it, and nothing is returned. (The withholder gives
+    up by itself later, so without the timeout the others would see its abort instead.)"""
+
+    async def prog(s: Session) -> Any:
+        x = await s.input([1, 2] if s.party == 0 else None, owner=0)
+        if s.party == 2:
+            await trio.sleep(60)  # withholds its share of the opening for a minute
+            raise AbortError("party 2 gives up")
+        return await s.output(x)
+
+    async with actors.local_cluster(3, modulus=P61, preprocessing="dealer") as c:
+        for p in c.parties:
+            p.engine.recv_timeout = 30.0
+        res = await c.run_each(prog)
+    assert_all_aborted(res, [0, 1])
+    assert all("party 2 sent nothing" in str(r) for r in res[:2]), res
