@@ -20,6 +20,10 @@ Built in:
   ``s.input`` announces each party's vector length, so every party learns how many values each
   other party has (true of every program here, and said in ``spdz submit --help``).
 * ``bench_mul``: benchmark of one secure vector multiplication (``benchmarks/daemon_bench.py``).
+* the applications of ``protocols.apps`` (``stats_count/sum/mean/variance/covariance/correlation/
+  mean_where/histogram``, ``linreg_train``, ``logreg_train``, ``linreg_predict``, ``logreg_predict``):
+  real-valued (fixed-point) statistics and models; their input formats and what each reveals are in
+  ``protocols/apps/programs.py``.
 
 The registry is a plain object (``Registry``); ``REGISTRY`` is the process-wide default that the daemon
 uses and that ``register``/``get`` act on, the one piece of module-level state here, filled at import.
@@ -248,3 +252,32 @@ class _Stocked:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+# ---------------------------------------------------------------------------------------- applications
+def _app_prepare(parse: Callable[[Sequence[Any]], np.ndarray]) -> Prepare:
+    """An app's input parser as a ``prepare``: its complaints go to the submitter as ``InputError``."""
+    from protocols.apps.programs import AppInputError
+
+    def prepare(raw: Sequence[Any], field: PrimeField, n: int) -> np.ndarray:
+        try:
+            return parse(raw)
+        except AppInputError as e:
+            raise InputError(str(e)) from None
+
+    return prepare
+
+
+def _register_apps(registry: Registry) -> None:
+    """Statistics and regression (``protocols.apps``): ``stats_*``, ``linreg_*``, ``logreg_*``. Their
+    inputs and what each reveals: ``protocols/apps/programs.py``."""
+    from protocols.apps.programs import PROGRAMS
+
+    for spec in PROGRAMS:
+        deco = registry.register(
+            spec.name, summary=spec.summary, prepare=_app_prepare(spec.parse), render=spec.render
+        )
+        deco(spec.run)
+
+
+_register_apps(REGISTRY)

@@ -1,0 +1,269 @@
+"""Statistics over horizontally split data: each party holds some rows; only the declared result leaves.
+
+Every function takes the session and ``data``: this party's own rows (a 1-d array: one column; a
+2-d array: rows of columns; ``None``: no rows), which it secret-shares first, or a ``Table`` that is
+already shared (to compute several statistics from one input). Every party calls the function with
+the same public arguments. Results are revealed to every party, or only to party ``to`` (the others
+get ``None``), after the MAC checks of ``Session.output``; nothing else is opened except masked
+values inside the sub-protocols (statistically hiding, see ``comparison``).
+
+What every function reveals besides its result: the number of rows of each party (the input protocol
+announces each array's shape), except ``count``, which inputs only the counts. Results are
+fixed-point (``FixedFormat``, default ``k = 64, f = 20``): absolute resolution about ``1e-6``, every
+intermediate value must stay below ``2^(k-1-f)`` (about ``8.8e12``) in magnitude, e.g. the sum of squared
+deviations of a column; an overflowing result raises ``RangeError`` when revealed. Inputs are
+checked at their owner (range, NaN); a *malicious* owner can input values outside the declared range,
+which gives wrong results (and weakens the masking of the openings that involve them): input range
+proofs are not part of this library.
+
+Cost, ``N`` rows of ``d`` columns: ``mean``/``total`` need no triples (sums of shares are local; one
+truncation per column for ``mean``); ``variance`` ``N d`` triples; ``covariance`` and
+``correlation`` ``N d (d + 1) / 2``; ``correlation`` adds a normalized division per column pair;
+``histogram`` ``N (m + 1)`` secure comparisons for ``m`` bins, the expensive one (a ``k``-bit comparison
+costs about ``k + 41`` random bits and ``k`` triples; pass a narrower ``fmt`` for cheaper ones).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import fixedpoint as fx
+from ..circuits import Steps, flat, run
+from ..fixedpoint import FixedFormat
+from ..online import Session
+from ..sectypes import SecretFix, SecretInt, gather
+from ..shares import SharedArray
+from .numeric import pair_sums_steps, ratio_steps, tile_rows
+from .table import ParameterMismatch, Table, as_rows, ensure_table, pick
+
+__all__ = [
+    "centered",
+    "correlation",
+    "count",
+    "covariance",
+    "histogram",
+    "mean",
+    "mean_where",
+    "total",
+    "variance",
+]
+
+Result = np.ndarray | float | None
+
+
+def _shape_out(t: Table, values: np.ndarray | None) -> Result:
+    """Per-column results as numpy would give them: a float for 1-d data, an array otherwise."""
+    if values is None:
+        return None
+    return float(values.reshape(-1)[0]) if t.vector else values
+
+
+async def count(s: Session, data: Any, *, to: int | None = None) -> int | None:
+    """The total number of rows over all parties. Reveals only that total: each party inputs its own
+    row count as one secret integer (the rows themselves are not input), the counts are added."""
+    if isinstance(data, Table):
+        return data.rows if to is None or to == s.party else None
+    rows = as_rows(data)
+    mine = np.asarray([0 if rows is None else rows.shape[0]], dtype=np.int64)
+    parts = [await SecretInt.input(s, mine if j == s.party else None, owner=j) for j in range(s.n)]
+    acc = parts[0]
+    for p in parts[1:]:
+        acc = acc + p
+    out = await acc.reveal(to)
+    return None if out is None else int(out.reshape(-1)[0])
+
+
+async def total(s: Session, data: Any, *, fmt: FixedFormat | None = None, to: int | None = None) -> Result:
+    """Column sums over every party's rows. Reveals the sums."""
+    t = await ensure_table(s, data, fmt)
+    return _shape_out(t, await t.x.sum(axis=0).reveal(to))
+
+
+async def secret_mean(t: Table) -> SecretFix:
+    """The column means, still secret (one truncation: the sum times the public ``1 / N``)."""
+    if not t.rows:
+        raise ParameterMismatch("mean of no rows")
+    return await (t.x.sum(axis=0) / t.rows)
+
+
+async def mean(s: Session, data: Any, *, fmt: FixedFormat | None = None, to: int | None = None) -> Result:
+    """Column means. Reveals the means only; with the row counts public (see the module docstring)
+    a mean determines the sum, so this is no more private than ``total``, just the declared output."""
+    t = await ensure_table(s, data, fmt)
+    return _shape_out(t, await (await secret_mean(t)).reveal(to))
+
+
+async def centered(t: Table, means: SecretFix | None = None) -> SecretFix:
+    """``x - mean(x)`` per column, ``(N, d)``, secret: the basis of every second moment here. Centring
+    first (two passes) keeps the sums of squares small and free of cancellation."""
+    m = means if means is not None else await secret_mean(t)
+    c = t.x.shares.flatten() - tile_rows(m.shares, t.rows)
+    return SecretFix(t.session, c.reshape(t.rows, t.cols), t.fmt)
+
+
+def _pairs(d: int) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(d) for j in range(i, d)]
+
+
+def _moments_steps(c: SecretFix, pairs: list[tuple[int, int]], scale: float) -> Steps[SharedArray]:
+    """``scale * sum_r c[r, i] c[r, j]`` per pair: products, one truncation per sum, the public factor."""
+    n, d = c.shape
+    sums = yield from pair_sums_steps(flat(c.shares), n, d, pairs, c.fmt)
+    return (yield from fx.mul_public_steps(sums, np.asarray([scale]), c.fmt))
+
+
+async def variance(
+    s: Session, data: Any, *, ddof: int = 1, fmt: FixedFormat | None = None, to: int | None = None
+) -> Result:
+    """Column variances ``sum (x - mean)^2 / (N - ddof)``. Reveals the variances only (not the means,
+    not the sums of squares)."""
+    t = await ensure_table(s, data, fmt)
+    if t.rows - ddof <= 0:
+        raise ParameterMismatch(f"variance of {t.rows} rows with ddof = {ddof}")
+    c = await centered(t)
+    pairs = [(j, j) for j in range(t.cols)]
+    v = await run(s, _moments_steps(c, pairs, 1.0 / (t.rows - ddof)))
+    return _shape_out(t, await SecretFix(s, v, t.fmt).reveal(to))
+
+
+def _square(
+    values: np.ndarray, d: int, pairs: list[tuple[int, int]], diag: float | None = None
+) -> np.ndarray:
+    out = np.zeros((d, d))
+    for (i, j), v in zip(pairs, values, strict=True):
+        out[i, j] = out[j, i] = v
+    if diag is not None:
+        np.fill_diagonal(out, diag)
+    return out
+
+
+async def covariance(
+    s: Session, data: Any, *, ddof: int = 1, fmt: FixedFormat | None = None, to: int | None = None
+) -> np.ndarray | float | None:
+    """The ``(d, d)`` covariance matrix of the columns (``numpy.cov(x, rowvar=False, ddof=ddof)``; a
+    float for one column). Reveals the matrix only."""
+    t = await ensure_table(s, data, fmt)
+    if t.rows - ddof <= 0:
+        raise ParameterMismatch(f"covariance of {t.rows} rows with ddof = {ddof}")
+    c = await centered(t)
+    pairs = _pairs(t.cols)
+    v = await run(s, _moments_steps(c, pairs, 1.0 / (t.rows - ddof)))
+    out = await SecretFix(s, v, t.fmt).reveal(to)
+    if out is None:
+        return None
+    return float(out[0]) if t.vector else _square(out, t.cols, pairs)
+
+
+def correlation_steps(c: SecretFix, pairs: list[tuple[int, int]]) -> Steps[tuple[SharedArray, SharedArray]]:
+    """Pearson's ``r`` for the ``pairs`` (``i < j``) of centred columns ``c``, and the columns' square
+    roots of their sums of squares (``sqrt(sum c^2)``, secret; regression reuses them).
+
+    ``r = S_ij / (sqrt(S_ii) sqrt(S_jj))`` with a normalized division (``|r| <= 1``), so neither
+    large nor small spreads lose precision to the fixed-point resolution.
+    """
+    n, d = c.shape
+    fmt = c.fmt
+    diag = [(j, j) for j in range(d)]
+    sums = yield from pair_sums_steps(flat(c.shares), n, d, diag + pairs, fmt)
+    sq = pick(sums, np.arange(d))
+    roots = yield from fx.sqrt_steps(sq, fmt)
+    if not pairs:
+        return pick(sums, np.arange(0)), roots
+    ia = np.asarray([i for i, _ in pairs])
+    ja = np.asarray([j for _, j in pairs])
+    den = yield from fx.mul_steps(pick(roots, ia), pick(roots, ja), fmt)
+    r = yield from ratio_steps(pick(sums, np.arange(d, d + len(pairs))), den, fmt, bound_bits=1)
+    return r, roots
+
+
+async def correlation(
+    s: Session, data: Any, *, fmt: FixedFormat | None = None, to: int | None = None
+) -> np.ndarray | None:
+    """Pearson correlation matrix of the columns (``numpy.corrcoef(x, rowvar=False)``), ``d >= 2``.
+    Reveals the off-diagonal coefficients only (the diagonal is 1 by definition, not computed)."""
+    t = await ensure_table(s, data, fmt)
+    if t.cols < 2 or t.vector:
+        raise ParameterMismatch("correlation needs at least two columns")
+    c = await centered(t)
+    pairs = [(i, j) for i in range(t.cols) for j in range(i + 1, t.cols)]
+    r, _ = await run(s, correlation_steps(c, pairs))
+    out = await SecretFix(s, r, t.fmt).reveal(to)
+    return None if out is None else _square(out, t.cols, pairs, diag=1.0)
+
+
+async def mean_where(
+    s: Session,
+    data: Any,
+    flag: int,
+    *,
+    fmt: FixedFormat | None = None,
+    to: int | None = None,
+) -> np.ndarray | None:
+    """Means of the other columns over the rows whose column ``flag`` is 1 (a 0/1 column), e.g. the mean
+    amount of the fraudulent transactions. Reveals those means only (not the number of flagged rows,
+    nor the sums). A flag column with other values than 0/1 gives a weighted mean; no flagged row at
+    all gives an arbitrary result.
+
+    ``sum(x flag) / sum(flag)``: the count is at most ``N`` (public), so ``2^t / count`` with
+    ``2^t >= N`` is at least 1 and the library's reciprocal is relatively precise there.
+    """
+    t = await ensure_table(s, data, fmt)
+    fmt = t.fmt
+    if t.vector or not 0 <= flag < t.cols or t.cols < 2:
+        raise ParameterMismatch("mean_where needs a table with a flag column and at least one other column")
+    cols = [j for j in range(t.cols) if j != flag]
+    shift = max(1, math.ceil(math.log2(max(t.rows, 2))))
+    if shift >= fmt.f:
+        raise ParameterMismatch(f"mean_where: {t.rows} rows need more than f = {fmt.f} fractional bits")
+
+    def steps() -> Steps[SharedArray]:
+        x = flat(t.x.shares)
+        sums = yield from pair_sums_steps(x, t.rows, t.cols, [(j, flag) for j in cols], fmt)
+        cnt = t.x[:, flag].sum().shares.flatten()
+        scaled = yield from fx.mul_public_steps(cnt, np.asarray([2.0**-shift]), fmt)  # exact: an integer
+        rec = yield from fx.reciprocal_steps(scaled, fmt)  # 2^t / count, in [1, 2^t]
+        prod = yield from fx.mul_steps(sums, tile_rows(rec, len(cols)), fmt)
+        return (yield from fx.mul_public_steps(prod, np.asarray([2.0**-shift]), fmt))
+
+    out = await SecretFix(s, await run(s, steps()), fmt).reveal(to)
+    return out
+
+
+async def histogram(
+    s: Session,
+    data: Any,
+    edges: Any,
+    *,
+    column: int = 0,
+    fmt: FixedFormat | None = None,
+    to: int | None = None,
+) -> np.ndarray | None:
+    """Counts of one column's values in the bins of the public, increasing ``edges`` (as
+    ``numpy.histogram(x, bins=edges)``: ``[e_0, e_1), ..., [e_{m-1}, e_m]``, values outside not counted).
+
+    Secure comparisons against the public edges: ``[x < e_j]`` for ``j < m`` and ``[x <= e_m]``,
+    all ``N (m + 1)`` of them in one vectorized comparison; the bits are summed per edge (local) and
+    the cumulative counts differenced. Reveals the bin counts only (and, with ``N`` public, the
+    number of values outside the edges). Values and edges are compared as encoded in the
+    fixed-point format (rounded to ``2^-f``).
+    """
+    t = await ensure_table(s, data, fmt)
+    e = np.asarray(edges, dtype=np.float64).reshape(-1)
+    if e.size < 2 or not np.all(np.diff(e) > 0) or not np.all(np.isfinite(e)):
+        raise ParameterMismatch("histogram edges must be at least two finite, strictly increasing numbers")
+    fx.encode(e, t.fmt)  # RangeError here, at every party, for edges outside the format
+    if not 0 <= column < t.cols:
+        raise ParameterMismatch(f"histogram of column {column}: the table has {t.cols}")
+    n, m = t.rows, e.size - 1
+    x = t.column(column)
+    below = x[np.repeat(np.arange(n), m)].reshape(n, m) < np.broadcast_to(e[:m], (n, m))
+    upto = x <= float(e[m])
+    lt, le = await gather(below, upto)
+    cum = lt.sum(axis=0)  # (m,): values below each lower edge
+    last = le.sum()
+    upper = SecretInt(s, SharedArray.concat([cum.shares[1:], last.shares.reshape(1)]), cum.k)
+    counts = await (upper - cum).reveal(to)
+    return None if counts is None else np.asarray(counts, dtype=np.int64)
