@@ -61,6 +61,7 @@ import numpy as np
 import structlog
 import trio
 
+from protocols.concurrency import leaves, only_cancelled
 from protocols.errors import AbortError, ConfigError
 from protocols.field import get_field
 from protocols.net import Net
@@ -694,7 +695,7 @@ class PartyDaemon:
         except AbortError as e:
             job.fail("abort", f"session {job.session!r} aborted: {e.reason}")
         except BaseException as e:
-            if not _cancelled(e):
+            if not only_cancelled(e):
                 log.error("session_failed", party=me, session=job.session, error=f"{type(e).__name__}: {e}")
                 job.fail("internal", f"session {job.session!r} failed at party {me}: {type(e).__name__}: {e}")
             else:
@@ -737,18 +738,6 @@ class PartyDaemon:
         return await spec.run(s, values)
 
 
-def _cancelled(e: BaseException) -> bool:
-    if isinstance(e, BaseExceptionGroup):
-        return all(_cancelled(x) for x in e.exceptions)
-    return isinstance(e, trio.Cancelled)
-
-
-def _leaves(e: BaseException) -> list[BaseException]:
-    if isinstance(e, BaseExceptionGroup):
-        return [leaf for sub in e.exceptions for leaf in _leaves(sub)]
-    return [e]
-
-
 def cmd_party(args: Any) -> int:
     """``spdz party``: load the config, set up logging, run the daemon; exit 0 after a graceful stop.
 
@@ -772,15 +761,15 @@ def cmd_party(args: Any) -> int:
     except KeyboardInterrupt:  # before the signal receiver was installed
         return 130
     except BaseException as e:
-        leaves = _leaves(e)
-        for leaf in leaves:
+        errors = leaves(e)
+        for leaf in errors:
             if isinstance(leaf, (ConfigError, OSError)):
                 print(f"spdz party: {leaf}", file=sys.stderr)
             else:
                 print(f"spdz party: failed: {type(leaf).__name__}: {leaf}", file=sys.stderr)
-        log.error("daemon_failed", seconds=round(time.monotonic() - t0, 3), error=str(leaves[0])[:300])
-        if all(isinstance(leaf, ConfigError) for leaf in leaves):
+        log.error("daemon_failed", seconds=round(time.monotonic() - t0, 3), error=str(errors[0])[:300])
+        if all(isinstance(leaf, ConfigError) for leaf in errors):
             return 2
-        if any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+        if any(isinstance(leaf, KeyboardInterrupt) for leaf in errors):
             return 130
         return 1

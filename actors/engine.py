@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import structlog
 import trio
 
+from protocols.concurrency import only_cancelled
 from protocols.errors import AbortError
 from protocols.net import Net
 from protocols.online import Session
@@ -175,7 +176,7 @@ class Engine:
             raise
         except BaseException as e:
             reason = f"party {self.party} failed: {type(e).__name__}: {e}"
-            cancelled = _only_cancelled(e)
+            cancelled = only_cancelled(e)
             if cancelled:
                 reason = f"party {self.party} cancelled the session"
             self._record_abort(sid, reason, quiet=cancelled)
@@ -215,12 +216,6 @@ class Engine:
                         await self.links.send(j, frame)
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         pass
-
-
-def _only_cancelled(e: BaseException) -> bool:
-    if isinstance(e, BaseExceptionGroup):
-        return all(_only_cancelled(x) for x in e.exceptions)
-    return isinstance(e, trio.Cancelled)
 
 
 def new_session_id() -> str:

@@ -50,6 +50,7 @@ import msgpack
 import structlog
 import trio
 
+from protocols.concurrency import leaves
 from protocols.errors import AbortError, ConfigError, PeerAuthError
 
 from .frames import ABORT, MAX_FRAME_BYTES, Frame, FrameError, decode_frame, encode_frame
@@ -742,20 +743,11 @@ def _leaf(e: BaseException) -> BaseException:
     """The error that explains a failed connection. The reader and the writer often fail together
     (a reset breaks both), giving a group: a protocol error wins, then the first other error that is
     not a cancellation."""
-    if not isinstance(e, BaseExceptionGroup):
-        return e
-    leaves: list[BaseException] = []
-    todo: list[BaseException] = [e]
-    while todo:
-        x = todo.pop(0)
-        if isinstance(x, BaseExceptionGroup):
-            todo.extend(x.exceptions)
-        elif not isinstance(x, trio.Cancelled):
-            leaves.append(x)
-    for x in leaves:
+    errors = [x for x in leaves(e) if not isinstance(x, trio.Cancelled)]
+    for x in errors:
         if isinstance(x, (LinkProtocolError, PeerAuthError)):
             return x
-    return leaves[0] if leaves else e
+    return errors[0] if errors else e
 
 
 def _describe(e: BaseException) -> str:

@@ -184,18 +184,28 @@ def _bit_lt_public(
     return xor_public(sign_bit, ~is_zero)
 
 
+def masked_low_bits(a: SharedArray, k: int, kappa: int) -> Steps[tuple[SharedArray, np.ndarray]]:
+    """Open ``c = a + 2^(k-1) + r`` for a random ``(k + kappa)``-bit ``r`` made of shared bits and return
+    those bits (``(k + kappa) n`` of them, row-major per bit position) with the public
+    ``t = (c - 2^(k-1)) mod 2^k`` as a ``(k, n)`` bit matrix: the common start of the equality test and
+    the bit decomposition (``a`` flat, non-empty)."""
+    f, n = a.ctx.field, a.size
+    (bits,) = yield [Bits((k + kappa) * n)]
+    _, r = masks(bits, n, k, k + kappa)
+    (c,) = yield [Open(a, r.add_public_field(pow2(f, k - 1)))]
+    t = public_low_bits(a.ctx, c, k)
+    t[k - 1] ^= 1
+    return bits, t
+
+
 def eqz_steps(a: SharedArray, k: int, kappa: int = KAPPA) -> Steps[SharedArray]:
     """The shared bits ``[a = 0]`` for ``k``-bit signed ``a``."""
-    f, ctx, n = a.ctx.field, a.ctx, a.size
+    f, n = a.ctx.field, a.size
     check_bits(f, k, kappa, "equality test")
     a = flat(a)
     if n == 0:
         return a
-    (bits,) = yield [Bits((k + kappa) * n)]
-    _, r = masks(bits, n, k, k + kappa)
-    (c,) = yield [Open(a, r.add_public_field(pow2(f, k - 1)))]
-    t = public_low_bits(ctx, c, k)
-    t[k - 1] ^= 1  # t = (c - 2^(k-1)) mod 2^k: a = 0 iff r' = t
+    bits, t = yield from masked_low_bits(a, k, kappa)  # a = 0 iff r' = t
     same = xor_public(rows(bits, n, 0, k), 1 - t)  # r_i XNOR t_i
     return (yield from prod_rows(same, n))
 
@@ -209,11 +219,7 @@ def bit_decompose_steps(a: SharedArray, k: int, kappa: int = KAPPA) -> Steps[Sha
     a = flat(a)
     if n == 0:
         return a
-    (bits,) = yield [Bits((k + kappa) * n)]
-    _, r = masks(bits, n, k, k + kappa)
-    (c,) = yield [Open(a, r.add_public_field(pow2(f, k - 1)))]
-    t = public_low_bits(ctx, c, k)
-    t[k - 1] ^= 1  # a mod 2^k = (t - r') mod 2^k = t + NOT r' + 1
+    bits, t = yield from masked_low_bits(a, k, kappa)  # a mod 2^k = (t - r') mod 2^k = t + NOT r' + 1
     q = one_minus(rows(bits, n, 0, k))
     p = xor_public(q, t)  # propagate
     if k == 1:

@@ -31,21 +31,26 @@ T = TypeVar("T")
 _INLINE: ContextVar[bool] = ContextVar("trio_spdz_inline_compute", default=False)
 
 
-def _leaves(e: BaseException) -> list[BaseException]:
+def leaves(e: BaseException) -> list[BaseException]:
     if isinstance(e, BaseExceptionGroup):
-        return [leaf for sub in e.exceptions for leaf in _leaves(sub)]
+        return [leaf for sub in e.exceptions for leaf in leaves(sub)]
     return [e]
+
+
+def only_cancelled(e: BaseException) -> bool:
+    """``e`` is a cancellation, or a group of nothing else."""
+    return all(isinstance(x, trio.Cancelled) for x in leaves(e))
 
 
 def collapse(group: BaseExceptionGroup) -> BaseException | None:
     """The one exception to raise for ``group``, or ``None`` if it holds only cancellations."""
-    leaves = [e for e in _leaves(group) if not isinstance(e, trio.Cancelled)]
-    if not leaves:
+    errors = [e for e in leaves(group) if not isinstance(e, trio.Cancelled)]
+    if not errors:
         return None
-    fatal = [e for e in leaves if not isinstance(e, Exception)]  # KeyboardInterrupt, SystemExit
-    aborts = [e for e in leaves if isinstance(e, AbortError)]
-    chosen = (fatal or aborts or leaves)[0]
-    for other in leaves:
+    fatal = [e for e in errors if not isinstance(e, Exception)]  # KeyboardInterrupt, SystemExit
+    aborts = [e for e in errors if isinstance(e, AbortError)]
+    chosen = (fatal or aborts or errors)[0]
+    for other in errors:
         if other is not chosen:
             chosen.add_note(f"at the same time: {type(other).__name__}: {other}")
     return chosen
