@@ -7,14 +7,25 @@ material stocked in advance, i.e. the online phase "with the pools filled". Time
 the whole vector and the MAC-checked output of the result. Also printed: the preprocessing each
 operation consumes per element (random bits and triples), which is what MASCOT must produce for it.
 
-    python benchmarks/apps_bench.py [--size 10000] [--fn-size 1000] [--repeat 3]
+Beside ours, MPyC (lschoe/mpyc) runs the same operations on the same values and trains the same
+model, as 3 local processes on this machine in the same run (``mpyc_apps.py``; MPyC is installed
+only in ``benchmarks/.venv-mpyc``, made on first use). MPyC is Shamir secret sharing with passive
+(semi-honest) security and an honest majority; ours is malicious security with abort against n - 1
+corrupt parties: the columns differ in what they buy as well as in speed. ``--no-mpyc`` skips it.
+
+    python benchmarks/apps_bench.py [--size 10000] [--fn-size 1000] [--repeat 3] [--no-mpyc]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -140,19 +151,164 @@ async def measure(name: str, size: int, repeat: int) -> tuple[float, int, dict[s
     return statistics.median(times), rounds, per_elem
 
 
-def main() -> None:
+# ---------------------------------------------------------------------------------------- MPyC beside
+# MPyC in a virtual environment of its own, so that neither this project nor its CI depends on it;
+# gmpy2 and uvloop are MPyC's optional speed-ups (its best configuration), installed if they can be.
+MPYC_VENV = Path(__file__).resolve().parent / ".venv-mpyc"
+MPYC_PROGRAM = Path(__file__).resolve().parent / "mpyc_apps.py"
+MPYC_PACKAGES = ("mpyc>=0.11", "numpy")  # tested with mpyc 0.11
+MPYC_SPEEDUPS = ("gmpy2", "uvloop")
+MPYC_OPTIONS = ("-K", "40", "--no-log")  # 40-bit statistical security, like ours (MPyC's default: 30)
+MPYC_SECURITY = (
+    "MPyC: Shamir secret sharing, passive (semi-honest) security with an honest majority (t = 1 of 3),",
+    "no preprocessing (PRSS); ours: SPDZ, malicious security with abort against n - 1 = 2 corrupt parties",
+)
+
+
+class MpycUnavailable(Exception):
+    """MPyC could not be installed or run; the benchmark goes on without it."""
+
+
+def _why(exc: BaseException) -> str:
+    text = getattr(exc, "stderr", None) or ""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "is ignored" not in ln]
+    return lines[-1] if lines else str(exc)
+
+
+def _mpyc_version(py: Path) -> str | None:
+    if not py.exists():
+        return None
+    probe = [str(py), "-c", "import mpyc, numpy; print(mpyc.__version__)"]
+    try:
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=120)  # noqa: S603
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def mpyc_python() -> Path:
+    """The interpreter of MPyC's virtual environment, created (and filled from PyPI) on first use."""
+    py = MPYC_VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    if _mpyc_version(py) is not None:
+        return py
+    packages = " ".join(MPYC_PACKAGES + MPYC_SPEEDUPS)
+    print(f"MPyC: installing into {MPYC_VENV} (pip install {packages}) ...", flush=True)
+    pip = [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    try:
+        if not py.exists():
+            make = [sys.executable, "-m", "venv", str(MPYC_VENV)]
+            subprocess.run(make, check=True, capture_output=True, text=True, timeout=600)  # noqa: S603
+        subprocess.run([*pip, *MPYC_PACKAGES], check=True, capture_output=True, text=True, timeout=1800)  # noqa: S603
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise MpycUnavailable(f"could not install MPyC into {MPYC_VENV}: {_why(exc)}") from exc
+    try:  # optional: MPyC runs without them, only slower
+        subprocess.run([*pip, *MPYC_SPEEDUPS], check=True, capture_output=True, text=True, timeout=1800)  # noqa: S603
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"MPyC: without {' '.join(MPYC_SPEEDUPS)} ({_why(exc)})", flush=True)
+    if _mpyc_version(py) is None:
+        raise MpycUnavailable(f"{py} cannot import mpyc after installing it")
+    return py
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for sk in socks:
+            sk.bind(("127.0.0.1", 0))
+        return [int(sk.getsockname()[1]) for sk in socks]
+    finally:
+        for sk in socks:
+            sk.close()
+
+
+def run_mpyc(args: list[str], timeout: float) -> list[dict[str, Any]]:
+    """Run ``mpyc_apps.py`` as 3 local parties (TCP on loopback) and return party 0's JSON lines."""
+    py = mpyc_python()
+    where = [a for port in _free_ports(3) for a in ("-P", f"localhost:{port}")]
+    with tempfile.TemporaryDirectory() as tmp:
+        procs: list[subprocess.Popen[bytes]] = []
+        errs = [Path(tmp) / f"party{i}.err" for i in range(3)]
+        try:
+            for i in range(3):
+                cmd = [str(py), str(MPYC_PROGRAM), *where, "-I", str(i), *MPYC_OPTIONS, *args]
+                out = subprocess.PIPE if i == 0 else subprocess.DEVNULL
+                with open(errs[i], "wb") as err:
+                    party = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=tmp)  # noqa: S603
+                procs.append(party)
+            stdout, _ = procs[0].communicate(timeout=timeout)
+            if procs[0].returncode == 0:  # else the others are stopped below, not waited for
+                for p in procs[1:]:
+                    p.wait(timeout=60)
+        except subprocess.TimeoutExpired as exc:
+            raise MpycUnavailable(f"MPyC did not finish within {exc.timeout:.0f} s") from exc
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        failed = [i for i, p in enumerate(procs) if p.returncode != 0]
+        if failed:
+            tail = errs[failed[0]].read_text(errors="replace").strip().splitlines()[-1:] or ["no message"]
+            raise MpycUnavailable(f"MPyC party {failed[0]} failed: {tail[0]}")
+    return [json.loads(ln) for ln in stdout.decode().splitlines() if ln.startswith("{")]
+
+
+def describe_mpyc(meta: dict[str, Any]) -> str:
+    extras = [f"numpy {meta['numpy']}", f"gmpy2 {'on' if meta['gmpy2'] else 'off'}", meta["event_loop"]]
+    return f"MPyC {meta['mpyc']} ({', '.join(extras)})"
+
+
+def mpyc_ops(args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]] | None, list[str]]:
+    """MPyC's figures per operation name (None: MPyC unavailable), and the lines to print under the
+    table."""
+    argv = ["ops", "--size", str(args.size), "--fn-size", str(args.fn_size), "--repeat", str(args.repeat)]
+    if args.only:
+        argv += ["--only", args.only]
+    print("MPyC: the same operations in 3 processes first (minutes at --size 10000; --no-mpyc skips)")
+    try:
+        records = run_mpyc(argv, timeout=3600)
+    except MpycUnavailable as exc:
+        return None, [f"MPyC left out: {exc}"]
+    meta = next(r for r in records if r["kind"] == "meta")
+    ops = {r["name"]: r for r in records if r["kind"] == "op"}
+    bad = [n for n, r in ops.items() if r["max_rel_error"] > 1e-3]
+    missing = ", ".join(r["name"] for r in records if r["kind"] == "missing")
+    v, ok = meta["mpyc"], "WRONG for " + ", ".join(bad) if bad else "all correct"
+    notes = [
+        f"MPyC ops/s: {describe_mpyc(meta)} on secure NumPy arrays (vectorized), 3 processes",
+        f"on this machine, TCP on loopback, {meta['sec_param']}-bit statistical security; timed on party 0:",
+        f"the operation + output, median of {args.repeat}; results checked against numpy: {ok}",
+        "MPyC's times include making its random bits (PRSS, inline: it has no offline phase); ours leave",
+        "out the preprocessing (stocked before the clock; MASCOT makes it at the cost in the training)",
+        *MPYC_SECURITY,
+        "MPyC types: SecInt33 / SecInt65 for the int32 / int64 rows (k + 1 bits, as ours compares: MPyC's",
+        "secint32 < assumes |x - y| < 2^31), SecFxp64:20 for fixed point, SecFxp64:32 for 1 / y (MPyC",
+        f"{v}'s fixed-point 1/x needs f = l/2; with f = 20 it returns 0)",
+        f"-: MPyC {v} has no vectorized {missing}",
+    ]
+    return ops, notes
+
+
+def main() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=10_000, help="elements for comparisons and products")
     ap.add_argument("--fn-size", type=int, default=1_000, help="elements for reciprocal/sqrt/exp/sigmoid")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", default="", help="comma-separated substrings of operation names")
+    ap.add_argument("--no-mpyc", action="store_true", help="leave out MPyC (table and training)")
     args = ap.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    mpyc, notes = ({}, []) if args.no_mpyc else mpyc_ops(args)
+    if mpyc is None:  # not installable or not running: no second try for the training
+        args.no_mpyc, mpyc = True, {}
     fmt = FixedFormat()
     print("secure types, 3 parties, one process, memory transport, p127, dealer preprocessing stocked")
     print(f"before timing; fixed point k = {fmt.k}, f = {fmt.f}; timed: the operation + MAC-checked output")
     head = f"{'operation':28} {'n':>7} {'ops/s':>12} {'ms':>9} {'rounds':>7}"
-    print(f"{head} {'bits/el':>8} {'triples/el':>10}")
+    head = f"{head} {'bits/el':>8} {'triples/el':>10}"
+    print(f"{head} {'MPyC ops/s':>11}" if mpyc else head)
     wanted = [w.strip() for w in args.only.split(",") if w.strip()]
     for name in OPS:
         if wanted and not any(w in name for w in wanted):
@@ -160,15 +316,18 @@ def main() -> None:
         heavy = any(w in name for w in ("reciprocal", "sqrt", "exp", "sigmoid"))
         size = args.fn_size if heavy else args.size
         t, rounds, per = trio.run(measure, name, size, args.repeat)
-        print(
+        row = (
             f"{name:28} {size:>7} {size / t:>12,.0f} {t * 1e3:>9.1f} {rounds:>7} "
             f"{per['bits']:>8.0f} {per['triples']:>10.0f}"
         )
+        if mpyc:
+            theirs = mpyc.get(name)
+            row += f" {theirs['n'] / theirs['median']:>11,.0f}" if theirs else f" {'-':>11}"
+        print(row, flush=True)
     print("rounds include the output (open + 2 MAC checks: 9 rounds)")
-
-
-if __name__ == "__main__":
-    main()
+    for line in notes:
+        print(line)
+    return args
 
 
 # ---------------------------------------------------------------------------------------- example model
@@ -178,10 +337,10 @@ if __name__ == "__main__":
 # MASCOT's set-up and all its preprocessing are inside. The dealer line is the same job with the
 # INSECURE dealer: what is left when preprocessing costs nothing. Runs after the table above.
 # SPDZ_BENCH_TRAIN=skip leaves it out, =dealer runs the dealer line only; SPDZ_BENCH_TRAIN_EPOCHS=2,5
-# measures other epoch counts (default: the example's).
-def train_example_model() -> None:
+# measures other epoch counts (default: the example's). With MPyC: an MPyC line per epoch count, the
+# same training in MPyC (mpyc_apps.py), the rows handed over in a temporary .npz file.
+def train_example_model(with_mpyc: bool = True) -> None:
     import importlib.util
-    import os
 
     mode = os.environ.get("SPDZ_BENCH_TRAIN", "mascot")
     if mode == "skip":
@@ -206,22 +365,59 @@ def train_example_model() -> None:
     print(f"{base.sigmoid} sigmoid; MASCOT from a cold start (set-up included)")
     head = f"{'preprocessing':14} {'epochs':>6} {'seconds':>8} {'MB sent':>9}"
     print(f"{head} {'secure acc':>10} {'plain acc':>9}  made")
-    for e in epochs:
-        lr = base.lr if e == base.epochs else base.rates()[-1]  # other epoch counts: the last rate
-        cfg = GDConfig(epochs=e, lr=lr, sigmoid=base.sigmoid, clip=base.clip)
-        reference = ex.plaintext_model(data.x_train, data.y_train, cfg, "exact")
-        plain = ex.accuracy(reference, data.x_test, data.y_test)
-        for prep in ("dealer",) if mode == "dealer" else ("dealer", "mascot"):
-            run = trio.run(ex.train_securely, data, cfg, prep, "memory", False)
-            acc = ex.accuracy(run.model, data.x_test, data.y_test)
-            made = ", ".join(f"{v:,} {k}s" for k, v in sorted(run.generated.items()) if v) or "-"
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = Path(tmp) / "hospitals.npz"
+        if with_mpyc:
+            _save_hospitals(npz, data)
+        meta: dict[str, Any] | None = None
+        for e in epochs:
+            lr = base.lr if e == base.epochs else base.rates()[-1]  # other epoch counts: the last rate
+            cfg = GDConfig(epochs=e, lr=lr, sigmoid=base.sigmoid, clip=base.clip)
+            reference = ex.plaintext_model(data.x_train, data.y_train, cfg, "exact")
+            plain = ex.accuracy(reference, data.x_test, data.y_test)
+            for prep in ("dealer",) if mode == "dealer" else ("dealer", "mascot"):
+                run = trio.run(ex.train_securely, data, cfg, prep, "memory", False)
+                acc = ex.accuracy(run.model, data.x_test, data.y_test)
+                made = ", ".join(f"{v:,} {k}s" for k, v in sorted(run.generated.items()) if v) or "-"
+                print(
+                    f"{prep:14} {e:>6} {run.seconds_total:>8.1f} {run.megabytes:>9,.0f} {acc:>10.2%} "
+                    f"{plain:>9.2%}  {made}",
+                    flush=True,
+                )
+            if not with_mpyc:
+                continue
+            rates = ",".join(repr(v) for v in cfg.rates())
+            try:
+                out = run_mpyc(["train", "--data", str(npz), "--lr", rates, "--clip", repr(cfg.clip)], 900)
+            except MpycUnavailable as exc:
+                print(f"MPyC left out: {exc}")
+                with_mpyc = False
+                continue
+            meta = next(r for r in out if r["kind"] == "meta")
+            r = next(r for r in out if r["kind"] == "train")
             print(
-                f"{prep:14} {e:>6} {run.seconds_total:>8.1f} {run.megabytes:>9,.0f} {acc:>10.2%} "
-                f"{plain:>9.2%}  {made}",
+                f"{'MPyC ' + meta['mpyc']:14} {e:>6} {r['seconds']:>8.1f} {r['megabytes']:>9,.0f} "
+                f"{r['accuracy']:>10.2%} {plain:>9.2%}  - (no preprocessing)",
                 flush=True,
             )
     print("target: under 120 s end to end with MASCOT; plain acc: numpy gradient descent, same settings")
+    if meta is not None:
+        print(f"MPyC line: {describe_mpyc(meta)}, secure NumPy arrays, SecFxp(64, 20),")
+        print("3 processes, TCP on loopback; the same steps (standardization from each party's sums,")
+        print(f"gradient descent from 0, the same {base.sigmoid} sigmoid); clock from connecting until the")
+        print("model is revealed")
+        for line in MPYC_SECURITY:
+            print(line)
+
+
+def _save_hospitals(path: Path, data: Any) -> None:
+    """The example's data for mpyc_apps.py: each party's rows, the public row counts, the test set."""
+    rows = {f"x{i}": x for i, (x, _) in enumerate(data.parts)}
+    rows |= {f"y{i}": y for i, (_, y) in enumerate(data.parts)}
+    counts = np.asarray([len(y) for _, y in data.parts])
+    np.savez(path, rows=counts, x_test=data.x_test, y_test=data.y_test, **rows)
 
 
 if __name__ == "__main__":
-    train_example_model()
+    options = main()
+    train_example_model(with_mpyc=not options.no_mpyc)
