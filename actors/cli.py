@@ -11,9 +11,13 @@ from . import logs
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DEMO_SIZES
     from .demo import main as demo_main
 
-    return demo_main(args.field, args.transport)
+    sizes = tuple(int(v) for v in args.sizes.split(",")) if args.sizes else DEMO_SIZES
+    if len(sizes) != 3 or min(sizes) < 2:
+        raise SystemExit("spdz demo: --sizes takes three transaction counts of at least 2, e.g. 24,16,20")
+    return demo_main(args.transport, sizes)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -92,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--log-format", default="console", choices=["console", "json"])
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    d = sub.add_parser("demo", help="three hospitals compute joint statistics, checked against plaintext")
-    d.add_argument("--field", default="p127", choices=["p61", "p127"], help="prime field (default p127)")
+    d = sub.add_parser("demo", help="three banks compute joint fraud statistics, checked against plaintext")
+    d.add_argument("--sizes", default="", help="transactions per bank, e.g. 120,80,100 (default 24,16,20)")
     d.add_argument(
         "--transport", default="tls", choices=["tls", "memory"], help="tls (default: real TLS on loopback)"
     )

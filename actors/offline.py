@@ -50,6 +50,19 @@ class Watermarks:
         default_factory=lambda: {"triple": 8192, "mask": 4096, "square": 4096, "bit": 4096, "random": 4096}
     )
 
+    @classmethod
+    def for_plan(cls, need: dict[str, int], batch: int = 4096) -> Watermarks:
+        """Pools that hold ``need`` (pool name -> count, e.g. from ``protocols.preprocessing.plan``),
+        rounded up to whole batches, and no more: for a job whose consumption is known in advance."""
+        up = lambda v: -(-v // batch) * batch  # noqa: E731
+        masks = max((v for k, v in need.items() if k.startswith("mask")), default=0)
+        kinds = {k: need.get(k, 0) for k in ("triple", "square", "bit", "random")}
+        return cls(
+            mask=(up(masks), up(masks)),
+            **{k: (up(v), up(v)) for k, v in kinds.items()},
+            batch={k: batch for k in ("triple", "mask", "square", "bit", "random")},
+        )
+
     def of(self, kind: str) -> tuple[int, int]:
         return self.mask if kind.startswith("mask") else getattr(self, kind)
 

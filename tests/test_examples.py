@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from conftest import run_cluster
 
+from protocols.apps import fraud
 from protocols.apps import regression as rg
 from protocols.field import P127
 
@@ -67,11 +68,11 @@ def test_hospital_example_runs_end_to_end(capsys: pytest.CaptureFixture[str]) ->
 
 
 async def test_bank_statistics_match_the_plaintext_ones() -> None:
-    data = banks.bank_data()  # the example's own data: cent amounts next to the bin edges included
-    res = await run_cluster(3, P127, banks.bank_program, data)
-    want = banks.plaintext(data)
+    data = fraud.bank_data()  # the example's own data: cent amounts next to the bin edges included
+    res = await run_cluster(3, P127, fraud.bank_program, data)
+    want = fraud.plaintext(data)
     for k, v in want.items():
-        assert banks.close(res[0][k], v), (k, res[0][k], v)
+        assert fraud.close(res[0][k], v), (k, res[0][k], v)
         assert all(np.array_equal(np.asarray(r[k]), np.asarray(res[0][k])) for r in res), k
 
 
@@ -84,7 +85,19 @@ def test_bank_example_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_the_bank_check_can_fail() -> None:
     """``close`` is what the example's verdict rests on: it must reject a wrong count or value."""
-    assert not banks.close(np.array([3, 4]), np.array([3, 5]))
-    assert not banks.close(0.5012, 0.5)
-    assert banks.close(0.50004, 0.5) and banks.close(1000.4, 1000.0)
-    assert not banks.close(1002.0, 1000.0)
+    assert not fraud.close(np.array([3, 4]), np.array([3, 5]))
+    assert not fraud.close(0.5012, 0.5)
+    assert fraud.close(0.50004, 0.5) and fraud.close(1000.4, 1000.0)
+    assert not fraud.close(1002.0, 1000.0)
+
+
+def test_the_bank_report_flags_a_wrong_figure() -> None:
+    """The report that the example and ``spdz demo`` print must say NO, and fail, for one wrong number."""
+    data = fraud.bank_data((12, 8, 10))
+    want = fraud.plaintext(data)
+    lines, ok = fraud.report(want, want)
+    assert ok and not any(" NO" in line for line in lines)
+    bad = dict(want, histogram=want["histogram"] + np.eye(len(want["histogram"]), dtype=int)[0])
+    lines, ok = fraud.report(bad, want)
+    assert not ok and sum(" NO" in line for line in lines) == 1
+    assert not fraud.report(dict(want, fraud_rate=want["fraud_rate"] + 0.01), want)[1]

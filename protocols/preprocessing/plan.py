@@ -1,0 +1,79 @@
+"""How much preprocessing a program consumes, counted by a dry run: for sizing pools in advance.
+
+SPDZ programs are data-oblivious: which material a program draws, and how much, depends on the
+shapes of its inputs and on public parameters, never on secret values. So a run of the program on
+the INSECURE test dealer, with every request written down, tells the offline services exactly what
+to make before the real run starts, e.g. to show preprocessing progress or to separate offline from
+online time. Only the counts are used. The dry run computes on the arguments it is given, in this
+process: pass stand-ins of the same shapes where the real inputs must not be touched (a program
+whose public steps depend on revealed values, e.g. a count that picks a scaling, needs stand-ins
+that reveal the same).
+
+    need = await preprocessing_plan(prog, 3, *args)
+    # {"triple": 11930, "bit": 28087, "random": 200, "mask0": 160, ...}  (pool names)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from ..net import Net
+from .base import Preprocessing
+
+# request method -> the offline service's pool name
+POOL_OF = {"triples": "triple", "squares": "square", "bits": "bit", "randoms": "random"}
+
+
+class RecordingPreprocessing:
+    """Passes every request on to ``inner`` and adds its size to ``counts`` under the pool's name
+    (input masks under ``mask<owner>``)."""
+
+    def __init__(self, inner: Preprocessing, counts: Counter[str]) -> None:
+        self._inner, self._counts = inner, counts
+        self.ctx = inner.ctx
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name in POOL_OF:
+
+            async def counted(n: int) -> Any:
+                self._counts[POOL_OF[name]] += n
+                return await attr(n)
+
+            return counted
+        if name == "input_masks":
+
+            async def masks(owner: int, n: int) -> Any:
+                self._counts[f"mask{owner}"] += n
+                return await attr(owner, n)
+
+            return masks
+        return attr
+
+
+class PlanRecorder:
+    """An engine interceptor (see ``actors.engine.Interceptor``) that counts one party's requests."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def wrap_net(self, session: str, net: Net) -> Net:
+        return net
+
+    def wrap_preprocessing(self, session: str, pre: Preprocessing) -> Preprocessing:
+        return RecordingPreprocessing(pre, self.counts)  # type: ignore[return-value]
+
+
+async def preprocessing_plan(
+    program: Any, n: int, *args: Any, modulus: int | str | None = None, **kwargs: Any
+) -> dict[str, int]:
+    """Party 0's consumption when ``n`` parties run ``program(session, *args, **kwargs)``, by pool,
+    from a dry run on the INSECURE dealer (see the module's note on which arguments to pass)."""
+    from actors.cluster import local_cluster  # actors builds on protocols: import at call time
+
+    rec = PlanRecorder()
+    options: dict[str, Any] = {} if modulus is None else {"modulus": modulus}
+    async with local_cluster(n, preprocessing="dealer", interceptors={0: rec}, **options) as c:
+        await c.run(program, *args, **kwargs)
+    return dict(rec.counts)
