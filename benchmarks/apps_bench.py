@@ -38,27 +38,10 @@ import structlog  # noqa: E402
 import trio  # noqa: E402
 
 import actors  # noqa: E402
+from protocols.preprocessing.plan import PlanRecorder  # noqa: E402
 from protocols.sectypes import FixedFormat, SecretFix, SecretInt  # noqa: E402
 
 KINDS = ("triples", "bits", "randoms", "squares")
-
-
-class Recorder:
-    """Passes requests through and writes down their kinds and sizes."""
-
-    def __init__(self, inner: Any, plan: list[tuple[str, int]]) -> None:
-        self._inner, self.ctx, self._plan = inner, inner.ctx, plan
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if name not in KINDS:
-            return attr
-
-        async def call(n: int) -> Any:
-            self._plan.append((name, n))
-            return await attr(n)
-
-        return call
 
 
 class Stocked:
@@ -85,15 +68,14 @@ class Stocked:
         return call
 
 
-class Intercept:
-    def __init__(self, mode: str, plan: list[tuple[str, int]] | None = None) -> None:
-        self.mode, self.plan = mode, plan if plan is not None else []
+class Stocking:
+    """The interceptor that gives each session a ``Stocked`` preprocessing."""
 
     def wrap_net(self, session: str, net: Any) -> Any:
         return net
 
     def wrap_preprocessing(self, session: str, pre: Any) -> Any:
-        return Recorder(pre, self.plan) if self.mode == "record" else Stocked(pre)
+        return Stocked(pre)
 
 
 Op = Callable[[Any, Any], Any]  # (x, y) -> Pending
@@ -136,14 +118,14 @@ async def _prog(s: Any, kind: str, name: str, size: int, plan: list[tuple[str, i
 
 async def measure(name: str, size: int, repeat: int) -> tuple[float, int, dict[str, float]]:
     kind = OPS[name][0]
-    rec = {i: Intercept("record") for i in range(3)}
+    rec = {i: PlanRecorder() for i in range(3)}
     async with actors.local_cluster(3, preprocessing="dealer", interceptors=rec) as c:
         await c.run(_prog, kind, name, size, None)
-    plan = rec[0].plan
+    plan = rec[0].requests
     per_elem = {k: sum(n for kk, n in plan if kk == k) / size for k in KINDS}
     times, rounds = [], 0
     for _ in range(repeat):
-        stock = {i: Intercept("stock") for i in range(3)}
+        stock = {i: Stocking() for i in range(3)}
         async with actors.local_cluster(3, preprocessing="dealer", interceptors=stock) as c:
             res = await c.run(_prog, kind, name, size, plan)
         times.append(max(r[1] for r in res) - min(r[0] for r in res))

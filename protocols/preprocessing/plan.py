@@ -26,26 +26,29 @@ POOL_OF = {"triples": "triple", "squares": "square", "bits": "bit", "randoms": "
 
 
 class RecordingPreprocessing:
-    """Passes every request on to ``inner`` and adds its size to ``counts`` under the pool's name
-    (input masks under ``mask<owner>``)."""
+    """Passes every request on to ``inner`` and writes it down in ``rec``: its size under the pool's
+    name in ``rec.counts`` (input masks under ``mask<owner>``) and, for triples, squares, bits and
+    randoms, ``(method, size)`` in order in ``rec.requests``."""
 
-    def __init__(self, inner: Preprocessing, counts: Counter[str]) -> None:
-        self._inner, self._counts = inner, counts
+    def __init__(self, inner: Preprocessing, rec: PlanRecorder) -> None:
+        self._inner, self._rec = inner, rec
         self.ctx = inner.ctx
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)
+        rec = self._rec
         if name in POOL_OF:
 
             async def counted(n: int) -> Any:
-                self._counts[POOL_OF[name]] += n
+                rec.counts[POOL_OF[name]] += n
+                rec.requests.append((name, n))
                 return await attr(n)
 
             return counted
         if name == "input_masks":
 
             async def masks(owner: int, n: int) -> Any:
-                self._counts[f"mask{owner}"] += n
+                rec.counts[f"mask{owner}"] += n
                 return await attr(owner, n)
 
             return masks
@@ -53,16 +56,18 @@ class RecordingPreprocessing:
 
 
 class PlanRecorder:
-    """An engine interceptor (see ``actors.engine.Interceptor``) that counts one party's requests."""
+    """An engine interceptor (see ``actors.engine.Interceptor``) that writes down one party's
+    requests, over all its sessions."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self.requests: list[tuple[str, int]] = []
 
     def wrap_net(self, session: str, net: Net) -> Net:
         return net
 
     def wrap_preprocessing(self, session: str, pre: Preprocessing) -> Preprocessing:
-        return RecordingPreprocessing(pre, self.counts)  # type: ignore[return-value]
+        return RecordingPreprocessing(pre, self)  # type: ignore[return-value]
 
 
 async def preprocessing_plan(
