@@ -67,14 +67,11 @@ from protocols.field import get_field
 from protocols.net import Net
 from protocols.online import Session
 from protocols.preprocessing.base import Preprocessing
-from protocols.preprocessing.dealer import InsecureDealer
 
 from . import logs, programs
 from .config import PartyConfig, load_config
 from .control import ControlServer, error_reply
-from .links import StreamLinks
 from .party import Party
-from .peerlink import LinkConfig
 from .sdnotify import Notifier
 
 log = structlog.get_logger("spdz.daemon")
@@ -264,33 +261,16 @@ class PartyDaemon:
         registry: programs.Registry | None = None,
         notifier: Notifier | None = None,
     ) -> None:
-        from .tls import TlsConnector, TlsListener  # the transport is only needed by a real daemon
-
         self.cfg = cfg
         self.options = options or DaemonOptions()
         self.registry = registry or programs.REGISTRY
         self.notifier = notifier or Notifier()
         self.field = get_field(cfg.field)
         hs = self.options.handshake_timeout
-        self.connector = TlsConnector(cfg.party, cfg.peers, cfg.tls, handshake_timeout=hs)
-        self.links = StreamLinks(
-            cfg.party,
-            cfg.n,
-            self.connector,
-            config=LinkConfig(
-                peer_timeout=cfg.peer_timeout,
-                backoff_initial=cfg.reconnect.initial,
-                backoff_max=cfg.reconnect.max,
-                handshake_timeout=hs,
-            ),
-        )
         self.insecure = cfg.preprocessing == "dealer"
-        source = InsecureDealer(self.field, cfg.n, cfg.party, dealer_seed(cfg)) if self.insecure else None
-        self.party = Party(cfg.party, cfg.n, self.links, source, interceptor=_JobGuard())  # type: ignore[arg-type]
-        self.links.on_peer_lost = self.party.engine.abort_sessions_with
-        if not self.insecure:
-            self.party.use_mascot(self.field, cfg.watermarks)
-        self.listener = TlsListener(cfg.party, cfg.listen, cfg.tls, self.links, handshake_timeout=hs)
+        self.party = Party(cfg, interceptor=_JobGuard(), handshake_timeout=hs)
+        self.connector, self.links = self.party.connector, self.party.links
+        self.listener = self.party.listener
         self.control = ControlServer(cfg.control_socket, self.handle)
         self.state = "starting"
         self.stopping = False

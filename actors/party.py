@@ -41,14 +41,16 @@ class Party:
         *,
         interceptor: Interceptor | None = None,
         session_options: dict[str, Any] | None = None,
+        handshake_timeout: float | None = None,
     ) -> None:
         self.listener: Any = None
+        self.connector: Any = None
         self.config: PartyConfig | None = None
         self.port: int | None = None
         self._nursery_cm: Any = None
         self._nursery: trio.Nursery | None = None
         if not isinstance(party, int):
-            self._from_config(party, interceptor, session_options)
+            self._from_config(party, interceptor, session_options, handshake_timeout)
             return
         if n is None or links is None:
             raise TypeError("Party(id, n, links, source) or Party(config)")
@@ -59,7 +61,10 @@ class Party:
         config: PartyConfig | str | os.PathLike[str],
         interceptor: Interceptor | None,
         session_options: dict[str, Any] | None,
+        handshake_timeout: float | None = None,
     ) -> None:
+        """The TLS links, listener and preprocessing a config describes (``handshake_timeout``: the
+        TLS and link handshakes' deadline in seconds, default theirs)."""
         from protocols.field import get_field
 
         from .links import StreamLinks
@@ -68,7 +73,9 @@ class Party:
 
         cfg = config if isinstance(config, PartyConfig) else load_config(config)
         self.config = cfg
-        connector = TlsConnector(cfg.party, cfg.peers, cfg.tls)
+        hs: dict[str, float] = {} if handshake_timeout is None else {"handshake_timeout": handshake_timeout}
+        connector = TlsConnector(cfg.party, cfg.peers, cfg.tls, **hs)
+        self.connector = connector
         links = StreamLinks(
             cfg.party,
             cfg.n,
@@ -77,6 +84,7 @@ class Party:
                 peer_timeout=cfg.peer_timeout,
                 backoff_initial=cfg.reconnect.initial,
                 backoff_max=cfg.reconnect.max,
+                **hs,
             ),
         )
         field = get_field(cfg.field)
@@ -90,7 +98,7 @@ class Party:
         self._init(cfg.party, cfg.n, links, source, interceptor, session_options)
         if source is None:
             self.use_mascot(field, cfg.watermarks)
-        self.listener = TlsListener(cfg.party, cfg.listen, cfg.tls, links)
+        self.listener = TlsListener(cfg.party, cfg.listen, cfg.tls, links, **hs)
 
     def _init(
         self,
