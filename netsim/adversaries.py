@@ -871,17 +871,15 @@ class MascotBaseOT(MascotAttack):
     def __init__(self, ctx: AttackContext) -> None:
         super().__init__(ctx)
         self.victims = list(ctx.peers)
-        targets = ["cope-A", "cope-B"] + (["kos-A", "kos-B"] if ctx.program.triples else [])
-        self.target = self.rng.choice(targets)
+        self.target = self.rng.choice(["kos-A", "kos-B"])  # COPE's seeds are KOS OTs: no base OTs of its own
         self.bad = self.rng.choice(self.kinds)
         self.plan = f"{self.bad} point as {self.target} towards parties {self.victims}"
 
     def deviate(self, tap: SessionTap, out: Outgoing, plan: tuple[str, int] | None) -> Any:
-        proto, role = self.target.split("-")
-        chan = cope_channel if proto == "cope" else kos_channel
-        # the cheater sends A (one point) as base-OT sender on chan(cheater, victim), the B_i as receiver
-        # on chan(victim, cheater); both are the first message (k = 0) it sends on that channel
-        channel = chan(self.party, out.to) if role == "A" else chan(out.to, self.party)
+        role = self.target.split("-")[1]
+        # the cheater sends A (one point) as base-OT sender on kos_channel(cheater, victim), the B_i as
+        # receiver on kos_channel(victim, cheater); both are the first message (k = 0) on that channel
+        channel = kos_channel(self.party, out.to) if role == "A" else kos_channel(out.to, self.party)
         if out.kind != "pair" or out.channel != channel or out.k != 0 or not isinstance(out.msg, bytes):
             return None
         index = 0 if role == "A" else self.rng.randrange(len(out.msg) // POINT_BYTES)

@@ -6,9 +6,10 @@ sub-protocols talk over ``PairChannel`` steps ``channel * 2^40 + k`` with the ch
 ``auth.cope_channel`` / ``triples.kos_channel``; session-wide rounds (openings, coin tosses) have small
 step numbers. What each attack hits and what must catch it (MASCOT.md s. 7):
 
-a. a base-OT point: invalid or echoed -> point validation in setup; another valid point -> setup
-   cannot tell, the KOS correlation check or the input check stops the first batch;
-b. KOS u with one column's choice bits flipped -> KOS correlation check;
+a. a base-OT point: invalid or echoed -> point validation in setup; another valid point -> point
+   validation cannot tell; the KOS correlation check (set-up already extends OTs, for COPE's
+   seeds) or the authentication check stops it before any material is returned;
+b. KOS u with one column's choice bits flipped, in a batch or in set-up -> KOS correlation check;
 c. a COPE correction u_l off by a delta -> the authentication (input) check, MacCheckError;
 d. a Gilboa correction d off, as sent or as received (a wrong c share) -> the sacrifice;
 e. the cheater's MAC share off (its COPE output) -> the authentication check, MacCheckError;
@@ -412,12 +413,10 @@ BAD_POINTS: dict[str, Callable[[CheatNet, Wire], bytes]] = {
     "valid-other": lambda net, w: random_point(),
 }
 
-# Base-OT messages in setup are the first (k = 0) on each channel. The cheater is the base-OT sender
-# (one point A) on cope_channel(cheater, victim) and kos_channel(cheater, victim), and the receiver
-# (one B_i per OT) on the two channels of the other direction.
+# Base-OT messages in setup are the first (k = 0) on each KOS channel (COPE has no base OTs of its
+# own: its seeds are KOS OTs). The cheater is the base-OT sender (one point A) on
+# kos_channel(cheater, victim), and the receiver (one B_i per OT) on kos_channel(victim, cheater).
 BASE_OT_TARGETS: dict[str, tuple[Callable[[int, int], int], bool]] = {
-    "cope-A": (cope_channel, False),
-    "cope-B": (lambda c, v: cope_channel(v, c), True),
     "kos-A": (kos_channel, False),
     "kos-B": (lambda c, v: kos_channel(v, c), True),
 }
@@ -554,10 +553,11 @@ def coin_rule(occurrence: int, part: int) -> RuleFactory:
 
 
 CASES: dict[str, Case] = {
-    # a. base OT: a valid substitute point passes validation; the first batch must fail
+    # a. base OT: a valid substitute point passes validation; a later check must fail
     **{f"base-ot-{t}-valid-other": base_ot_case(t, "valid-other") for t in BASE_OT_TARGETS},
-    # b. KOS
+    # b. KOS, in a batch and in set-up (the extension that makes COPE's seeds)
     "kos-inconsistent-choice-bits": Case(rule=kos_u_rule, text="correlation check"),
+    "kos-inconsistent-choice-bits-in-setup": Case(rule=kos_u_rule, in_setup=True, text="correlation check"),
     # c. COPE corrections
     "cope-correction-triples": Case(rule=cope_u_rule, detector=MacCheckError),
     "cope-correction-input-mask": Case(rule=cope_u_rule, kind="input_masks", detector=MacCheckError),
@@ -582,9 +582,9 @@ CASES: dict[str, Case] = {
 }
 
 # one representative of each attack at both moduli and n = 2, 3; its variants at one quick setting
-# (every run pays for ~1000 base OTs, so the full matrix would take minutes)
+# (every run pays for ~500 base OTs, so the full matrix would take minutes)
 CORE = [
-    "base-ot-cope-B-valid-other",
+    "base-ot-kos-B-valid-other",
     "base-ot-kos-A-valid-other",
     "kos-inconsistent-choice-bits",
     "cope-correction-triples",
@@ -604,9 +604,8 @@ async def attack_and_check(name: str, p: int, n: int, cheater: int) -> None:
     case = CASES[name]
     run = await run_case(case, p, n, cheater)
     check_aborted(run, cheater, case)
-    if case.in_setup:
-        victim = victim_of(n, cheater)
-        assert run.phase[victim] == "triples", "setup cannot notice a valid point; the batch must"
+    if case.rule is kos_u_rule and case.in_setup:  # the extension for COPE's seeds is checked there
+        assert run.phase[victim_of(n, cheater)] == "setup", "set-up's own OT extension went unchecked"
 
 
 @param_config
@@ -647,12 +646,12 @@ async def test_control_no_op_wrappers_three_parties(name: str) -> None:
 
 
 INVALID_POINTS = [
-    ("cope-A", "off-curve"),
-    ("cope-B", "echo-A"),
+    ("kos-A", "off-curve"),
+    ("kos-B", "echo-A"),
     ("kos-A", "identity"),
     ("kos-A", "non-canonical"),
     ("kos-B", "small-order"),
-    ("cope-B", "mixed-order"),
+    ("kos-B", "mixed-order"),
 ]
 
 

@@ -2,8 +2,9 @@
 
 ``MascotParty`` is one party's long-lived offline state under one MAC key: its key share ``alpha_i``,
 the COPE ends (both roles) and the KOS OT-extension ends (both roles) with every peer. ``setup`` runs
-all base OTs once; the generators then run inside an offline ``Session`` (which supplies the network,
-round numbers, coin tosses and MAC checks) and return only material whose checks passed.
+all base OTs once (128 per ordered pair, for KOS; COPE's seeds come from KOS); the generators then
+run inside an offline ``Session`` (which supplies the network, round numbers, coin tosses and MAC
+checks) and return only material whose checks passed.
 
 If any check fails, the key share may have leaked (a failed MAC check reveals alpha times an error
 the adversary knows): ``retire()`` zeroes it, and the owner must build a new ``MascotParty``.
@@ -21,7 +22,7 @@ from ..field import PrimeField
 from ..ot.kos import KOSReceiver, KOSSender
 from ..prg import PRG
 from ..shares import ShareContext, SharedArray
-from .auth import authenticate, cope_channel
+from .auth import authenticate
 from .cope import CopeReceiver, CopeSender
 from .triples import TAU, generate_triples, kos_channel
 
@@ -53,22 +54,30 @@ class MascotParty:
         return self.field.to_ints(self.ctx.alpha)[0]
 
     async def setup(self, s: Session) -> None:
-        """All base OTs with every peer, both roles, concurrently."""
+        """With every peer, both roles, concurrently: the KOS base OTs, then COPE's seeds from the
+        first OTs of that extension (the key holder is the KOS receiver; see ``cope``)."""
         f, me = self.field, self.party
         ctx = s.commit_context("mascot-setup")
         alpha = self.alpha
+
+        async def as_receiver(j: int) -> None:  # KOS receiver and COPE key holder towards j
+            ch = s.pair_channel(j, kos_channel(me, j))
+            await self.kos_recv[j].setup(ch)
+            await self.cope_recv[j].setup_from(self.kos_recv[j], ch, alpha)
+
+        async def as_sender(j: int) -> None:  # KOS sender and COPE owner towards j
+            ch = s.pair_channel(j, kos_channel(j, me))
+            await self.kos_send[j].setup(ch)
+            await self.cope_send[j].setup_from(self.kos_send[j], ch)
+
         async with task_group() as nursery:
             for j in range(self.n):
                 if j == me:
                     continue
                 self.cope_send[j], self.cope_recv[j] = CopeSender(f), CopeReceiver(f)
                 self.kos_send[j], self.kos_recv[j] = KOSSender(ctx), KOSReceiver(ctx)
-                nursery.start_soon(self.cope_send[j].setup, s.pair_channel(j, cope_channel(me, j)), ctx)
-                nursery.start_soon(
-                    self.cope_recv[j].setup, s.pair_channel(j, cope_channel(j, me)), alpha, ctx
-                )
-                nursery.start_soon(self.kos_recv[j].setup, s.pair_channel(j, kos_channel(me, j)))
-                nursery.start_soon(self.kos_send[j].setup, s.pair_channel(j, kos_channel(j, me)))
+                nursery.start_soon(as_receiver, j)
+                nursery.start_soon(as_sender, j)
         self.ready = True
 
     def _check(self, s: Session) -> None:

@@ -5,8 +5,13 @@ Between an *owner* P_i (who has values ``x``) and a *key holder* P_j (who has it
 ``q + t = alpha_j * x``: additive shares of P_j's share of the MAC of ``x``, and neither learns the
 other's input.
 
-Set-up (once per ordered pair and MAC key): ``k = bits(p)`` base OTs in which P_j chooses with the
+Set-up (once per ordered pair and MAC key): ``k = bits(p)`` random OTs in which P_j chooses with the
 bits ``Delta_l`` of ``alpha_j``. P_i keeps both seeds ``(K0_l, K1_l)``, P_j keeps ``K_{Delta_l, l}``.
+``MascotParty`` takes them from the pair's KOS OT extension, in which P_j is already the receiver
+(``setup_from``): ``k`` extended OTs instead of ``k`` more base OTs, which halves the public-key work
+of a set-up. That is MASCOT's own instantiation: COPE only needs an OT functionality with random
+messages and the receiver's chosen bits, and KOS (with its consistency check) is a maliciously
+secure one. ``setup`` (base OTs) remains for COPE on its own.
 
 Extend ``x`` (``m`` elements), the l-th of ``k`` columns:
 
@@ -47,6 +52,7 @@ from ..errors import ProtocolError
 from ..field import FieldError, PrimeField
 from ..net import PairChannel, expect_bytes
 from ..ot.base import base_ot_recv, base_ot_send
+from ..ot.kos import KOSReceiver, KOSSender
 
 U64 = np.uint64
 M32 = U64(0xFFFFFFFF)
@@ -237,7 +243,15 @@ class CopeSender:
         self._s1: ColumnStreams | None = None
 
     async def setup(self, ch: PairChannel, context: bytes) -> None:
-        k0, k1 = await base_ot_send(ch, self.field.bits, context)
+        """Seeds from ``bits(p)`` base OTs (as their sender)."""
+        self._seed(*(await base_ot_send(ch, self.field.bits, context)))
+
+    async def setup_from(self, ot: KOSSender, ch: PairChannel) -> None:
+        """Seeds from ``bits(p)`` random OTs of a set-up KOS extension in which this party is the
+        sender and the key holder the receiver (``ch``: that extension's channel)."""
+        self._seed(*(await ot.extend(ch, self.field.bits)))
+
+    def _seed(self, k0: np.ndarray, k1: np.ndarray) -> None:
         self._s0 = ColumnStreams(self.field, [bytes(r) for r in k0])
         self._s1 = ColumnStreams(self.field, [bytes(r) for r in k1])
 
@@ -283,9 +297,18 @@ class CopeReceiver:
         self._bits: np.ndarray | None = None
 
     async def setup(self, ch: PairChannel, alpha: int, context: bytes) -> None:
+        """Seeds from ``bits(p)`` base OTs (as their receiver, choosing with the bits of ``alpha``)."""
         bits = alpha_bits(self.field, alpha)
-        kc = await base_ot_recv(ch, bits, context)
-        self._s = ColumnStreams(self.field, [bytes(r) for r in kc])
+        self._seed(await base_ot_recv(ch, bits, context), bits)
+
+    async def setup_from(self, ot: KOSReceiver, ch: PairChannel, alpha: int) -> None:
+        """Seeds from ``bits(p)`` random OTs of a set-up KOS extension in which this party is the
+        receiver, choosing with the bits of ``alpha`` (``ch``: that extension's channel)."""
+        bits = alpha_bits(self.field, alpha)
+        self._seed(await ot.extend(ch, bits), bits)
+
+    def _seed(self, keys: np.ndarray, bits: np.ndarray) -> None:
+        self._s = ColumnStreams(self.field, [bytes(r) for r in keys])
         self._bits = bits
 
     async def extend(self, ch: PairChannel, m: int) -> np.ndarray:
