@@ -736,3 +736,66 @@ def _minus_all(x: SharedArray, parts: Sequence[SharedArray]) -> SharedArray:
     for p in parts:
         x = x - p
     return x
+
+
+# ---------------------------------------------------------------------------------------- signed limbs
+# Long sums of shares with small public coefficients (suffix sums, multiples) are cheaper in plain
+# integers than as chains of modular additions: split every element of a Mersenne field into 32-bit
+# limbs held in int64, do the whole sum with ordinary numpy arithmetic (signed, no reduction: each limb
+# stays far below 2^62 for sums of up to ~2^20 terms with coefficients below 2^8), and reduce once.
+_LIMB = 32
+_LIMB_MASK = (1 << _LIMB) - 1
+
+
+def limb_count(f: PrimeField) -> int:
+    return -(-f.bits // _LIMB)
+
+
+def to_limbs(f: PrimeField, a: np.ndarray) -> np.ndarray:
+    """Canonical elements ``(W, N)`` as ``(L, N)`` int64 limbs of 32 bits, least significant first."""
+    count, n = limb_count(f), a.shape[1]
+    out = np.empty((count, n), dtype=np.int64)
+    raw = out.view(U64)
+    for i in range(count):
+        w, half = divmod(i, 2)
+        if half:
+            np.right_shift(a[w], U64(_LIMB), out=raw[i])
+        else:
+            np.bitwise_and(a[w], U64(_LIMB_MASK), out=raw[i])
+    return out
+
+
+def from_limbs(f: PrimeField, limbs: np.ndarray) -> np.ndarray:
+    """``sum_i limbs[i] 2^(32 i) mod p`` as canonical elements, for a Mersenne ``p = 2^B - 1`` and signed
+    limbs below ``2^62`` in magnitude: ``(L, ...)`` in, ``(W, N)`` out with ``N`` the trailing elements in
+    row-major order (``limbs`` may be a strided view; it is used as scratch). Carries run up with floor
+    shifts; what passes bit ``B`` has weight ``2^B = 1`` and wraps to the bottom, until none does."""
+    if f.modulus != (1 << f.bits) - 1:
+        raise ValueError("signed-limb sums need a Mersenne prime field")
+    count, rest = limbs.shape[0], limbs.shape[1:]
+    top = f.bits - _LIMB * (count - 1)  # bits of the top limb
+    carry = np.empty(rest, dtype=np.int64)
+    while True:
+        for i in range(count - 1):
+            np.right_shift(limbs[i], _LIMB, out=carry)
+            np.bitwise_and(limbs[i], _LIMB_MASK, out=limbs[i])
+            np.add(limbs[i + 1], carry, out=limbs[i + 1])
+        np.right_shift(limbs[count - 1], top, out=carry)
+        np.bitwise_and(limbs[count - 1], (1 << top) - 1, out=limbs[count - 1])
+        if not carry.any():
+            break
+        np.add(limbs[0], carry, out=limbs[0])
+    out = np.empty((f.words, *rest), dtype=U64)
+    for w in range(f.words):
+        low = limbs[2 * w].view(U64)
+        if 2 * w + 1 < count:
+            np.left_shift(limbs[2 * w + 1].view(U64), U64(_LIMB), out=out[w])
+            np.bitwise_or(out[w], low, out=out[w])
+        else:
+            out[w] = low
+    full = limbs[count - 1] == (1 << top) - 1  # the value p (all ones) is zero
+    for i in range(count - 1):
+        full &= limbs[i] == _LIMB_MASK
+    if full.any():
+        out[:, full] = 0
+    return out.reshape(f.words, -1)

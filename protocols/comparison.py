@@ -47,12 +47,12 @@ from .circuits import (
     Randoms,
     Steps,
     Trunc,
-    add_small_public,
     and_public,
-    cond_neg,
     field_bits,
     flat,
+    from_limbs,
     inv_pow2,
+    limb_count,
     masks,
     one_minus,
     pow2,
@@ -63,8 +63,7 @@ from .circuits import (
     rows,
     run,
     stack,
-    tile,
-    times3,
+    to_limbs,
     xor_from_product,
     xor_public,
 )
@@ -142,42 +141,50 @@ def _bit_lt_public(
     """``[c mod 2^m < r]`` for public ``c`` and the shared bits of ``r`` (Toft's product trick).
 
     With ``u_j = (1 - 2 c_j) r_j``, ``r_j XOR c_j = c_j + u_j``, so ``e_i = S + r_i + 3 sum_{j>i} u_j``
-    plus the public ``3 sum_{j>i} c_j - c_i``: the secret part is one conditional negation and a running
-    sum; the public part is added once, its MAC term looked up in a table of small multiples of
-    ``alpha_i`` (no field multiplication over the matrix).
+    plus the public ``3 sum_{j>i} c_j - c_i``. The secret part (value and MAC alike) is one signed
+    suffix sum over the rows, computed in plain integers on 32-bit limbs (``circuits.to_limbs``) and
+    reduced once; the public part joins the same sum (its MAC term: the small public integers times
+    the limbs of ``alpha_i``).
     """
     ctx, n = r_bits.ctx, rho.size
-    f, w = ctx.field, ctx.field.words
+    f = ctx.field
     cb = public_low_bits(ctx, c, m)  # (m, n)
-    u3 = times3(SharedArray(ctx, cond_neg(f, r_bits.value, cb), cond_neg(f, r_bits.mac, cb)))
-    sgn = one_minus(sign_bit + sign_bit)  # S = 1 - 2 sb
-    base = tile(sgn, m) + r_bits
-    # rows 0..m-1: e_i; row m: e_m = S - 1 + 3 sum_j (c_j + u_j); row m + 1: rho
-    ev = np.empty((w, (m + 2) * n), dtype=np.uint64)
-    em = np.empty_like(ev)
-    for out, b3, bb, tail, last in (
-        (ev, u3.value, base.value, sgn.value, rho.value),
-        (em, u3.mac, base.mac, sgn.mac, rho.mac),
-    ):
-        acc, nxt = f.zeros(n), np.empty((w, n), dtype=np.uint64)
-        for i in range(m - 1, -1, -1):
-            sl = slice(i * n, (i + 1) * n)
-            f.add(bb[:, sl], acc, out=out[:, sl])
-            f.add(acc, b3[:, sl], out=nxt)
-            acc, nxt = nxt, acc
-        f.add(tail, acc, out=out[:, m * n : (m + 1) * n])
-        np.copyto(out[:, (m + 1) * n :], last)
-    suffix_c = np.zeros((m + 1, n), dtype=np.int64)  # sum_{j>i} c_j, and the total in row m
+    sign = 1 - 2 * cb.astype(np.int64)  # (m, n): +1 where c_j = 0, -1 where c_j = 1
     csum = np.cumsum(cb[::-1].astype(np.int64), axis=0)[::-1]  # sum_{j>=i} c_j
-    suffix_c[: m - 1] = csum[1:]
-    suffix_c[m] = csum[0]
-    public = 3 * suffix_c
+    public = np.empty((m + 1, n), dtype=np.int64)  # rows 0..m-1: 3 sum_{j>i} c_j - c_i; row m
+    public[: m - 1] = 3 * csum[1:]
+    public[m - 1] = 0
     public[:m] -= cb
-    public[m] -= 1
-    pub = np.zeros((m + 2, n), dtype=np.int64)
-    pub[: m + 1] = public
-    e = add_small_public(SharedArray(ctx, ev, em), pub.reshape(-1))
-    z = yield from prod_rows(e, n)
+    public[m] = 3 * csum[0] - 1
+    sgn = one_minus(sign_bit + sign_bit)  # S = 1 - 2 sb
+    count = limb_count(f)
+    alpha = to_limbs(f, ctx.alpha)[:, 0]
+    sign3 = 3 * sign
+    out = []
+    for bits, s_, last, mac in (
+        (r_bits.value, sgn.value, rho.value, False),
+        (r_bits.mac, sgn.mac, rho.mac, True),
+    ):
+        # rows of e in the layout (m + 2, L, n): every row contiguous; one row at a time from the top,
+        # e_i = S + r_i + 3 sum_{j>i} u_j + public_i, with the running sum kept in ``acc``
+        r = to_limbs(f, bits).reshape(count, m, n).transpose(1, 0, 2)
+        sl = to_limbs(f, s_)
+        e = np.empty((m + 2, count, n), dtype=np.int64)
+        acc = np.zeros((count, n), dtype=np.int64)
+        tmp = np.empty((count, n), dtype=np.int64)
+        for i in range(m - 1, -1, -1):
+            np.add(acc, r[i], out=e[i])
+            np.multiply(r[i], sign3[i], out=tmp)
+            np.add(acc, tmp, out=acc)
+        e[m] = acc
+        e[: m + 1] += sl
+        e[m + 1] = to_limbs(f, last)
+        if mac:  # the MAC share of the public part: alpha_i * public
+            e[: m + 1] += public[:, None, :] * alpha[None, :, None]
+        elif ctx.party == 0:  # party 0's value share carries the public part
+            e[: m + 1, 0] += public
+        out.append(from_limbs(f, np.ascontiguousarray(e.transpose(1, 0, 2))))
+    z = yield from prod_rows(SharedArray(ctx, out[0], out[1]), n)
     (zc,) = yield [Open(z)]
     is_zero = ~np.any(zc != 0, axis=0)
     # S = +1: zero iff c' >= r';  S = -1: zero iff c' < r'.  So [c' < r'] = sb XOR (not zero)

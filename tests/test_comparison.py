@@ -381,3 +381,34 @@ async def test_demux_and_suffix_products_circuits() -> None:
         )
         want = np.flip(np.cumprod(np.flip(bits, axis=0), axis=0), axis=0)
         assert np.array_equal(np.asarray(suffix).reshape(5, 40), want)
+
+
+@pytest.mark.parametrize("name", ["p61", "p127"])
+def test_signed_limb_sums_reduce_to_the_field_sum(name: str) -> None:
+    """``to_limbs`` / ``from_limbs``: signed integer combinations of field elements done on 32-bit
+    limbs, reduced once, equal the same combination computed with Python integers mod p (edges: 0,
+    p - 1, results that land on p or below zero)."""
+    from protocols.circuits import from_limbs, to_limbs
+    from protocols.field import get_field
+    from protocols.prg import PRG
+
+    f = get_field(name)
+    p = f.modulus
+    a = f.random(400, PRG())
+    a[:, :2] = f.from_ints([0, p - 1])
+    assert np.array_equal(from_limbs(f, to_limbs(f, a)), a)
+    rng = np.random.default_rng(7)  # public coefficients
+    vecs = [f.random(400, PRG()) for _ in range(40)]
+    coef = rng.integers(-300, 300, (40, 400))
+    acc = sum(to_limbs(f, v) * c for v, c in zip(vecs, coef, strict=True))
+    got = f.to_ints(from_limbs(f, acc))
+    ints = [f.to_ints(v) for v in vecs]
+    want = [sum(int(coef[k, j]) * ints[k][j] for k in range(40)) % p for j in range(400)]
+    assert got == want
+    edge = np.zeros((limb_count := to_limbs(f, a).shape[0], 3), dtype=np.int64)
+    edge[0] = [-1, -5, 0]
+    assert f.to_ints(from_limbs(f, edge)) == [p - 1, p - 5, 0]
+    full = to_limbs(f, f.from_ints([p - 1, p - 1, 1]))
+    full[0, 0] += 1  # p itself: zero
+    assert f.to_ints(from_limbs(f, full)) == [0, p - 1, 1]
+    assert limb_count == -(-f.bits // 32)
