@@ -18,8 +18,12 @@ Wire format. A stream carries records, each a 4-byte big-endian length and then 
   heartbeats on an idle connection.
 
 DATA and ACK use a fixed binary header rather than a msgpack envelope (the first design): a
-multi-megabyte frame is then written as header + body without being re-packed, read back with one
-join, and handed to ``decode_frame`` as a view; and a hostile header is parsed with two slices.
+multi-megabyte frame is then written as header + body without being re-packed, and a hostile header
+is parsed with two slices. Large records cost one copy per side above the stream: the sender holds a
+frame's payload by reference (``frames.frame_parts``) and writes it from there; the receiver reads a
+large record straight into one buffer of the announced size (``receive_into`` when the stream has it,
+as ``TlsStream`` does: the plaintext is decrypted in place), and ``decode_frame`` hands the payload on
+as a view of that buffer.
 
 Each side sends its HELLO first, then reads the peer's. The HELLO must be the first record, small
 (``HELLO_MAX``), and name the authenticated peer id (supplied by the layer underneath: the TLS
@@ -47,13 +51,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
+import numpy as np
 import structlog
 import trio
 
 from protocols.concurrency import leaves
 from protocols.errors import AbortError, ConfigError, PeerAuthError
 
-from .frames import ABORT, MAX_FRAME_BYTES, Frame, FrameError, decode_frame, encode_frame
+from .frames import ABORT, MAX_FRAME_BYTES, Frame, FrameError, decode_frame, frame_parts
 
 log = structlog.get_logger("spdz.peerlink")
 
@@ -67,9 +72,10 @@ _HEAD = struct.Struct(">IBQ")  # length, type, seq: the whole of an ACK, the hea
 _SEQ = struct.Struct(">Q")
 _SEQ_MAX = (1 << 64) - 1
 RECV_CHUNK = 1 << 16
-SMALL_RECORD = 1 << 16  # records up to this size are cut out of the read buffer; larger ones joined
+SMALL_RECORD = 1 << 16  # records up to this size are cut out of the read buffer; larger ones read whole
 COALESCE_BYTES = 1 << 18  # small records are batched into one write up to this size
 
+Buffers = tuple[bytes | memoryview, ...]  # one encoded frame, in pieces (``frames.frame_parts``)
 Dialer = Callable[[int], Awaitable[tuple[trio.abc.Stream, int]]]
 Deliver = Callable[[Frame], None]
 LostCallback = Callable[[int, str], None]
@@ -209,7 +215,9 @@ def decode_hello(body: bytes | memoryview) -> _Hello:
 class _RecordReader:
     """Cuts length-prefixed records out of a stream, checking each length before reading the body.
 
-    No body is allocated up front: a huge but in-range length costs only what the peer really sends.
+    A large record is received into one buffer of its announced size, left uninitialised
+    (``numpy.empty``; ``bytearray(n)`` would write n zeros first): its pages are only touched as the
+    bytes arrive, so a huge but in-range length costs only what the peer really sends.
     ``idle_timeout`` bounds each wait for bytes (a silent peer is a dead connection).
     """
 
@@ -241,15 +249,29 @@ class _RecordReader:
             body = bytes(self._buf[4:total])
             del self._buf[:total]
         else:
-            parts: list[bytes | bytearray] = [bytes(self._buf[4:])]
-            have = len(self._buf) - 4
-            self._buf = bytearray()
-            while have < size:
-                chunk = await self._receive(size - have)
-                parts.append(chunk)
-                have += len(chunk)
-            body = b"".join(parts)
+            body = await self._read_whole(size)
         return body[0], memoryview(body)[1:]
+
+    async def _read_whole(self, size: int) -> memoryview:
+        """A large record's body, the buffered start included; read-only (it may reach the protocol)."""
+        view = memoryview(np.empty(size, dtype=np.uint8))
+        have = len(self._buf) - 4
+        view[:have] = memoryview(self._buf)[4:]
+        self._buf = bytearray()
+        receive_into = getattr(self._stream, "receive_into", None)
+        while have < size:
+            if receive_into is not None:
+                with trio.fail_after(self._idle):
+                    got = await receive_into(view[have:])
+                if not got:
+                    raise _PeerClosed("the peer closed the connection")
+                self._stats.bytes_received += got
+            else:
+                chunk = await self._receive(size - have)
+                got = len(chunk)
+                view[have : have + got] = chunk
+            have += got
+        return view.toreadonly()
 
 
 class PeerLink:
@@ -289,7 +311,7 @@ class PeerLink:
         # send side
         self._next_seq = 0
         self._base = 0  # oldest unacknowledged seq
-        self._unacked: dict[int, bytes] = {}
+        self._unacked: dict[int, tuple[int, Buffers]] = {}  # seq -> (size, frame)
         self._unacked_bytes = 0
         self._high_written = 0  # one past the highest seq ever written (to count resends)
         self._room = trio.Event()
@@ -346,14 +368,15 @@ class PeerLink:
             raise trio.ClosedResourceError("the link is closed")
         if self.lost and frame.kind != ABORT:
             raise self._lost_error()
-        data = encode_frame(frame.kind, frame.session, frame.step, frame.payload)
-        if len(data) > self.config.max_frame_bytes:
-            raise FrameError(f"frame of {len(data)} bytes exceeds the limit of {self.config.max_frame_bytes}")
-        if self.lost and not self._has_room(len(data)):
+        data = frame_parts(frame.kind, frame.session, frame.step, frame.payload)
+        size = sum(len(b) for b in data)
+        if size > self.config.max_frame_bytes:
+            raise FrameError(f"frame of {size} bytes exceeds the limit of {self.config.max_frame_bytes}")
+        if self.lost and not self._has_room(size):
             log.info("abort_notice_dropped", party=self.me, peer=self.peer, session=frame.session)
             return
         async with self._enqueue_lock:  # FIFO: a large frame is not starved by a stream of small ones
-            while not self._has_room(len(data)):
+            while not self._has_room(size):
                 self._room = trio.Event()
                 await self._room.wait()
                 if self._closed:
@@ -365,8 +388,8 @@ class PeerLink:
                     return
             seq = self._next_seq
             self._next_seq += 1
-            self._unacked[seq] = data
-            self._unacked_bytes += len(data)
+            self._unacked[seq] = (size, data)
+            self._unacked_bytes += size
             self.stats.frames_sent += 1
             self._update_buffer_stats()
             self._kick.set()
@@ -394,7 +417,7 @@ class PeerLink:
         if upto <= self._base:
             return
         for s in range(self._base, upto):
-            self._unacked_bytes -= len(self._unacked.pop(s))
+            self._unacked_bytes -= self._unacked.pop(s)[0]
         self._base = upto
         self._update_buffer_stats()
         self._wake()
@@ -661,7 +684,7 @@ class PeerLink:
         self._ack_due_at = None
         return _HEAD.pack(1 + _SEQ.size, ACK, self._recv_next)
 
-    async def _write(self, conn: _Conn, data: bytes) -> None:
+    async def _write(self, conn: _Conn, data: bytes | memoryview) -> None:
         await conn.stream.send_all(data)
         self.stats.bytes_sent += len(data)
         conn.last_write = trio.current_time()
@@ -671,29 +694,30 @@ class PeerLink:
         cfg = self.config
         while True:
             self._kick = trio.Event()
-            parts: list[bytes] = []
+            parts: list[bytes | memoryview] = []
             size = 0
             wrote = False
             conn.cursor = max(conn.cursor, self._base)
             while conn.cursor < self._next_seq and size < COALESCE_BYTES:
                 seq = conn.cursor
-                data = self._unacked[seq]
+                n, data = self._unacked[seq]
                 conn.cursor += 1
                 if seq < self._high_written:
                     self.stats.frames_resent += 1
                 else:
                     self._high_written = seq + 1
-                head = _HEAD.pack(1 + _SEQ.size + len(data), DATA, seq)
-                if len(data) > SMALL_RECORD:
+                head = _HEAD.pack(1 + _SEQ.size + n, DATA, seq)
+                if n > SMALL_RECORD:
                     if parts:
                         await self._write(conn, b"".join(parts))
                         parts, size = [], 0
-                    await self._write(conn, head)
-                    await self._write(conn, data)
+                    *first, last = data
+                    await self._write(conn, b"".join((head, *first)))
+                    await self._write(conn, last)
                     wrote = True
                 else:
-                    parts += (head, data)
-                    size += len(head) + len(data)
+                    parts += (head, *data)
+                    size += len(head) + n
             now = trio.current_time()
             if self._ack_due_at is not None and (parts or wrote or self._ack_due_at <= now):
                 parts.insert(0, self._ack_record())

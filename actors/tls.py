@@ -24,8 +24,8 @@ Three facts shape the code:
   reason, logged as a warning with the remote address) and never stalls other handshakes or stops the
   listener. At most ``max_handshakes`` handshakes run at once; beyond that, connections are refused.
 * **The links move multi-megabyte frames.** ``TlsStream`` (below) moves them in large slices
-  instead of one 16 KiB TLS record per scheduler round trip, and sends the alert of a failed
-  handshake so the peer learns the reason.
+  instead of one 16 KiB TLS record per scheduler round trip, can decrypt straight into the reader's
+  buffer (``receive_into``), and sends the alert of a failed handshake so the peer learns the reason.
 
 Session tickets are off on the listener: every connection does a full handshake and certificate
 check, so a certificate that expired or was replaced since the last connection cannot ride on a
@@ -47,7 +47,7 @@ import socket
 import ssl
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 import trio
@@ -185,7 +185,9 @@ class TlsStream(trio.abc.Stream):
 
     ``do_handshake`` must be called before data moves (the transport checks the peer's certificate
     between the two). ``push_back`` returns received bytes to the front of the stream: the dialer
-    reads the listener's first bytes as its verdict and hands them on.
+    reads the listener's first bytes as its verdict and hands them on. ``receive_into`` is
+    ``receive_some`` that decrypts into the caller's buffer (``PeerLink`` reads large records so,
+    saving a copy and an allocation per record).
     """
 
     def __init__(self, transport: trio.abc.Stream, context: ssl.SSLContext, *, server_side: bool) -> None:
@@ -197,7 +199,7 @@ class TlsStream(trio.abc.Stream):
         self._state = _NEW
         self._unread = b""
         self._eof = False  # the peer's close_notify arrived
-        self._error: BaseException | None = None  # a TLS error found after data still to hand out
+        self._error: ssl.SSLError | None = None  # a TLS error found after data still to hand out
         self._sending = False
         self._receiving = False
 
@@ -342,8 +344,7 @@ class TlsStream(trio.abc.Stream):
                 if self._eof:
                     break
                 if self._error is not None:
-                    self._broke()
-                    raise trio.BrokenResourceError(f"TLS error: {_describe(self._error)}") from self._error
+                    self._raise_error(self._error)
                 self._unread = self._decrypt(limit)
                 if self._out.pending and not self._send_lock.locked():
                     await self._flush()
@@ -360,6 +361,64 @@ class TlsStream(trio.abc.Stream):
             return out
         finally:
             self._receiving = False
+
+    async def receive_into(self, buffer: memoryview | bytearray) -> int:
+        """Receive into ``buffer`` (writable, at least 1 byte): how many bytes came, 0 at the end of
+        the stream. As ``receive_some``, a cancelled call loses nothing: once plaintext is in
+        ``buffer`` the call returns without another chance of being cancelled."""
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already receiving on this TLS stream")
+        self._receiving = True
+        try:
+            self._check()
+            await trio.lowlevel.checkpoint_if_cancelled()
+            with memoryview(buffer) as whole, whole.cast("B") as view:
+                if not view:
+                    raise ValueError("receive_into needs a buffer of at least 1 byte")
+                if self._unread:
+                    got = min(len(view), len(self._unread))
+                    view[:got] = self._unread[:got]
+                    self._unread = self._unread[got:]
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    return got
+                while not self._eof:
+                    if self._error is not None:
+                        self._raise_error(self._error)
+                    if self._out.pending and not self._send_lock.locked():
+                        await self._flush()  # before decrypting: the plaintext must not wait behind it
+                    got = self._decrypt_into(view)
+                    if got:
+                        await trio.lowlevel.cancel_shielded_checkpoint()
+                        return got
+                    if not self._eof and self._error is None:
+                        await self._fill()
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return 0
+        finally:
+            self._receiving = False
+
+    def _raise_error(self, e: ssl.SSLError) -> NoReturn:
+        """A TLS error found while decrypting, now that the data before it has been handed out."""
+        self._broke()
+        raise trio.BrokenResourceError(f"TLS error: {_describe(e)}") from e
+
+    def _decrypt_into(self, view: memoryview) -> int:
+        """Decrypt every whole record OpenSSL holds into ``view``, as far as it goes; bytes written."""
+        got = 0
+        try:
+            while got < len(view):
+                n = self._ssl.read(len(view) - got, view[got:])
+                if not n:
+                    self._eof = True
+                    break
+                got += n
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLZeroReturnError:
+            self._eof = True
+        except ssl.SSLError as e:
+            self._error = e  # raised once the data before it is handed out
+        return got
 
     def _decrypt(self, limit: int) -> bytes:
         """Every whole record OpenSSL can decrypt now, up to ``limit`` bytes of plaintext."""

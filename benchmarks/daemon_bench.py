@@ -20,6 +20,8 @@ The machine has 2 cores: the in-process cluster runs its 3 parties on one Python
 field's worker threads), the daemons are 3 processes sharing 2 cores. Neither is 3 machines.
 
     python benchmarks/daemon_bench.py [--size 1000000] [--repeat 3] [--field p61] [--seconds 20]
+
+``--seconds 0`` measures the multiplications only.
 """
 
 from __future__ import annotations
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--size", type=lambda v: int(float(v)), default=10**6, help="vector length (1e6)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--field", default="p61", choices=["p61", "p127"])
-    ap.add_argument("--seconds", type=float, default=20.0, help="triple generation window (20)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="triple generation window (20; 0: skip)")
     ap.add_argument("--batch", type=int, default=8192, help="MASCOT triples per batch (8192)")
     args = ap.parse_args(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
@@ -216,16 +218,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"3 parties, field {args.field}; memory: one process; TLS: 3 spdz party daemons on loopback")
     mem_mul = trio.run(memory_mults, args.field, args.size, args.repeat)
     tls_mul = daemon_mults(args.field, args.size, args.repeat)
-    mem_tri = trio.run(memory_triples, args.field, args.seconds, args.batch)
-    tls_tri, tls_tri_service = daemon_triples(args.field, args.seconds, args.batch)
+    rows = [(f"secure mults/s, n={args.size:.0e}, mul+output", mem_mul, tls_mul)]
+    if args.seconds > 0:
+        mem_tri = trio.run(memory_triples, args.field, args.seconds, args.batch)
+        tls_tri, tls_tri_service = daemon_triples(args.field, args.seconds, args.batch)
+        rows.append((f"MASCOT triples/s (batches of {args.batch})", mem_tri, tls_tri))
     print(f"{'measurement':44} {'memory':>12} {'TLS daemons':>12} {'TLS/memory':>11}")
-    rows = [
-        (f"secure mults/s, n={args.size:.0e}, mul+output", mem_mul, tls_mul),
-        (f"MASCOT triples/s (batches of {args.batch})", mem_tri, tls_tri),
-    ]
     for what, mem, tls in rows:
         print(f"{what:44} {mem:>12,.0f} {tls:>12,.0f} {tls / mem:>10.2f}x")
-    print(f"{'  (offline service own rate, TLS daemons)':44} {'':>12} {tls_tri_service:>12,.0f}")
+    if args.seconds > 0:
+        print(f"{'  (offline service own rate, TLS daemons)':44} {'':>12} {tls_tri_service:>12,.0f}")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +19,7 @@ from actors import frames
 from actors.engine import Engine
 from actors.frames import (
     ABORT,
+    BIG_PAYLOAD,
     MAX_REASON,
     MAX_SESSION_ID,
     MSG,
@@ -25,6 +28,7 @@ from actors.frames import (
     check_frame,
     decode_frame,
     encode_frame,
+    frame_parts,
 )
 from protocols.field import P61, get_field
 from protocols.preprocessing.dealer import InsecureDealer
@@ -197,6 +201,84 @@ def test_random_msgpack_arrays_decode_or_frame_error(obj: list[Any]) -> None:
 def test_check_frame_applies_the_same_rules_to_objects(fields: tuple[Any, ...]) -> None:
     with pytest.raises(FrameError):
         check_frame(*fields)
+
+
+# ---------------------------------------------------------------------------------------- large payloads
+def frozen(data: bytes) -> memoryview:
+    """A read-only byte view of an array, as ``PrimeField.to_wire`` makes for a field vector."""
+    arr = np.frombuffer(bytearray(data), dtype=np.uint8)
+    arr.flags.writeable = False
+    return memoryview(arr)
+
+
+def general(data: bytes | memoryview) -> Frame:
+    """``decode_frame`` without its large-payload path: the reference the fast path must agree with."""
+    obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    if not isinstance(obj, list) or len(obj) != 4:
+        raise FrameError("not a 4-element array")
+    return check_frame(*obj)
+
+
+@pytest.mark.parametrize("size", [0, 100, BIG_PAYLOAD - 1, BIG_PAYLOAD, 3 * BIG_PAYLOAD + 7])
+@pytest.mark.parametrize("make", [bytes, bytearray, frozen, lambda b: memoryview(bytearray(b))])
+def test_frame_parts_are_the_encoding_in_pieces(size: int, make: Callable[[bytes], Any]) -> None:
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    payload = make(data)
+    parts = frame_parts(MSG, "s-7", 12, payload)
+    assert b"".join(parts) == encode_frame(MSG, "s-7", 12, data)
+    assert len(parts) == (2 if size >= BIG_PAYLOAD else 1)
+    f = decode_frame(b"".join(parts))
+    assert f == Frame(MSG, "s-7", 12, data)
+    if size >= BIG_PAYLOAD:
+        assert isinstance(f.payload, memoryview) and f.payload.readonly  # a view, not a copy
+
+
+def test_frame_parts_keep_a_frozen_payload_by_reference_and_copy_a_writable_one() -> None:
+    data = bytes(2 * BIG_PAYLOAD)
+    view = frozen(data)
+    assert frame_parts(MSG, "s", 1, view)[1].obj is view.obj  # no copy of a read-only buffer
+    buf = bytearray(data)
+    parts = frame_parts(MSG, "s", 1, buf)
+    buf[:4] = b"\xff" * 4  # the caller changes its buffer after handing it over
+    assert b"".join(parts) == encode_frame(MSG, "s", 1, data)
+
+
+def test_non_bytes_payloads_still_go_through_msgpack() -> None:
+    payload = [b"x" * BIG_PAYLOAD, b"y" * BIG_PAYLOAD]
+    (whole,) = frame_parts(MSG, "s", 1, payload)
+    assert decode_frame(whole) == Frame(MSG, "s", 1, payload)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    session=st.text(min_size=0, max_size=MAX_SESSION_ID + 40),
+    step=st.one_of(st.integers(-5, 2**64 - 1), st.none(), st.binary(max_size=3)),
+    extra=st.integers(-3, 3),
+    width=st.sampled_from([0xC5, 0xC6, 0xC4, 0xDB]),
+    flips=st.lists(st.tuples(st.integers(0, 200), st.integers(1, 255)), max_size=3),
+)
+def test_large_frames_decode_as_the_general_path_does(
+    session: str, step: Any, extra: int, width: int, flips: list[tuple[int, int]]
+) -> None:
+    """Whatever the head of a large frame says (long or odd session ids and steps, a wrong payload
+    length, another bin or str width, flipped bytes), the fast path gives the general path's answer."""
+    n = BIG_PAYLOAD + 10
+    head = pack(["m", session, step, b""])[:-2]
+    w = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xDB: 4}[width]  # bin8, bin16, bin32, str32
+    size = bytes([width]) + ((n + extra) % (1 << 8 * w)).to_bytes(w, "big")
+    data = bytearray(head + size + bytes(n))
+    for at, x in flips:
+        if at < len(head) + len(size):
+            data[at] ^= x
+    try:
+        want: Frame | None = general(bytes(data))
+    except Exception:
+        want = None
+    if want is None:
+        with pytest.raises(FrameError):
+            decode_frame(data)
+    else:
+        assert decode_frame(data) == want
 
 
 # ---------------------------------------------------------------------------------------- the engine

@@ -24,6 +24,7 @@ import trio.testing
 from conftest import assert_array_eq
 
 import actors
+from actors import links as links_module
 from actors.frames import ABORT, MSG, Frame, FrameError, encode_frame
 from actors.links import MemoryConnector, StreamLinks, memory_stream_pair
 from actors.party import Party
@@ -123,6 +124,45 @@ async def read_until_closed(stream: trio.abc.Stream) -> bytes:
         got += chunk
 
 
+class IntoStream(trio.abc.Stream):
+    """A stream that also has ``receive_into`` (as ``TlsStream`` does): ``PeerLink`` then reads large
+    records straight into their buffer, a path of its own to run through the same faults."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def receive_into(self, buffer: memoryview) -> int:
+        data = await self.inner.receive_some(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.fixture(params=["receive_some", "receive_into"])
+def reads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test over the ``MemoryConnector``'s plain streams, and again over ``IntoStream``s."""
+    if request.param == "receive_into":
+        plain = links_module._MemoryConnection.__init__
+
+        def init(self: Any, *args: Any) -> None:
+            plain(self, *args)
+            self.ends = tuple(IntoStream(end) for end in self.ends)
+
+        monkeypatch.setattr(links_module._MemoryConnection, "__init__", init)
+    return request.param
+
+
 # ------------------------------------------------------------------------------------------ the streams
 async def test_memory_streams_pass_trios_stream_conformance_checks() -> None:
     """The fault-injecting streams still behave like trio streams when no fault is injected."""
@@ -136,7 +176,7 @@ async def test_memory_streams_pass_trios_stream_conformance_checks() -> None:
 # ------------------------------------------------------------------------------------------ delivery
 @pytest.mark.parametrize("seed", range(4))
 async def test_frames_arrive_in_order_exactly_once_across_random_resets(
-    seed: int, autojump_clock: Any
+    seed: int, reads: str, autojump_clock: Any
 ) -> None:
     """Both directions at once; most connections reset after a random number of bytes (often inside
     a multi-megabyte frame), and a few are killed outright when a frame is delivered."""
@@ -180,7 +220,7 @@ async def test_frames_arrive_in_order_exactly_once_across_random_resets(
         assert dups <= resent
 
 
-async def test_a_reset_inside_a_large_frame_resends_it_whole(autojump_clock: Any) -> None:
+async def test_a_reset_inside_a_large_frame_resends_it_whole(reads: str, autojump_clock: Any) -> None:
     rng = seeded(5)
     async with linked(2) as (net, links, inbox):
         with trio.fail_after(60):
@@ -273,6 +313,27 @@ async def test_send_blocks_while_the_peer_does_not_read_and_resumes(limit: str) 
                 net.resume(0, 1)
             await inbox.wait(0, 1, len(frames))
     assert inbox.frames[0, 1] == frames
+
+
+async def test_large_payloads_travel_by_reference_and_arrive_as_read_only_views(
+    reads: str, autojump_clock: Any
+) -> None:
+    """A frozen payload is written from the sender's own buffer and a writable one is copied when
+    queued (changing it afterwards changes nothing); the receiver gets a read-only view either way."""
+    rng = seeded(6)
+    data = [rng.randbytes(3 * MiB), rng.randbytes(MiB)]
+    arr = np.frombuffer(bytearray(data[0]), dtype=np.uint8)
+    arr.flags.writeable = False
+    writable = bytearray(data[1])
+    async with linked(2) as (_net, links, inbox):
+        with trio.fail_after(60):
+            await links[0].send(1, Frame(MSG, "s", 0, memoryview(arr)))
+            await links[0].send(1, Frame(MSG, "s", 1, writable))
+            writable[:] = bytes(len(writable))
+            await inbox.wait(0, 1, 2)
+    got = [f.payload for f in inbox.frames[0, 1]]
+    assert got == data
+    assert all(isinstance(p, memoryview) and p.readonly for p in got)
 
 
 async def test_a_frame_larger_than_the_byte_limit_goes_alone(autojump_clock: Any) -> None:

@@ -325,6 +325,67 @@ async def test_tls_stream_treats_eof_without_close_notify_as_an_error(tls: Local
     await server.aclose()
 
 
+async def test_tls_stream_receive_into_decrypts_into_the_callers_buffer(tls: LocalTls) -> None:
+    """``receive_into`` gives the same bytes as ``receive_some`` (the two mixed freely, pushed-back
+    bytes first), fills large buffers many records at a time, and returns 0 at a clean close."""
+    client, server = await tls_pair(tls, trio.testing.memory_stream_pair, tickets=True)
+    blob = os.urandom(3 * (1 << 20) + 4321)
+    got = bytearray()
+    buf = bytearray(len(blob))
+    calls = 0
+
+    async def receive() -> None:
+        nonlocal calls
+        first = await server.receive_some(10)
+        server.push_back(first)
+        while len(got) < len(blob):
+            if calls % 3 == 2:
+                chunk = await server.receive_some(1 << 16)
+                got.extend(chunk)
+            else:
+                n = await server.receive_into(memoryview(buf)[len(got) :])
+                assert n > 0
+                got.extend(buf[len(got) : len(got) + n])
+            calls += 1
+
+    with trio.fail_after(DEADLINE):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive)
+            await client.send_all(blob)
+    assert got == blob
+    assert calls < len(blob) // (1 << 14) // 4  # several 16 KiB records per call, not one
+    await client.aclose()
+    assert await server.receive_into(bytearray(8)) == 0
+    await server.aclose()
+
+
+async def test_tls_stream_receive_into_is_safe_to_cancel_and_checks_its_use(tls: LocalTls) -> None:
+    client, server = await tls_pair(tls, trio.testing.memory_stream_pair, tickets=True)
+    buf = bytearray(64)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.receive_into, buf)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()  # nothing sent yet: cancelled while waiting
+    await client.send_all(b"not lost")
+    with trio.CancelScope() as cs:
+        cs.cancel()
+        await server.receive_into(buf)  # cancelled before it reads anything
+    with trio.fail_after(DEADLINE):
+        assert await server.receive_into(buf) == 8 and buf[:8] == b"not lost"
+        with pytest.raises(ValueError):
+            await server.receive_into(bytearray())
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.receive_into, buf)
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(trio.BusyResourceError):
+                await server.receive_some()
+            await client.send_all(b"x")
+    await client.transport_stream.aclose()  # no close_notify: an error, not an end
+    with pytest.raises(trio.BrokenResourceError):
+        await server.receive_into(buf)
+    await server.aclose()
+
+
 async def test_tls_stream_requires_a_handshake_first(tls: LocalTls) -> None:
     a, _ = trio.testing.memory_stream_pair()
     stream = TlsStream(a, client_context(tls.files(0)), server_side=False)
