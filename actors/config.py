@@ -16,7 +16,7 @@ Layout (what ``write_config`` writes; the tables and keys marked optional may be
     preprocessing = "mascot"     # optional: "mascot" (default) or "dealer", which is INSECURE (the
     insecure_dealer = false      #   dealer knows every secret): accepted only with insecure_dealer = true
     peer_timeout = 30.0          # optional: seconds to wait for a peer before giving up on it
-    metrics_port = 0             # optional: metrics over HTTP on this port; 0 or absent = off
+    metrics_port = 0             # optional: Prometheus metrics at http://127.0.0.1:PORT/metrics; 0 = off
     # control_socket = "..."     # optional: the control endpoint's Unix socket; default
     #                            #   $RUNTIME_DIRECTORY/spdz-party<id>.sock, else that name beside this file
     # state_dir = "state"        # optional: default $STATE_DIRECTORY, else "state" beside this file

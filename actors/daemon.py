@@ -332,11 +332,20 @@ class PartyDaemon:
         self._t0 = trio.current_time()
         if self.insecure:
             log.warning("insecure_dealer_enabled", party=self.cfg.party, warning=INSECURE_WARNING)
-        if self.cfg.metrics_port:
-            log.info("metrics_port_unused", port=self.cfg.metrics_port, hint="use spdz status")
         async with trio.open_nursery() as nursery:
             await nursery.start(self._run_jobs)
             await nursery.start(self.party.serve)
+            if self.cfg.metrics_port:
+                from .metrics import serve_metrics
+
+                try:
+                    await nursery.start(serve_metrics, self.cfg.metrics_port, self.status)
+                except OSError as e:
+                    raise OSError(
+                        e.errno,
+                        f"cannot serve metrics on 127.0.0.1:{self.cfg.metrics_port} (metrics_port in "
+                        f"{self.cfg.source}): {e.strerror}",
+                    ) from None
             try:
                 self.port = await nursery.start(self.listener.serve)
             except OSError as e:
@@ -557,6 +566,7 @@ class PartyDaemon:
                 for j in self._recent
             ],
             "aborts": [{"session": s, "reason": r} for s, r in self.party.engine.aborts[-10:]],
+            "abort_counts": dict(self.party.engine.abort_counts),
         }
 
     # ------------------------------------------------------------------------------------ requests

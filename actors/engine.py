@@ -9,6 +9,7 @@ for us) and the error propagates to the caller; the party itself carries on.
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -16,7 +17,7 @@ import structlog
 import trio
 
 from protocols.concurrency import only_cancelled
-from protocols.errors import AbortError
+from protocols.errors import AbortError, CommitmentError, MacCheckError, ProtocolError
 from protocols.net import Net
 from protocols.online import Session
 from protocols.preprocessing.base import Preprocessing, PreprocessingSource
@@ -27,6 +28,36 @@ from .mailbox import Router, SessionMailbox
 log = structlog.get_logger("spdz.engine")
 
 Program = Callable[..., Awaitable[Any]]
+
+ABORT_KINDS = (
+    "mac_check",
+    "commitment",
+    "protocol",
+    "peer_aborted",
+    "peer_lost",
+    "timeout",
+    "abort",
+    "cancelled",
+    "error",
+)
+
+
+def abort_kind(e: AbortError) -> str:
+    """A session abort's class, for counting (metrics): one of ``ABORT_KINDS``, never free text."""
+    if isinstance(e, MacCheckError):
+        return "mac_check"
+    if isinstance(e, CommitmentError):
+        return "commitment"
+    if e.remote:
+        return "peer_aborted"
+    if isinstance(e, ProtocolError):
+        return "protocol"
+    if e.reason.startswith(f"party {e.culprit} sent nothing for step "):
+        return "timeout"
+    if e.reason.startswith("lost party "):
+        return "peer_lost"
+    return "abort"
+
 
 DEFAULT_RECV_TIMEOUT = 600.0  # s a session waits for one peer message before it aborts
 
@@ -108,6 +139,7 @@ class Engine:
         self.session_options = session_options or {}
         self.running: set[str] = set()
         self.aborts: list[tuple[str, str]] = []
+        self.abort_counts: Counter[str] = Counter()  # by ``abort_kind``, since the start
 
     # ---------------------------------------------------------------- incoming
     def on_frame(self, frm: int, data: bytes | Frame) -> None:
@@ -166,7 +198,7 @@ class Engine:
         except AbortError as e:
             # Tell every peer, also when the abort came from one of them or from our mailbox: a
             # cheater may have told only some parties, and nobody must be left waiting.
-            self._record_abort(sid, e.reason)
+            self._record_abort(sid, e.reason, kind=abort_kind(e))
             with trio.CancelScope(shield=True):
                 await self._notify_abort(sid, e.reason)
             # Retire the key share on any abort, also one we only heard of: a cheater can equivocate
@@ -179,7 +211,7 @@ class Engine:
             cancelled = only_cancelled(e)
             if cancelled:
                 reason = f"party {self.party} cancelled the session"
-            self._record_abort(sid, reason, quiet=cancelled)
+            self._record_abort(sid, reason, quiet=cancelled, kind="cancelled" if cancelled else "error")
             with trio.CancelScope(shield=True):
                 await self._notify_abort(sid, reason)
             pre.compromised()
@@ -201,11 +233,12 @@ class Engine:
         log.warning("sessions_aborted_peer_lost", party=self.party, peer=peer, reason=reason)
         self.router.abort_all(lambda sid: AbortError(message, culprit=peer))
 
-    def _record_abort(self, sid: str, reason: str, quiet: bool = False) -> None:
+    def _record_abort(self, sid: str, reason: str, quiet: bool = False, kind: str = "abort") -> None:
         """Log and remember an abort; a cancellation (the party shutting down) is not a warning."""
         (log.info if quiet else log.warning)("session_aborted", session=sid, party=self.party, reason=reason)
         self.aborts.append((sid, reason))
         del self.aborts[:-100]
+        self.abort_counts[kind] += 1
 
     async def _notify_abort(self, sid: str, reason: str) -> None:
         frame = Frame(ABORT, sid, 0, reason[:1000])

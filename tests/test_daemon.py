@@ -127,11 +127,20 @@ class NotifySocket:
 class Daemons:
     """n ``spdz party`` processes of one cluster, with their configs, logs and notify sockets."""
 
-    def __init__(self, root: Path, n: int, *, grace: float = 20.0, pool: Watermarks | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        n: int,
+        *,
+        grace: float = 20.0,
+        pool: Watermarks | None = None,
+        metrics: bool = False,
+    ) -> None:
         self.root = root
         self.n = n
         make_cluster(root, n)
-        ports = free_ports(n)
+        ports = free_ports(2 * n)
+        self.metrics_ports = ports[n:] if metrics else [None] * n
         marks = pool or Watermarks(
             triple=(512, 1024),
             mask=(128, 512),
@@ -151,6 +160,7 @@ class Daemons:
                 log_format="json",
                 log_level="info",
                 reconnect=Backoff(0.05, 0.5),
+                metrics_port=self.metrics_ports[i],
             )
             write_config(cfg, path)
             self.configs.append(path)
@@ -274,7 +284,7 @@ def write(path: Path, text: str) -> Path:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemons]:
-    d = Daemons(tmp_path_factory.mktemp("d3"), 3)
+    d = Daemons(tmp_path_factory.mktemp("d3"), 3, metrics=True)
     try:
         d.start()
         d.wait_preprocessing()
@@ -346,6 +356,51 @@ def test_status_shows_links_up_and_pool_levels(cluster: Daemons) -> None:
     assert st["pool"]["watermarks"]["triple"] == [512, 1024]
     assert st["pool"]["levels"]["triple"] >= 0 and st["pool"]["generated"]["triple"] >= 512
     assert st["pool"]["per_second"]["triple"] > 0
+
+
+SCRAPE = b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n"
+
+
+def scrape(port: int, request: bytes = SCRAPE) -> tuple[int, str]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sk:
+        sk.sendall(request)
+        data = b""
+        while chunk := sk.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
+
+
+def test_prometheus_metrics_show_links_pools_and_jobs(cluster: Daemons, data: dict[str, Path]) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    results = cluster.run_all("sum", [data["a"]] * 3, "--session", "metrics-job")  # traffic has moved
+    assert all(rc == 0 for rc, _, _ in results), results
+    for i in range(3):
+        port = cluster.metrics_ports[i]
+        assert port is not None
+        code, body = scrape(port)
+        assert code == 200, body
+        got = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body)
+            for s in family.samples
+        }
+        peers = [str(j) for j in range(3) if j != i]
+        assert all(got[("spdz_link_up", (("peer", j),))] == 1 for j in peers), body
+        assert all(got[("spdz_link_bytes_sent_total", (("peer", j),))] > 0 for j in peers), body
+        assert got[("spdz_preprocessing_ready", ())] == 1
+        assert got[("spdz_generated_total", (("kind", "triple"),))] >= 512
+        assert got[("spdz_generation_rate", (("kind", "triple"),))] > 0
+        assert got[("spdz_pool_high_watermark", (("kind", "triple"),))] == 1024
+        assert ("spdz_sessions_running", (("kind", "jobs"),)) in got
+        assert "share" not in body.lower() and "alpha" not in body.lower()  # counts only, nothing secret
+    # the endpoint refuses garbage and keeps serving
+    port = cluster.metrics_ports[0]
+    assert port is not None
+    assert scrape(port, b"\x16\x03\x01 not http\r\n\r\n")[0] == 400
+    assert scrape(port, b"GET /secret HTTP/1.1\r\n\r\n")[0] == 404
+    assert scrape(port)[0] == 200 and cluster.status(0)["state"] == "serving"
 
 
 def test_control_sockets_are_private(cluster: Daemons) -> None:
