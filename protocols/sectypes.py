@@ -128,6 +128,28 @@ class _Secret:
     def _new(self: S, shares: SharedArray) -> S:
         raise NotImplementedError
 
+    def _compare(self, other: Any, op: str) -> Pending[SecretInt]:
+        raise NotImplementedError
+
+    # comparisons give SecretInt bits (1 where true); each type's _compare says against what
+    def __lt__(self, other: Any) -> Pending[SecretInt]:
+        return self._compare(other, "lt")
+
+    def __le__(self, other: Any) -> Pending[SecretInt]:
+        return self._compare(other, "le")
+
+    def __gt__(self, other: Any) -> Pending[SecretInt]:
+        return self._compare(other, "gt")
+
+    def __ge__(self, other: Any) -> Pending[SecretInt]:
+        return self._compare(other, "ge")
+
+    def __eq__(self, other: Any) -> Pending[SecretInt]:  # type: ignore[override]
+        return self._compare(other, "eq")
+
+    def __ne__(self, other: Any) -> Pending[SecretInt]:  # type: ignore[override]
+        return self._compare(other, "ne")
+
     # -- shape
     @property
     def shape(self) -> tuple[int, ...]:
@@ -347,24 +369,6 @@ class SecretInt(_Secret):
             diff = self.shares - other
             shape = np.broadcast_shapes(self.shape, np.shape(other))
         return _compare_pending(self.session, diff, bits, op, shape, self.k)
-
-    def __lt__(self, other: Any) -> Pending[SecretInt]:
-        return self._compare(other, "lt")
-
-    def __le__(self, other: Any) -> Pending[SecretInt]:
-        return self._compare(other, "le")
-
-    def __gt__(self, other: Any) -> Pending[SecretInt]:
-        return self._compare(other, "gt")
-
-    def __ge__(self, other: Any) -> Pending[SecretInt]:
-        return self._compare(other, "ge")
-
-    def __eq__(self, other: Any) -> Pending[SecretInt]:  # type: ignore[override]
-        return self._compare(other, "eq")
-
-    def __ne__(self, other: Any) -> Pending[SecretInt]:  # type: ignore[override]
-        return self._compare(other, "ne")
 
     def __abs__(self) -> Pending[SecretInt]:
         return _abs(self)
@@ -651,24 +655,6 @@ class SecretFix(_Secret):
             enc = self._enc(other)
             diff, shape = self.shares - enc, np.broadcast_shapes(self.shape, np.shape(enc))
         return _compare_pending(self.session, diff, self.fmt.k + 1, op, shape, self.fmt.k)
-
-    def __lt__(self, other: Any) -> Pending[SecretInt]:
-        return self._compare(other, "lt")
-
-    def __le__(self, other: Any) -> Pending[SecretInt]:
-        return self._compare(other, "le")
-
-    def __gt__(self, other: Any) -> Pending[SecretInt]:
-        return self._compare(other, "gt")
-
-    def __ge__(self, other: Any) -> Pending[SecretInt]:
-        return self._compare(other, "ge")
-
-    def __eq__(self, other: Any) -> Pending[SecretInt]:  # type: ignore[override]
-        return self._compare(other, "eq")
-
-    def __ne__(self, other: Any) -> Pending[SecretInt]:  # type: ignore[override]
-        return self._compare(other, "ne")
 
     def __abs__(self) -> Pending[SecretFix]:
         return _abs(self)
