@@ -48,6 +48,7 @@ from test_mascot import (
     setup_prog,
 )
 
+from netsim.adversaries import plain
 from protocols.errors import AbortError, CommitmentError, MacCheckError
 from protocols.field import P61, P127, PrimeField, get_field
 from protocols.mascot import TAU, MascotParty
@@ -67,15 +68,6 @@ param_config = pytest.mark.parametrize(("p", "n"), CONFIGS, ids=CONFIG_IDS)
 
 
 # ---------------------------------------------------------------------------------------- wrappers
-def plain(msg: Any) -> Any:
-    """Bytes-likes (protocol code sends memoryviews) as ``bytes``, inside lists too."""
-    if isinstance(msg, (bytearray, memoryview)):
-        return bytes(msg)
-    if isinstance(msg, (list, tuple)):
-        return [plain(m) for m in msg]
-    return msg
-
-
 @dataclass
 class Wire:
     """One message as the cheater sends (to ``peer``) or receives it (from ``peer``)."""
