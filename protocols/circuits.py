@@ -354,18 +354,6 @@ def add_public_bits(x: SharedArray, bits: np.ndarray) -> SharedArray:
     return SharedArray(ctx, value, f.add(x.mac, _alpha_times(x, c)))
 
 
-def add_small_public(x: SharedArray, values: np.ndarray) -> SharedArray:
-    """``x + v`` for a public vector of small integers ``v`` (one per element): the MAC terms
-    ``alpha_i v`` come from a table of the few multiples of ``alpha_i`` that occur."""
-    ctx, f = x.ctx, x.ctx.field
-    v = np.asarray(values, dtype=np.int64).reshape(-1)
-    lo, hi = int(v.min()), int(v.max())
-    consts = f.from_ints(list(range(lo, hi + 1)))
-    idx = v - lo
-    value = f.add(x.value, np.take(consts, idx, axis=1)) if ctx.party == 0 else x.value
-    return SharedArray(ctx, value, f.add(x.mac, np.take(f.mul(consts, ctx.alpha), idx, axis=1)))
-
-
 def cond_neg(f: PrimeField, a: np.ndarray, bits: np.ndarray) -> np.ndarray:
     """``c ? -a : a`` elementwise for a public 0/1 vector ``c`` (a new array).
 
@@ -404,11 +392,6 @@ def and_public(x: SharedArray, bits: np.ndarray) -> SharedArray:
     """``c * x`` for a public 0/1 vector ``c``."""
     c = np.asarray(bits, dtype=bool).reshape(-1)[None, :]
     return SharedArray(x.ctx, np.where(c, x.value, U64(0)), np.where(c, x.mac, U64(0)))
-
-
-def times3(x: SharedArray) -> SharedArray:
-    """``3x`` by two additions (a field multiplication costs several times more)."""
-    return x + x + x
 
 
 def one_minus(x: SharedArray) -> SharedArray:
