@@ -43,6 +43,11 @@ log = structlog.get_logger("spdz.online")
 
 DEFAULT_CHECK_BOUND = 1_000_000
 DEFAULT_MAX_ELEMENTS = 1 << 26
+DEFAULT_KING_MIN = 1 << 16
+"""Openings of at least this many elements go through kings (``Session._open_via_kings``): a third
+fewer bytes per party at n = 3 (half as many at large n) for one more round. Below it, every party
+sends its share to every other (one round): small openings are bound by latency, large ones by
+bandwidth and, over TLS, by encryption."""
 _MAX_NDIM = 8
 
 
@@ -57,6 +62,7 @@ class Session:
         *,
         check_bound: int = DEFAULT_CHECK_BOUND,
         max_elements: int = DEFAULT_MAX_ELEMENTS,
+        king_min: int = DEFAULT_KING_MIN,
     ) -> None:
         self.net = net
         self.pre = pre
@@ -67,6 +73,7 @@ class Session:
         self.session_id = session_id
         self.check_bound = check_bound
         self.max_elements = max_elements
+        self.king_min = king_min
         self._step = 0
         self._channels: dict[tuple[int, int], PairChannel] = {}
         self._open_vals: list[np.ndarray] = []
@@ -200,12 +207,15 @@ class Session:
         mine = values[0] if len(values) == 1 else f.concat(values)
         if mine.shape[1] != total:
             raise ValueError("opened values and MAC shares differ in size")
-        step = self._next_step()
-        msgs = await exchange(self.net, step, f.to_wire(mine))
-        acc = mine
-        for j, msg in enumerate(msgs):
-            if j != self.party:
-                acc = f.add(acc, self._parse_vector(msg, j, total, "share of an opened value"))
+        if self.n > 2 and total >= self.king_min:
+            acc = await self._open_via_kings(mine)
+        else:
+            step = self._next_step()
+            msgs = await exchange(self.net, step, f.to_wire(mine))
+            acc = mine
+            for j, msg in enumerate(msgs):
+                if j != self.party:
+                    acc = f.add(acc, self._parse_vector(msg, j, total, "share of an opened value"))
         out, i = [], 0
         for s in sizes:
             out.append(acc[:, i : i + s])
@@ -217,6 +227,43 @@ class Session:
         if self._unchecked >= self.check_bound:
             await self.mac_check()
         return out
+
+    async def _open_via_kings(self, mine: np.ndarray) -> np.ndarray:
+        """Open a large vector in two rounds: it is cut into ``n`` ranges, party ``r`` is the king of
+        range ``r``; everyone sends its share of range ``r`` to king ``r``, each king adds them up
+        and sends the sum of its range to everyone. Each party sends ``2 (n - 1) / n`` of the vector
+        instead of ``n - 1`` times all of it. Unchecked like every opening: a king that sends
+        different sums to different parties gives them different views of the opened value, and the
+        MAC check, which each party runs on its own view, fails (the cheater cannot fix the MAC
+        term ``alpha_j * error`` of a party ``j`` without knowing ``alpha_j``)."""
+        f, me, n = self.field, self.party, self.n
+        total = mine.shape[1]
+        cut = [r * total // n for r in range(n + 1)]
+        to_king, from_king = self._next_step(), self._next_step()
+        for r in range(n):
+            if r != me:
+                await self.net.send(r, to_king, f.to_wire(mine[:, cut[r] : cut[r + 1]]))
+        lo, hi = cut[me], cut[me + 1]
+        mine_range = mine[:, lo:hi]
+        for j in range(n):
+            if j != me:
+                share = self._parse_vector(
+                    await self.net.recv(j, to_king), j, hi - lo, "share of an opened value"
+                )
+                mine_range = f.add(mine_range, share)
+        payload = f.to_wire(mine_range)
+        for j in range(n):
+            if j != me:
+                await self.net.send(j, from_king, payload)
+        acc = np.empty_like(mine)
+        acc[:, lo:hi] = mine_range
+        for r in range(n):
+            if r != me:
+                size = cut[r + 1] - cut[r]
+                acc[:, cut[r] : cut[r + 1]] = self._parse_vector(
+                    await self.net.recv(r, from_king), r, size, "opened value (as king of its range)"
+                )
+        return acc
 
     async def open_unchecked(self, xs: list[SharedArray]) -> list[np.ndarray]:
         """Open several arrays in one round, as field vectors, *not yet checked*: they are on the

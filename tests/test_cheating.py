@@ -294,11 +294,13 @@ def expected(n: int, to: int) -> list[tuple[Any, Any]]:
 
 
 async def run_cheat(
-    n: int, p: int, cheater: int, cheat: Cheat, to: int | None = None
+    n: int, p: int, cheater: int, cheat: Cheat, to: int | None = None, **session_options: Any
 ) -> tuple[list[Any], Any]:
     to = (cheater + 1) % n if to is None else to  # an honest recipient for the private output
     sessions: dict[int, Session] = {}
-    res = await run_each(n, p, prog, to, sessions, interceptors={cheater: cheat})
+    res = await run_each(
+        n, p, prog, to, sessions, interceptors={cheater: cheat}, session_options=session_options or None
+    )
     return res, sessions
 
 
@@ -366,6 +368,55 @@ async def test_delta_on_a_share_sent_to_one_party_only(n: int, occurrence: int, 
             )
         )
         res, sessions = await run_cheat(n, P61, cheater, cheat)
+        check_aborted(res, sessions, n, cheater, cheat, MacCheckError)
+
+
+# Openings through kings (``Session._open_via_kings``; here for every opening, ``king_min = 1``): the
+# cheater's messages are its shares of the other kings' ranges (to_king) and, as king of its own
+# range, the sums it sends back (from_king). Occurrences count opened-share steps: the mul's d, e are
+# 0 (to the kings) and 1 (from them), the output to all 2 and 3. p = 2^61 - 1 throughout: the ranges
+# hold 0-2 elements, and at 16 bytes per element a 2-element range would look like a digest.
+KINGS = {"king_min": 1}
+
+
+@pytest.mark.parametrize("n", [3, 5])
+@pytest.mark.parametrize("cheater", [0, -1], ids=["first", "last"])
+async def test_openings_through_kings_compute_correctly(n: int, cheater: int, autojump_clock: Any) -> None:
+    cheater %= n
+    for occurrence in range(4):
+        cheat = Cheat(net=lambda net, o=occurrence: CheatNet(net, get_field(P61), ("share", o), noop))  # type: ignore[misc]
+        res, _ = await run_cheat(n, P61, cheater, cheat, **KINGS)
+        assert cheat.hits
+        assert_array_eq(res, expected(n, (cheater + 1) % n))
+
+
+@pytest.mark.parametrize("n", [3, 5])
+@pytest.mark.parametrize(
+    "occurrence", [0, 1, 2, 3], ids=["to-king-d-e", "king-sum-d-e", "to-king-out", "king-sum-out"]
+)
+async def test_a_wrong_share_to_a_king_or_a_wrong_king_sum_is_caught(
+    n: int, occurrence: int, autojump_clock: Any
+) -> None:
+    cheater = n - 1
+    cheat = Cheat(net=lambda net: CheatNet(net, get_field(P61), ("share", occurrence), add_delta(3)))
+    res, sessions = await run_cheat(n, P61, cheater, cheat, **KINGS)
+    check_aborted(res, sessions, n, cheater, cheat, MacCheckError)
+
+
+@pytest.mark.parametrize("occurrence", [1, 3], ids=["king-sum-d-e", "king-sum-out"])
+async def test_a_king_that_tells_one_party_another_sum_is_caught(
+    occurrence: int, autojump_clock: Any
+) -> None:
+    """The king of a range sends the right sum to all but one party: their views differ, and each
+    party's MAC check runs on its own view."""
+    n, cheater = 4, 1
+    for victim in (0, 3):
+        cheat = Cheat(
+            net=lambda net, v=victim: CheatNet(  # type: ignore[misc]
+                net, get_field(P61), ("share", occurrence), add_delta(1), only_to=v
+            )
+        )
+        res, sessions = await run_cheat(n, P61, cheater, cheat, **KINGS)
         check_aborted(res, sessions, n, cheater, cheat, MacCheckError)
 
 

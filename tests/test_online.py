@@ -615,3 +615,39 @@ async def test_secret_times_secret_needs_mul() -> None:
         return await s.output(x)
 
     assert_same(await run_cluster(2, P61, prog), [1])
+
+
+@pytest.mark.parametrize("n", [3, 4])
+async def test_large_openings_go_through_kings_and_match_numpy(
+    n: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Vectors of at least ``DEFAULT_KING_MIN`` elements are opened through per-range kings (two
+    rounds); an uneven size leaves the ranges unequal. Mul, output to all and to one against numpy."""
+    from protocols.online import DEFAULT_KING_MIN
+
+    size = DEFAULT_KING_MIN + 7
+    rng = np.random.default_rng(11)  # public test data
+    a, b = rng.integers(-(2**20), 2**20, size), rng.integers(-(2**20), 2**20, size)
+    routed: list[int] = []
+    honest = Session._open_via_kings
+
+    async def spy(self: Session, mine: Any) -> Any:
+        routed.append(mine.shape[1])
+        return await honest(self, mine)
+
+    monkeypatch.setattr(Session, "_open_via_kings", spy)
+
+    async def prog(s: Session) -> Any:
+        x = await s.input(a if s.party == 0 else None, owner=0)
+        y = await s.input(b if s.party == 1 else None, owner=1)
+        z = await s.mul(x, y)
+        return await s.output(z), await s.output(z + x, to=n - 1)
+
+    res = await run_cluster(n, P61, prog)
+    for i, (out, mine) in enumerate(res):
+        assert np.array_equal(np.asarray(out), a * b)
+        assert (mine is not None) == (i == n - 1)
+        if mine is not None:
+            assert np.array_equal(np.asarray(mine), a * b + a)
+    # at every party: the mul's d and e together, the output to all, the masked output to one
+    assert sorted(routed) == sorted([2 * size, size, size] * n)
