@@ -17,6 +17,9 @@ Layout (what ``write_config`` writes; the tables and keys marked optional may be
     insecure_dealer = false      #   dealer knows every secret): accepted only with insecure_dealer = true
     peer_timeout = 30.0          # optional: seconds to wait for a peer before giving up on it
     metrics_port = 0             # optional: Prometheus metrics at http://127.0.0.1:PORT/metrics; 0 = off
+    king_min = 65536             # optional: openings of at least this many elements go through per-range
+    #                            #   kings (a third fewer bytes at n = 3, one more round); raise it on
+    #                            #   high-latency links, 0 = never. Every party must use the same value.
     # control_socket = "..."     # optional: the control endpoint's Unix socket; default
     #                            #   $RUNTIME_DIRECTORY/spdz-party<id>.sock, else that name beside this file
     # state_dir = "state"        # optional: default $STATE_DIRECTORY, else "state" beside this file
@@ -75,6 +78,7 @@ from pathlib import Path
 from typing import Any
 
 from protocols.errors import ConfigError, PeerAuthError
+from protocols.online import DEFAULT_KING_MIN
 
 from .offline import Watermarks
 from .pki import (
@@ -101,6 +105,7 @@ _TOP_KEYS = (
     "insecure_dealer",
     "peer_timeout",
     "metrics_port",
+    "king_min",
     "control_socket",
     "state_dir",
     "listen",
@@ -150,6 +155,7 @@ class PartyConfig:
     peer_timeout: float = 30.0
     reconnect: Backoff = Backoff()
     metrics_port: int | None = None
+    king_min: int = DEFAULT_KING_MIN
     source: Path | None = dataclasses.field(default=None, compare=False)
 
     @classmethod
@@ -335,6 +341,7 @@ def load_config(path: Path | str, *, check_files: bool = True) -> PartyConfig:
         )
     peer_timeout = r.number(doc, "peer_timeout", "peer_timeout", 30.0)
     metrics = r.integer(doc, "metrics_port", "metrics_port", 0, 65535, 0)
+    king_min = r.integer(doc, "king_min", "king_min", 0, 2**40, DEFAULT_KING_MIN)
 
     listen_t = r.table(doc, "listen", "listen", required=True)
     r.only(listen_t, ("host", "port"), "listen.")
@@ -387,6 +394,7 @@ def load_config(path: Path | str, *, check_files: bool = True) -> PartyConfig:
         peer_timeout=peer_timeout,
         reconnect=backoff,
         metrics_port=metrics or None,
+        king_min=king_min,
         source=path,
     )
     if check_files:
@@ -556,6 +564,7 @@ def render_config(cfg: PartyConfig, path: Path) -> str:
         f"insecure_dealer = {_toml_value(cfg.insecure_dealer)}",
         f"peer_timeout = {_toml_value(float(cfg.peer_timeout))}",
         f"metrics_port = {cfg.metrics_port or 0}  # 0 = off",
+        f"king_min = {cfg.king_min}  # openings from this size go through kings; 0 = never",
     ]
     if cfg.control_socket == default_control_socket(base, cfg.party):
         lines.append(

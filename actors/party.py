@@ -95,7 +95,8 @@ class Party:
             from .daemon import dealer_seed
 
             source = InsecureDealer(field, cfg.n, cfg.party, dealer_seed(cfg))
-        self._init(cfg.party, cfg.n, links, source, interceptor, session_options)
+        options = {"king_min": cfg.king_min, **(session_options or {})}
+        self._init(cfg.party, cfg.n, links, source, interceptor, options)
         if source is None:
             self.use_mascot(field, cfg.watermarks)
         self.listener = TlsListener(cfg.party, cfg.listen, cfg.tls, links, **hs)

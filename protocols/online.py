@@ -47,7 +47,8 @@ DEFAULT_KING_MIN = 1 << 16
 """Openings of at least this many elements go through kings (``Session._open_via_kings``): a third
 fewer bytes per party at n = 3 (half as many at large n) for one more round. Below it, every party
 sends its share to every other (one round): small openings are bound by latency, large ones by
-bandwidth and, over TLS, by encryption."""
+bandwidth and, over TLS, by encryption. 0 turns it off. Every party of a session must use the same
+value (their messages would not match: the session aborts)."""
 _MAX_NDIM = 8
 
 
@@ -207,7 +208,7 @@ class Session:
         mine = values[0] if len(values) == 1 else f.concat(values)
         if mine.shape[1] != total:
             raise ValueError("opened values and MAC shares differ in size")
-        if self.n > 2 and total >= self.king_min:
+        if self.n > 2 and self.king_min and total >= self.king_min:
             acc = await self._open_via_kings(mine)
         else:
             step = self._next_step()

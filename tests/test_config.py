@@ -21,6 +21,7 @@ from actors.config import Address, Backoff, PartyConfig, load_config, render_con
 from actors.offline import Watermarks
 from actors.pki import issue_party, make_cluster
 from protocols.errors import ConfigError
+from protocols.online import DEFAULT_KING_MIN
 
 
 @pytest.fixture
@@ -76,6 +77,7 @@ def test_keygen_configs_load_with_the_expected_values(cluster: Path) -> None:
         assert cfg.watermarks == Watermarks()
         assert (cfg.log_level, cfg.log_format, cfg.peer_timeout) == ("info", "console", 30.0)
         assert cfg.reconnect == Backoff(0.5, 30.0) and cfg.metrics_port is None
+        assert cfg.king_min == DEFAULT_KING_MIN
         assert cfg.control_socket == d / f"spdz-party{i}.sock" and cfg.state_dir == d / "state"
         assert cfg.source == d / "party.toml"
 
@@ -125,6 +127,7 @@ def test_round_trip_with_every_option_changed_and_awkward_paths(cluster: Path, t
         peer_timeout=2.5,
         reconnect=Backoff(0.125, 4.0),
         metrics_port=9100,
+        king_min=0,
         control_socket=weird / 'ctl "sock"\n.sock',
         state_dir=tmp_path / "state dir",
         listen=Address("::1", 9001),
@@ -239,6 +242,8 @@ TOP = "metrics_port = 0  # 0 = off"
 TLS = "[tls]  # relative paths are resolved against this file's directory\n"
 TLS += 'ca = "ca.pem"\ncert = "cert.pem"\nkey = "key.pem"\n'
 
+KING = "king_min = 65536  # openings from this size go through kings; 0 = never"
+
 BAD: list[tuple[str, list[tuple[str, str]], str, str]] = [
     ("missing party", [("party = 1\n", "")], "party", "missing (expected an integer"),
     ("parties as string", [("parties = 3", 'parties = "3"')], "parties", "got a string ('3')"),
@@ -348,6 +353,8 @@ BAD: list[tuple[str, list[tuple[str, str]], str, str]] = [
         "unknown key",
     ),
     ("unknown table", [("[log]\n", "[logging]\n")], "logging", "unknown key"),
+    ("negative king_min", [(KING, "king_min = -1")], "king_min", "0.."),
+    ("king_min as float", [(KING, "king_min = 1e5")], "king_min", "an integer"),
 ]
 
 

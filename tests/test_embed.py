@@ -85,3 +85,13 @@ async def test_an_error_inside_the_block_comes_out_as_itself(tmp_path: Path) -> 
             assert e.args == ("mine",)
         else:
             raise AssertionError("the block's error was swallowed")
+
+
+def test_the_configured_king_threshold_reaches_every_session(tmp_path: Path) -> None:
+    """``king_min`` from the config file is the sessions' option (every party must use one value);
+    an option given in code wins over the file."""
+    path = configs(tmp_path, 3)[0]
+    path.write_text(path.read_text().replace("king_min = 65536", "king_min = 0"))
+    assert actors.Party(path).engine.session_options["king_min"] == 0
+    party = actors.Party(path, session_options={"king_min": 5, "check_bound": 10})
+    assert party.engine.session_options == {"king_min": 5, "check_bound": 10}
