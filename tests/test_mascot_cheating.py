@@ -425,17 +425,24 @@ def base_ot_case(target: str, bad: str) -> Case:
 
 
 def kos_u_rule(parties: Sequence[MascotParty], cheater: int, victim: int, live: bool) -> Rule:
-    """The cheater as KOS receiver: in its first ``[u, commitment]`` to the victim, flip rows 0 and 9
-    of a column where the victim's Delta bit is 1 (where Delta_l = 0 the flip changes nothing)."""
+    """The cheater as KOS receiver: in its ``[u, commitment]`` messages to the victim, flip rows 0 and 9
+    of a column where the victim's Delta bit is 1 (where Delta_l = 0 the flip changes nothing). In
+    set-up the victim's Delta may not exist yet when the cheater sends (the victim may not have
+    finished its base OTs): then the rows are flipped in the 64 even columns, inconsistent choice bits
+    that go unnoticed only if Delta is 0 in all of them (probability 2^-64)."""
 
     def mutate(net: CheatNet, w: Wire) -> Any:
         if not live:
             return w.msg
-        delta_bits = unpack_bits(parties[victim].kos_send[cheater].delta, 128)
-        col = int(np.flatnonzero(delta_bits)[0])
+        try:
+            delta_bits = unpack_bits(parties[victim].kos_send[cheater].delta, 128)
+            cols = [int(np.flatnonzero(delta_bits)[0])]
+        except RuntimeError:  # the victim's KOS set-up has not finished
+            cols = list(range(0, 128, 2))
         u = np.frombuffer(w.msg[0], dtype=np.uint64).reshape(128, -1).copy()
-        for row in (0, 9):
-            u[col, row // 64] ^= np.uint64(1) << np.uint64(row % 64)
+        for col in cols:
+            for row in (0, 9):
+                u[col, row // 64] ^= np.uint64(1) << np.uint64(row % 64)
         return [u.tobytes(), w.msg[1]]
 
     def is_u(w: Wire) -> bool:
