@@ -40,10 +40,10 @@ import structlog  # noqa: E402
 import trio  # noqa: E402
 
 import actors  # noqa: E402
-from protocols.preprocessing.plan import PlanRecorder  # noqa: E402
+from protocols.preprocessing.plan import POOL_OF, PlanRecorder  # noqa: E402
 from protocols.sectypes import FixedFormat, SecretFix, SecretInt  # noqa: E402
 
-KINDS = ("triples", "bits", "randoms", "squares")
+KINDS = tuple(POOL_OF)  # the requests PlanRecorder writes down: what Stocked can serve
 
 
 class Stocked:

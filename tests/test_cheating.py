@@ -31,6 +31,7 @@ import pytest
 import trio
 from conftest import MODULI, N_PARTIES, assert_all_aborted, assert_array_eq, mod_id, run_each
 
+from netsim.adversaries import plain
 from protocols.errors import AbortError, CommitmentError, MacCheckError, ProtocolError
 from protocols.field import P61, P127, PrimeField, get_field
 from protocols.net import Net, PairChannel
@@ -45,15 +46,6 @@ Mutation = Callable[[PrimeField, int, Any], Any]  # (field, to, msg) -> msg to s
 
 
 # ---------------------------------------------------------------------------------------- wrappers
-def plain(msg: Any) -> Any:
-    """Bytes-like payloads (the session may send memoryviews) as ``bytes``, inside lists too."""
-    if isinstance(msg, (bytearray, memoryview)):
-        return bytes(msg)
-    if isinstance(msg, (list, tuple)):
-        return [plain(m) for m in msg]
-    return msg
-
-
 def classify(msg: Any) -> str:
     if isinstance(msg, list) and len(msg) == 2:
         if isinstance(msg[0], list):
