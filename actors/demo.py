@@ -28,7 +28,7 @@ from protocols.preprocessing.plan import preprocessing_plan
 from .cluster import Cluster, local_cluster
 from .offline import Watermarks
 
-DEMO_SIZES = (24, 16, 20)
+DEMO_SIZES = (100_000, 100_000, 100_000)
 BATCH = 4096
 
 

@@ -52,16 +52,16 @@ class Watermarks:
 
     @classmethod
     def for_plan(cls, need: dict[str, int], batch: int = 4096) -> Watermarks:
-        """Pools that hold ``need`` (pool name -> count, e.g. from ``protocols.preprocessing.plan``),
-        rounded up to whole batches, and no more: for a job whose consumption is known in advance."""
-        up = lambda v: -(-v // batch) * batch  # noqa: E731
+        """Pools that hold ``need`` (pool name -> count, e.g. from ``protocols.preprocessing.plan``)
+        and hardly more: for a job whose consumption is known in advance. Each kind is made in equal
+        batches of at most ``batch``, sized so that the last one is not mostly waste (8,319 triples:
+        3 batches of 2,773, not 3 of 4,096)."""
         masks = max((v for k, v in need.items() if k.startswith("mask")), default=0)
         kinds = {k: need.get(k, 0) for k in ("triple", "square", "bit", "random")}
-        return cls(
-            mask=(up(masks), up(masks)),
-            **{k: (up(v), up(v)) for k, v in kinds.items()},
-            batch={k: batch for k in ("triple", "mask", "square", "bit", "random")},
-        )
+        kinds["mask"] = masks
+        sizes = {k: max(1, -(-v // max(1, -(-v // batch)))) for k, v in kinds.items()}
+        up = {k: -(-v // sizes[k]) * sizes[k] for k, v in kinds.items()}
+        return cls(**{k: (up[k], up[k]) for k in kinds}, batch=sizes)
 
     def of(self, kind: str) -> tuple[int, int]:
         return self.mask if kind.startswith("mask") else getattr(self, kind)

@@ -6,7 +6,10 @@ list of requests, gets their results back, and yields again. Requests are
 
 * round requests: ``Mul(x, y)`` (Beaver), ``Trunc(a, K, m)`` (probabilistic truncation) and
   ``Open(x, y)`` (open ``x + y``, unchecked);
-* preprocessing requests: ``Bits(n)`` and ``Randoms(n)``, which cost no round.
+* preprocessing requests: ``Bits(n)`` and ``Randoms(n)``, which cost no round;
+* ``Input(values, owner)``: one party's values secret-shared (``Session.input``, two rounds of its
+  own, run before the step's other requests): how an owner-private value (``private``) enters a
+  computation that mixes it with secrets.
 
 ``run`` executes one such generator: per step it fetches all preprocessing the step asks for (in
 request order, identically at every party), then puts *all* its round requests into ONE opening.
@@ -83,7 +86,16 @@ class Randoms:
     n: int
 
 
-Request = Mul | Trunc | Open | Bits | Randoms
+@dataclass(frozen=True, eq=False)
+class Input:
+    """Request: ``owner``'s values secret-shared; ``values`` are field integers at the owner (e.g.
+    fixed-point encoded) and ``None`` at every other party. The result has the owner's shape."""
+
+    values: Any
+    owner: int
+
+
+Request = Mul | Trunc | Open | Bits | Randoms | Input
 Steps = Generator[list[Request], list[Any], T]
 
 
@@ -178,8 +190,11 @@ def masks(bits: SharedArray, n: int, m: int, total: int) -> tuple[SharedArray, S
 
 
 async def _fulfil(s: Session, reqs: Sequence[Request]) -> list[Any]:
-    """Preprocessing first (in request order), then every round request in one opening."""
+    """Inputs first, then preprocessing (in request order), then every round request in one opening."""
     out: list[Any] = [None] * len(reqs)
+    for i, r in enumerate(reqs):
+        if isinstance(r, Input):
+            out[i] = await s.input(r.values, owner=r.owner)
     bit_reqs = [i for i, r in enumerate(reqs) if isinstance(r, Bits)]
     trunc_reqs = [i for i, r in enumerate(reqs) if isinstance(r, Trunc)]
     mul_reqs = [i for i, r in enumerate(reqs) if isinstance(r, Mul)]

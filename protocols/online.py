@@ -124,6 +124,11 @@ class Session:
         self._open_macs.append(macs)
         self._unchecked += values.shape[1]
 
+    def record_broadcast(self, step: int, frm: int, *parts: bytes) -> None:
+        """Add a value that ``frm`` sent to every party at ``step`` to the transcript whose digest the
+        next MAC check compares: a party that told different parties different things is caught."""
+        self._record_broadcast(step, frm, *parts)
+
     def _parse_vector(self, msg: Any, frm: int, n: int, what: str) -> np.ndarray:
         data = expect_bytes(msg, frm, what, n * self.field.elem_bytes)
         try:

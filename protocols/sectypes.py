@@ -219,6 +219,12 @@ def _pair(a: SharedArray, b: SharedArray) -> tuple[SharedArray, SharedArray]:
     return _expand(a, n), _expand(b, n)
 
 
+def _defer(v: Any) -> bool:
+    """Operands that handle secrets themselves (an owner-private value shares itself first): our
+    operators return ``NotImplemented`` so that Python calls theirs."""
+    return bool(getattr(type(v), "__spdz_defer__", False))
+
+
 def _is_int_like(v: Any) -> bool:
     arr = np.asarray(v)
     return arr.dtype.kind in "iub" or (arr.dtype == object and all(isinstance(e, int) for e in arr.flat))
@@ -274,6 +280,8 @@ class SecretInt(_Secret):
         return c
 
     def __add__(self, other: Any) -> SecretInt:
+        if _defer(other):
+            return NotImplemented
         if isinstance(other, SecretFix):
             return NotImplemented
         if isinstance(other, SecretInt):
@@ -288,6 +296,8 @@ class SecretInt(_Secret):
     __radd__ = __add__
 
     def __sub__(self, other: Any) -> SecretInt:
+        if _defer(other):
+            return NotImplemented
         if isinstance(other, SecretFix):
             return NotImplemented
         if isinstance(other, SecretInt):
@@ -300,6 +310,8 @@ class SecretInt(_Secret):
         return self._new(self.shares - self._public(other))
 
     def __rsub__(self, other: Any) -> SecretInt:
+        if _defer(other):
+            return NotImplemented
         return self._new(self._public(other) - self.shares)
 
     def __neg__(self) -> SecretInt:
@@ -324,6 +336,8 @@ class SecretInt(_Secret):
 
     # -- communicating
     def __mul__(self, other: Any) -> Any:
+        if _defer(other):
+            return NotImplemented
         if isinstance(other, SecretFix):
             return NotImplemented
         if isinstance(other, SecretInt):
@@ -349,13 +363,19 @@ class SecretInt(_Secret):
         return _matmul_int(self.flatten(), other.flatten())
 
     def __matmul__(self, other: Any) -> Pending[SecretInt]:
+        if _defer(other):
+            return NotImplemented
         return _matmul_int(self, other)
 
     def __rmatmul__(self, other: Any) -> Pending[SecretInt]:
+        if _defer(other):
+            return NotImplemented
         return _matmul_int(other, self)
 
     def _compare(self, other: Any, op: str) -> Pending[SecretInt]:
         """``op`` in ``lt, le, gt, ge, eq, ne`` against a SecretInt or public integers."""
+        if _defer(other):
+            return NotImplemented
         if isinstance(other, SecretFix):
             return NotImplemented  # type: ignore[return-value]
         if isinstance(other, SecretInt):
@@ -533,6 +553,8 @@ class SecretFix(_Secret):
         return fx.encode(c, self.fmt)
 
     def __add__(self, other: Any) -> SecretFix:
+        if _defer(other):
+            return NotImplemented
         if isinstance(other, SecretInt):
             other = SecretFix.from_int(other, self.fmt)
         if isinstance(other, SecretFix):
@@ -543,6 +565,8 @@ class SecretFix(_Secret):
     __radd__ = __add__
 
     def __sub__(self, other: Any) -> SecretFix:
+        if _defer(other):
+            return NotImplemented
         if isinstance(other, SecretInt):
             other = SecretFix.from_int(other, self.fmt)
         if isinstance(other, SecretFix):
@@ -551,6 +575,8 @@ class SecretFix(_Secret):
         return self._new(self.shares - self._enc(other))
 
     def __rsub__(self, other: Any) -> SecretFix:
+        if _defer(other):
+            return NotImplemented
         if isinstance(other, SecretInt):
             return SecretFix.from_int(other, self.fmt) - self
         return self._new(self._enc(other) - self.shares)
@@ -570,6 +596,8 @@ class SecretFix(_Secret):
 
     # -- products
     def __mul__(self, other: Any) -> Any:
+        if _defer(other):
+            return NotImplemented
         if isinstance(other, SecretFix):
             return self.mul(other)
         if isinstance(other, SecretInt):
@@ -608,6 +636,8 @@ class SecretFix(_Secret):
         )
 
     def __truediv__(self, other: Any) -> Pending[SecretFix]:
+        if _defer(other):
+            return NotImplemented
         if isinstance(other, SecretInt):
             other = SecretFix.from_int(other, self.fmt)
         if isinstance(other, SecretFix):
@@ -621,6 +651,8 @@ class SecretFix(_Secret):
         return self._mul_public(1.0 / arr)
 
     def __rtruediv__(self, other: Any) -> Pending[SecretFix]:
+        if _defer(other):
+            return NotImplemented
         c = np.asarray(other, dtype=np.float64)
         rec = self.reciprocal()
         if np.all(c == 1.0):
@@ -639,13 +671,19 @@ class SecretFix(_Secret):
         return _matmul_fix(self.flatten(), other.flatten())
 
     def __matmul__(self, other: Any) -> Pending[SecretFix]:
+        if _defer(other):
+            return NotImplemented
         return _matmul_fix(self, other)
 
     def __rmatmul__(self, other: Any) -> Pending[SecretFix]:
+        if _defer(other):
+            return NotImplemented
         return _matmul_fix(other, self)
 
     # -- comparisons
     def _compare(self, other: Any, op: str) -> Pending[SecretInt]:
+        if _defer(other):
+            return NotImplemented
         if isinstance(other, SecretInt):
             other = SecretFix.from_int(other, self.fmt)
         if isinstance(other, SecretFix):

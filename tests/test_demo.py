@@ -21,14 +21,22 @@ async def test_demo_matches_plaintext(capsys: pytest.CaptureFixture[str]) -> Non
 async def test_plan_counts_what_the_program_consumes() -> None:
     banks = fraud.bank_data((12, 8, 10))
     need = await preprocessing_plan(fraud.bank_program, 3, banks)
-    # every bank shares its 6 columns twice (the table, then the amounts for the histogram: 7 values
-    # per row in all), so the input masks of owner i are 7 x its row count
-    assert [need[f"mask{i}"] for i in range(3)] == [7 * len(b) for b in banks]
+    # the banks' rows stay owner-private: each bank inputs a few summaries per statistic, the same
+    # number for every bank, whatever its row count
+    assert len({need[f"mask{i}"] for i in range(3)}) == 1 and 0 < need["mask0"] < 100
     assert need["triple"] > 0 and need["bit"] > 0
-    # the plan depends on shapes only: other values of the same shapes need the same material
-    other = [b.copy() for b in fraud.bank_data((12, 8, 10), seed=1)]
+    # the plan depends on the columns only: other values and other row counts need the same material
+    other = [b.copy() for b in fraud.bank_data((120, 800, 1000), seed=1)]
     assert await preprocessing_plan(fraud.bank_program, 3, other) == need
+    # the row-level program's input masks grow with the rows: 7 values per row (6 columns, then
+    # the amounts again for the histogram)
+    rows = await preprocessing_plan(fraud.bank_program_rows, 3, banks)
+    assert [rows[f"mask{i}"] for i in range(3)] == [7 * len(b) for b in banks]
+    # and so does its preprocessing: at 300 rows the row-level program already needs 5x the bits
+    many = await preprocessing_plan(fraud.bank_program_rows, 3, fraud.bank_data((120, 80, 100)))
+    assert many["bit"] > 5 * need["bit"] and many["triple"] > 5 * need["triple"]
     marks = Watermarks.for_plan(need, 1024)
     assert marks.triple[0] >= need["triple"] and marks.bit[0] >= need["bit"]
     assert marks.mask[0] >= max(need[f"mask{i}"] for i in range(3))
-    assert marks.triple[0] % 1024 == 0 and marks.triple[0] - need["triple"] < 1024
+    batches = -(-need["triple"] // 1024)
+    assert marks.batch_of("triple") <= 1024 and marks.triple[0] - need["triple"] < batches

@@ -25,6 +25,8 @@ import numpy as np
 from ..fixedpoint import FixedFormat
 from ..online import Session
 from . import stats
+from ..private import owned
+from . import pooled
 from .table import share_table
 
 BANKS = ("Northbank", "Harbour Savings", "Crown Mutual")
@@ -65,21 +67,41 @@ def _with_complements(rows: np.ndarray) -> np.ndarray:
 async def bank_program(
     s: Session, banks: list[np.ndarray], edges: tuple[float, ...] = EDGES
 ) -> dict[str, Any]:
-    """The SPMD program each bank runs; ``banks[s.party]`` is the only data a bank reads."""
+    """The SPMD program each bank runs; ``banks[s.party]`` is the only data a bank reads.
+
+    Each bank's rows stay owner-private (``private.owned``): every statistic is computed from the
+    banks' local summaries, combined in MPC (``pooled``), so the cost does not depend on the number
+    of transactions and no bank learns another's transaction count."""
+    rows = await owned(s, _with_complements(banks[s.party]))  # amount, hour, abroad, fraud, legit, home
+    return await _statistics(s, rows, lambda cols: pooled.select(rows, cols), rows_of=None, edges=edges)
+
+
+async def bank_program_rows(
+    s: Session, banks: list[np.ndarray], edges: tuple[float, ...] = EDGES
+) -> dict[str, Any]:
+    """The same statistics on the row-level path: every transaction secret-shared, each statistic
+    computed on the joint secret table (``N (m + 1)`` secure comparisons for the histogram alone).
+    Kept for comparison (``benchmarks/local_bench.py``) and for data that is already joint."""
     mine = _with_complements(banks[s.party])
-    t = await share_table(s, mine)  # amount, hour, abroad, fraud, legit, home
-    out: dict[str, Any] = {"transactions": await stats.count(s, t)}
-    out["fraud_rate"] = float(np.asarray(await stats.mean(s, t.columns([3])))[0])
-    out["mean_amount_fraud"] = float(np.asarray(await stats.mean_where(s, t.columns([0, 3]), 1))[0])
-    out["mean_amount_legit"] = float(np.asarray(await stats.mean_where(s, t.columns([0, 4]), 1))[0])
-    out["fraud_rate_abroad"] = float(np.asarray(await stats.mean_where(s, t.columns([3, 2]), 1))[0])
-    out["fraud_rate_home"] = float(np.asarray(await stats.mean_where(s, t.columns([3, 5]), 1))[0])
-    corr = await stats.correlation(s, t.columns([0, 2, 3]))
+    t = await share_table(s, mine)
+    amounts = await share_table(s, mine[:, 0], HIST_FMT)
+    return await _statistics(s, t, t.columns, rows_of=amounts, edges=edges)
+
+
+async def _statistics(
+    s: Session, data: Any, cols: Any, rows_of: Any, edges: tuple[float, ...]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"transactions": await stats.count(s, data)}
+    out["fraud_rate"] = float(np.asarray(await stats.mean(s, cols([3])))[0])
+    out["mean_amount_fraud"] = float(np.asarray(await stats.mean_where(s, cols([0, 3]), 1))[0])
+    out["mean_amount_legit"] = float(np.asarray(await stats.mean_where(s, cols([0, 4]), 1))[0])
+    out["fraud_rate_abroad"] = float(np.asarray(await stats.mean_where(s, cols([3, 2]), 1))[0])
+    out["fraud_rate_home"] = float(np.asarray(await stats.mean_where(s, cols([3, 5]), 1))[0])
+    corr = await stats.correlation(s, cols([0, 2, 3]))
     assert corr is not None
     out["corr_amount_fraud"], out["corr_abroad_fraud"] = float(corr[0, 2]), float(corr[1, 2])
     out["corr_amount_abroad"] = float(corr[0, 1])
-    amounts = await share_table(s, mine[:, 0], HIST_FMT)
-    out["histogram"] = await stats.histogram(s, amounts, edges)
+    out["histogram"] = await stats.histogram(s, rows_of if rows_of is not None else cols([0]), edges)
     return out
 
 

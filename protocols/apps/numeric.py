@@ -75,7 +75,8 @@ def _goldschmidt_iters(bits: int) -> int:
 
 
 def ratio_steps(a: SharedArray, b: SharedArray, fmt: FixedFormat, bound_bits: int = 1) -> Steps[SharedArray]:
-    """``a / b`` elementwise for fixed-point ``a`` and ``b > 0`` with ``|a / b| < 2^bound_bits`` (public).
+    """``a / b`` elementwise for fixed-point ``a`` and ``b > 0`` with ``|a / b| < 2^bound_bits`` (public);
+    a one-element ``b`` divides every element of ``a`` (normalized and inverted once).
 
     Relative error about ``2^-(f-2)`` whatever the magnitudes (see the module docstring); absolute
     ``2^-f`` at least, as every fixed-point result. ``b <= 0`` or a ratio beyond the bound gives an
@@ -85,19 +86,20 @@ def ratio_steps(a: SharedArray, b: SharedArray, fmt: FixedFormat, bound_bits: in
     k, f, kappa = fmt.k, fmt.f, fmt.kappa
     field = a.ctx.field
     top = max_bits(field, kappa)
-    p = min(40, (top - 3 - bound_bits) // 2)
+    p = min(40, f + 8, (top - 3 - bound_bits) // 2)  # 8 guard bits beyond the resolution
     if p < f + 6:
         raise RangeError(
             f"a ratio bounded by 2^{bound_bits} needs {f + 6} bits of precision, the field leaves {p}"
         )
     check_bits(field, k + 2 + bound_bits, kappa, "ratio numerator")
     a, b = flat(a), flat(b)
+    one = b.size == 1 and a.size != 1  # one denominator for all: normalized and inverted once
     nm = yield from fx.norm_steps(b, k, kappa)
     v = nm.table(1 << k, [1 << (k - 1 - i) for i in range(k - 1)])  # b v in [2^(k-1), 2^k)
-    bv, av = yield [Mul(b, v), Mul(a, v)]
+    bv, av = yield [Mul(b, v), Mul(a, tile_rows(v, a.size) if one else v)]
     d, num = yield [Trunc(bv, k + 2, k - p, kappa), Trunc(av, k + 2 + bound_bits, k - p, kappa)]
     w = yield from fx.goldschmidt_steps(d, p, _goldschmidt_iters(f + 6), kappa)  # 2^(2p) / d
-    (q,) = yield [Mul(num, w)]
+    (q,) = yield [Mul(num, tile_rows(w, a.size) if one else w)]
     return (yield from trunc_steps(q, 2 * p + bound_bits + 3, 2 * p - f, kappa))
 
 

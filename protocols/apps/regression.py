@@ -59,11 +59,13 @@ from ..circuits import Mul, Steps, Trunc, pow2, run, sum_groups
 from ..comparison import RangeError, check_bits, max_bits, trunc_steps
 from ..fixedpoint import FixedFormat
 from ..online import Session
+from ..private import Private
 from ..sectypes import SecretFix
 from ..shares import SharedArray
 from .numeric import ltz_offsets_steps, pair_sums_steps, ratio_steps, tile_rows
 from .stats import centered, correlation_steps, secret_mean
-from .table import ParameterMismatch, as_rows, pick, share_table
+from . import pooled as pl
+from .table import ParameterMismatch, Table, as_rows, pick, share_table
 
 __all__ = [
     "GDConfig",
@@ -173,19 +175,94 @@ async def linear_regression(
     fmt: FixedFormat | None = None,
     to: int | None = None,
     ratio_bits: int = 20,
+    coef_bits: int = 30,
 ) -> LinearModel | None:
-    """Least-squares fit of ``y`` on the columns of ``x`` over every party's rows (this party's ``x``:
-    ``(n_i, d)`` or ``(n_i,)``, ``y``: ``(n_i,)``; ``None`` for no rows). Reveals the coefficients and
-    the intercept only (to ``to``, or to all). ``ratio_bits``: the public bound ``2^ratio_bits`` on
-    ``std(y) / std(x_j)`` and its inverse (see the module docstring)."""
+    """Least-squares fit of ``y`` on the columns of ``x`` over every party's rows. Reveals the
+    coefficients and the intercept only (to ``to``, or to all).
+
+    ``x``, ``y``: this party's rows (``(n_i, d)`` or ``(n_i,)``, and ``(n_i,)``; ``None`` for no rows), or
+    owner-private values (``Private``, or lists of them, one per party): then each owner computes its
+    count, means and centred co-moments of ``[x, y]`` locally, and only those are combined in MPC
+    (``pooled``: the cost depends on ``d``, not on the rows, and no row count leaves its owner);
+    ``|coef| < 2^coef_bits`` is promised. Joint secrets (``x`` a ``SecretFix`` ``(N, d)`` and ``y`` a
+    ``SecretFix`` ``(N,)``, e.g. vertically split data) take the row-level path, whose
+    ``ratio_bits`` bounds ``std(y) / std(x_j)`` and its inverse by ``2^ratio_bits``."""
     fmt = fmt or FixedFormat()
-    rows = _joined(x, y)
-    t = await share_table(s, rows, fmt)
+    if isinstance(x, SecretFix) or isinstance(y, SecretFix):
+        return await _linear_regression_rows(s, _secret_table(s, x, y), fmt, to, ratio_bits)
+    parts = await _xy_parts(s, x, y)
+    d = pl.columns_of(parts, False) - 1
+    if d < 1:
+        raise ParameterMismatch("linear regression needs rows of at least one feature and a target")
+    pairs = pl.moment_pairs(d + 1, "upper")
+    summ = await pl.summaries(s, parts, pl.moments_fn(pairs), 2 + d + len(pairs), fmt=fmt)
+
+    def steps() -> Steps[SharedArray]:
+        means, cov = yield from pl.pooled_steps(summ, d + 1, pairs, 0, fmt)
+        return (yield from pl.scaled_solve_steps(cov, means, d, fmt, coef_bits))
+
+    out = await SecretFix(s, await run(s, steps()), fmt).reveal(to)
+    return None if out is None else LinearModel(np.asarray(out[:d]), float(out[d]))
+
+
+async def _xy_parts(s: Session, x: Any, y: Any) -> pl.Parts:
+    """Every party's ``[x, y]`` rows as owner-private values."""
+    if isinstance(x, (list, tuple)) and any(isinstance(p, Private) for p in x):
+        ys = list(y)
+        if len(ys) != len(x):
+            raise ValueError("x and y must list the same parties' values")
+        parts: pl.Parts = []
+        for px, py in zip(x, ys, strict=True):
+            if px is None or py is None:
+                parts.append(None)
+                continue
+            if px.owner != py.owner:
+                raise ValueError("x and y of one row must have the same owner")
+            parts.append(px.apply(_stack_xy, py))
+        local = await pl.local_parts(s, parts)
+    elif isinstance(x, Private):
+        local = await pl.local_parts(s, [x.apply(_stack_xy, y)])
+    else:
+        local = await pl.local_parts(s, _joined(x, y))
+    assert local is not None
+    parts, vector = local
+    if vector:
+        raise ParameterMismatch("linear regression needs rows of features and a target")
+    return parts
+
+
+def _stack_xy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"{x.shape[0]} feature rows and {y.shape[0]} targets")
+    return np.column_stack([x[:, None] if x.ndim == 1 else x, y])
+
+
+def _secret_table(s: Session, x: Any, y: Any) -> Table:
+    """Joint secret features ``(N, d)`` and target ``(N,)`` as one ``(N, d + 1)`` table."""
+    if not (isinstance(x, SecretFix) and isinstance(y, SecretFix)):
+        raise TypeError("joint secret regression needs x and y both SecretFix")
+    xs = x if x.ndim == 2 else x.reshape(x.size, 1)
+    n, d = xs.shape
+    if y.size != n:
+        raise ParameterMismatch(f"{n} feature rows and {y.size} targets")
+    flat = SharedArray.concat([xs.shares.flatten(), y.shares.flatten()])
+    idx = np.concatenate([np.arange(n)[:, None] * d + np.arange(d)[None, :], n * d + np.arange(n)[:, None]], axis=1)
+    return Table(SecretFix(s, pick(flat, idx.reshape(-1)).reshape(n, d + 1), x.fmt), (n,), False)
+
+
+async def _linear_regression_rows(
+    s: Session, t: Table, fmt: FixedFormat, to: int | None, ratio_bits: int
+) -> LinearModel | None:
+    """The row-level path: the rows are joint secrets, centred and correlated securely (``N (d + 1)
+    (d + 2) / 2`` triples for the moments, then the elimination)."""
     d = t.cols - 1
     if d < 1 or t.vector:
         raise ParameterMismatch("linear regression needs rows of at least one feature and a target")
     if t.rows <= d + 1:
         raise ParameterMismatch(f"linear regression of {d} features needs more than {d + 1} rows")
+    fmt = t.fmt
     means = await secret_mean(t)
     c = await centered(t, means)
     f = s.field

@@ -36,6 +36,7 @@ from ..fixedpoint import FixedFormat
 from ..online import Session
 from ..sectypes import SecretFix, SecretInt, gather
 from ..shares import SharedArray
+from . import pooled as pl
 from .numeric import pair_sums_steps, ratio_steps, tile_rows
 from .table import ParameterMismatch, Table, as_rows, ensure_table, pick
 
@@ -52,6 +53,14 @@ __all__ = [
 ]
 
 Result = np.ndarray | float | None
+COUNT_BITS = 44  # row counts below 2^43: what the fixed-point weights of the pooled path allow
+
+
+def _out(vector: bool, values: np.ndarray | None) -> Result:
+    """Per-column results as numpy would give them: a float for 1-d data, an array otherwise."""
+    if values is None:
+        return None
+    return float(np.asarray(values).reshape(-1)[0]) if vector else np.asarray(values)
 
 
 def _shape_out(t: Table, values: np.ndarray | None) -> Result:
@@ -66,18 +75,27 @@ async def count(s: Session, data: Any, *, to: int | None = None) -> int | None:
     row count as one secret integer (the rows themselves are not input), the counts are added."""
     if isinstance(data, Table):
         return data.rows if to is None or to == s.party else None
-    rows = as_rows(data)
-    mine = np.asarray([0 if rows is None else rows.shape[0]], dtype=np.int64)
-    parts = [await SecretInt.input(s, mine if j == s.party else None, owner=j) for j in range(s.n)]
-    acc = parts[0]
-    for p in parts[1:]:
-        acc = acc + p
+    local = await pl.local_parts(s, data)
+    if local is None:
+        raise TypeError("count takes rows or a Table")
+    parts, _ = local
+    acc = await pl.int_totals(s, parts, lambda a: np.asarray([a.shape[0]]), 1, COUNT_BITS)
     out = await acc.reveal(to)
     return None if out is None else int(out.reshape(-1)[0])
 
 
 async def total(s: Session, data: Any, *, fmt: FixedFormat | None = None, to: int | None = None) -> Result:
     """Column sums over every party's rows. Reveals the sums."""
+    local = await pl.local_parts(s, data)
+    if local is not None:
+        parts, vector = local
+        d = pl.columns_of(parts, vector)
+        fmt = fmt or FixedFormat()
+        summ = await pl.summaries(s, parts, lambda a: pl._as_matrix(a).sum(axis=0), d, fmt=fmt)
+        acc = summ[0]
+        for x in summ[1:]:
+            acc = acc + x
+        return _out(vector, await SecretFix(s, acc, fmt).reveal(to))
     t = await ensure_table(s, data, fmt)
     return _shape_out(t, await t.x.sum(axis=0).reveal(to))
 
@@ -91,7 +109,14 @@ async def secret_mean(t: Table) -> SecretFix:
 
 async def mean(s: Session, data: Any, *, fmt: FixedFormat | None = None, to: int | None = None) -> Result:
     """Column means. Reveals the means only; with the row counts public (see the module docstring)
-    a mean determines the sum, so this is no more private than ``total``, just the declared output."""
+    a mean determines the sum, so this is no more private than ``total``, just the declared output.
+    On owner-private rows (see ``pooled``) the row counts stay secret."""
+    local = await pl.local_parts(s, data)
+    if local is not None:
+        parts, vector = local
+        fmt = fmt or FixedFormat()
+        m, _ = await pl.pooled(s, parts, pl.columns_of(parts, vector), [], 0, fmt)
+        return _out(vector, await SecretFix(s, m, fmt).reveal(to))
     t = await ensure_table(s, data, fmt)
     return _shape_out(t, await (await secret_mean(t)).reveal(to))
 
@@ -120,6 +145,13 @@ async def variance(
 ) -> Result:
     """Column variances ``sum (x - mean)^2 / (N - ddof)``. Reveals the variances only (not the means,
     not the sums of squares)."""
+    local = await pl.local_parts(s, data)
+    if local is not None:
+        parts, vector = local
+        fmt = fmt or FixedFormat()
+        d = pl.columns_of(parts, vector)
+        _, v = await pl.pooled(s, parts, d, pl.moment_pairs(d, "diag"), ddof, fmt)
+        return _out(vector, await SecretFix(s, v, fmt).reveal(to))
     t = await ensure_table(s, data, fmt)
     if t.rows - ddof <= 0:
         raise ParameterMismatch(f"variance of {t.rows} rows with ddof = {ddof}")
@@ -145,6 +177,17 @@ async def covariance(
 ) -> np.ndarray | float | None:
     """The ``(d, d)`` covariance matrix of the columns (``numpy.cov(x, rowvar=False, ddof=ddof)``; a
     float for one column). Reveals the matrix only."""
+    local = await pl.local_parts(s, data)
+    if local is not None:
+        parts, vector = local
+        fmt = fmt or FixedFormat()
+        d = pl.columns_of(parts, vector)
+        pairs = pl.moment_pairs(d, "upper")
+        _, v = await pl.pooled(s, parts, d, pairs, ddof, fmt)
+        cov = await SecretFix(s, v, fmt).reveal(to)
+        if cov is None:
+            return None
+        return float(cov[0]) if vector else _square(cov, d, pairs)
     t = await ensure_table(s, data, fmt)
     if t.rows - ddof <= 0:
         raise ParameterMismatch(f"covariance of {t.rows} rows with ddof = {ddof}")
@@ -179,11 +222,38 @@ def correlation_steps(c: SecretFix, pairs: list[tuple[int, int]]) -> Steps[tuple
     return r, roots
 
 
+def correlation_from_cov_steps(
+    cov: SharedArray, d: int, pairs: list[tuple[int, int]], fmt: FixedFormat
+) -> Steps[SharedArray]:
+    """Pearson's ``r`` for the ``pairs`` (``i < j``) from the upper triangle of a covariance matrix:
+    ``cov_ij / (sqrt(cov_ii) sqrt(cov_jj))`` with a normalized division (``|r| <= 1``)."""
+    at = {p: i for i, p in enumerate(pl.moment_pairs(d, "upper"))}
+    roots = yield from fx.sqrt_steps(pick(cov, np.asarray([at[(j, j)] for j in range(d)])), fmt)
+    ia = np.asarray([i for i, _ in pairs])
+    ja = np.asarray([j for _, j in pairs])
+    den = yield from fx.mul_steps(pick(roots, ia), pick(roots, ja), fmt)
+    num = pick(cov, np.asarray([at[p] for p in pairs]))
+    return (yield from ratio_steps(num, den, fmt, bound_bits=1))
+
+
 async def correlation(
     s: Session, data: Any, *, fmt: FixedFormat | None = None, to: int | None = None
 ) -> np.ndarray | None:
     """Pearson correlation matrix of the columns (``numpy.corrcoef(x, rowvar=False)``), ``d >= 2``.
     Reveals the off-diagonal coefficients only (the diagonal is 1 by definition, not computed)."""
+    local = await pl.local_parts(s, data)
+    if local is not None:
+        parts, vector = local
+        fmt = fmt or FixedFormat()
+        d = pl.columns_of(parts, vector)
+        if d < 2 or vector:
+            raise ParameterMismatch("correlation needs at least two columns")
+        upper = pl.moment_pairs(d, "upper")
+        _, cov = await pl.pooled(s, parts, d, upper, 0, fmt)
+        pairs = [(i, j) for i in range(d) for j in range(i + 1, d)]
+        r = await run(s, correlation_from_cov_steps(cov, d, pairs, fmt))
+        out = await SecretFix(s, r, fmt).reveal(to)
+        return None if out is None else _square(out, d, pairs, diag=1.0)
     t = await ensure_table(s, data, fmt)
     if t.cols < 2 or t.vector:
         raise ParameterMismatch("correlation needs at least two columns")
@@ -207,9 +277,29 @@ async def mean_where(
     nor the sums). A flag column with other values than 0/1 gives a weighted mean; no flagged row at
     all gives an arbitrary result.
 
-    ``sum(x flag) / sum(flag)``: the count is at most ``N`` (public), so ``2^t / count`` with
-    ``2^t >= N`` is at least 1 and the library's reciprocal is relatively precise there.
+    On owner-private rows each owner inputs its number of flagged rows and the means of the other
+    columns over them, which are then pooled (see ``pooled``): nothing grows with the rows.
+    On a shared ``Table``: ``sum(x flag) / sum(flag)``; the count is at most ``N`` (public), so
+    ``2^t / count`` with ``2^t >= N`` is at least 1 and the library's reciprocal is relatively precise.
     """
+    local = await pl.local_parts(s, data)
+    if local is not None:
+        parts, vector = local
+        fmt = fmt or FixedFormat()
+        d = pl.columns_of(parts, vector)
+        if vector or not 0 <= flag < d or d < 2:
+            raise ParameterMismatch("mean_where needs a table with a flag column and at least one other column")
+        others = [j for j in range(d) if j != flag]
+
+        def flagged(a: np.ndarray) -> np.ndarray:
+            w = a[:, flag]
+            c = float(w.sum())
+            means = (w @ a[:, others]) / c if c else np.zeros(len(others))
+            return np.concatenate([[c], means])
+
+        summ = await pl.summaries(s, parts, flagged, 1 + len(others), fmt=fmt)
+        m = await run(s, pl.weighted_mean_steps(summ, len(others), fmt))
+        return await SecretFix(s, m, fmt).reveal(to)
     t = await ensure_table(s, data, fmt)
     fmt = t.fmt
     if t.vector or not 0 <= flag < t.cols or t.cols < 2:
@@ -249,7 +339,26 @@ async def histogram(
     the cumulative counts differenced. Reveals the bin counts only (and, with ``N`` public, the
     number of values outside the edges). Values and edges are compared as encoded in the
     fixed-point format (rounded to ``2^-f``).
+
+    On owner-private rows each owner counts its own values (``numpy.histogram`` in float64, exactly
+    numpy's bins) and only the counts are added in MPC: no comparison at all.
     """
+    local = await pl.local_parts(s, data)
+    if local is not None:
+        parts, vector = local
+        e = np.asarray(edges, dtype=np.float64).reshape(-1)
+        if e.size < 2 or not np.all(np.diff(e) > 0) or not np.all(np.isfinite(e)):
+            raise ParameterMismatch("histogram edges must be at least two finite, strictly increasing numbers")
+        d = pl.columns_of(parts, vector)
+        if not 0 <= column < d:
+            raise ParameterMismatch(f"histogram of column {column}: the rows have {d}")
+
+        def counts(a: np.ndarray) -> np.ndarray:
+            return np.histogram(pl._as_matrix(a)[:, column], bins=e)[0]
+
+        acc = await pl.int_totals(s, parts, counts, e.size - 1, COUNT_BITS)
+        out = await acc.reveal(to)
+        return None if out is None else np.asarray(out, dtype=np.int64)
     t = await ensure_table(s, data, fmt)
     e = np.asarray(edges, dtype=np.float64).reshape(-1)
     if e.size < 2 or not np.all(np.diff(e) > 0) or not np.all(np.isfinite(e)):

@@ -115,7 +115,15 @@ async def share_table(s: Session, mine: Any, fmt: FixedFormat | None = None) -> 
 
 
 async def ensure_table(s: Session, data: Any, fmt: FixedFormat | None = None) -> Table:
-    """``data`` if it is already a shared ``Table``, else this party's rows, shared now."""
+    """``data`` if it is already a shared ``Table`` (or a secret ``(N, d)``/``(N,)`` array: joint secrets,
+    e.g. a column computed from several parties' shares), else this party's rows, shared now."""
+    if isinstance(data, SecretFix):
+        if data.session is not s:
+            raise ValueError("the secret array belongs to another session")
+        if data.ndim not in (1, 2):
+            raise ParameterMismatch(f"a table is a 1-d or 2-d secret array, not of shape {data.shape}")
+        x = data if data.ndim == 2 else data.reshape(data.size, 1)
+        return Table(x, (x.shape[0],), data.ndim == 1)
     if isinstance(data, Table):
         if data.session is not s:
             raise ValueError("the table belongs to another session")

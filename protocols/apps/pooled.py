@@ -1,0 +1,336 @@
+"""Statistics from per-party summaries: each owner summarises its rows locally, MPC combines the summaries.
+
+Every function of ``stats`` and ``regression.linear_regression`` takes this path when its data is
+owner-private (a party's own array, a ``Private``, or a list of them): whatever one party's rows
+determine is computed by that party in float64, at numpy speed, and only the combination across
+parties runs in MPC. The cost of the MPC part depends on the number of parties ``P`` and columns
+``d``, never on the rows.
+
+**What each owner inputs** (one fixed-point vector per party, one input round each):
+
+* ``count``: its row count ``n_j``; ``total``: its column sums; ``histogram``: its bin counts;
+* ``mean``: ``n_j`` and its column means ``m_j``;
+* second moments (``variance``, ``covariance``, ``correlation``, linear regression): ``n_j``, ``m_j`` and
+  its *population* co-moments ``C_j = (X_j - m_j)^T (X_j - m_j) / n_j`` (only the entries needed),
+  each computed in two passes in float64 (centred first: no cancellation);
+* ``mean_where``: the number of its flagged rows and the means of the other columns over them.
+
+**The combination** is Chan, Golub and LeVeque's parallel update, done for all parties at once and
+written so that nothing grows with the row count:
+
+* the weights ``w_j = n_j / N`` and ``u_j = n_j / (N - ddof)`` (``N = sum n_j``, secret) come from a
+  normalized division (``numeric.ratio_steps``), relatively precise (about ``2^-18``) and bounded by 2;
+* the mean is ``m = sum_j w_j m_j``;
+* with ``delta_j = m_j - m``, the co-moments are ``sum_j u_j (C_j + delta_j delta_j^T)``.
+
+Every input is of the magnitude of the data's own means and (co)variances, whatever ``N``: the
+combination cannot overflow where the result itself fits. (Row-level fixed-point sums of squares
+overflow ``2^43`` at about 10^6 rows of values near 3,000; here, ``N`` enters only through the
+weights.) Counts must stay below ``2^43``.
+
+**What is revealed**: the declared result only. Unlike the row-level path, not even the row counts
+leave the owners: ``N`` and each ``n_j`` stay secret (``count`` reveals ``N``, by definition). The
+public metadata of each party's data, its column count, is announced (``private.owned``). What a
+cheating owner can do is what it could do with rows: input a summary of any data it likes (or of
+no data set at all, e.g. a negative variance, which gives a meaningless result); a party that
+deviates in the combination itself is caught by the MAC checks like everywhere else.
+
+Cost, ``P`` parties, ``q`` second-moment entries: ``2P`` normalized divisions, ``P d`` products for the
+``u_j delta_j`` and one truncation per output; in total a few thousand random bits and triples for
+the fraud statistics example, against about ``N (m + 1) (k + 41)`` bits for a row-level histogram.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import fixedpoint as fx
+from ..circuits import Mul, Steps, parallel, sum_groups
+from ..comparison import trunc_steps
+from ..fixedpoint import FixedFormat
+from ..online import Session
+from ..private import Private, owned
+from ..sectypes import SecretFix, SecretInt, _Secret
+from ..shares import SharedArray
+from .numeric import ratio_steps, tile_rows
+from .table import ParameterMismatch, Table, as_rows, pick
+
+__all__ = [
+    "Parts",
+    "local_parts",
+    "moment_pairs",
+    "pooled_steps",
+    "select",
+    "summaries",
+]
+
+Parts = list[Private | None]
+CHUNK = 1 << 16  # rows per block of the owners' local passes: memory stays O(rows x columns)
+
+
+async def local_parts(s: Session, data: Any) -> tuple[Parts, bool] | None:
+    """``data`` as every party's owner-private rows, and whether the data is one column (``vector``);
+    ``None`` when it is already secret (a ``Table`` or a secret array: the row-level path).
+
+    ``data`` may be this party's own rows (an array, ``None`` for none; one announcement round), a
+    ``Private`` (one party's rows), or a list of them (``None`` entries: parties without data)."""
+    if isinstance(data, Table | _Secret):
+        return None
+    if isinstance(data, Private):
+        parts: Parts = [data]
+    elif isinstance(data, (list, tuple)) and data and all(p is None or isinstance(p, Private) for p in data):
+        parts = list(data)
+        if all(p is None for p in parts):
+            raise ParameterMismatch("no party has any rows")
+    else:
+        rows = as_rows(data)
+        parts = list(await owned(s, rows if rows is not None and rows.size else None))
+    present = [p for p in parts if p is not None]
+    for p in present:
+        if p.session is not s:
+            raise ValueError("the private values belong to another session")
+    if not present:
+        raise ParameterMismatch("no party has any rows")
+    shapes = {None if p.shape is None else tuple(p.shape[1:]) for p in present}
+    ndims = {p.ndim for p in present}
+    if None in shapes or len(shapes) != 1 or len(ndims) != 1 or ndims.pop() not in (1, 2):
+        raise ParameterMismatch(
+            f"the parties' rows do not have the same columns: shapes {[p.shape for p in present]}"
+        )
+    vector = present[0].ndim == 1
+    return parts, vector
+
+
+def columns_of(parts: Parts, vector: bool) -> int:
+    """The public column count of the parts."""
+    p = next(q for q in parts if q is not None)
+    return 1 if vector else int(p.shape[1])  # type: ignore[index]
+
+
+def select(parts: Parts, cols: Sequence[int]) -> Parts:
+    """The given columns of every party's rows (local at each owner)."""
+    idx = np.asarray(cols, dtype=np.int64)
+    return [None if p is None else p[:, idx] for p in parts]
+
+
+def _as_matrix(a: np.ndarray) -> np.ndarray:
+    return a.reshape(-1, 1) if a.ndim == 1 else a
+
+
+def _moments(x: np.ndarray, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    """``[n, means, C_ab for (a, b) in pairs]`` of the rows ``x``: two passes over blocks of rows."""
+    x = _as_matrix(x)
+    n, d = x.shape
+    if n == 0:
+        return np.zeros(1 + d + len(pairs))
+    mean = np.zeros(d)
+    for i in range(0, n, CHUNK):
+        mean += x[i : i + CHUNK].sum(axis=0)
+    mean /= n
+    out = np.empty(1 + d + len(pairs))
+    out[0], out[1 : 1 + d] = n, mean
+    if pairs:
+        gram = np.zeros((d, d))
+        for i in range(0, n, CHUNK):
+            c = x[i : i + CHUNK] - mean
+            gram += c.T @ c
+        ia = np.asarray([a for a, _ in pairs])
+        ib = np.asarray([b for _, b in pairs])
+        out[1 + d :] = gram[ia, ib] / n
+    return out
+
+
+async def summaries(
+    s: Session,
+    parts: Parts,
+    fn: Callable[[np.ndarray], np.ndarray],
+    length: int,
+    *,
+    fmt: FixedFormat | None = None,
+    k: int | None = None,
+) -> list[SharedArray]:
+    """Each owner's ``fn(rows)`` (a vector of the public ``length``) secret-shared, in party order:
+    fixed point (``fmt``), or integers of ``k`` bits when ``k`` is given."""
+    out = []
+    for p in parts:
+        if p is None:
+            continue
+        summary = p.apply(lambda a: np.asarray(fn(a), dtype=np.float64 if k is None else np.int64).reshape(-1),
+                          shape=(length,), kind="float" if k is None else "int")
+        if p.mine and summary.value.shape != (length,):
+            raise ValueError(f"a local summary of {summary.value.shape[0]} values, {length} expected")
+        sec = await summary.share(fmt=fmt, k=k)
+        out.append(sec.shares)
+    return out
+
+
+def moment_pairs(d: int, which: str) -> list[tuple[int, int]]:
+    """The co-moment entries a statistic needs: ``"diag"``, ``"upper"`` (``i <= j``) or ``"none"``."""
+    if which == "diag":
+        return [(j, j) for j in range(d)]
+    if which == "upper":
+        return [(i, j) for i in range(d) for j in range(i, d)]
+    return []
+
+
+def moments_fn(pairs: Sequence[tuple[int, int]]) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda a: _moments(a, pairs)
+
+
+def pooled_steps(
+    summ: Sequence[SharedArray], d: int, pairs: Sequence[tuple[int, int]], ddof: int, fmt: FixedFormat
+) -> Steps[tuple[SharedArray, SharedArray]]:
+    """The union's means ``(d,)`` and co-moments ``sum (x_a - m_a)(x_b - m_b) / (N - ddof)`` for the
+    ``pairs``, from the parties' ``[n_j, m_j, C_j]`` summaries (see the module docstring).
+
+    ``N <= ddof`` (or no rows at all) gives an arbitrary result: ``N`` is secret, so nobody can check
+    it without revealing it; the programs that need it public reveal ``count`` first."""
+    f = summ[0].ctx.field
+    P, q = len(summ), len(pairs)
+    n = SharedArray.concat([pick(x, np.asarray([0])) for x in summ])
+    total = n.sum().flatten()
+    ratios = [ratio_steps(n, total, fmt, bound_bits=2)]  # one normalization per denominator
+    if q:
+        ratios.append(ratio_steps(n, total.add_public_field(f.from_ints([-(ddof << fmt.f)])), fmt, bound_bits=2))
+    got = yield from parallel(ratios)
+    weights = SharedArray.concat(got)
+    w = pick(weights, np.arange(P))
+    means = [pick(x, 1 + np.arange(d)) for x in summ]
+    # m_a = sum_j w_j m_j,a: products ordered by column, so that each column's P products are a group
+    order_w = np.tile(np.arange(P), d)
+    mj = SharedArray.concat(means)  # (P * d,): party-major
+    order_m = (np.arange(P)[None, :] * d + np.arange(d)[:, None]).reshape(-1)
+    mean = yield from fx.dot_steps(pick(w, order_w), pick(mj, order_m), d, fmt)
+    if not q:
+        return mean, SharedArray(mean.ctx, f.zeros(0), f.zeros(0))
+    u = pick(weights, P + np.arange(P))
+    delta = mj - tile_rows(mean, P)  # (P * d,) party-major: m_j - m
+    ud = yield from fx.mul_steps(pick(u, np.repeat(np.arange(P), d)), delta, fmt)
+    # co-moment (a, b): sum_j u_j C_j,ab + (u_j delta_j,a) delta_j,b, one group of 2P products per pair
+    c_all = SharedArray.concat([pick(x, 1 + d + np.arange(q)) for x in summ])  # (P * q,) party-major
+    left, right = [], []
+    for i, (a, b) in enumerate(pairs):
+        left.append(np.concatenate([np.arange(P), P + np.arange(P) * d + a]))
+        right.append(np.concatenate([np.arange(P) * q + i, P * q + np.arange(P) * d + b]))
+    lhs = SharedArray.concat([u, ud])
+    rhs = SharedArray.concat([c_all, delta])
+    m2 = yield from fx.dot_steps(pick(lhs, np.concatenate(left)), pick(rhs, np.concatenate(right)), q, fmt)
+    return mean, m2
+
+
+async def pooled(
+    s: Session, parts: Parts, d: int, pairs: Sequence[tuple[int, int]], ddof: int, fmt: FixedFormat
+) -> tuple[SharedArray, SharedArray]:
+    """``pooled_steps`` on the parties' summaries, input now."""
+    from ..circuits import run
+
+    summ = await summaries(s, parts, moments_fn(pairs), 1 + d + len(pairs), fmt=fmt)
+    return await run(s, pooled_steps(summ, d, pairs, ddof, fmt))
+
+
+def weighted_mean_steps(summ: Sequence[SharedArray], d: int, fmt: FixedFormat) -> Steps[SharedArray]:
+    """``sum_j (c_j / C) v_j`` for summaries ``[c_j, v_j]`` (``C = sum c_j``): a pooled mean."""
+    mean, _ = yield from pooled_steps(summ, d, [], 0, fmt)
+    return mean
+
+
+async def int_totals(s: Session, parts: Parts, fn: Callable[[np.ndarray], np.ndarray], length: int,
+                     k: int) -> SecretInt:
+    """The sum over the parties of an integer vector each owner computes (counts)."""
+    summ = await summaries(s, parts, fn, length, k=k)
+    acc = summ[0]
+    for x in summ[1:]:
+        acc = acc + x
+    return SecretInt(s, acc, k)
+
+
+def scaled_solve_steps(
+    cov: SharedArray, means: SharedArray, d: int, fmt: FixedFormat, coef_bits: int
+) -> Steps[SharedArray]:
+    """Least squares from the union's means and covariance of ``[x_1 .. x_d, y]`` (``cov``: the upper
+    triangle, row-major, ``(d + 1)(d + 2) / 2`` entries): ``[coef (d); intercept]``.
+
+    Scaling: each variable gets a secret power of two ``2^-h_a`` with ``2^-2h_a cov_aa`` in
+    ``[1/4, 1)`` (from the leading bit of ``cov_aa``: one bit decomposition per variable), so the
+    scaled matrix has a diagonal in ``[1/4, 1)`` and, being a covariance, every entry in ``[-1, 1]``;
+    its pivots lie in ``(0, 1]`` and their reciprocals are at least 1, where fixed point is relatively
+    precise, whatever the data's units. The scaled system is solved by Crout's form of Gaussian
+    elimination: each entry of the eliminated matrix is ONE sum of products ``A_kj - sum_l W_lk U_lj``,
+    truncated once (a right-looking elimination truncates every entry at every step: ``d^3 / 6``
+    truncations instead of ``d^2``), then back substitution, then the unscaling ``b_a = z_a 2^(h_y - h_a)``.
+    ``|coef| < 2^coef_bits`` is the caller's promise (public, as every declared range), and so are
+    pivots above ``2^-15`` (the scaled matrix's condition number below about ``10^4``): beyond
+    either, the result is wrong, not an error (nobody may look at the values to tell)."""
+    f = cov.ctx.field
+    fb, kappa = fmt.f, fmt.kappa
+    v = d + 1
+    pairs = moment_pairs(v, "upper")
+    at = {p: i for i, p in enumerate(pairs)}
+    diag = pick(cov, np.asarray([at[(a, a)] for a in range(v)]))
+    nm = yield from fx.norm_steps(diag, fmt.k, kappa)
+    # leading position e of cov_aa * 2^f: h = ceil((e - f + 1) / 2) in [-9, 22] for k = 64, f = 20
+    hs = [-((fb - 1 - e) // 2) for e in range(fmt.k - 1)]
+    hi = max(hs)
+    lo = min(hs)
+    s_up = nm.table(1 << hi, [1 << (hi - h) for h in hs])  # 2^(hi - h_a): integers >= 1
+    t_y = nm.table(1 << -lo, [1 << (h - lo) for h in hs])  # 2^(h_a - lo)
+    shift = 2 * hi
+    ia = np.asarray([a for a, _ in pairs])
+    ib = np.asarray([b for _, b in pairs])
+    (sab,) = yield [Mul(pick(s_up, ia), pick(s_up, ib))]
+    (raw,) = yield [Mul(cov, sab)]
+    scaled = yield from trunc_steps(raw, fb + shift + 2, shift, kappa)  # |entries| <= 1
+    tight = 2 * fb + 4  # |sum_l W_lk U_lj| = |A_kj - U_kj| <= 2 on the scaled matrix
+
+    def entry(a: int, b: int) -> SharedArray:
+        return pick(scaled, np.asarray([at[(min(a, b), max(a, b))]]))
+
+    # pivots lie in (0, 1]: their reciprocals need a normalization over far fewer bits than fmt.k
+    pivot_fmt = FixedFormat(k=fb + 16, f=fb, kappa=kappa)  # 1 / pivot < 2^15: pivots above 3e-5
+    u_rows: list[SharedArray] = []  # U_k: columns k .. d-1, then the right-hand side
+    w_rows: list[SharedArray] = []  # W_k = U_k[1:] / U_kk: columns k+1 .. d-1, then the rhs
+    for k in range(d):
+        cols = list(range(k, d)) + [d]
+        base = SharedArray.concat([entry(k, j) for j in cols])
+        if k == 0:
+            uk = base
+        else:
+            xs, ys = [], []
+            for j in cols:
+                for ll in range(k):
+                    xs.append(pick(w_rows[ll], np.asarray([k - ll - 1])))
+                    ys.append(pick(u_rows[ll], np.asarray([(j - ll) if j < d else d - ll])))
+            (prod,) = yield [Mul(SharedArray.concat(xs), SharedArray.concat(ys))]
+            acc = yield from trunc_steps(sum_groups(prod, len(cols)), tight, fb, kappa)
+            uk = base - acc
+        u_rows.append(uk)
+        inv = yield from fx.reciprocal_steps(pick(uk, np.asarray([0])), pivot_fmt)
+        # |W_kj| = |U_kj| / U_kk <= 1 / sqrt(U_kk) < 2^8: the products need only a narrow truncation
+        (wk,) = yield [Mul(pick(uk, np.arange(1, len(cols))), tile_rows(inv, len(cols) - 1))]
+        w_rows.append((yield from trunc_steps(wk, 2 * fb + 10, fb, kappa)))
+    z: list[SharedArray | None] = [None] * d
+    for k in reversed(range(d)):
+        wk = w_rows[k]
+        rhs = pick(wk, np.asarray([d - k - 1]))
+        if k == d - 1:
+            z[k] = rhs
+            continue
+        later = SharedArray.concat([z[j] for j in range(k + 1, d)])  # type: ignore[misc]
+        dot = yield from fx.dot_steps(pick(wk, np.arange(d - k - 1)), later, 1, fmt)
+        z[k] = rhs - dot
+    zs = SharedArray.concat(z)  # type: ignore[arg-type]
+    (zs_up,) = yield [Mul(zs, pick(s_up, np.arange(d)))]
+    (zst,) = yield [Mul(zs_up, tile_rows(pick(t_y, np.asarray([d])), d))]
+    coef = yield from trunc_steps(zst, coef_bits + fb + hi - lo + 2, hi - lo, kappa)
+    mx = pick(means, np.arange(d))
+    dot = yield from fx.dot_steps(mx, coef, 1, fmt)
+    icpt = pick(means, np.asarray([d])) - dot
+    return SharedArray.concat([coef, icpt])
+
+
+def reveal_fix(s: Session, x: SharedArray, fmt: FixedFormat, to: int | None) -> Any:
+    """``x`` revealed as floats (to ``to`` or to all)."""
+    return SecretFix(s, x, fmt).reveal(to)
