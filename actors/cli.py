@@ -129,18 +129,44 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="default seconds a submit waits for preprocessing and for the other parties to join (60)",
     )
+    pa.add_argument(
+        "--max-input-values",
+        type=int,
+        metavar="N",
+        help="largest input one submit may upload, in values (rows x columns; default 2^26 = 67108864, "
+        "512 MiB as float64)",
+    )
     pa.set_defaults(func=_cmd_party)
     sb = sub.add_parser(
         "submit",
         help="give this party's input to its daemon, wait for the session, print the result",
         description="Every party submits the same --program and --session with its own --input. "
-        "Each party's number of values is public to the others; the values are not.",
+        "Each party's number of values is public to the others; the values are not. "
+        "The input file is one number per line, or CSV with a header row naming the columns (a file "
+        "whose first line has a comma, or any file given with --column). sum, mean and bench_mul take "
+        "integers, one column; the stats_*, linreg_* and logreg_* programs take decimals (|x| <= 2^40), "
+        "one column or several (a table: one row per line). Blank lines are skipped; NaN and infinities "
+        "are refused. The file is read in blocks (millions of rows are fine) and any bad value is "
+        "reported with its line and column; it never leaves this machine (the other parties are told "
+        "only that this party rejected its input).",
     )
     sb.add_argument("--config", required=True, help="the party's TOML file (for its control socket)")
-    sb.add_argument("--program", required=True, help="registered program: sum, mean, ...")
-    sb.add_argument("--input", required=True, help="one integer per line, or a CSV file with --column")
+    sb.add_argument(
+        "--program", required=True, help="registered program: sum, mean, stats_mean, linreg_train, ..."
+    )
+    sb.add_argument(
+        "--input",
+        required=True,
+        help="one number per line, or CSV with a header row: integers for sum/mean/bench_mul, "
+        "decimals for stats_*/linreg_*/logreg_*",
+    )
     sb.add_argument("--session", help="session id, the same at every party (default: automatic)")
-    sb.add_argument("--column", help="read this column of a CSV file (with a header row)")
+    sb.add_argument(
+        "--column",
+        metavar="NAME[,NAME...]",
+        help="read these columns of a CSV file with a header row (a name, or names separated by "
+        "commas; default: every column; one column only for the integer programs)",
+    )
     sb.add_argument(
         "--timeout", type=float, help="seconds to wait for the other parties to join (daemon's default)"
     )

@@ -22,12 +22,35 @@ reply. Nothing a client sends can take the daemon down. Operations (``actors.dae
   reply with its output (see ``PartyDaemon.submit``).
 
 Integers beyond msgpack's 64 bits travel as decimal strings (``encode_number``), results too.
+
+Large inputs: the chunked upload. ``input`` is a list (of numbers, or of rows); that is fine up to a
+few MiB, but a table of 10^6 rows x 21 columns would be 190 MB of msgpack, above ``MAX_REQUEST``,
+and a Python object per value at both ends. So ``spdz submit`` (``submit_request``) sends an input of
+more than ``UPLOAD_THRESHOLD`` (4 MiB) of values as raw bytes, on one connection:
+
+1. ``{"op": "upload_begin", "dtype": "f8" | "i8", "shape": [rows] | [rows, columns]}``: little-endian
+   float64 (the decimal programs) or int64 (the integer ones); a 1-d shape is one column. The server
+   refuses (``bad_request``, naming the limit) more than ``max_upload_values`` values in all
+   (``spdz party --max-input-values``, default ``MAX_UPLOAD_VALUES`` = 2^26, what one session input
+   takes), else reserves the buffer and answers ``{"ok": true, "values": n, "max_values": limit}``.
+2. ``{"op": "upload_chunk", "data": <bin>}``, repeated: the next values, in row-major order, a whole
+   number of them per chunk (``UPLOAD_CHUNK``, 4 MiB, well below ``MAX_REQUEST``); each is copied into
+   the buffer at once and answered ``{"ok": true, "received": values so far}``. A chunk that does not
+   fit the announced shape is a ``bad_request`` and discards the upload.
+3. ``{"op": "submit", ..., "uploaded": true}`` (no ``input``): the server checks that every value
+   arrived, and hands the handler the request with ``input`` = the array of the announced shape.
+
+The upload belongs to the connection: the server holds at most one per connection (a new
+``upload_begin`` replaces it), the next request with ``"uploaded": true`` consumes it, and a client
+that disconnects at any point leaves nothing behind. The server never holds more than the buffer and
+one chunk's request (its bytes, its msgpack object) at a time. Clients of ``call`` may still send any
+input as a list, as before.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
+import csv as _csv
 import errno
 import io
 import json
@@ -38,7 +61,9 @@ import socket
 import stat
 import struct
 import sys
-from collections.abc import Awaitable, Callable
+import warnings
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -60,6 +85,12 @@ READ_TIMEOUT = 30.0  # to deliver one whole request once its header arrived
 IDLE_TIMEOUT = 600.0  # between requests on one connection
 SUN_PATH_MAX = 107
 _INT64 = (-(1 << 63), (1 << 63) - 1)
+MAX_UPLOAD_VALUES = 1 << 26  # per submit (spdz party --max-input-values): what one session input takes
+MAX_UPLOAD_COLUMNS = 1 << 16
+UPLOAD_DTYPES = {"f8": np.dtype("<f8"), "i8": np.dtype("<i8")}
+UPLOAD_THRESHOLD = 4 << 20  # bytes of values: a larger input is uploaded in chunks
+UPLOAD_CHUNK = 4 << 20  # bytes of values per upload_chunk request (well below MAX_REQUEST)
+UPLOAD_TIMEOUT = 60.0  # for the daemon to acknowledge one upload request
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -208,10 +239,13 @@ class ControlServer:
         max_connections: int = MAX_CONNECTIONS,
         read_timeout: float = READ_TIMEOUT,
         idle_timeout: float = IDLE_TIMEOUT,
+        max_upload_values: int = MAX_UPLOAD_VALUES,
     ) -> None:
         self.path = Path(path)
         self.handler = handler
         self.max_request = max_request
+        self.max_upload_values = max_upload_values
+        self._uploads: weakref.WeakSet[_Upload] = weakref.WeakSet()
         self.max_connections = max_connections
         self.read_timeout = read_timeout
         self.idle_timeout = idle_timeout
@@ -264,6 +298,11 @@ class ControlServer:
             if (st.st_dev, st.st_ino) == self._inode:
                 os.unlink(self.path)
 
+    def uploads_held(self) -> tuple[int, int]:
+        """How many uploads are alive (begun, not yet given to a request) and their bytes."""
+        ups = list(self._uploads)
+        return len(ups), sum(u.buf.nbytes for u in ups)
+
     async def drain(self, timeout: float) -> None:
         """Wait (at most ``timeout`` s) until no request is being answered: replies get written."""
         with trio.move_on_after(timeout):
@@ -290,6 +329,7 @@ class ControlServer:
 
     async def _requests(self, stream: trio.SocketStream) -> None:
         buf = bytearray()
+        conn = _Connection()  # this connection's upload, if any: it dies with the connection
         while True:
             with trio.move_on_after(self.idle_timeout):
                 head = await _read_exactly(stream, buf, HEADER.size)
@@ -311,18 +351,27 @@ class ControlServer:
             self.in_flight += 1
             self._idle = trio.Event()
             try:
-                reply = await self._dispatch(bytes(body), size)
+                reply = await self._dispatch(bytes(body), size, conn)
+                del body
                 await self._reply(stream, reply)
             finally:
                 self.in_flight -= 1
                 if not self.in_flight:
                     self._idle.set()
 
-    async def _dispatch(self, body: bytes, size: int) -> dict[str, Any]:
+    async def _dispatch(self, body: bytes, size: int, conn: _Connection | None = None) -> dict[str, Any]:
+        conn = conn or _Connection()
         try:
             req = unpack_body(body, size)
+            del body
             if not isinstance(req, dict) or not isinstance(req.get("op"), str):
                 raise _BadRequest('a request is a map with a string "op"')
+            if req["op"] == "upload_begin":
+                return self._upload_begin(req, conn)
+            if req["op"] == "upload_chunk":
+                return self._upload_chunk(req, conn)
+            if "uploaded" in req:
+                self._take_upload(req, conn)
         except _BadRequest as e:
             return error_reply("bad_request", str(e))
         try:
@@ -331,11 +380,97 @@ class ControlServer:
             log.error("control_handler_failed", op=req.get("op"), error=f"{type(e).__name__}: {e}")
             return error_reply("internal", f"internal error: {type(e).__name__}: {e}")
 
+    # ------------------------------------------------------------------------------------ uploads
+    def _upload_begin(self, req: dict[str, Any], conn: _Connection) -> dict[str, Any]:
+        conn.upload = None  # a new upload replaces an unfinished one
+        dtype, shape = req.get("dtype"), req.get("shape")
+        if set(req) - {"op", "dtype", "shape"}:
+            raise _BadRequest(f"unknown upload_begin fields {sorted(set(req) - {'op', 'dtype', 'shape'})}")
+        if dtype not in UPLOAD_DTYPES:
+            raise _BadRequest(f"upload dtype must be one of {sorted(UPLOAD_DTYPES)}")
+        if (
+            not isinstance(shape, list)
+            or len(shape) not in (1, 2)
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
+            or (len(shape) == 2 and shape[1] > MAX_UPLOAD_COLUMNS)
+        ):
+            raise _BadRequest(
+                f"upload shape must be [rows] or [rows, columns] of positive integers "
+                f"(columns at most {MAX_UPLOAD_COLUMNS})"
+            )
+        total = math.prod(shape)
+        if total > self.max_upload_values:
+            raise _BadRequest(
+                f"an upload of {total} values is above this daemon's limit of {self.max_upload_values} "
+                "values per submit (spdz party --max-input-values)"
+            )
+        try:
+            up = _Upload(UPLOAD_DTYPES[dtype], tuple(shape))
+        except MemoryError:
+            return error_reply("busy", f"no memory for an upload of {total} values; try again later")
+        conn.upload = up
+        self._uploads.add(up)
+        return {"ok": True, "values": total, "max_values": self.max_upload_values}
+
+    def _upload_chunk(self, req: dict[str, Any], conn: _Connection) -> dict[str, Any]:
+        up = conn.upload
+        data = req.get("data")
+        if up is None:
+            raise _BadRequest("upload_chunk without upload_begin on this connection")
+        if set(req) != {"op", "data"} or not isinstance(data, bytes):
+            conn.upload = None
+            raise _BadRequest('upload_chunk takes exactly "data": the values as bytes')
+        k, rest = divmod(len(data), up.buf.itemsize)
+        if rest or up.received + k > up.buf.size:
+            conn.upload = None
+            raise _BadRequest(
+                f"upload chunk of {len(data)} bytes does not fit: {up.received} of {up.buf.size} values "
+                f"of {up.buf.itemsize} bytes received; the upload is discarded"
+            )
+        up.buf[up.received : up.received + k] = np.frombuffer(data, dtype=up.buf.dtype)
+        up.received += k
+        return {"ok": True, "received": up.received}
+
+    def _take_upload(self, req: dict[str, Any], conn: _Connection) -> None:
+        """Give ``req`` this connection's finished upload as its ``input`` (and forget it here)."""
+        up, conn.upload = conn.upload, None
+        if req.pop("uploaded") is not True:
+            raise _BadRequest('"uploaded" must be true')
+        if "input" in req:
+            raise _BadRequest('a request has "input" or "uploaded", not both')
+        if up is None:
+            raise _BadRequest("no upload on this connection: send upload_begin and upload_chunk first")
+        if up.received != up.buf.size:
+            raise _BadRequest(f"the upload is incomplete: {up.received} of {up.buf.size} values arrived")
+        req["input"] = up.buf.reshape(up.shape)
+        self._uploads.discard(up)
+
     async def _reply(self, stream: trio.SocketStream, reply: dict[str, Any]) -> None:
         data = pack_message(reply)
         if len(data) - HEADER.size > MAX_REPLY:
             data = pack_message(error_reply("internal", f"reply of {len(data)} bytes is too large to send"))
         await stream.send_all(data)
+
+
+class _Upload:
+    """One connection's upload: a buffer of the announced size (its pages are committed as chunks
+    fill them), the values received so far, and the shape to give the finished array."""
+
+    __slots__ = ("__weakref__", "buf", "received", "shape")
+
+    def __init__(self, dtype: np.dtype[Any], shape: tuple[int, ...]) -> None:
+        self.buf = np.empty(math.prod(shape), dtype=dtype)
+        self.shape = shape
+        self.received = 0
+
+
+class _Connection:
+    """Per-connection state of the control server: the upload in progress, if any."""
+
+    __slots__ = ("upload",)
+
+    def __init__(self) -> None:
+        self.upload: _Upload | None = None
 
 
 async def _read_exactly(stream: trio.abc.ReceiveStream, buf: bytearray, n: int) -> bytearray | None:
@@ -353,50 +488,125 @@ async def _read_exactly(stream: trio.abc.ReceiveStream, buf: bytearray, n: int) 
 
 
 # ---------------------------------------------------------------------------------------- client
+def _connect(path: Path) -> socket.socket:
+    """A connected socket to the daemon at ``path``; every failure a ``ControlError`` saying why."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.settimeout(10.0)
+    try:
+        sock.connect(str(path))
+    except FileNotFoundError:
+        sock.close()
+        raise ControlError(
+            f"no control socket at {path}: is the daemon (spdz party --config ...) running?"
+        ) from None
+    except PermissionError:
+        sock.close()
+        raise ControlError(
+            f"permission denied on {path}: run this as the daemon's user (the socket is mode 0600)"
+        ) from None
+    except ConnectionRefusedError:
+        sock.close()
+        raise ControlError(f"nothing is serving {path} (a stale socket: the daemon is not running)") from None
+    except OSError as e:
+        sock.close()
+        raise ControlError(f"cannot connect to {path}: {e.strerror or e}") from None
+    return sock
+
+
+def _exchange(
+    sock: socket.socket, path: Path, request: dict[str, Any], timeout: float | None
+) -> dict[str, Any]:
+    """One request and its reply on a connected socket (``timeout``: for the reply; None: no limit)."""
+    sock.settimeout(timeout)
+    try:
+        sock.sendall(pack_message(request))
+        head = _recv_exactly(sock, HEADER.size)
+        (size,) = HEADER.unpack(head)
+        if not 1 <= size <= MAX_REPLY:
+            raise ControlError(f"the daemon sent a reply of {size} bytes (limit {MAX_REPLY})")
+        reply = unpack_body(_recv_exactly(sock, size), size)
+    except TimeoutError:
+        raise ControlError(f"no reply from the daemon at {path} within {timeout} s") from None
+    except _BadRequest as e:
+        raise ControlError(f"malformed reply from the daemon: {e}") from None
+    except OSError as e:
+        raise ControlError(f"the connection to {path} failed: {e.strerror or e}") from None
+    if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+        raise ControlError("malformed reply from the daemon (not a map with 'ok')")
+    return reply
+
+
 def call(path: Path, request: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
     """Send one request to the daemon at ``path`` and return its reply (blocking; for the CLI).
 
     ``timeout`` bounds the wait for the reply (None: wait as long as the session takes).
     """
     path = Path(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock = _connect(path)
     try:
-        sock.settimeout(10.0)
-        try:
-            sock.connect(str(path))
-        except FileNotFoundError:
-            raise ControlError(
-                f"no control socket at {path}: is the daemon (spdz party --config ...) running?"
-            ) from None
-        except PermissionError:
-            raise ControlError(
-                f"permission denied on {path}: run this as the daemon's user (the socket is mode 0600)"
-            ) from None
-        except ConnectionRefusedError:
-            raise ControlError(
-                f"nothing is serving {path} (a stale socket: the daemon is not running)"
-            ) from None
-        except OSError as e:
-            raise ControlError(f"cannot connect to {path}: {e.strerror or e}") from None
-        sock.settimeout(timeout)
-        try:
-            sock.sendall(pack_message(request))
-            head = _recv_exactly(sock, HEADER.size)
-            (size,) = HEADER.unpack(head)
-            if not 1 <= size <= MAX_REPLY:
-                raise ControlError(f"the daemon sent a reply of {size} bytes (limit {MAX_REPLY})")
-            reply = unpack_body(_recv_exactly(sock, size), size)
-        except TimeoutError:
-            raise ControlError(f"no reply from the daemon at {path} within {timeout} s") from None
-        except _BadRequest as e:
-            raise ControlError(f"malformed reply from the daemon: {e}") from None
-        except OSError as e:
-            raise ControlError(f"the connection to {path} failed: {e.strerror or e}") from None
+        return _exchange(sock, path, request, timeout)
     finally:
         sock.close()
-    if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
-        raise ControlError("malformed reply from the daemon (not a map with 'ok')")
-    return reply
+
+
+class UploadRefused(ControlError):
+    """The daemon refused an upload (too large, out of memory): ``reply`` is its error reply."""
+
+    def __init__(self, reply: dict[str, Any]) -> None:
+        super().__init__(str(reply.get("error", "upload refused")))
+        self.reply = reply
+
+
+def upload_dtype(values: np.ndarray) -> str | None:
+    """The upload dtype of ``values`` (``"f8"``, ``"i8"``), or None if they travel as a list only."""
+    if values.dtype.kind == "f":
+        return "f8"
+    if values.dtype.kind == "i" or (values.dtype.kind == "u" and values.dtype.itemsize < 8):
+        return "i8"
+    return None
+
+
+def submit_request(
+    path: Path,
+    request: dict[str, Any],
+    values: np.ndarray | None,
+    *,
+    timeout: float | None = None,
+    threshold: int | None = None,
+    chunk_bytes: int | None = None,
+) -> dict[str, Any]:
+    """Send ``request`` (a submit) with ``values`` as its input, and return the daemon's reply.
+
+    Up to ``threshold`` bytes of values (default ``UPLOAD_THRESHOLD``), and any values that are not
+    int64/float64 (Python ints beyond 64 bits), travel in the request as a list (of rows, for a
+    table). A larger input is uploaded first on the same connection, ``chunk_bytes`` per request
+    (default ``UPLOAD_CHUNK``; see the module docstring), and the submit then says ``"uploaded":
+    true``. ``UploadRefused`` if the daemon refuses the upload.
+    """
+    path = Path(path)
+    threshold = UPLOAD_THRESHOLD if threshold is None else threshold
+    chunk_bytes = UPLOAD_CHUNK if chunk_bytes is None else chunk_bytes
+    if values is None:
+        return call(path, request, timeout=timeout)
+    dtype = upload_dtype(values)
+    if dtype is None or values.nbytes <= threshold or values.ndim not in (1, 2):
+        return call(path, {**request, "input": values}, timeout=timeout)
+    sock = _connect(path)
+    try:
+        begin = {"op": "upload_begin", "dtype": dtype, "shape": list(values.shape)}
+        reply = _exchange(sock, path, begin, UPLOAD_TIMEOUT)
+        if not reply["ok"]:
+            raise UploadRefused(reply)
+        flat = values.reshape(-1)
+        step = max(1, chunk_bytes // 8)
+        for i in range(0, flat.size, step):
+            data = np.ascontiguousarray(flat[i : i + step], dtype=UPLOAD_DTYPES[dtype]).tobytes()
+            reply = _exchange(sock, path, {"op": "upload_chunk", "data": data}, UPLOAD_TIMEOUT)
+            if not reply["ok"]:
+                raise UploadRefused(reply)
+        return _exchange(sock, path, {**request, "uploaded": True}, timeout)
+    finally:
+        sock.close()
 
 
 def _recv_exactly(sock: socket.socket, n: int) -> bytes:
@@ -418,83 +628,364 @@ class InputFileError(ValueError):
         self.category = category  # what the daemon is told (and logs): never the offending value
 
 
-_INT_RE = re.compile(r"[+-]?[0-9]+")
+READ_BLOCK = 1 << 22  # bytes the reader takes from the file at a time (cut at the last newline)
+MAX_LINE = 1 << 24  # a line longer than this is an error, not a reason to read the whole file
+MAX_DIGITS = 60  # no field's bound has more: a longer integer is out of range (int() may refuse it)
+_INT_RE = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_DEC_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+_NONFINITE = {"nan", "inf", "infinity"}
+_CSV_HINT = " (a CSV header? give the column with --column NAME)"
+_INTEGER_HINT = (
+    ": the built-in programs take integers (scale decimals first, e.g. euros to cents; the stats_*, "
+    "linreg_* and logreg_* programs take decimals)"
+)
 
 
-def _number(text: str, where: str, file: Path, hint: str = "") -> int:
+def _shown(text: str) -> str:
+    """A value as quoted in an error: at most 40 characters, and the length of a longer one."""
+    return repr(text) if len(text) <= 40 else f"{text[:40]!r}... ({len(text)} characters)"
+
+
+def _value(text: str, where: str, file: Path, *, integers: bool, bound: float | None, hint: str = "") -> Any:
+    """``text`` as an int (``integers``) or a float within ``bound``; else an ``InputFileError``."""
     t = text.strip()
-    if _INT_RE.fullmatch(t):
-        return int(t)
-    try:
-        f = float(t)
-    except ValueError:
-        shown = text.strip()[:40]
+    if integers and _INT_RE.fullmatch(t):
+        if len(t.lstrip("+-")) > MAX_DIGITS:
+            raise InputFileError(
+                f"{file}: {where}: {_shown(t)} is out of range: it has more than {MAX_DIGITS} digits",
+                "out of range",
+            )
+        v: Any = int(t)
+    elif t.lower().lstrip("+-") in _NONFINITE:
+        raise InputFileError(f"{file}: {where}: {_shown(t)} is not a finite number", "non-numeric value")
+    elif not _DEC_RE.fullmatch(t):
+        raise InputFileError(f"{file}: {where}: {_shown(t)} is not a number{hint}", "non-numeric value")
+    elif integers:
         raise InputFileError(
-            f"{file}: {where}: {shown!r} is not a number{hint}", "non-numeric value"
-        ) from None
-    if not math.isfinite(f):
-        raise InputFileError(f"{file}: {where}: {text.strip()!r} is not a finite number", "non-numeric value")
-    raise InputFileError(
-        f"{file}: {where}: {text.strip()!r} is not an integer: the built-in programs take integers "
-        "(scale decimals first, e.g. euros to cents)",
-        "non-integer value",
-    )
+            f"{file}: {where}: {_shown(t)} is not an integer{_INTEGER_HINT}", "non-integer value"
+        )
+    else:
+        v = float(t)  # any number of digits; beyond float64's range it is inf
+    if bound is not None and not abs(v) <= bound:
+        limit = f"2^{math.log2(bound):g}" if bound == 2.0 ** round(math.log2(bound)) else str(bound)
+        raise InputFileError(
+            f"{file}: {where}: {_shown(t)} is out of range: |x| must be at most {limit}", "out of range"
+        )
+    if isinstance(v, float) and not math.isfinite(v):
+        raise InputFileError(f"{file}: {where}: {_shown(t)} is beyond a float's range", "out of range")
+    return v
+
+
+def _columns_wanted(columns: str | Sequence[str] | None, names: list[str]) -> list[str] | None:
+    """``--column``'s names: one name, or several separated by commas (an exact header name wins)."""
+    if columns is None:
+        return None
+    if isinstance(columns, str):
+        if columns.strip() in names:
+            return [columns.strip()]
+        columns = columns.split(",")
+    wanted = [c.strip() for c in columns]
+    if not wanted or any(not c for c in wanted):
+        raise InputFileError(f"--column {','.join(wanted)!r}: empty column name", "no column")
+    return wanted
+
+
+class TableReader:
+    """This party's input file, read in blocks of ``chunk_bytes`` and parsed block by block.
+
+    Formats: (a) one number per line; (b) CSV with a header row, all its columns or the ones named by
+    ``columns`` (a list, or one string: a header name, or names separated by commas). ``csv``: True
+    or False forces the format; None (``spdz submit``) takes a file as CSV when ``columns`` is given or
+    its first non-blank line has a comma. Blank lines are skipped; a UTF-8 byte order mark is allowed.
+
+    ``integers``: the values must be integers (the built-in ``sum``/``mean``/``bench_mul``): int64
+    chunks, or object chunks of Python ints beyond 64 bits. Else floats (the ``stats_*``, ``linreg_*``,
+    ``logreg_*`` programs): float64 chunks. NaN and infinities are refused, and so is any value with
+    ``|x| > bound`` (when given); at most ``limit`` values in all.
+
+    Iterating yields one array per block, ``(rows, width)`` (``width``: the number of columns, 1 for
+    a file of lines), so memory is one block plus one block's values; ``read`` assembles them. Each
+    block is parsed by numpy (``loadtxt``'s C parser); only a block it refuses, or whose values fail a
+    check, is parsed again line by line, which names the exact line, column and value of the first
+    problem in an ``InputFileError`` (its ``category``, not the value, is what the daemon is told).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        columns: str | Sequence[str] | None = None,
+        *,
+        integers: bool = False,
+        bound: float | None = None,
+        limit: int | None = None,
+        csv: bool | None = None,
+        chunk_bytes: int = READ_BLOCK,
+    ) -> None:
+        self.path = Path(path)
+        self.columns = columns
+        self.integers = integers
+        self.bound = bound
+        self.limit = limit
+        self._csv = True if csv is None and columns is not None else csv
+        self.csv = self._csv
+        self.chunk_bytes = chunk_bytes
+        self.names: list[str] | None = None  # the CSV columns read, once the header is parsed
+        self.width = 1
+        self.values = 0  # values read so far
+        self.block_bytes = 0  # the length of the last block read
+        self._header_width = 1
+        self._index: list[int] = [0]
+        self._header_done = False
+
+    # ------------------------------------------------------------------------------------ blocks
+    def _blocks(self) -> Iterator[tuple[bytes, int, int]]:
+        """``(block, first line number, byte offset)``: whole lines, the last block maybe unterminated."""
+        try:
+            f = open(self.path, "rb")  # noqa: SIM115 (closed below; a generator)
+        except FileNotFoundError:
+            raise InputFileError(f"{self.path}: input file does not exist", "missing file") from None
+        except OSError as e:
+            raise InputFileError(
+                f"{self.path}: cannot read input file: {e.strerror or e}", "unreadable file"
+            ) from None
+        with f:
+            carry, line, offset = b"", 1, 0
+            while True:
+                try:
+                    data = f.read(self.chunk_bytes)
+                except OSError as e:
+                    raise InputFileError(
+                        f"{self.path}: cannot read input file: {e.strerror or e}", "unreadable file"
+                    ) from None
+                if data:
+                    buf = carry + data if carry else data
+                    cut = buf.rfind(b"\n") + 1
+                    if not cut:
+                        if len(buf) > MAX_LINE:
+                            raise InputFileError(
+                                f"{self.path}: line {line} is longer than {MAX_LINE} bytes", "line too long"
+                            )
+                        carry = buf
+                        continue
+                    block, carry = buf[:cut], buf[cut:]
+                else:
+                    block, carry = carry, b""
+                if block:
+                    yield block, line, offset
+                    line += block.count(b"\n")
+                    offset += len(block)
+                if not data:
+                    return
+
+    def _text(self, block: bytes, offset: int) -> str:
+        try:
+            return block.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputFileError(
+                f"{self.path}: not UTF-8 text (byte {offset + e.start})", "not text"
+            ) from None
+
+    # ------------------------------------------------------------------------------------ header
+    def _header(self, block: bytes, line: int, offset: int) -> tuple[bytes, int, int] | None:
+        """Consume the header (CSV) or decide the format from the first non-blank line; the rest of
+        ``block`` with its first line number and byte offset, or None if ``block`` is blank."""
+        pos = 0
+        while pos < len(block):
+            end = block.find(b"\n", pos) + 1 or len(block)
+            if block[pos:end].strip():
+                break
+            pos, line = end, line + 1
+        else:
+            return None
+        first = self._text(block[pos:end], offset + pos).rstrip("\r\n")
+        if self.csv is None:
+            self.csv = "," in first
+        self._header_done = True
+        if not self.csv:
+            return block[pos:], line, offset + pos
+        header = next(_csv.reader([first]))
+        names = [h.strip() for h in header]
+        if self.columns is None and all(_DEC_RE.fullmatch(n) or _INT_RE.fullmatch(n) for n in names):
+            raise InputFileError(
+                f"{self.path}: line {line}: {_shown(first.strip())} is not a header row: a CSV file "
+                "needs a header naming its columns (or give one number per line)",
+                "no header",
+            )
+        wanted = _columns_wanted(self.columns, names)
+        if wanted is None:
+            index = list(range(len(names)))
+        else:
+            missing = [c for c in wanted if c not in names]
+            if missing:
+                which = ", ".join(repr(c) for c in missing)
+                raise InputFileError(
+                    f"{self.path}: no column{'s' if len(missing) > 1 else ''} {which} in the CSV header "
+                    f"(columns: {', '.join(names)})",
+                    "no column",
+                )
+            index = [names.index(c) for c in wanted]
+        if self.integers and len(index) > 1:
+            raise InputFileError(
+                f"{self.path}: {len(index)} columns ({', '.join(names[i] for i in index)}), but the built-in "
+                "programs take one column of integers: choose it with --column NAME",
+                "several columns",
+            )
+        self.names = [names[i] for i in index]
+        self._header_width = len(names)
+        self._index = index
+        self.width = len(index)
+        return block[end:], line + 1, offset + end
+
+    # ------------------------------------------------------------------------------------ parsing
+    def __iter__(self) -> Iterator[np.ndarray]:
+        self.csv, self._header_done, self.values = self._csv, False, 0  # each pass starts afresh
+        for data, first_line, first_offset in self._blocks():
+            block, line, offset = data, first_line, first_offset
+            if offset == 0 and block.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark
+                block, offset = block[3:], 3
+            if not self._header_done:
+                rest = self._header(block, line, offset)
+                if rest is None:
+                    continue
+                block, line, offset = rest
+            if not block.strip():
+                continue
+            chunk = self._fast(block)
+            if chunk is None:
+                chunk = self._slow(self._text(block, offset), line)
+            if chunk.shape[0] == 0:
+                continue
+            self.values += chunk.size
+            self.block_bytes = len(data)
+            if self.limit is not None and self.values > self.limit:
+                raise InputFileError(f"{self.path}: more than {self.limit} numbers", "too many values")
+            yield chunk
+        if not self._header_done and self.csv:
+            raise InputFileError(f"{self.path}: empty CSV file: no header row", "empty input")
+
+    def _fast(self, block: bytes) -> np.ndarray | None:
+        """The block by numpy's C parser, or None if anything in it needs a closer look."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "input contained no data" (blank lines only)
+                arr = np.loadtxt(
+                    io.BytesIO(block),
+                    delimiter=",",
+                    comments=None,
+                    dtype=np.int64 if self.integers else np.float64,
+                    usecols=self._index if self.csv else None,
+                    ndmin=2,
+                    encoding="utf-8",
+                )
+        except (ValueError, OverflowError):  # UnicodeDecodeError too: the slow path names the byte
+            return None
+        # every row has exactly the header's fields (usecols alone would accept extra ones)
+        if block.count(b",") != arr.shape[0] * (self._header_width - 1) or arr.shape[1] != self.width:
+            return None
+        if self.bound is not None and arr.size:
+            if self.integers:
+                b = min(int(self.bound), (1 << 63) - 1)
+                if arr.min() < -b or arr.max() > b:
+                    return None
+            elif not (arr.min() >= -self.bound and arr.max() <= self.bound):  # NaN fails both
+                return None
+        elif not self.integers and arr.size and not np.isfinite(arr).all():
+            return None
+        return arr
+
+    def _slow(self, text: str, first_line: int) -> np.ndarray:
+        """The block line by line: the exact line, column and value of the first problem, or its values."""
+        rows: list[list[Any]] = []
+        for k, raw in enumerate(text.split("\n")):
+            line = first_line + k
+            if not raw.strip():
+                continue
+            if not self.csv:
+                hint = _CSV_HINT if not self.values and not rows else ""
+                rows.append([self._one(raw, f"line {line}", hint)])
+                continue
+            try:
+                cells = next(_csv.reader([raw.rstrip("\r")]))
+            except _csv.Error as e:
+                raise InputFileError(f"{self.path}: line {line}: not a CSV row ({e})", "not csv") from None
+            if not any(c.strip() for c in cells):
+                continue
+            row = []
+            assert self.names is not None
+            for i, name in zip(self._index, self.names, strict=True):
+                if i >= len(cells) or not cells[i].strip():
+                    raise InputFileError(
+                        f"{self.path}: line {line}: no value in column {name!r}", "missing value"
+                    )
+                row.append(self._one(cells[i], f"line {line}, column {name!r}"))
+            if len(cells) != self._header_width:
+                raise InputFileError(
+                    f"{self.path}: line {line}: {len(cells)} values, but the header names "
+                    f"{self._header_width} columns",
+                    "wrong column count",
+                )
+            rows.append(row)
+        if not self.integers:
+            return np.asarray(rows, dtype=np.float64).reshape(-1, self.width)
+        flat = [v for r in rows for v in r]
+        small = not flat or (-(1 << 63) <= min(flat) and max(flat) < 1 << 63)
+        return np.asarray(rows, dtype=np.int64 if small else object).reshape(-1, self.width)
+
+    def _one(self, text: str, where: str, hint: str = "") -> Any:
+        return _value(text, where, self.path, integers=self.integers, bound=self.bound, hint=hint)
+
+    # ------------------------------------------------------------------------------------ assembly
+    def read(self) -> np.ndarray:
+        """The whole input: 1-d for one column (a file of lines, or one CSV column), else 2-d.
+
+        Memory: the values plus one block. The buffer is sized from the file's length and the first
+        block's rows (untouched pages of an over-estimate are never resident) and grows by half if
+        the estimate was short.
+        """
+        try:
+            size = os.stat(self.path).st_size
+        except OSError:
+            size = 0
+        buf: np.ndarray | None = None
+        n = 0
+        for chunk in self:
+            if buf is None:
+                per_row = max(1.0, self.block_bytes / max(1, chunk.shape[0]))
+                rows = max(chunk.shape[0], int(size / per_row * 1.05) + 1024)
+                buf = np.empty((rows, self.width), dtype=chunk.dtype)
+            if chunk.dtype == object and buf.dtype != object:
+                buf = buf[:n].astype(object)
+            if n + chunk.shape[0] > buf.shape[0]:
+                grown = np.empty((max(n + chunk.shape[0], buf.shape[0] * 3 // 2), self.width), buf.dtype)
+                grown[:n] = buf[:n]
+                buf = grown
+            buf[n : n + chunk.shape[0]] = chunk
+            n += chunk.shape[0]
+        if buf is None or n == 0:
+            raise InputFileError(f"{self.path}: no numbers in the file (empty input)", "empty input")
+        out = buf[:n] if buf.shape[0] <= 2 * n + 1024 else buf[:n].copy()
+        return out.reshape(-1) if self.width == 1 else out
+
+
+def read_table(
+    path: Path | str,
+    columns: str | Sequence[str] | None = None,
+    **options: Any,
+) -> np.ndarray:
+    """This party's input as one array (``TableReader(path, columns, **options).read()``)."""
+    return TableReader(path, columns, **options).read()
 
 
 def read_numbers(path: Path, column: str | None = None, limit: int | None = None) -> list[int]:
-    """This party's input: one integer per line (blank lines skipped), or the CSV column ``column``.
+    """One integer per line (blank lines skipped), or the CSV column ``column``, as Python ints.
 
     Every problem is an ``InputFileError`` naming the file and the line (or row) and the value.
     """
     from .programs import MAX_INPUT_ELEMENTS
 
     limit = MAX_INPUT_ELEMENTS if limit is None else limit
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputFileError(f"{path}: input file does not exist", "missing file") from None
-    except OSError as e:
-        raise InputFileError(
-            f"{path}: cannot read input file: {e.strerror or e}", "unreadable file"
-        ) from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputFileError(f"{path}: not UTF-8 text (byte {e.start})", "not text") from None
-    out: list[int] = []
-    if column is None:
-        for k, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            hint = " (a CSV header? give the column with --column NAME)" if not out and "," in line else ""
-            out.append(_number(line, f"line {k}", path, hint))
-            if len(out) > limit:
-                raise InputFileError(f"{path}: more than {limit} numbers", "too many values")
-    else:
-        reader = csv.reader(io.StringIO(text, newline=""))
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise InputFileError(f"{path}: empty CSV file: no header row", "empty input") from None
-        names = [h.strip() for h in header]
-        if column not in names:
-            raise InputFileError(
-                f"{path}: no column {column!r} in the CSV header (columns: {', '.join(names)})", "no column"
-            )
-        idx = names.index(column)
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            line = reader.line_num
-            if idx >= len(row) or not row[idx].strip():
-                raise InputFileError(f"{path}: line {line}: no value in column {column!r}", "missing value")
-            out.append(_number(row[idx], f"line {line}, column {column!r}", path))
-            if len(out) > limit:
-                raise InputFileError(f"{path}: more than {limit} numbers", "too many values")
-    if not out:
-        raise InputFileError(f"{path}: no numbers in the file (empty input)", "empty input")
-    return out
+    reader = TableReader(path, column, integers=True, limit=limit, csv=column is not None)
+    return reader.read().tolist()
 
 
 # ---------------------------------------------------------------------------------------- CLI
@@ -504,25 +995,62 @@ def _control_path(config: str) -> Path:
     return load_config(config, check_files=False).control_socket
 
 
+def takes_decimals(program: str) -> bool:
+    """True for the programs that take decimals (their ``prepare`` is an app's, ``_app_prepare``:
+    ``stats_*``, ``linreg_*``, ``logreg_*``); False for the integer programs and unknown names."""
+    from .programs import REGISTRY, UnknownProgram
+
+    try:
+        spec = REGISTRY.get(program)
+    except UnknownProgram:
+        return False
+    return bool(getattr(spec.prepare, "decimals", False))
+
+
+def read_input(
+    path: Path | str, columns: str | Sequence[str] | None, program: str, field: str, n: int
+) -> np.ndarray:
+    """What ``spdz submit`` sends for ``program``: decimals within the apps' bound (``MAX_ABS``) for
+    the programs that take them, else integers within the field's bound for ``n`` parties."""
+    if takes_decimals(program):
+        from protocols.apps.programs import MAX_ABS, MAX_ELEMENTS
+
+        return read_table(path, columns, bound=MAX_ABS, limit=MAX_ELEMENTS)
+    from protocols.field import get_field
+
+    from .programs import MAX_INPUT_ELEMENTS, value_bound
+
+    bound = value_bound(get_field(field), n)
+    return read_table(path, columns, integers=True, bound=bound, limit=MAX_INPUT_ELEMENTS)
+
+
 def cmd_submit(args: Any) -> int:
     """``spdz submit``: give this party's input to its daemon, wait, print the result."""
+    from .config import load_config
+
     try:
-        path = _control_path(args.config)
+        cfg = load_config(args.config, check_files=False)
     except ConfigError as e:
         print(f"spdz submit: {e}", file=sys.stderr)
         return 2
-    local_error: InputFileError | None = None
+    path = cfg.control_socket
+    local_error: Exception | None = None
     request: dict[str, Any] = {"op": "submit", "program": args.program, "session": args.session}
     if args.timeout is not None:
         request["timeout"] = args.timeout
+    values: np.ndarray | None = None
     try:
-        request["input"] = [encode_number(v) for v in read_numbers(Path(args.input), args.column)]
+        values = read_input(Path(args.input), args.column, args.program, cfg.field, cfg.n)
     except InputFileError as e:
         # The others still have to hear of it: the daemon joins the session only to abort it.
         local_error = e
         request["reject"] = e.category
     try:
-        reply = call(path, request)
+        try:
+            reply = submit_request(path, request, values)
+        except UploadRefused as e:
+            local_error = ControlError(f"the daemon refused the input: {e}")
+            reply = call(path, {**request, "reject": "input refused by the daemon"})
     except ControlError as e:
         if local_error is not None:
             print(f"spdz submit: {local_error}", file=sys.stderr)

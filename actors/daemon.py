@@ -29,6 +29,12 @@ Session ids are single-use (``job/<id>``; without ``--session``, ``auto/<program
 such submit of the program at this daemon, which matches across parties that submit the same jobs
 in the same order).
 
+**Large inputs.** An input of more than a few MiB arrives as a chunked upload on the control
+connection (``actors.control``), at most ``--max-input-values`` values per submit (default 2^26,
+512 MiB of float64: what one session input takes; more is a ``bad_request`` naming the limit). The
+submit then sees it as a numpy array in ``input``, which the program's ``prepare`` checks without a
+Python loop per value.
+
 **Signals.** SIGTERM or SIGINT: graceful stop: ``STOPPING=1``, new submits are refused, running
 sessions get ``--grace`` seconds to finish, then the rest are cancelled (the engine tells the peers
 the session is aborted, the submitters get an error), and the process exits 0. A second signal skips
@@ -70,7 +76,7 @@ from protocols.preprocessing.base import Preprocessing
 
 from . import logs, programs
 from .config import PartyConfig, load_config
-from .control import ControlServer, error_reply
+from .control import MAX_UPLOAD_VALUES, ControlServer, error_reply
 from .party import Party
 from .sdnotify import Notifier
 
@@ -97,6 +103,7 @@ class DaemonOptions:
     submit_timeout: float = 60.0  # default bound on waiting for preprocessing and for the other parties
     handshake_timeout: float = 10.0
     status_interval: float = 2.0
+    max_input_values: int = MAX_UPLOAD_VALUES  # per submit, for an input uploaded in chunks
 
 
 class InputRejected(AbortError):
@@ -271,7 +278,9 @@ class PartyDaemon:
         self.party = Party(cfg, interceptor=_JobGuard(), handshake_timeout=hs)
         self.connector, self.links = self.party.connector, self.party.links
         self.listener = self.party.listener
-        self.control = ControlServer(cfg.control_socket, self.handle)
+        self.control = ControlServer(
+            cfg.control_socket, self.handle, max_upload_values=self.options.max_input_values
+        )
         self.state = "starting"
         self.stopping = False
         self.port: int | None = None
@@ -743,7 +752,12 @@ def cmd_party(args: Any) -> int:
     if not (args.grace >= 0 and args.submit_timeout > 0):
         print("spdz party: --grace must be >= 0 and --submit-timeout > 0 seconds", file=sys.stderr)
         return 2
-    options = DaemonOptions(grace=args.grace, submit_timeout=args.submit_timeout)
+    max_values = getattr(args, "max_input_values", None)
+    max_values = MAX_UPLOAD_VALUES if max_values is None else max_values
+    if not 1 <= max_values <= 1 << 40:
+        print("spdz party: --max-input-values must be a positive number of values", file=sys.stderr)
+        return 2
+    options = DaemonOptions(grace=args.grace, submit_timeout=args.submit_timeout, max_input_values=max_values)
     t0 = time.monotonic()
     try:
         daemon = PartyDaemon(cfg, options=options)

@@ -8,9 +8,13 @@ connection flood, a handler bug, a join that times out in virtual time).
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import os
 import socket
 import stat
+import subprocess
+import sys
 import uuid
 from fractions import Fraction
 from pathlib import Path
@@ -23,7 +27,7 @@ import trio.testing
 
 import actors
 from actors import control, programs
-from actors.control import ControlError, ControlServer, InputFileError, read_numbers
+from actors.control import ControlError, ControlServer, InputFileError, read_numbers, read_table
 from actors.daemon import _UseTracked, join_session
 from actors.pki import make_cluster
 from actors.sdnotify import Notifier
@@ -272,6 +276,290 @@ def test_read_numbers_limits_and_unreadable_files(tmp_path: Path) -> None:
     f.write_bytes(b"1\n\xff\xfe\n")
     with pytest.raises(InputFileError, match="not UTF-8 text"):
         read_numbers(f)
+
+
+# ------------------------------------------------------------------------------------ tables (large inputs)
+def test_read_table_lines_and_csv_with_decimals(tmp_path: Path) -> None:
+    f = tmp_path / "a.txt"
+    f.write_text("\ufeff 12\n\n-3.25\n+4e2\r\n.5\n")
+    out = read_table(f)
+    assert out.dtype == np.float64 and out.tolist() == [12.0, -3.25, 400.0, 0.5]
+    c = tmp_path / "a.csv"
+    c.write_text('id,age,"cost, eur"\n1,40,5.5\n\n2, 71 ,-2\r\n,,\n3,33,9e-3\n')
+    everything = read_table(c)
+    assert everything.shape == (3, 3) and everything[:, 2].tolist() == [5.5, -2.0, 0.009]
+    assert read_table(c, "age").tolist() == [40.0, 71.0, 33.0]  # one column: flat, as before
+    assert read_table(c, "cost, eur").tolist() == [5.5, -2.0, 0.009]  # a header name wins over a split
+    assert read_table(c, "age,id").tolist() == [[40.0, 1.0], [71.0, 2.0], [33.0, 3.0]]
+    assert read_table(c, ["id", "age"]).tolist() == [[1.0, 40.0], [2.0, 71.0], [3.0, 33.0]]
+    ints = read_table(c, "age", integers=True)
+    assert ints.dtype == np.int64 and ints.tolist() == [40, 71, 33]
+    big = tmp_path / "big.txt"
+    big.write_text(f"{2**70}\n-5\n")
+    assert read_table(big, integers=True).tolist() == [2**70, -5]  # beyond int64: Python ints
+
+
+def test_submit_reads_decimals_for_the_apps_and_integers_for_the_rest(tmp_path: Path) -> None:
+    assert control.takes_decimals("stats_mean") and control.takes_decimals("linreg_train")
+    assert not control.takes_decimals("sum") and not control.takes_decimals("bench_mul")
+    assert not control.takes_decimals("no_such_program")
+    f = tmp_path / "t.csv"
+    f.write_text("x,y\n1.5,2\n-3,4\n")
+    table = control.read_input(f, None, "stats_covariance", "p127", 3)
+    assert table.tolist() == [[1.5, 2.0], [-3.0, 4.0]]
+    with pytest.raises(InputFileError, match=r"line 2, column 'x': '1.5' is not an integer") as info:
+        control.read_input(f, "x", "sum", "p61", 3)
+    assert info.value.category == "non-integer value"
+    with pytest.raises(InputFileError, match="take one column of integers: choose it with --column"):
+        control.read_input(f, None, "sum", "p61", 3)
+    bound = programs.value_bound(get_field(P61), 3)
+    f.write_text(f"{bound}\n{bound + 1}\n")
+    with pytest.raises(
+        InputFileError, match=rf"line 2: '{bound + 1}' is out of range: \|x\| must be at most"
+    ):
+        control.read_input(f, None, "mean", "p61", 3)
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "integers", "message", "category"),
+    [
+        ("1\n2.5\n\nabc\n", None, False, "line 4: 'abc' is not a number", "non-numeric value"),
+        (
+            "1\n2\n" + "9" * 5000 + "\n",
+            None,
+            True,
+            "(5000 characters) is out of range: it has more than 60",
+            "out of range",
+        ),
+        ("1\n2\n" + "9" * 5000 + "\n", None, False, "line 3: '99999", "out of range"),
+        ("1\n-inf\n", None, False, "line 2: '-inf' is not a finite number", "non-numeric value"),
+        (
+            "1\n2e12\n",
+            None,
+            False,
+            "line 2: '2e12' is out of range: |x| must be at most 2^40",
+            "out of range",
+        ),
+        (
+            "a,b\n1,2\n3,NaN\n",
+            None,
+            False,
+            "line 3, column 'b': 'NaN' is not a finite number",
+            "non-numeric value",
+        ),
+        ("a,b\n1,2\n3,x1\n", "a,b", False, "line 3, column 'b': 'x1' is not a number", "non-numeric value"),
+        (
+            "a,b\n1,2\n3,4,5\n",
+            None,
+            False,
+            "line 3: 3 values, but the header names 2 columns",
+            "wrong column count",
+        ),
+        ("a,b\n1,2\n3\n", "b", False, "line 3: no value in column 'b'", "missing value"),
+        ("1,2\n3,4\n", None, False, "line 1: '1,2' is not a header row", "no header"),
+        ("a,b\n1,2\n", "c,a", False, "no column 'c' in the CSV header (columns: a, b)", "no column"),
+        (
+            "a,b\n1,2\n",
+            None,
+            True,
+            "2 columns (a, b), but the built-in programs take one column",
+            "several columns",
+        ),
+        ("\n \n", None, False, "no numbers in the file (empty input)", "empty input"),
+        ("a,b\n\n", None, False, "no numbers in the file (empty input)", "empty input"),
+    ],
+)
+def test_read_table_errors_name_the_file_line_column_and_value(
+    tmp_path: Path, text: str, column: str | None, integers: bool, message: str, category: str
+) -> None:
+    f = tmp_path / "in.csv"
+    f.write_text(text)
+    with pytest.raises(InputFileError) as info:
+        read_table(f, column, integers=integers, bound=2.0**40)
+    assert message in str(info.value) and str(f) in str(info.value), str(info.value)
+    assert info.value.category == category
+    assert len(str(info.value)) < 400  # a huge value is shown cut short
+
+
+def test_a_5000_digit_integer_is_an_input_error_not_a_crash(tmp_path: Path) -> None:
+    f = tmp_path / "in.txt"
+    f.write_text("7\n" + "1" * 5000 + "\n")
+    with pytest.raises(InputFileError, match=r"line 2: '1111.*\(5000 characters\) is out of range"):
+        read_numbers(f)
+
+
+def test_the_first_bad_value_of_a_large_file_is_found_by_line(tmp_path: Path) -> None:
+    rows = 50_000
+    body = b"".join(b"%d,%d.5\n" % (i, i) for i in range(rows))
+    f = tmp_path / "t.csv"
+    f.write_bytes(b"k,v\n" + body.replace(b"\n31337,31337.5\n", b"\n31337,3x.5\n"))
+    with pytest.raises(InputFileError, match=r"t.csv: line 31339, column 'v': '3x.5' is not a number"):
+        read_table(f, chunk_bytes=1 << 16)
+    f.write_bytes(b"k,v\n" + body)
+    out = read_table(f, chunk_bytes=1 << 16)
+    assert out.shape == (rows, 2) and out[-1].tolist() == [rows - 1, rows - 0.5]
+
+
+STREAM_PROBE = """
+import json, resource, sys
+import numpy as np
+from actors.control import TableReader
+reader = TableReader(sys.argv[1], bound=2.0**40, chunk_bytes=1 << 19)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rows = chunks = biggest = 0
+for part in reader:  # a generator of blocks: nothing is kept here but counts
+    assert isinstance(part, np.ndarray) and part.dtype == np.float64 and part.shape[1] == 3
+    rows, chunks, biggest = rows + part.shape[0], chunks + 1, max(biggest, part.nbytes)
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(json.dumps({"rows": rows, "chunks": chunks, "biggest": biggest, "grown": grown * 1024}))
+"""
+
+
+def test_a_million_rows_are_read_in_chunks_with_bounded_memory(tmp_path: Path) -> None:
+    rows, block = 1_000_000, 1000
+    base = np.arange(block)
+    lines = b"".join(b"%d.125,-%d.5,0.25\n" % (i, i) for i in base.tolist())
+    f = tmp_path / "m.csv"
+    f.write_bytes(b"a,b,c\n" + lines * (rows // block))
+    # in a fresh process, so that the peak resident size says what streaming the file costs
+    out = subprocess.run(  # noqa: S603 (this interpreter, our own script)
+        [sys.executable, "-c", STREAM_PROBE, str(f)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    probe = json.loads(out.stdout)
+    array_bytes = rows * 3 * 8
+    assert probe["rows"] == rows and probe["chunks"] >= f.stat().st_size >> 19  # one array per block
+    assert probe["biggest"] < 1 << 20
+    assert probe["grown"] < array_bytes / 2, probe  # a block at a time: not the table, nor a list
+    whole = read_table(f)
+    assert whole.shape == (rows, 3) and whole.dtype == np.float64
+    assert np.array_equal(whole[:block, 0], base + 0.125) and np.array_equal(whole[-block:, 1], -base - 0.5)
+
+
+# ------------------------------------------------------------------------------------ chunked upload
+async def _served(path: Path, **options: Any) -> tuple[ControlServer, list[dict[str, Any]]]:
+    got: list[dict[str, Any]] = []
+
+    async def handler(req: dict[str, Any]) -> dict[str, Any]:
+        got.append(req)
+        return {"ok": True, "kind_of_input": type(req.get("input")).__name__}
+
+    return ControlServer(path, handler, **options), got
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.arange(30_000 * 3, dtype=np.float64).reshape(30_000, 3) / 7 - 1000,
+        np.arange(-50_000, 50_000, dtype=np.int64) * 12345,
+    ],
+    ids=["float-table", "int-column"],
+)
+async def test_a_chunked_upload_reassembles_exactly_the_same_array(
+    tmp_path: Path, values: np.ndarray
+) -> None:
+    path = tmp_path / "ctl.sock"
+    server, got = await _served(path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        request = {"op": "submit", "program": "p", "session": "s"}
+        reply = await trio.to_thread.run_sync(
+            lambda: control.submit_request(path, request, values, threshold=1000, chunk_bytes=40_000)
+        )
+        assert reply == {"ok": True, "kind_of_input": "ndarray"}
+        (req,) = got
+        assert set(req) == {"op", "program", "session", "input"}
+        assert req["input"].dtype == values.dtype and np.array_equal(req["input"], values)
+        assert server.uploads_held() == (0, 0)
+        # below the threshold the input is the plain list of before
+        small = values[:5]
+        reply = await trio.to_thread.run_sync(lambda: control.submit_request(path, request, small))
+        assert reply["kind_of_input"] == "list" and got[1]["input"] == small.tolist()
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_upload_above_the_limit_is_refused_naming_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "ctl.sock"
+    server, got = await _served(path, max_upload_values=1000)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        values = np.zeros((400, 3))
+        with pytest.raises(control.UploadRefused) as info:
+            await trio.to_thread.run_sync(
+                lambda: control.submit_request(path, {"op": "submit"}, values, threshold=0)
+            )
+        assert info.value.reply["kind"] == "bad_request"
+        assert "an upload of 1200 values is above this daemon's limit of 1000 values per submit" in str(
+            info.value
+        )
+        assert not got and server.uploads_held() == (0, 0)
+
+        # a client that sends more than it announced loses the upload
+        stream = await trio.open_unix_socket(str(path))
+        async with stream:
+            await stream.send_all(frame({"op": "upload_begin", "dtype": "f8", "shape": [2]}))
+            assert (await _reply(stream))["ok"]  # type: ignore[index]
+            await stream.send_all(frame({"op": "upload_chunk", "data": bytes(24)}))
+            too_much = await _reply(stream)
+            assert too_much is not None and too_much["kind"] == "bad_request"
+            assert "does not fit" in too_much["error"] and "discarded" in too_much["error"]
+            await stream.send_all(frame({"op": "submit", "uploaded": True}))
+            none = await _reply(stream)
+            assert none is not None and "no upload on this connection" in none["error"]
+            await stream.send_all(frame({"op": "upload_begin", "dtype": "f8", "shape": [2]}))
+            await _reply(stream)
+            await stream.send_all(frame({"op": "submit", "uploaded": True}))
+            short = await _reply(stream)
+            assert short is not None and "the upload is incomplete: 0 of 2 values arrived" in short["error"]
+            await stream.send_all(frame({"op": "upload_begin", "dtype": "c16", "shape": [2]}))
+            bad = await _reply(stream)
+            assert bad is not None and "upload dtype must be one of ['f8', 'i8']" in bad["error"]
+        assert not got
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_client_that_disconnects_mid_upload_leaves_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "ctl.sock"
+    server, got = await _served(path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        stream = await trio.open_unix_socket(str(path))
+        await stream.send_all(frame({"op": "upload_begin", "dtype": "f8", "shape": [100_000, 4]}))
+        assert (await _reply(stream))["ok"]  # type: ignore[index]
+        await stream.send_all(frame({"op": "upload_chunk", "data": np.ones(1000).tobytes()}))
+        assert (await _reply(stream)) == {"ok": True, "received": 1000}
+        assert server.uploads_held() == (1, 100_000 * 4 * 8)
+        await stream.send_all(frame({"op": "upload_chunk", "data": np.ones(1000).tobytes()})[:100])
+        await stream.aclose()  # mid-request, mid-upload
+        with trio.fail_after(5):
+            while server.connections:
+                await trio.sleep(0.01)
+        gc.collect()
+        assert server.uploads_held() == (0, 0) and not got
+        nursery.cancel_scope.cancel()
+
+
+def test_the_apps_check_an_uploaded_array_without_a_loop() -> None:
+    from protocols.apps import programs as apps
+
+    table = np.arange(12, dtype=np.float64).reshape(4, 3)
+    assert apps.parse_numbers(table) is table  # no copy, no conversion
+    prepare = programs.get("stats_mean").prepare
+    assert prepare(table, get_field(P127), 3) is table
+    bad = table.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(programs.InputError, match="row 3: nan is not a finite number"):
+        prepare(bad, get_field(P127), 3)
+    with pytest.raises(programs.InputError, match="value 2: 2000000000000.0 is not a finite"):
+        prepare(np.array([1.0, 2e12]), get_field(P127), 3)
+    assert apps.MAX_ELEMENTS >= 21_000_000  # 10^6 rows x 21 columns
+    ints = programs.integer_vector(np.array([5, -7], dtype=np.int64), get_field(P61), 3)
+    assert ints.dtype == np.int64 and ints.tolist() == [5, -7]
+    bound = programs.value_bound(get_field(P61), 3)
+    with pytest.raises(programs.InputError, match="value 2 is out of range"):
+        programs.integer_vector(np.array([5, bound + 1]), get_field(P61), 3)
+    with pytest.raises(programs.InputError, match="value 1 is not an integer"):
+        programs.integer_vector(np.array([0.5]), get_field(P61), 3)
 
 
 # ------------------------------------------------------------------------------------ programs

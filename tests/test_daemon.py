@@ -9,6 +9,7 @@ real clock, and every wait fails with the daemons' logs attached rather than han
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -25,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from actors import control
@@ -135,9 +137,12 @@ class Daemons:
         grace: float = 20.0,
         pool: Watermarks | None = None,
         metrics: bool = False,
+        field: str = "p61",
+        party_args: dict[int, tuple[str, ...]] | None = None,
     ) -> None:
         self.root = root
         self.n = n
+        self.party_args = party_args or {}
         make_cluster(root, n)
         ports = free_ports(2 * n)
         self.metrics_ports = ports[n:] if metrics else [None] * n
@@ -152,7 +157,7 @@ class Daemons:
             cfg = load_config(path)
             cfg = dataclasses.replace(
                 cfg,
-                field="p61",
+                field=field,
                 listen=Address("127.0.0.1", ports[i]),
                 peers={j: Address("127.0.0.1", ports[j]) for j in range(n) if j != i},
                 control_socket=root / f"party{i}" / "ctl.sock",
@@ -192,6 +197,7 @@ class Daemons:
                 str(self.configs[i]),
                 "--grace",
                 str(self.grace),
+                *self.party_args.get(i, ()),
                 env=self.env(i),
                 log=self.log_path(i),
             )
@@ -511,6 +517,97 @@ def test_garbage_to_the_tls_port_and_the_control_socket_leaves_the_daemon_servin
     assert all(link["up"] for link in st["links"].values())
     assert sum(st["tls"]["listener"]["refused"].values()) >= 3, st["tls"]
     assert st["links"]["0"]["rejected_streams"] >= 1, st["links"]
+
+
+# ------------------------------------------------------------------------------------ decimal tables
+def test_stats_mean_of_csv_tables_over_three_daemons_with_a_chunked_upload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Three p127 daemons compute per-column means of CSV tables (a header, two columns, decimals).
+    Parties 0 and 1 run ``spdz submit`` (0 picks two of three columns with ``--column``); party 2
+    runs the same command in this process with the upload threshold at 0, so its table reaches its
+    daemon as a chunked upload, whose limit (``--max-input-values 1000``) a second session exceeds."""
+    d = Daemons(tmp_path / "d3", 3, field="p127", party_args={2: ("--max-input-values", "1000")})
+    rng = np.random.default_rng(11)
+    parts = [np.column_stack([rng.normal(2500, 700, k), rng.normal(1.5, 0.8, k)]) for k in (300, 200, 250)]
+    files = []
+    for i, part in enumerate(parts):
+        f = tmp_path / f"p{i}.csv"
+        if i == 0:  # an extra column, left out with --column
+            extra = np.column_stack([np.arange(len(part)), part])
+            np.savetxt(f, extra, delimiter=",", fmt="%.6f", header="id,amount,hours", comments="")
+        else:
+            np.savetxt(f, part, delimiter=",", fmt="%.6f", header="amount,hours", comments="")
+        files.append(f)
+    rounded = [np.round(p, 6) for p in parts]
+    monkeypatch.setattr(control, "UPLOAD_THRESHOLD", 0)
+    monkeypatch.setattr(control, "UPLOAD_CHUNK", 1024)  # several chunks for a few hundred rows
+    sent: list[str] = []
+    exchange = control._exchange
+
+    def spy(sock: Any, path: Path, request: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+        sent.append(request["op"])
+        return exchange(sock, path, request, timeout)
+
+    monkeypatch.setattr(control, "_exchange", spy)
+
+    def own(session: str, data: Path) -> int:
+        args = argparse.Namespace(
+            config=str(d.configs[2]),
+            program="stats_mean",
+            input=str(data),
+            session=session,
+            column=None,
+            timeout=None,
+            json=True,
+        )
+        return control.cmd_submit(args)
+
+    try:
+        d.start()
+        d.wait_preprocessing()
+        with ThreadPoolExecutor(1) as pool:
+            mine = pool.submit(own, "table-1", files[2])
+            procs = [
+                d.submit(
+                    0, "stats_mean", files[0], "--session", "table-1", "--json", "--column", "amount,hours"
+                ),
+                d.submit(1, "stats_mean", files[1], "--session", "table-1", "--json"),
+            ]
+            results = d.finish(procs)
+            assert mine.result(RUN_TIMEOUT) == 0, f"{capsys.readouterr()}\n{d.logs()}"
+        ops = [op for op in sent if op != "status"]  # (the harness's status calls go the same way)
+        assert ops == ["upload_begin"] + ["upload_chunk"] * 4 + ["submit"], ops  # 500 values, 128 a chunk
+        want = np.concatenate(rounded).mean(axis=0)
+        outs = [json.loads(out) for _, out, _ in results] + [json.loads(capsys.readouterr().out)]
+        for i, ((rc, _, err), out) in enumerate(zip([*results, (0, "", "")], outs, strict=True)):
+            assert rc == 0, f"party {i}: {err}\n{d.logs()}"
+            got = np.asarray(out["mean"])
+            assert got.shape == (2,) and np.all(np.abs(got - want) <= 1e-3 * np.maximum(1, np.abs(want))), (
+                i,
+                got,
+                want,
+            )
+
+        # 600 rows x 2 columns: above party 2's limit, so it refuses, and the others abort
+        big = tmp_path / "big.csv"
+        np.savetxt(big, np.ones((600, 2)), delimiter=",", fmt="%.1f", header="amount,hours", comments="")
+        with ThreadPoolExecutor(1) as pool:
+            mine = pool.submit(own, "table-2", big)
+            procs = [
+                d.submit(0, "stats_mean", files[0], "--session", "table-2", "--column", "amount,hours"),
+                d.submit(1, "stats_mean", files[1], "--session", "table-2"),
+            ]
+            results = d.finish(procs)
+            assert mine.result(RUN_TIMEOUT) == 1
+        err = capsys.readouterr().err
+        assert "an upload of 1200 values is above this daemon's limit of 1000 values per submit" in err, err
+        for rc, out, err in results:
+            assert rc == 1 and out == "", err
+            assert "party 2 rejected its own input" in err, err
+    finally:
+        codes = d.close()
+    assert codes == [0, 0, 0], f"daemons exited with {codes} on SIGTERM\n{d.logs()}"
 
 
 # ------------------------------------------------------------------------------------ lifecycle
