@@ -87,7 +87,9 @@ def _as_array(value: Any) -> np.ndarray:
 def _conforms(actual: tuple[int, ...], public: Shape) -> bool:
     if public is None:
         return True
-    return len(actual) == len(public) and all(p is None or p == a for a, p in zip(actual, public, strict=True))
+    return len(actual) == len(public) and all(
+        p is None or p == a for a, p in zip(actual, public, strict=True)
+    )
 
 
 def _dummy(shape: Shape, kind: Kind) -> np.ndarray | None:
@@ -137,7 +139,9 @@ class Private:
                 raise ValueError(f"party {owner} owns this private value but passed none")
             arr = _as_array(value)
             if not _conforms(arr.shape, self.shape):
-                raise ValueError(f"private value of shape {arr.shape} does not have the declared shape {shape}")
+                raise ValueError(
+                    f"private value of shape {arr.shape} does not have the declared shape {shape}"
+                )
             if kind == "float":
                 arr = arr.astype(np.float64, copy=False)
             elif _kind_of(arr) != kind:
@@ -217,8 +221,12 @@ class Private:
                 raise ValueError(f"{what} of a private value of shape {self.shape}: {e}") from None
             ref = None  # an unknown shape: nothing to infer from but the kinds
         shape = _public_shape(ref, hidden) if known and ref is not None else None
-        kind = _kind_of(ref) if ref is not None else _promote(
-            self.kind, [o.kind if isinstance(o, Private) else _kind_of(_as_array(o)) for o in others]
+        kind = (
+            _kind_of(ref)
+            if ref is not None
+            else _promote(
+                self.kind, [o.kind if isinstance(o, Private) else _kind_of(_as_array(o)) for o in others]
+            )
         )
         value = None
         if self.mine:
@@ -355,7 +363,7 @@ class Private:
             raise TypeError("a private index must be a boolean mask")
         shape: Shape = None
         if self.shape is not None and mask.shape is not None:
-            shape = (None, *self.shape[len(mask.shape):])
+            shape = (None, *self.shape[len(mask.shape) :])
         value = self._value[mask._value] if self.mine else None  # type: ignore[index]
         return Private(self.session, self.owner, value, shape, self.kind)
 
@@ -398,7 +406,9 @@ class Private:
 
     def count(self) -> Private:
         """The number of rows (the length of axis 0) as a private integer."""
-        return self.apply(lambda a: np.asarray(a.shape[0] if a.ndim else 1, dtype=np.int64), shape=(), kind="int")
+        return self.apply(
+            lambda a: np.asarray(a.shape[0] if a.ndim else 1, dtype=np.int64), shape=(), kind="int"
+        )
 
     def histogram(self, edges: Any) -> Private:
         """Counts in the bins of the public, increasing ``edges`` (``numpy.histogram(x, bins=edges)``)."""
@@ -462,7 +472,9 @@ def _promote(kind: Kind, others: Sequence[Kind]) -> Kind:
     return order[max(order.index(k) for k in [kind, *others])]  # type: ignore[return-value]
 
 
-def _mixed(p: Private, other: Any, fn: Callable[[Any, Any], Any], symbol: str, reflected: bool) -> Pending[Any]:
+def _mixed(
+    p: Private, other: Any, fn: Callable[[Any, Any], Any], symbol: str, reflected: bool
+) -> Pending[Any]:
     """``p <op> other`` where ``other`` is a secret or another owner's private value: share what is
     private (the input rounds), then apply the operator of the secret types (local or not)."""
     s = p.session
@@ -505,9 +517,7 @@ _SECRET_OPS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-def private(
-    s: Session, value: Any, owner: int, *, shape: Shape = None, kind: Kind | None = None
-) -> Private:
+def private(s: Session, value: Any, owner: int, *, shape: Shape = None, kind: Kind | None = None) -> Private:
     """Party ``owner``'s value as a ``Private`` (no communication); every other party passes ``None``.
 
     ``shape`` and ``kind`` are public metadata that every party passes alike (``None`` entries in
@@ -561,7 +571,10 @@ def _parse_meta(raw: Any, frm: int) -> tuple[Kind | None, list[int | None] | Non
             kind in _DTYPES
             and isinstance(shape, (list, tuple))
             and len(shape) <= _MAX_NDIM
-            and all(d is None or (isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 1 << 40) for d in shape)
+            and all(
+                d is None or (isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 1 << 40)
+                for d in shape
+            )
         )
     if not ok:
         raise ProtocolError(f"party {frm} sent malformed private-value metadata", culprit=frm)

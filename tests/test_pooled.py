@@ -14,9 +14,8 @@ from conftest import assert_all_aborted, run_cluster, run_each
 from test_apps import N, each, tables, within
 from test_cheating import Cheat, CheatNet, add_delta, noop
 
-from protocols.apps import pooled
+from protocols.apps import pooled, stats
 from protocols.apps import regression as rg
-from protocols.apps import stats
 from protocols.apps.table import ParameterMismatch, share_table
 from protocols.errors import AbortError, MacCheckError
 from protocols.field import P127, get_field
@@ -150,7 +149,9 @@ async def test_a_million_rows_whose_row_level_sums_would_overflow() -> None:
 
 
 # ---------------------------------------------------------------------------------------- regression
-def regression_data(d: int, sizes: tuple[int, ...], seed: int = 2) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def regression_data(
+    d: int, sizes: tuple[int, ...], seed: int = 2
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     rng = np.random.default_rng(seed)
     scale = 10.0 ** rng.uniform(-0.5, 1.5, d)
     beta = rng.normal(0.0, 2.0, d) / scale
@@ -249,7 +250,7 @@ async def test_no_row_of_a_private_value_crosses_the_wire() -> None:
             assert r is not None
             if j != s.party:
                 with pytest.raises(NotOwnerError):
-                    r.value
+                    _ = r.value
                 held[(s.party, j)] = r._value
         return await every_statistic(s, rows)
 
@@ -308,4 +309,3 @@ async def test_a_party_equivocating_its_column_count_is_caught() -> None:
     assert cheat.hits
     assert all(isinstance(r, (AbortError, ParameterMismatch)) for r in res), res
     assert isinstance(res[2], ParameterMismatch) and "same columns" in str(res[2])
-

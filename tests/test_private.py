@@ -87,7 +87,7 @@ async def test_a_non_owner_cannot_read_the_value_or_branch_on_it() -> None:
             assert x.mine and np.array_equal(x.value, np.arange(4.0))
             return "owner"
         with pytest.raises(NotOwnerError, match="party 0 does"):
-            x.value
+            _ = x.value
         with pytest.raises(TypeError, match="no public truth value"):
             bool(x > 1)
         with pytest.raises(TypeError):

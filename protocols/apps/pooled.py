@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from .. import fixedpoint as fx
-from ..circuits import Mul, Steps, parallel, sum_groups
+from ..circuits import Mul, Steps, parallel, pow2, sum_groups
 from ..comparison import trunc_steps
 from ..fixedpoint import FixedFormat
 from ..online import Session
@@ -158,8 +158,11 @@ async def summaries(
     for p in parts:
         if p is None:
             continue
-        summary = p.apply(lambda a: np.asarray(fn(a), dtype=np.float64 if k is None else np.int64).reshape(-1),
-                          shape=(length,), kind="float" if k is None else "int")
+        summary = p.apply(
+            lambda a: np.asarray(fn(a), dtype=np.float64 if k is None else np.int64).reshape(-1),
+            shape=(length,),
+            kind="float" if k is None else "int",
+        )
         if p.mine and summary.value.shape != (length,):
             raise ValueError(f"a local summary of {summary.value.shape[0]} values, {length} expected")
         sec = await summary.share(fmt=fmt, k=k)
@@ -180,21 +183,69 @@ def moments_fn(pairs: Sequence[tuple[int, int]]) -> Callable[[np.ndarray], np.nd
     return lambda a: _moments(a, pairs)
 
 
+def sums_fn(pairs: Sequence[tuple[int, int]], fmt: FixedFormat) -> Callable[[np.ndarray], np.ndarray]:
+    """``[n, means, M2_ab for (a, b) in pairs]`` with the centred *sums* of products ``M2 = n C`` (not
+    divided by ``n``), and ``n`` encoded so that its share is the integer ``n`` itself (``n 2^-f``)."""
+
+    def fn(a: np.ndarray) -> np.ndarray:
+        out = _moments(a, pairs)
+        n, d = out[0], _as_matrix(a).shape[1]
+        out[1 + d :] *= n
+        out[0] = n * 2.0**-fmt.f
+        return out
+
+    return fn
+
+
+def pooled_sums_steps(
+    summ: Sequence[SharedArray], d: int, pairs: Sequence[tuple[int, int]], fmt: FixedFormat
+) -> Steps[tuple[SharedArray, SharedArray]]:
+    """The union's means ``(d,)`` and centred sums of products ``M2_ab = sum (x_a - m_a)(x_b - m_b)``,
+    untruncated at scale ``2^(2f)``, from ``sums_fn`` summaries: ``M2 = sum_j M2_j + n_j delta_j
+    delta_j^T`` with the integer ``n_j`` (exact products, no truncation). Sums keep the precision of
+    the row-level path (``2^-f`` absolute on a sum, not on a mean of ``n`` terms), and overflow
+    where the row-level sums would (``M2 < 2^43``); for a regression only their ratios matter."""
+    P, q = len(summ), len(pairs)
+    n = SharedArray.concat([pick(x, np.asarray([0])) for x in summ])  # integers
+    w = yield from ratio_steps(n, n.sum().flatten(), fmt, bound_bits=2)  # n_j / N, fixed point
+    mj = SharedArray.concat([pick(x, 1 + np.arange(d)) for x in summ])  # (P * d,): party-major
+    order_m = (np.arange(P)[None, :] * d + np.arange(d)[:, None]).reshape(-1)
+    mean = yield from fx.dot_steps(pick(w, np.tile(np.arange(P), d)), pick(mj, order_m), d, fmt)
+    delta = mj - tile_rows(mean, P)
+    (nd,) = yield [Mul(pick(n, np.repeat(np.arange(P), d)), delta)]  # n_j delta_j, exact (scale 2^f)
+    left = np.concatenate([np.arange(P) * d + a for a, _ in pairs])
+    right = np.concatenate([np.arange(P) * d + b for _, b in pairs])
+    (prod,) = yield [Mul(pick(nd, left), pick(delta, right))]
+    m2 = SharedArray.concat([pick(x, 1 + d + np.arange(q)) for x in summ])  # (P * q,) party-major
+    order_q = (np.arange(P)[None, :] * q + np.arange(q)[:, None]).reshape(-1)
+    within = sum_groups(pick(m2, order_q), q).mul_public_field(pow2(m2.ctx.field, fmt.f))
+    return mean, within + sum_groups(prod, q)
+
+
 def pooled_steps(
-    summ: Sequence[SharedArray], d: int, pairs: Sequence[tuple[int, int]], ddof: int, fmt: FixedFormat
+    summ: Sequence[SharedArray],
+    d: int,
+    pairs: Sequence[tuple[int, int]],
+    ddof: int,
+    fmt: FixedFormat,
+    raw: bool = False,
 ) -> Steps[tuple[SharedArray, SharedArray]]:
     """The union's means ``(d,)`` and co-moments ``sum (x_a - m_a)(x_b - m_b) / (N - ddof)`` for the
     ``pairs``, from the parties' ``[n_j, m_j, C_j]`` summaries (see the module docstring).
 
     ``N <= ddof`` (or no rows at all) gives an arbitrary result: ``N`` is secret, so nobody can check
-    it without revealing it; the programs that need it public reveal ``count`` first."""
+    it without revealing it; the programs that need it public reveal ``count`` first. ``raw``: the
+    co-moments are returned before their truncation, at scale ``2^(2f)`` (a caller that multiplies
+    them by something else first saves a truncation per entry)."""
     f = summ[0].ctx.field
     P, q = len(summ), len(pairs)
     n = SharedArray.concat([pick(x, np.asarray([0])) for x in summ])
     total = n.sum().flatten()
     ratios = [ratio_steps(n, total, fmt, bound_bits=2)]  # one normalization per denominator
     if q:
-        ratios.append(ratio_steps(n, total.add_public_field(f.from_ints([-(ddof << fmt.f)])), fmt, bound_bits=2))
+        ratios.append(
+            ratio_steps(n, total.add_public_field(f.from_ints([-(ddof << fmt.f)])), fmt, bound_bits=2)
+        )
     got = yield from parallel(ratios)
     weights = SharedArray.concat(got)
     w = pick(weights, np.arange(P))
@@ -217,8 +268,11 @@ def pooled_steps(
         right.append(np.concatenate([np.arange(P) * q + i, P * q + np.arange(P) * d + b]))
     lhs = SharedArray.concat([u, ud])
     rhs = SharedArray.concat([c_all, delta])
-    m2 = yield from fx.dot_steps(pick(lhs, np.concatenate(left)), pick(rhs, np.concatenate(right)), q, fmt)
-    return mean, m2
+    (prod,) = yield [Mul(pick(lhs, np.concatenate(left)), pick(rhs, np.concatenate(right)))]
+    sums = sum_groups(prod, q)
+    if raw:
+        return mean, sums
+    return mean, (yield from trunc_steps(sums, fmt.k + fmt.f, fmt.f, fmt.kappa))
 
 
 async def pooled(
@@ -237,8 +291,9 @@ def weighted_mean_steps(summ: Sequence[SharedArray], d: int, fmt: FixedFormat) -
     return mean
 
 
-async def int_totals(s: Session, parts: Parts, fn: Callable[[np.ndarray], np.ndarray], length: int,
-                     k: int) -> SecretInt:
+async def int_totals(
+    s: Session, parts: Parts, fn: Callable[[np.ndarray], np.ndarray], length: int, k: int
+) -> SecretInt:
     """The sum over the parties of an integer vector each owner computes (counts)."""
     summ = await summaries(s, parts, fn, length, k=k)
     acc = summ[0]
@@ -248,79 +303,88 @@ async def int_totals(s: Session, parts: Parts, fn: Callable[[np.ndarray], np.nda
 
 
 def scaled_solve_steps(
-    cov: SharedArray, means: SharedArray, d: int, fmt: FixedFormat, coef_bits: int
+    raw: SharedArray, means: SharedArray, d: int, fmt: FixedFormat, coef_bits: int
 ) -> Steps[SharedArray]:
-    """Least squares from the union's means and covariance of ``[x_1 .. x_d, y]`` (``cov``: the upper
-    triangle, row-major, ``(d + 1)(d + 2) / 2`` entries): ``[coef (d); intercept]``.
+    """Least squares from the union's means and co-moments of ``[x_1 .. x_d, y]``: ``raw`` is the upper
+    triangle, row-major (``(d + 1)(d + 2) / 2`` entries), at scale ``2^(2f)`` before its truncation
+    (``pooled_steps(raw=True)``; any common positive factor is fine: it cancels). Returns
+    ``[coef (d); intercept]``.
 
     Scaling: each variable gets a secret power of two ``2^-h_a`` with ``2^-2h_a cov_aa`` in
     ``[1/4, 1)`` (from the leading bit of ``cov_aa``: one bit decomposition per variable), so the
     scaled matrix has a diagonal in ``[1/4, 1)`` and, being a covariance, every entry in ``[-1, 1]``;
     its pivots lie in ``(0, 1]`` and their reciprocals are at least 1, where fixed point is relatively
-    precise, whatever the data's units. The scaled system is solved by Crout's form of Gaussian
-    elimination: each entry of the eliminated matrix is ONE sum of products ``A_kj - sum_l W_lk U_lj``,
-    truncated once (a right-looking elimination truncates every entry at every step: ``d^3 / 6``
-    truncations instead of ``d^2``), then back substitution, then the unscaling ``b_a = z_a 2^(h_y - h_a)``.
+    precise, whatever the data's units. The scaling rides on the co-moments' own truncation, and
+    that truncation on the elimination's: each entry of the scaled matrix is truncated only once,
+    as part of the eliminated row it belongs to.
+
+    Elimination: Crout's form of Gaussian elimination. Each entry of the eliminated row ``k`` is ONE
+    sum ``A_kj - sum_l U_lk U_lj / U_ll`` truncated once (a right-looking elimination truncates every
+    entry at every step: ``d^3 / 6`` truncations instead of ``d^2 / 2``); the multipliers ``U_lj / U_ll``
+    are kept untruncated at scale ``2^(2f)``, so the three-factor terms are truncated together. Then
+    back substitution and the unscaling ``b_a = z_a 2^(h_y - h_a)``.
+
     ``|coef| < 2^coef_bits`` is the caller's promise (public, as every declared range), and so are
-    pivots above ``2^-15`` (the scaled matrix's condition number below about ``10^4``): beyond
-    either, the result is wrong, not an error (nobody may look at the values to tell)."""
-    f = cov.ctx.field
+    pivots above ``2^-15`` (the scaled matrix's condition number below about ``10^4``) and scaled
+    coefficients below ``2^20``: beyond them, the result is wrong, not an error (nobody may look at
+    the values to tell)."""
     fb, kappa = fmt.f, fmt.kappa
     v = d + 1
     pairs = moment_pairs(v, "upper")
     at = {p: i for i, p in enumerate(pairs)}
-    diag = pick(cov, np.asarray([at[(a, a)] for a in range(v)]))
+    diag = yield from trunc_steps(
+        pick(raw, np.asarray([at[(a, a)] for a in range(v)])), fmt.k + fb, fb, kappa
+    )
     nm = yield from fx.norm_steps(diag, fmt.k, kappa)
     # leading position e of cov_aa * 2^f: h = ceil((e - f + 1) / 2) in [-9, 22] for k = 64, f = 20
     hs = [-((fb - 1 - e) // 2) for e in range(fmt.k - 1)]
-    hi = max(hs)
-    lo = min(hs)
+    hi, lo = max(hs), min(hs)
     s_up = nm.table(1 << hi, [1 << (hi - h) for h in hs])  # 2^(hi - h_a): integers >= 1
     t_y = nm.table(1 << -lo, [1 << (h - lo) for h in hs])  # 2^(h_a - lo)
     shift = 2 * hi
     ia = np.asarray([a for a, _ in pairs])
     ib = np.asarray([b for _, b in pairs])
     (sab,) = yield [Mul(pick(s_up, ia), pick(s_up, ib))]
-    (raw,) = yield [Mul(cov, sab)]
-    scaled = yield from trunc_steps(raw, fb + shift + 2, shift, kappa)  # |entries| <= 1
-    tight = 2 * fb + 4  # |sum_l W_lk U_lj| = |A_kj - U_kj| <= 2 on the scaled matrix
+    (scaled,) = yield [Mul(raw, sab)]  # the scaled matrix at scale 2^(2f + shift), |entries| <= 1
+    up = pow2(scaled.ctx.field, shift - fb)  # from the products' scale 2^(3f) to the matrix's
+    wide = 2 * fb + shift + 2  # |U_kj| <= 1 at scale 2^(2f + shift): one truncation per entry
+    # pivots lie in (0, 1]: their reciprocals need a normalization over far fewer bits than fmt.k
+    pivot_fmt = FixedFormat(k=fb + 16, f=fb, kappa=kappa)  # 1 / pivot < 2^15: pivots above 3e-5
 
     def entry(a: int, b: int) -> SharedArray:
         return pick(scaled, np.asarray([at[(min(a, b), max(a, b))]]))
 
-    # pivots lie in (0, 1]: their reciprocals need a normalization over far fewer bits than fmt.k
-    pivot_fmt = FixedFormat(k=fb + 16, f=fb, kappa=kappa)  # 1 / pivot < 2^15: pivots above 3e-5
-    u_rows: list[SharedArray] = []  # U_k: columns k .. d-1, then the right-hand side
-    w_rows: list[SharedArray] = []  # W_k = U_k[1:] / U_kk: columns k+1 .. d-1, then the rhs
+    u_rows: list[SharedArray] = []  # U_k: columns k .. d-1, then the right-hand side (scale 2^f)
+    w_rows: list[SharedArray] = []  # U_k[1:] / U_kk, untruncated (scale 2^(2f)), |.| < 2^8
     for k in range(d):
         cols = list(range(k, d)) + [d]
         base = SharedArray.concat([entry(k, j) for j in cols])
-        if k == 0:
-            uk = base
-        else:
+        if k:
             xs, ys = [], []
             for j in cols:
                 for ll in range(k):
                     xs.append(pick(w_rows[ll], np.asarray([k - ll - 1])))
-                    ys.append(pick(u_rows[ll], np.asarray([(j - ll) if j < d else d - ll])))
+                    ys.append(pick(u_rows[ll], np.asarray([j - ll if j < d else d - ll])))
             (prod,) = yield [Mul(SharedArray.concat(xs), SharedArray.concat(ys))]
-            acc = yield from trunc_steps(sum_groups(prod, len(cols)), tight, fb, kappa)
-            uk = base - acc
+            base = base - sum_groups(prod, len(cols)).mul_public_field(up)
+        uk = yield from trunc_steps(base, wide, fb + shift, kappa)
         u_rows.append(uk)
         inv = yield from fx.reciprocal_steps(pick(uk, np.asarray([0])), pivot_fmt)
-        # |W_kj| = |U_kj| / U_kk <= 1 / sqrt(U_kk) < 2^8: the products need only a narrow truncation
         (wk,) = yield [Mul(pick(uk, np.arange(1, len(cols))), tile_rows(inv, len(cols) - 1))]
-        w_rows.append((yield from trunc_steps(wk, 2 * fb + 10, fb, kappa)))
+        w_rows.append(wk)
+    # back substitution: z_k = W_k,rhs - sum_{j > k} W_kj z_j, one truncation each (scale 2^(3f))
+    zbits = 3 * fb + 22
+    one_f = np.asarray([1 << fb], dtype=np.int64)
     z: list[SharedArray | None] = [None] * d
     for k in reversed(range(d)):
         wk = w_rows[k]
-        rhs = pick(wk, np.asarray([d - k - 1]))
+        rhs = pick(wk, np.asarray([d - k - 1])) * one_f
         if k == d - 1:
-            z[k] = rhs
+            z[k] = yield from trunc_steps(rhs, zbits, 2 * fb, kappa)
             continue
         later = SharedArray.concat([z[j] for j in range(k + 1, d)])  # type: ignore[misc]
-        dot = yield from fx.dot_steps(pick(wk, np.arange(d - k - 1)), later, 1, fmt)
-        z[k] = rhs - dot
+        (prod,) = yield [Mul(pick(wk, np.arange(d - k - 1)), later)]
+        z[k] = yield from trunc_steps(rhs - prod.sum().flatten(), zbits, 2 * fb, kappa)
     zs = SharedArray.concat(z)  # type: ignore[arg-type]
     (zs_up,) = yield [Mul(zs, pick(s_up, np.arange(d)))]
     (zst,) = yield [Mul(zs_up, tile_rows(pick(t_y, np.asarray([d])), d))]

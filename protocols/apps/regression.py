@@ -62,9 +62,9 @@ from ..online import Session
 from ..private import Private
 from ..sectypes import SecretFix
 from ..shares import SharedArray
+from . import pooled as pl
 from .numeric import ltz_offsets_steps, pair_sums_steps, ratio_steps, tile_rows
 from .stats import centered, correlation_steps, secret_mean
-from . import pooled as pl
 from .table import ParameterMismatch, Table, as_rows, pick, share_table
 
 __all__ = [
@@ -195,11 +195,11 @@ async def linear_regression(
     if d < 1:
         raise ParameterMismatch("linear regression needs rows of at least one feature and a target")
     pairs = pl.moment_pairs(d + 1, "upper")
-    summ = await pl.summaries(s, parts, pl.moments_fn(pairs), 2 + d + len(pairs), fmt=fmt)
+    summ = await pl.summaries(s, parts, pl.sums_fn(pairs, fmt), 2 + d + len(pairs), fmt=fmt)
 
     def steps() -> Steps[SharedArray]:
-        means, cov = yield from pl.pooled_steps(summ, d + 1, pairs, 0, fmt)
-        return (yield from pl.scaled_solve_steps(cov, means, d, fmt, coef_bits))
+        means, raw = yield from pl.pooled_sums_steps(summ, d + 1, pairs, fmt)
+        return (yield from pl.scaled_solve_steps(raw, means, d, fmt, coef_bits))
 
     out = await SecretFix(s, await run(s, steps()), fmt).reveal(to)
     return None if out is None else LinearModel(np.asarray(out[:d]), float(out[d]))
@@ -248,7 +248,9 @@ def _secret_table(s: Session, x: Any, y: Any) -> Table:
     if y.size != n:
         raise ParameterMismatch(f"{n} feature rows and {y.size} targets")
     flat = SharedArray.concat([xs.shares.flatten(), y.shares.flatten()])
-    idx = np.concatenate([np.arange(n)[:, None] * d + np.arange(d)[None, :], n * d + np.arange(n)[:, None]], axis=1)
+    idx = np.concatenate(
+        [np.arange(n)[:, None] * d + np.arange(d)[None, :], n * d + np.arange(n)[:, None]], axis=1
+    )
     return Table(SecretFix(s, pick(flat, idx.reshape(-1)).reshape(n, d + 1), x.fmt), (n,), False)
 
 

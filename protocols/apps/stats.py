@@ -38,7 +38,7 @@ from ..sectypes import SecretFix, SecretInt, gather
 from ..shares import SharedArray
 from . import pooled as pl
 from .numeric import pair_sums_steps, ratio_steps, tile_rows
-from .table import ParameterMismatch, Table, as_rows, ensure_table, pick
+from .table import ParameterMismatch, Table, ensure_table, pick
 
 __all__ = [
     "centered",
@@ -288,7 +288,9 @@ async def mean_where(
         fmt = fmt or FixedFormat()
         d = pl.columns_of(parts, vector)
         if vector or not 0 <= flag < d or d < 2:
-            raise ParameterMismatch("mean_where needs a table with a flag column and at least one other column")
+            raise ParameterMismatch(
+                "mean_where needs a table with a flag column and at least one other column"
+            )
         others = [j for j in range(d) if j != flag]
 
         def flagged(a: np.ndarray) -> np.ndarray:
@@ -348,7 +350,9 @@ async def histogram(
         parts, vector = local
         e = np.asarray(edges, dtype=np.float64).reshape(-1)
         if e.size < 2 or not np.all(np.diff(e) > 0) or not np.all(np.isfinite(e)):
-            raise ParameterMismatch("histogram edges must be at least two finite, strictly increasing numbers")
+            raise ParameterMismatch(
+                "histogram edges must be at least two finite, strictly increasing numbers"
+            )
         d = pl.columns_of(parts, vector)
         if not 0 <= column < d:
             raise ParameterMismatch(f"histogram of column {column}: the rows have {d}")
