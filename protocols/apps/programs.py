@@ -2,9 +2,10 @@
 of its input and the renderer of its result. ``actors.programs`` registers them (``spdz submit``,
 the daemon, ``local_cluster`` and the embedding API all look them up by name).
 
-Inputs. ``spdz submit`` reads numbers (one per line, or a CSV column) and can only send a flat list;
-clients of the control socket and embedders may also send a list of rows. ``parse`` turns either
-into a float array, which is what ``run`` receives (and what an embedder passes to it directly):
+Inputs. ``spdz submit`` reads numbers (one per line, or CSV columns: a table) in blocks and sends
+them as an array; clients of the control socket and embedders may also send a list of rows.
+``parse`` turns either into a float array, which is what ``run`` receives (and what an embedder
+passes to it directly):
 
 * column programs (``stats_count``, ``stats_sum``, ``stats_mean``, ``stats_variance``): a flat list is
   one column; a list of rows is a table (one result per column);
@@ -20,8 +21,11 @@ into a float array, which is what ``run`` receives (and what an embedder passes 
   on the list of roles and ``d``), the model and the rows are not.
 
 A party with no rows gives ``[c]`` (a table program) or an empty row list. Every program's docstring
-(its ``summary``) says what it reveals; all of them reveal each party's row count (input shapes are
-public), except ``stats_count``.
+(its ``summary``) says what it reveals. The statistics and ``linreg_train`` work on owner-private
+rows (``protocols.private``, ``pooled``): each party summarises its own rows and only the summaries
+are combined, so they reveal their result and the column count, not even the parties' row counts.
+``logreg_train`` and the predictions input rows, so they reveal each party's row count (input shapes
+are public).
 """
 
 from __future__ import annotations
@@ -183,35 +187,34 @@ async def count_program(s: Session, values: np.ndarray) -> dict[str, Any]:
 
 
 async def sum_program(s: Session, values: np.ndarray) -> dict[str, Any]:
-    """Sum of every party's values (per column). Reveals the sums and each party's row count."""
+    """Sum of every party's values (per column). Reveals the sums only."""
     return {"sum": await stats.total(s, _column_rows(values))}
 
 
 async def mean_program(s: Session, values: np.ndarray) -> dict[str, Any]:
-    """Mean of every party's values (per column), fixed point. Reveals the means and the row counts."""
+    """Mean of every party's values (per column), fixed point. Reveals the means only."""
     return {"mean": await stats.mean(s, _column_rows(values))}
 
 
 async def variance_program(s: Session, values: np.ndarray) -> dict[str, Any]:
-    """Sample variance (ddof 1) per column. Reveals the variances and the row counts only."""
+    """Sample variance (ddof 1) per column. Reveals the variances only."""
     return {"variance": await stats.variance(s, _column_rows(values))}
 
 
 async def covariance_program(s: Session, values: np.ndarray) -> dict[str, Any]:
-    """Covariance matrix of the columns (ddof 1). Reveals the matrix and the row counts."""
+    """Covariance matrix of the columns (ddof 1). Reveals the matrix only."""
     return {"covariance": await stats.covariance(s, _table_rows(values))}
 
 
 async def correlation_program(s: Session, values: np.ndarray) -> dict[str, Any]:
-    """Pearson correlation matrix of the columns. Reveals the coefficients and the row counts."""
+    """Pearson correlation matrix of the columns. Reveals the coefficients only."""
     return {"correlation": await stats.correlation(s, _table_rows(values))}
 
 
 async def mean_where_program(s: Session, values: np.ndarray) -> dict[str, Any]:
     """Means of the columns over the rows whose LAST column is 1 (a 0/1 flag). Reveals those means
-    and the row counts (not the number of flagged rows)."""
-    table = await share_table(s, _table_rows(values))
-    return {"mean_where": await stats.mean_where(s, table, table.cols - 1)}
+    only (not the number of flagged rows, nor the row counts)."""
+    return {"mean_where": await stats.mean_where(s, _table_rows(values), -1)}
 
 
 def _histogram_parts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -232,8 +235,8 @@ def _histogram_parse(raw: Sequence[Any]) -> np.ndarray:
 
 
 async def histogram_program(s: Session, values: np.ndarray) -> dict[str, Any]:
-    """Counts of every party's values in the agreed bins (secure comparisons against the public edges).
-    Reveals the bin counts and the row counts."""
+    """Counts of every party's values in the agreed bins (each party counts its own; the counts are
+    added securely). Reveals the bin counts only."""
     edges, xs = _histogram_parts(values)
     await agree(s, "histogram edges", edges)
     counts = await stats.histogram(s, xs if xs.size else None, edges)
@@ -252,7 +255,7 @@ def _xy(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
 
 async def linreg_program(s: Session, values: np.ndarray) -> dict[str, Any]:
     """Least-squares linear regression of the last column on the others. Reveals the coefficients and
-    the intercept (and the row counts)."""
+    the intercept only."""
     model = await rg.linear_regression(s, *_xy(values))
     assert model is not None
     return {"coef": model.coef, "intercept": model.intercept}

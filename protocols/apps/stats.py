@@ -287,6 +287,7 @@ async def mean_where(
         parts, vector = local
         fmt = fmt or FixedFormat()
         d = pl.columns_of(parts, vector)
+        flag = flag + d if -d <= flag < 0 else flag  # -1: the last column
         if vector or not 0 <= flag < d or d < 2:
             raise ParameterMismatch(
                 "mean_where needs a table with a flag column and at least one other column"
