@@ -27,6 +27,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         "online": "online_bench.py",
         "ot": "ot_bench.py",
         "offline": "offline_bench.py",
+        "local": "local_bench.py",
     }
     chosen = list(names) if args.which == "all" else [args.which]
     for name in chosen:
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.set_defaults(func=_cmd_demo)
     b = sub.add_parser("bench", help="print field and online-phase benchmark tables")
-    b.add_argument("which", nargs="?", default="all", choices=["all", "field", "online", "ot", "offline"])
+    b.add_argument("which", nargs="?", default="all", choices=["all", "field", "online", "ot", "offline", "local"])
     b.add_argument("extra", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
     b.set_defaults(func=_cmd_bench)
     k = sub.add_parser("keygen", help="create a cluster CA, party certificates/keys and party configs")

@@ -48,8 +48,17 @@ from typing import Any
 import numpy as np
 
 from .. import fixedpoint as fx
-from ..circuits import Mul, Steps, parallel, pow2, sum_groups
-from ..comparison import trunc_steps
+from ..circuits import (
+    Mul,
+    Steps,
+    one_minus,
+    parallel,
+    pow2,
+    suffix_prods,
+    sum_groups,
+    weighted_rows,
+)
+from ..comparison import bit_decompose_steps, trunc_steps
 from ..fixedpoint import FixedFormat
 from ..online import Session
 from ..private import Private, owned
@@ -335,12 +344,7 @@ def scaled_solve_steps(
     diag = yield from trunc_steps(
         pick(raw, np.asarray([at[(a, a)] for a in range(v)])), fmt.k + fb, fb, kappa
     )
-    nm = yield from fx.norm_steps(diag, fmt.k, kappa)
-    # leading position e of cov_aa * 2^f: h = ceil((e - f + 1) / 2) in [-9, 22] for k = 64, f = 20
-    hs = [-((fb - 1 - e) // 2) for e in range(fmt.k - 1)]
-    hi, lo = max(hs), min(hs)
-    s_up = nm.table(1 << hi, [1 << (hi - h) for h in hs])  # 2^(hi - h_a): integers >= 1
-    t_y = nm.table(1 << -lo, [1 << (h - lo) for h in hs])  # 2^(h_a - lo)
+    s_up, t_y, hi, lo = yield from _scales_steps(diag, fmt.k, fb, kappa)
     shift = 2 * hi
     ia = np.asarray([a for a, _ in pairs])
     ib = np.asarray([b for _, b in pairs])
@@ -348,8 +352,6 @@ def scaled_solve_steps(
     (scaled,) = yield [Mul(raw, sab)]  # the scaled matrix at scale 2^(2f + shift), |entries| <= 1
     up = pow2(scaled.ctx.field, shift - fb)  # from the products' scale 2^(3f) to the matrix's
     wide = 2 * fb + shift + 2  # |U_kj| <= 1 at scale 2^(2f + shift): one truncation per entry
-    # pivots lie in (0, 1]: their reciprocals need a normalization over far fewer bits than fmt.k
-    pivot_fmt = FixedFormat(k=fb + 16, f=fb, kappa=kappa)  # 1 / pivot < 2^15: pivots above 3e-5
 
     def entry(a: int, b: int) -> SharedArray:
         return pick(scaled, np.asarray([at[(min(a, b), max(a, b))]]))
@@ -369,7 +371,7 @@ def scaled_solve_steps(
             base = base - sum_groups(prod, len(cols)).mul_public_field(up)
         uk = yield from trunc_steps(base, wide, fb + shift, kappa)
         u_rows.append(uk)
-        inv = yield from fx.reciprocal_steps(pick(uk, np.asarray([0])), pivot_fmt)
+        inv = yield from _pivot_reciprocal_steps(pick(uk, np.asarray([0])), fb, kappa)
         (wk,) = yield [Mul(pick(uk, np.arange(1, len(cols))), tile_rows(inv, len(cols) - 1))]
         w_rows.append(wk)
     # back substitution: z_k = W_k,rhs - sum_{j > k} W_kj z_j, one truncation each (scale 2^(3f))
@@ -393,6 +395,59 @@ def scaled_solve_steps(
     dot = yield from fx.dot_steps(mx, coef, 1, fmt)
     icpt = pick(means, np.asarray([d])) - dot
     return SharedArray.concat([coef, icpt])
+
+
+def _scales_steps(
+    x: SharedArray, k: int, fb: int, kappa: int
+) -> Steps[tuple[SharedArray, SharedArray, int, int]]:
+    """Powers of two that bring each ``x >= 0`` (``k``-bit, scale ``2^fb``) into ``[1/4, 1)`` when
+    applied twice: ``x 2^-2h`` with ``h`` from the leading base-4 digit of ``x``. Returns the integers
+    ``2^(hi - h)`` and ``2^(h - lo)`` and the public ``hi``, ``lo`` (the range of ``h``).
+
+    A bit decomposition, one OR per pair of bits, and suffix products over the ``k / 2`` digits: the
+    position of the leading *digit* is all a square-root scaling needs (a general normalization
+    finds the leading bit and handles a sign: more products)."""
+    n = x.size
+    bits = yield from bit_decompose_steps(x, k, kappa)  # rows 0 .. k-2 the magnitude (x >= 0)
+    r = k - 1
+    t_count = (r + 1) // 2
+    paired = [t for t in range(t_count) if 2 * t + 1 < r]
+    ev = np.concatenate([2 * t * n + np.arange(n) for t in paired])
+    od = np.concatenate([(2 * t + 1) * n + np.arange(n) for t in paired])
+    (both,) = yield [Mul(pick(bits, ev), pick(bits, od))]
+    digits = pick(bits, ev) + pick(bits, od) - both  # OR of the digit's two bits
+    if len(paired) < t_count:  # a last digit of one bit
+        digits = SharedArray.concat([digits, pick(bits, (r - 1) * n + np.arange(n))])
+    z = yield from suffix_prods(one_minus(digits), n)  # z_t = 1 iff no digit >= t is set
+    # leading digit t: x in [2^(2t - fb), 2^(2t + 2 - fb)), h = ceil((2t + 2 - fb) / 2)
+    hs = [-((fb - 2 - 2 * t) // 2) for t in range(t_count)]
+    hi, lo = max(hs), min(hs)
+
+    def table(values: list[int], at_zero: int) -> SharedArray:
+        # sum_t [leading digit = t] values[t] = sum_t z_t (values[t-1] - values[t]) + values[T-1],
+        # with values[-1] := at_zero (z_0 = 1 iff x = 0)
+        prev = [at_zero, *values[:-1]]
+        weights = [prev[t] - values[t] for t in range(t_count)]
+        return weighted_rows(z, n, weights).add_public_field(x.ctx.field.from_ints([values[-1]]))
+
+    s_up = table([1 << (hi - h) for h in hs], 1 << hi)
+    t_y = table([1 << (h - lo) for h in hs], 1)
+    return s_up, t_y, hi, lo
+
+
+def _pivot_reciprocal_steps(p: SharedArray, fb: int, kappa: int) -> Steps[SharedArray]:
+    """``1 / p`` for a pivot ``p`` in ``(2^-15, 1]`` (scale ``2^fb``): a normalization over ``fb + 2``
+    bits (not ``fmt.k``), Goldschmidt at ``fb + 8`` bits, one product and a narrow truncation."""
+    kn, prec = fb + 2, fb + 8
+    nm = yield from fx.norm_steps(p, kn, kappa)
+    v = nm.table(1 << kn, [1 << (kn - 1 - i) for i in range(kn - 1)])  # p v in [2^(kn-1), 2^kn)
+    (c,) = yield [Mul(p, v)]
+    d = c.mul_public_field(pow2(p.ctx.field, prec - kn))  # in [2^(prec-1), 2^prec)
+    w = yield from fx.goldschmidt_steps(d, prec, fx._iters(fb + 6), kappa)  # 2^(2 prec) / d
+    (vw,) = yield [Mul(v, w)]
+    # 1 / p_raw = v w 2^-(prec + kn): the result at scale 2^fb is 2^(2 fb) / p_raw, below 2^(fb + 15)
+    shift = prec + kn - 2 * fb
+    return (yield from trunc_steps(vw, fb + 15 + shift + 2, shift, kappa))
 
 
 def reveal_fix(s: Session, x: SharedArray, fmt: FixedFormat, to: int | None) -> Any:
