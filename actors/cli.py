@@ -104,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.set_defaults(func=_cmd_demo)
     b = sub.add_parser("bench", help="print field and online-phase benchmark tables")
-    b.add_argument("which", nargs="?", default="all", choices=["all", "field", "online", "ot", "offline", "local"])
+    b.add_argument(
+        "which", nargs="?", default="all", choices=["all", "field", "online", "ot", "offline", "local"]
+    )
     b.add_argument("extra", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
     b.set_defaults(func=_cmd_bench)
     k = sub.add_parser("keygen", help="create a cluster CA, party certificates/keys and party configs")
