@@ -251,7 +251,7 @@ def pooled_steps(
     n = SharedArray.concat([pick(x, np.asarray([0])) for x in summ])
     total = n.sum().flatten()
     ratios = [ratio_steps(n, total, fmt, bound_bits=2)]  # one normalization per denominator
-    if q:
+    if q and ddof:
         ratios.append(
             ratio_steps(n, total.add_public_field(f.from_ints([-(ddof << fmt.f)])), fmt, bound_bits=2)
         )
@@ -266,7 +266,7 @@ def pooled_steps(
     mean = yield from fx.dot_steps(pick(w, order_w), pick(mj, order_m), d, fmt)
     if not q:
         return mean, SharedArray(mean.ctx, f.zeros(0), f.zeros(0))
-    u = pick(weights, P + np.arange(P))
+    u = pick(weights, P + np.arange(P)) if ddof else w
     delta = mj - tile_rows(mean, P)  # (P * d,) party-major: m_j - m
     ud = yield from fx.mul_steps(pick(u, np.repeat(np.arange(P), d)), delta, fmt)
     # co-moment (a, b): sum_j u_j C_j,ab + (u_j delta_j,a) delta_j,b, one group of 2P products per pair
