@@ -58,6 +58,21 @@ class Cluster:
                 nursery.start_soon(one, i)
         return out
 
+    async def stock(self, need: dict[str, int], *, poll: float = 0.25) -> None:
+        """Wait until every party's offline pools hold ``need`` (pool name -> count, e.g. from
+        ``protocols.preprocessing.plan``), then stop their refills: the next program runs on the
+        planned material with no generation competing for the CPU (a job whose consumption is known
+        in advance; ``Watermarks.for_plan`` sizes the pools). Without offline services (the dealer):
+        returns at once."""
+        services = [p.offline for p in self.parties if p.offline is not None]
+        while services:
+            levels = [svc.metrics()["levels"] for svc in services]
+            if all(lv.get(k, 0) >= v for lv in levels for k, v in need.items() if v):
+                break
+            await trio.sleep(poll)
+        for svc in services:
+            svc.marks = Watermarks(triple=(0, 0), mask=(0, 0), batch=svc.marks.batch)
+
     async def run(self, prog: Program, *args: Any, **kw: Any) -> list[Any]:
         """Run ``prog`` at every party and return their results, or raise the first failure."""
         results = await self.run_each(prog, *args, **kw)

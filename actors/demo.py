@@ -29,7 +29,7 @@ from .cluster import Cluster, local_cluster
 from .offline import Watermarks
 
 DEMO_SIZES = (100_000, 100_000, 100_000)
-BATCH = 4096
+BATCH = 2048  # measured: 1,240-1,330 items/s at n = 3 over TLS, against 1,120 at 4,096 (and half the RSS)
 
 
 async def show_progress(c: Cluster, need: dict[str, int], fill: float) -> None:

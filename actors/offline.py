@@ -51,7 +51,7 @@ class Watermarks:
     )
 
     @classmethod
-    def for_plan(cls, need: dict[str, int], batch: int = 4096) -> Watermarks:
+    def for_plan(cls, need: dict[str, int], batch: int = 2048) -> Watermarks:
         """Pools that hold ``need`` (pool name -> count, e.g. from ``protocols.preprocessing.plan``)
         and hardly more: for a job whose consumption is known in advance. Each kind is made in equal
         batches of at most ``batch``, sized so that the last one is not mostly waste (8,319 triples:

@@ -52,12 +52,15 @@ async def run_banks(
 
     program = program or bank_program
     # pools sized to what the program consumes (a dry run on the insecure dealer counts it)
-    marks = Watermarks.for_plan(await preprocessing_plan(program, 3, banks))
+    need = await preprocessing_plan(program, 3, banks)
+    marks = Watermarks.for_plan(need)
     t0 = time.perf_counter()
     async with actors.local_cluster(
         3, transport=transport, preprocessing=preprocessing, watermarks=marks
     ) as c:
-        print(f"  [{time.perf_counter() - t0:5.1f} s] parties up; computing", flush=True)
+        print(f"  [{time.perf_counter() - t0:5.1f} s] parties up; preprocessing", flush=True)
+        await c.stock(need)  # exactly the planned material, then no refills during the program
+        print(f"  [{time.perf_counter() - t0:5.1f} s] preprocessing ready; computing", flush=True)
         results = await c.run(program, banks)
         links = [int(getattr(p.links, "bytes_sent", 0)) for p in c.parties]
         sent = sum(c.hub.bytes_sent) if c.hub is not None else sum(links)

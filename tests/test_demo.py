@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from actors import demo
@@ -40,3 +42,32 @@ async def test_plan_counts_what_the_program_consumes() -> None:
     assert marks.mask[0] >= max(need[f"mask{i}"] for i in range(3))
     batches = -(-need["triple"] // 1024)
     assert marks.batch_of("triple") <= 1024 and marks.triple[0] - need["triple"] < batches
+
+
+async def test_stock_fills_the_planned_pools_then_stops_generating() -> None:
+    """``Cluster.stock``: every party's pools reach the plan; a job that then consumes material
+    triggers no refill (the generation counters stay where they were once every task is idle)."""
+    import numpy as np
+    import trio.testing
+
+    from actors.cluster import local_cluster
+
+    need = {"triple": 300, "bit": 200, "mask0": 210, "mask1": 10, "mask2": 10}
+    marks = Watermarks.for_plan(need, 256)
+
+    async def prog(s: Any) -> Any:
+        x = await s.input(np.arange(200) if s.party == 0 else None, owner=0)
+        return await s.output(await s.mul(x, x))
+
+    async with local_cluster(3, preprocessing="mascot", watermarks=marks) as c:
+        await c.stock(need)
+        for p in c.parties:
+            assert p.offline is not None
+            levels = p.offline.metrics()["levels"]
+            assert all(levels.get(k, 0) >= v for k, v in need.items()), levels
+        made = [dict(p.offline.metrics()["generated"]) for p in c.parties if p.offline is not None]
+        out = await c.run(prog)
+        assert np.array_equal(out[0], np.arange(200) ** 2)
+        await trio.testing.wait_all_tasks_blocked(cushion=0.2)
+        assert [dict(p.offline.metrics()["generated"]) for p in c.parties if p.offline is not None] == made
+        assert all(p.offline.metrics()["levels"]["triple"] < need["triple"] for p in c.parties if p.offline)

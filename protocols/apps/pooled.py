@@ -341,10 +341,13 @@ def scaled_solve_steps(
     v = d + 1
     pairs = moment_pairs(v, "upper")
     at = {p: i for i, p in enumerate(pairs)}
+    # the scaling needs only the integer part of each M2_aa (its magnitude, below 2^(k-1-f)): a
+    # decomposition of k - f bits, not k; an M2_aa below 1 is scaled as if it were 1
+    ibits = fmt.k - fb + 1
     diag = yield from trunc_steps(
-        pick(raw, np.asarray([at[(a, a)] for a in range(v)])), fmt.k + fb, fb, kappa
+        pick(raw, np.asarray([at[(a, a)] for a in range(v)])), fmt.k + fb, 2 * fb, kappa
     )
-    s_up, t_y, hi, lo = yield from _scales_steps(diag, fmt.k, fb, kappa)
+    s_up, t_y, hi, lo = yield from _scales_steps(diag, ibits, 0, kappa)
     shift = 2 * hi
     ia = np.asarray([a for a, _ in pairs])
     ib = np.asarray([b for _, b in pairs])
@@ -430,7 +433,7 @@ def _scales_steps(
         weights = [prev[t] - values[t] for t in range(t_count)]
         return weighted_rows(z, n, weights).add_public_field(x.ctx.field.from_ints([values[-1]]))
 
-    s_up = table([1 << (hi - h) for h in hs], 1 << hi)
+    s_up = table([1 << (hi - h) for h in hs], 1 << (hi - lo))  # x = 0: as the lowest digit
     t_y = table([1 << (h - lo) for h in hs], 1)
     return s_up, t_y, hi, lo
 
