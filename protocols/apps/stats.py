@@ -1,26 +1,31 @@
 """Statistics over horizontally split data: each party holds some rows; only the declared result leaves.
 
-Every function takes the session and ``data``: this party's own rows (a 1-d array: one column; a
-2-d array: rows of columns; ``None``: no rows), which it secret-shares first, or a ``Table`` that is
-already shared (to compute several statistics from one input). Every party calls the function with
-the same public arguments. Results are revealed to every party, or only to party ``to`` (the others
-get ``None``), after the MAC checks of ``Session.output``; nothing else is opened except masked
-values inside the sub-protocols (statistically hiding, see ``comparison``).
+Every function takes the session and ``data``, and picks its path by the type of ``data``:
 
-What every function reveals besides its result: the number of rows of each party (the input protocol
-announces each array's shape), except ``count``, which inputs only the counts. Results are
-fixed-point (``FixedFormat``, default ``k = 64, f = 20``): absolute resolution about ``1e-6``, every
-intermediate value must stay below ``2^(k-1-f)`` (about ``8.8e12``) in magnitude, e.g. the sum of squared
-deviations of a column; an overflowing result raises ``RangeError`` when revealed. Inputs are
-checked at their owner (range, NaN); a *malicious* owner can input values outside the declared range,
-which gives wrong results (and weakens the masking of the openings that involve them): input range
-proofs are not part of this library.
+* **owner-private rows** (the default): this party's own rows (a 1-d array: one column; a 2-d
+  array: rows of columns; ``None``: no rows), a ``Private`` or a list of them
+  (``protocols.private``). Each owner summarises its rows locally (counts, means, centred second
+  moments, bin counts) and only the summaries are combined in MPC (``pooled``): the cost depends on
+  the parties and columns, not on the rows, and no party's row count is revealed.
+* **joint secrets** (the row-level path): a ``Table`` from ``share_table``, or a ``SecretFix``
+  ``(N, d)``/``(N,)`` (a column computed from several parties' shares, vertically split data). Every
+  row is a secret and each statistic is computed on them; the input protocol announced every
+  party's row count.
 
-Cost, ``N`` rows of ``d`` columns: ``mean``/``total`` need no triples (sums of shares are local; one
-truncation per column for ``mean``); ``variance`` ``N d`` triples; ``covariance`` and
-``correlation`` ``N d (d + 1) / 2``; ``correlation`` adds a normalized division per column pair;
-``histogram`` ``N (m + 1)`` secure comparisons for ``m`` bins, the expensive one (a ``k``-bit comparison
-costs about ``k + 41`` random bits and ``k`` triples; pass a narrower ``fmt`` for cheaper ones).
+Every party calls the function with the same public arguments. Results are revealed to every
+party, or only to party ``to`` (the others get ``None``), after the MAC checks of
+``Session.output``; nothing else is opened except masked values inside the sub-protocols
+(statistically hiding, see ``comparison``). Results are fixed point (``FixedFormat``, default
+``k = 64, f = 20``): absolute resolution about ``1e-6``, values below ``2^(k-1-f)`` (about
+``8.8e12``). Inputs are checked at their owner (range, NaN); a *malicious* owner can input values
+(or summaries) outside the declared range, which gives wrong results (and weakens the masking of the
+openings that involve them): input range proofs are not part of this library.
+
+Cost of the row-level path, ``N`` rows of ``d`` columns: ``mean``/``total`` need no triples (one
+truncation per column for ``mean``); ``variance`` ``N d`` triples; ``covariance`` and ``correlation``
+``N d (d + 1) / 2``; ``histogram`` ``N (m + 1)`` secure comparisons for ``m`` bins (a ``k``-bit
+comparison costs about ``k + 41`` random bits and ``k`` triples). The pooled path: a few thousand
+random bits and triples per statistic, whatever ``N`` (``docs/local.md`` has the figures).
 """
 
 from __future__ import annotations
