@@ -14,9 +14,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import DEMO_SIZES
     from .demo import main as demo_main
 
-    sizes = tuple(int(v) for v in args.sizes.split(",")) if args.sizes else DEMO_SIZES
-    if len(sizes) != 3 or min(sizes) < 2:
-        raise SystemExit("spdz demo: --sizes takes three transaction counts of at least 2, e.g. 24,16,20")
+    try:
+        sizes = tuple(int(v) for v in args.sizes.split(",")) if args.sizes else DEMO_SIZES
+    except ValueError:
+        sizes = ()
+    if len(sizes) != 3 or min(sizes) < 2 or max(sizes) > 10_000_000:
+        print(
+            "spdz demo: --sizes takes three transaction counts from 2 to 10,000,000, e.g. 1000,800,1200",
+            file=sys.stderr,
+        )
+        return 2
     return demo_main(args.transport, sizes)
 
 

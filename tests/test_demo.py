@@ -20,6 +20,22 @@ async def test_demo_matches_plaintext(capsys: pytest.CaptureFixture[str]) -> Non
     assert " NO" not in out and "MISMATCH" not in out
 
 
+def test_demo_with_one_process_per_bank(capsys: pytest.CaptureFixture[str]) -> None:
+    """``spdz demo``'s default: three party processes over TLS, each with its own bank's rows."""
+    assert demo.run_processes((12, 8, 10)) == 0
+    out = capsys.readouterr().out
+    assert "3 parties in 3 processes" in out and "MASCOT" in out
+    assert "all statistics match the plaintext computation" in out and " NO" not in out
+
+
+def test_demo_refuses_bad_sizes_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from actors import cli
+
+    assert cli.main(["demo", "--sizes", "a,b,c"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--sizes takes three transaction counts" in err[0]
+
+
 async def test_plan_counts_what_the_program_consumes() -> None:
     banks = fraud.bank_data((12, 8, 10))
     need = await preprocessing_plan(fraud.bank_program, 3, banks)
