@@ -105,9 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     d = sub.add_parser("demo", help="three banks compute joint fraud statistics, checked against plaintext")
-    d.add_argument("--sizes", default="", help="transactions per bank, e.g. 120,80,100 (default 24,16,20)")
     d.add_argument(
-        "--transport", default="tls", choices=["tls", "memory"], help="tls (default: real TLS on loopback)"
+        "--sizes", default="", help="transactions per bank, e.g. 1000000,800000,1200000 (default 100000 each)"
+    )
+    d.add_argument(
+        "--transport",
+        default="tls",
+        choices=["tls", "memory"],
+        help="tls (default: one process per bank, TLS 1.3 on loopback) or memory (all in this process)",
     )
     d.set_defaults(func=_cmd_demo)
     b = sub.add_parser("bench", help="print field and online-phase benchmark tables")
