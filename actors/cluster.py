@@ -10,9 +10,12 @@ side by side, which is what tests with a cheating party look at.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -27,6 +30,40 @@ from .memory import MemoryHub
 from .offline import Watermarks
 from .party import Party
 from .tls import LocalTls
+
+
+def free_ports(k: int) -> list[int]:
+    """``k`` loopback ports that were free a moment ago (for parties started next)."""
+    socks = [socket.socket() for _ in range(k)]
+    for sk in socks:
+        sk.bind(("127.0.0.1", 0))
+    ports = [sk.getsockname()[1] for sk in socks]
+    for sk in socks:
+        sk.close()
+    return ports
+
+
+def loopback_configs(root: Path, n: int, **changes: Any) -> list[Path]:
+    """A fresh cluster CA and ``n`` party configs under ``root`` (``spdz keygen``'s layout), each party
+    on a free loopback port; ``changes`` are ``PartyConfig`` fields (``watermarks``, ``field``,
+    ``log_level``, ...). For demos, benchmarks and tests that run one process per party."""
+    from .config import Address, load_config, write_config
+    from .pki import make_cluster
+
+    make_cluster(root, n)
+    ports = free_ports(n)
+    paths = []
+    for i in range(n):
+        path = root / f"party{i}" / "party.toml"
+        cfg = dataclasses.replace(
+            load_config(path),
+            listen=Address("127.0.0.1", ports[i]),
+            peers={j: Address("127.0.0.1", ports[j]) for j in range(n) if j != i},
+            **changes,
+        )
+        write_config(cfg, path)
+        paths.append(path)
+    return paths
 
 
 class Cluster:

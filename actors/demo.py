@@ -23,10 +23,8 @@ summarises its own locally, so the cost of the MPC does not depend on that numbe
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,11 +38,23 @@ import trio
 from protocols.apps import fraud
 from protocols.preprocessing.plan import preprocessing_plan
 
-from .cluster import Cluster, local_cluster
+from .cluster import Cluster, local_cluster, loopback_configs
 from .offline import Watermarks
 
 DEMO_SIZES = (100_000, 100_000, 100_000)
 BATCH = 2048  # measured: 1,240-1,330 items/s at n = 3 over TLS, against 1,120 at 4,096 (and half the RSS)
+
+
+def _intro(banks: list[Any], transport: str, where: str) -> None:
+    print("trio-spdz demo: three banks compute joint fraud statistics; nobody sees another's transactions")
+    for i, (name, rows) in enumerate(zip(fraud.BANKS, banks, strict=True)):
+        print(f"  party {i}: {name:16} {len(rows):>9,} card transactions (private{where})")
+    print()
+    if transport == "tls":
+        print("  Network: mutually authenticated TLS 1.3 on loopback; a fresh cluster CA and one")
+        print("  certificate per party (its id in the certificate) made in a temporary directory.")
+    print("  Preprocessing: MASCOT (maliciously secure: base OT, KOS OT extension, COPE, sacrifice),")
+    print("  made jointly by the three parties' offline services; no trusted dealer.")
 
 
 async def show_progress(c: Cluster, need: dict[str, int], fill: float) -> None:
@@ -77,15 +87,7 @@ def bytes_sent(c: Cluster) -> int:
 
 async def run_demo(transport: str = "tls", sizes: tuple[int, ...] = DEMO_SIZES) -> int:
     banks = fraud.bank_data(sizes)
-    print("trio-spdz demo: three banks compute joint fraud statistics; nobody sees another's transactions")
-    for i, (name, rows) in enumerate(zip(fraud.BANKS, banks, strict=True)):
-        print(f"  party {i}: {name:16} {len(rows):5} card transactions (private)")
-    print()
-    if transport == "tls":
-        print("  Network: mutually authenticated TLS 1.3 on loopback; a fresh cluster CA and one")
-        print("  certificate per party (its id in the certificate) made in a temporary directory.")
-    print("  Preprocessing: MASCOT (maliciously secure: base OT, KOS OT extension, COPE, sacrifice),")
-    print("  made jointly by the three parties' offline services; no trusted dealer.")
+    _intro(banks, transport, "")
     need = await preprocessing_plan(fraud.bank_program, 3, banks)
     order = ("triple", "bit", "square", "random")
     need = {k: need[k] for k in (*order, *sorted(k for k in need if k.startswith("mask"))) if need.get(k)}
@@ -132,40 +134,23 @@ def main(transport: str = "tls", sizes: tuple[int, ...] = DEMO_SIZES) -> int:
 _TAG = "SPDZ_DEMO "
 
 
-def _free_ports(k: int) -> list[int]:
-    socks = [socket.socket() for _ in range(k)]
-    for sk in socks:
-        sk.bind(("127.0.0.1", 0))
-    ports = [sk.getsockname()[1] for sk in socks]
-    for sk in socks:
-        sk.close()
-    return ports
-
-
 def _write_cluster(root: Path, need: dict[str, int]) -> list[str]:
     """A cluster CA and one MASCOT config per bank, pools sized to the plan."""
-    from .config import Address, Backoff, load_config, write_config
-    from .pki import make_cluster
+    from .config import Backoff
 
-    make_cluster(root, 3)
-    ports = _free_ports(3)
     marks = Watermarks.for_plan(need, BATCH)
-    paths = []
-    for i in range(3):
-        path = root / f"party{i}" / "party.toml"
-        cfg = dataclasses.replace(
-            load_config(path),
+    return [
+        str(path)
+        for path in loopback_configs(
+            root,
+            3,
             preprocessing="mascot",
             insecure_dealer=False,
-            listen=Address("127.0.0.1", ports[i]),
-            peers={j: Address("127.0.0.1", ports[j]) for j in range(3) if j != i},
             watermarks=marks,
             log_level="error",
             reconnect=Backoff(0.05, 0.5),
         )
-        write_config(cfg, path)
-        paths.append(str(path))
-    return paths
+    ]
 
 
 async def _party(job: dict[str, Any], party: int) -> None:
@@ -210,14 +195,7 @@ async def _party(job: dict[str, Any], party: int) -> None:
 def run_processes(sizes: tuple[int, ...] = DEMO_SIZES, timeout: float = 600.0) -> int:
     """The demo with one OS process per bank over TLS 1.3 on loopback (see the module docstring)."""
     banks = fraud.bank_data(sizes)
-    print("trio-spdz demo: three banks compute joint fraud statistics; nobody sees another's transactions")
-    for i, (name, rows) in enumerate(zip(fraud.BANKS, banks, strict=True)):
-        print(f"  party {i}: {name:16} {len(rows):>9,} card transactions (private, in its own process)")
-    print()
-    print("  Network: mutually authenticated TLS 1.3 on loopback; a fresh cluster CA and one")
-    print("  certificate per party (its id in the certificate) made in a temporary directory.")
-    print("  Preprocessing: MASCOT (maliciously secure: base OT, KOS OT extension, COPE, sacrifice),")
-    print("  made jointly by the three parties' offline services; no trusted dealer.")
+    _intro(banks, "tls", ", in its own process")
     # the cost does not depend on the rows: plan on a few of them
     need = trio.run(preprocessing_plan, fraud.bank_program, 3, fraud.bank_data((50, 50, 50)))
     order = ("triple", "bit", "square", "random")

@@ -30,7 +30,6 @@ import argparse
 import dataclasses
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ import trio  # noqa: E402
 
 import actors  # noqa: E402
 from actors import control, programs  # noqa: E402
+from actors.cluster import free_ports  # noqa: E402
 from actors.config import Address, Backoff, load_config, write_config  # noqa: E402
 from actors.offline import Watermarks  # noqa: E402
 from actors.pki import make_cluster  # noqa: E402
@@ -85,16 +85,6 @@ async def memory_triples(field: str, seconds: float, batch: int) -> float:
 
 
 # ---------------------------------------------------------------------------------------- daemons
-def free_ports(k: int) -> list[int]:
-    socks = [socket.socket() for _ in range(k)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 class Cluster:
     """3 ``spdz party`` processes on loopback, configs from ``spdz keygen``'s layout."""
 

@@ -45,13 +45,11 @@ import time
 T_LAUNCH = time.monotonic()  # a party process's start, before its imports
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
 import functools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -340,46 +338,28 @@ def child(argv: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------------------------- the parent
-def free_ports(k: int) -> list[int]:
-    socks = [socket.socket() for _ in range(k)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def write_cluster(root: Path, need: dict[str, int]) -> list[str]:
     """A cluster CA and 3 party configs (MASCOT, pools sized to the plan) under ``root``."""
-    from actors.config import Address, Backoff, load_config, write_config
+    from actors.cluster import loopback_configs
+    from actors.config import Backoff, load_config
     from actors.offline import Watermarks
-    from actors.pki import make_cluster
 
-    make_cluster(root, N)
-    ports = free_ports(N)
-    marks = Watermarks.for_plan(need, BATCH)
-    paths = []
-    for i in range(N):
-        path = root / f"party{i}" / "party.toml"
-        cfg = dataclasses.replace(
-            load_config(path),
-            preprocessing="mascot",
-            insecure_dealer=False,
-            listen=Address("127.0.0.1", ports[i]),
-            peers={j: Address("127.0.0.1", ports[j]) for j in range(N) if j != i},
-            watermarks=marks,  # [pool] low = high = the plan, batches from for_plan
-            log_level="error",
-            reconnect=Backoff(0.05, 0.5),
-        )
-        write_config(cfg, path)
-        back = load_config(path)  # what the party will read: the watermarks must survive the file
-        if back.watermarks != marks:
+    marks = Watermarks.for_plan(need, BATCH)  # [pool] low = high = the plan, batches from for_plan
+    paths = loopback_configs(
+        root,
+        N,
+        preprocessing="mascot",
+        insecure_dealer=False,
+        watermarks=marks,
+        log_level="error",
+        reconnect=Backoff(0.05, 0.5),
+    )
+    for path in paths:  # what the parties will read: the watermarks must survive the file
+        if load_config(path).watermarks != marks:
             raise SystemExit(
-                f"the config cannot express the planned watermarks: {back.watermarks} != {marks}"
+                f"the config cannot express the planned watermarks: {load_config(path).watermarks}"
             )
-        paths.append(str(path))
-    return paths
+    return [str(p) for p in paths]
 
 
 def run_parties(job: dict[str, Any], transport: str, timeout: float) -> dict[str, Any]:
@@ -568,8 +548,10 @@ def header(args: argparse.Namespace) -> None:
     rev = rev or "?"
     print("trio-spdz local benchmark: the pooled path (owner-private rows) beside the row-level path")
     print(f"  machine: {os.cpu_count()} cores ({cpu}), {mem} RAM, {platform.platform()}")
-    print(f"  python {platform.python_version()}, numpy {np.__version__}, trio-spdz {rev}, "
-          f"{time.strftime('%Y-%m-%d %H:%M %Z')}")
+    print(
+        f"  python {platform.python_version()}, numpy {np.__version__}, trio-spdz {rev}, "
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}"
+    )
     if args.transport == "tls":
         print(f"  {N} parties, one OS process each (actors.Party(config)), mutually authenticated TLS 1.3 on")
         print(f"  loopback (fresh cluster CA per run), sharing the machine's {os.cpu_count()} cores")
@@ -632,10 +614,13 @@ def run_fraud(args: argparse.Namespace, targets: dict[str, Any]) -> None:
         want = fraud.plaintext(banks)
         need, t_plan = plan(fraud.bank_program, banks)
         assert need is not None
-        print(f"== fraud statistics, {total:,} rows in total ({' + '.join(f'{s:,}' for s in sizes3)})",
-              flush=True)
-        res = run_parties({"workload": "fraud", "sizes": sizes3, "need": need}, args.transport,
-                          POOLED_TIMEOUT)
+        print(
+            f"== fraud statistics, {total:,} rows in total ({' + '.join(f'{s:,}' for s in sizes3)})",
+            flush=True,
+        )
+        res = run_parties(
+            {"workload": "fraud", "sizes": sizes3, "need": need}, args.transport, POOLED_TIMEOUT
+        )
         pooled = summarise(res) if "records" in res else None
 
         rows: dict[str, Any] | None = None
@@ -647,8 +632,11 @@ def run_fraud(args: argparse.Namespace, targets: dict[str, Any]) -> None:
             if args.no_rows:
                 rows_note = "not run (--no-rows)"
             else:
-                r = run_parties({"workload": "fraud_rows", "sizes": sizes3, "need": rows_need},
-                                args.transport, ROWS_TIMEOUT)
+                r = run_parties(
+                    {"workload": "fraud_rows", "sizes": sizes3, "need": rows_need},
+                    args.transport,
+                    ROWS_TIMEOUT,
+                )
                 if "records" in r:
                     rows = summarise(r)
                     if rate.items_per_s is None:  # the smallest measured run is the reference
@@ -697,10 +685,14 @@ def run_fraud(args: argparse.Namespace, targets: dict[str, Any]) -> None:
             mb = items_of(rows_need) * (est.mb_per_item or 0.0)
             rcells = {
                 "e2e": f"~{fsec(sec)} (estimated, not run)",
-                "off": "-", "on": "-", "start": "-",
+                "off": "-",
+                "on": "-",
+                "start": "-",
                 "mb": f"~{fmb(mb)} (estimated, not run)",
                 "mbrow": f"~{fmb(mb / total)} (estimated)",
-                "rss": "not run", "rssd": "-", "ru": "-",
+                "rss": "not run",
+                "rssd": "-",
+                "ru": "-",
             }
         else:
             rcells = dict.fromkeys(("e2e", "off", "on", "start", "mb", "mbrow", "rss", "rssd", "ru"), "-")
@@ -716,24 +708,37 @@ def run_fraud(args: argparse.Namespace, targets: dict[str, Any]) -> None:
         line("  triples / bits / squares / randoms", pi[1], ri[1])
         line("  input masks, owner 0 / 1 / 2", pi[2], ri[2])
         rows_plan_t = plan_times.get(total)
-        line("  plan (dry run on the dealer), s", f"{t_plan:.1f}",
-             f"{rows_plan_t:.1f}" if rows_plan_t is not None and rows_need is not None and rows_tag == "plan"
-             else "-")
+        line(
+            "  plan (dry run on the dealer), s",
+            f"{t_plan:.1f}",
+            f"{rows_plan_t:.1f}"
+            if rows_plan_t is not None and rows_need is not None and rows_tag == "plan"
+            else "-",
+        )
         if pooled is not None:
             line("MB exchanged (all parties)", fmb(pooled["mb"]), rcells["mb"])
-            line("  of which offline (set-up + preprocessing)", fmb(pooled["mb_offline"]),
-                 fmb(rows["mb_offline"]) if rows is not None else "-")
+            line(
+                "  of which offline (set-up + preprocessing)",
+                fmb(pooled["mb_offline"]),
+                fmb(rows["mb_offline"]) if rows is not None else "-",
+            )
             line("  MB per row", fmb(pooled["mb"] / total), rcells["mbrow"])
             line("peak RSS per party (0 / 1 / 2), MB", rss_cell(pooled), rcells["rss"])
             line("  before Party(config) (own data made), MB", rss_cell(pooled, "rss_data"), rcells["rssd"])
             line("  ru_maxrss as getrusage reports it, MB*", rss_cell(pooled, "ru_maxrss"), rcells["ru"])
             ok_p = check_fraud(pooled, want, "pooled")
             ok_r = check_fraud(rows, want, "row-level") if rows is not None else None
-            line("results vs fraud.plaintext", "match" if ok_p else "MISMATCH",
-                 "-" if ok_r is None else ("match" if ok_r else "MISMATCH"))
+            line(
+                "results vs fraud.plaintext",
+                "match" if ok_p else "MISMATCH",
+                "-" if ok_r is None else ("match" if ok_r else "MISMATCH"),
+            )
         if total >= ROWS_BELOW and est.items_per_s is not None:
-            print(f"  (row-level estimate: {est.items_per_s:,.0f} items/s and "
-                  f"{est.mb_per_item or 0:.4f} MB/item from {est.source})", flush=True)
+            print(
+                f"  (row-level estimate: {est.items_per_s:,.0f} items/s and "
+                f"{est.mb_per_item or 0:.4f} MB/item from {est.source})",
+                flush=True,
+            )
         print(flush=True)
         if pooled is not None:
             targets.setdefault("fraud", {})[total] = {"pooled": pooled, "rows": rows, "ok": ok_p}
@@ -756,13 +761,19 @@ def check_fraud(s: dict[str, Any], want: dict[str, Any], what: str) -> bool:
 
 def run_linreg(args: argparse.Namespace, targets: dict[str, Any]) -> None:
     total, d = args.linreg_rows, args.features
-    print(f"== linear regression, {total:,} rows x {d} features in total "
-          f"({' + '.join(f'{s:,}' for s in thirds(total))}), scales 10^-2 .. 10^3", flush=True)
+    print(
+        f"== linear regression, {total:,} rows x {d} features in total "
+        f"({' + '.join(f'{s:,}' for s in thirds(total))}), scales 10^-2 .. 10^3",
+        flush=True,
+    )
     parts = [linreg_data(total, d, i) for i in range(N)]
     need, t_plan = plan(linreg_program, parts)
     assert need is not None
-    res = run_parties({"workload": "linreg", "rows": total, "features": d, "seed": LINREG_SEED,
-                       "need": need}, args.transport, POOLED_TIMEOUT)
+    res = run_parties(
+        {"workload": "linreg", "rows": total, "features": d, "seed": LINREG_SEED, "need": need},
+        args.transport,
+        POOLED_TIMEOUT,
+    )
     # the row-level path: estimated only, from its plan at 60 and 600 rows, extrapolated linearly
     pts = []
     for n in (60, 600):
@@ -802,8 +813,11 @@ def run_linreg(args: argparse.Namespace, targets: dict[str, Any]) -> None:
     line("  before Party(config) (own data made), MB", rss_cell(pooled, "rss_data"), "-")
     line("  ru_maxrss as getrusage reports it, MB*", rss_cell(pooled, "ru_maxrss"), "-")
     if rate.items_per_s is not None:
-        print(f"  (row-level estimate: {rate.items_per_s:,.0f} items/s and "
-              f"{rate.mb_per_item or 0:.4f} MB/item from {rate.source})", flush=True)
+        print(
+            f"  (row-level estimate: {rate.items_per_s:,.0f} items/s and "
+            f"{rate.mb_per_item or 0:.4f} MB/item from {rate.source})",
+            flush=True,
+        )
 
     # ---- against scikit-learn on the union
     agree = all(r == pooled["results"][0] for r in pooled["results"])
@@ -816,8 +830,10 @@ def run_linreg(args: argparse.Namespace, targets: dict[str, Any]) -> None:
     try:
         from sklearn.linear_model import LinearRegression
     except ImportError:
-        print("  scikit-learn is not installed (pip install -e '.[test]'): comparing with numpy's lstsq",
-              flush=True)
+        print(
+            "  scikit-learn is not installed (pip install -e '.[test]'): comparing with numpy's lstsq",
+            flush=True,
+        )
         sol = np.linalg.lstsq(np.column_stack([x, np.ones(len(x))]), y, rcond=None)[0]
         ref_coef, ref_icpt, ref = sol[:-1], float(sol[-1]), "numpy lstsq"
     else:
@@ -838,11 +854,20 @@ def run_linreg(args: argparse.Namespace, targets: dict[str, Any]) -> None:
     order = np.argsort(scales)
     print("  |difference| per coefficient, by feature scale:", flush=True)
     for j in order:
-        print(f"    scale {scales[j]:>9.3g}  coef {want[j]:>12.6g}  secure {have[j]:>12.6g}  "
-              f"|diff| {absd[j]:.2e}  rel {reld[j]:.2e}", flush=True)
+        print(
+            f"    scale {scales[j]:>9.3g}  coef {want[j]:>12.6g}  secure {have[j]:>12.6g}  "
+            f"|diff| {absd[j]:.2e}  rel {reld[j]:.2e}",
+            flush=True,
+        )
     print(flush=True)
-    targets["linreg"] = {"pooled": pooled, "abs": float(absd.max()), "rel": float(reld.max()),
-                         "agree": agree, "rows": total, "d": d}
+    targets["linreg"] = {
+        "pooled": pooled,
+        "abs": float(absd.max()),
+        "rel": float(reld.max()),
+        "agree": agree,
+        "rows": total,
+        "d": d,
+    }
 
 
 def print_targets(targets: dict[str, Any]) -> None:
@@ -855,8 +880,9 @@ def print_targets(targets: dict[str, Any]) -> None:
     fr = targets.get("fraud", {})
     if 300_000 in fr:
         s = fr[300_000]["pooled"]
-        row("spdz demo-like 3 x 100,000 rows <= 30 s (here: 3 processes)", f"{s['e2e']:.1f} s",
-            s["e2e"] <= 30)
+        row(
+            "spdz demo-like 3 x 100,000 rows <= 30 s (here: 3 processes)", f"{s['e2e']:.1f} s", s["e2e"] <= 30
+        )
     rate: Rate = targets.get("rows_rate") or Rate()
     for n in (1_000_000, 3_000_000):
         if n not in fr:
@@ -865,18 +891,27 @@ def print_targets(targets: dict[str, Any]) -> None:
         row(f"fraud at {n:,} rows <= 60 s end to end", f"{s['e2e']:.1f} s", s["e2e"] <= 60)
         per = s["mb"] / n
         issue = ISSUE_ROWS_MB / ISSUE_ROWS_N
-        row(f"  MB/row <= 1% of row-level ({issue:,.1f} MB/row, issue's 7,810/60)",
-            f"{per:.2e} MB/row = {100 * per / issue:.1e} %", per <= 0.01 * issue)
+        row(
+            f"  MB/row <= 1% of row-level ({issue:,.1f} MB/row, issue's 7,810/60)",
+            f"{per:.2e} MB/row = {100 * per / issue:.1e} %",
+            per <= 0.01 * issue,
+        )
         if rate.mb_per_row is not None:
-            row(f"  MB/row <= 1% of row-level ({rate.mb_per_row:,.1f} MB/row, measured here)",
-                f"{100 * per / rate.mb_per_row:.1e} %", per <= 0.01 * rate.mb_per_row)
+            row(
+                f"  MB/row <= 1% of row-level ({rate.mb_per_row:,.1f} MB/row, measured here)",
+                f"{100 * per / rate.mb_per_row:.1e} %",
+                per <= 0.01 * rate.mb_per_row,
+            )
         row("  results match fraud.plaintext", "match" if fr[n]["ok"] else "MISMATCH", fr[n]["ok"])
     lr = targets.get("linreg")
     if lr is not None:
         s = lr["pooled"]
         row(f"linear regression {lr['rows']:,} x {lr['d']} <= 60 s", f"{s['e2e']:.1f} s", s["e2e"] <= 60)
-        row("  coefficients within 1e-3 of scikit-learn (absolute)", f"max |diff| {lr['abs']:.2e}",
-            lr["abs"] <= 1e-3)
+        row(
+            "  coefficients within 1e-3 of scikit-learn (absolute)",
+            f"max |diff| {lr['abs']:.2e}",
+            lr["abs"] <= 1e-3,
+        )
         row("  (relative, for reference)", f"max rel {lr['rel']:.2e}", lr["rel"] <= 1e-3)
     print(flush=True)
 
@@ -887,8 +922,12 @@ def main(argv: list[str] | None = None) -> int:
         return child(argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=["fraud", "linreg"], help="one workload only")
-    ap.add_argument("--sizes", type=lambda v: [int(float(x)) for x in v.split(",") if x],
-                    default=list(DEFAULT_SIZES), help="fraud: rows in total, comma list (%(default)s)")
+    ap.add_argument(
+        "--sizes",
+        type=lambda v: [int(float(x)) for x in v.split(",") if x],
+        default=list(DEFAULT_SIZES),
+        help="fraud: rows in total, comma list (%(default)s)",
+    )
     ap.add_argument("--no-rows", action="store_true", help="skip the measured row-level run")
     ap.add_argument("--transport", choices=["tls", "memory"], default="tls")
     ap.add_argument("--linreg-rows", type=lambda v: int(float(v)), default=LINREG_ROWS)

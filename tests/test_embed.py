@@ -3,8 +3,6 @@ program, over real TLS on loopback, with MASCOT preprocessing, from configs writ
 
 from __future__ import annotations
 
-import dataclasses
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +10,9 @@ import numpy as np
 import trio
 
 import actors
-from actors.config import Address, Backoff, load_config, write_config
+from actors.cluster import loopback_configs
+from actors.config import Backoff, load_config
 from actors.offline import Watermarks
-from actors.pki import make_cluster
 from protocols.online import Session
 
 MARKS = Watermarks(
@@ -23,27 +21,7 @@ MARKS = Watermarks(
 
 
 def configs(root: Path, n: int) -> list[Path]:
-    make_cluster(root, n)
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    paths = []
-    for i in range(n):
-        path = root / f"party{i}" / "party.toml"
-        cfg = dataclasses.replace(
-            load_config(path),
-            field="p61",
-            listen=Address("127.0.0.1", ports[i]),
-            peers={j: Address("127.0.0.1", ports[j]) for j in range(n) if j != i},
-            watermarks=MARKS,
-            reconnect=Backoff(0.05, 0.5),
-        )
-        write_config(cfg, path)
-        paths.append(path)
-    return paths
+    return loopback_configs(root, n, field="p61", watermarks=MARKS, reconnect=Backoff(0.05, 0.5))
 
 
 async def weighted_total(s: Session, mine: list[int]) -> Any:
