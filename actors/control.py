@@ -83,6 +83,9 @@ MAX_REPLY = 64 * 1024 * 1024
 MAX_CONNECTIONS = 64
 READ_TIMEOUT = 30.0  # to deliver one whole request once its header arrived
 IDLE_TIMEOUT = 600.0  # between requests on one connection
+FIRST_REQUEST_TIMEOUT = 5.0  # for a new connection's first request: a silent client holds no slot long
+STATUS_SLOTS = 1  # beyond max_connections, kept for small "status" requests (an operator's spdz status)
+STATUS_MAX_REQUEST = 4096
 SUN_PATH_MAX = 107
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 MAX_UPLOAD_VALUES = 1 << 26  # per submit (spdz party --max-input-values): what one session input takes
@@ -239,6 +242,7 @@ class ControlServer:
         max_connections: int = MAX_CONNECTIONS,
         read_timeout: float = READ_TIMEOUT,
         idle_timeout: float = IDLE_TIMEOUT,
+        first_request_timeout: float = FIRST_REQUEST_TIMEOUT,
         max_upload_values: int = MAX_UPLOAD_VALUES,
     ) -> None:
         self.path = Path(path)
@@ -249,7 +253,9 @@ class ControlServer:
         self.max_connections = max_connections
         self.read_timeout = read_timeout
         self.idle_timeout = idle_timeout
+        self.first_request_timeout = first_request_timeout
         self.connections = 0
+        self.status_connections = 0
         self.in_flight = 0
         self._idle = trio.Event()
         self._idle.set()
@@ -318,7 +324,7 @@ class ControlServer:
                 await self._reply(stream, error_reply("denied", f"uid {uid} may not use this control socket"))
                 return
             if self.connections > self.max_connections:
-                await self._reply(stream, error_reply("busy", "too many control connections; try again"))
+                await self._status_only(stream)
                 return
             await self._requests(stream)
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
@@ -327,11 +333,46 @@ class ControlServer:
             self.connections -= 1
             await trio.aclose_forcefully(stream)
 
+    async def _status_only(self, stream: trio.SocketStream) -> None:
+        """A connection beyond ``max_connections``: served only if it asks for ``status`` at once, in
+        a small request, on the reserved status slot; otherwise told ``busy``. So a flood of idle or
+        slow clients never locks the operator out of ``spdz status``."""
+        busy = error_reply("busy", "too many control connections; try again")
+        if self.status_connections >= STATUS_SLOTS:
+            await self._reply(stream, busy)
+            return
+        self.status_connections += 1
+        try:
+            buf = bytearray()
+            body = None
+            with trio.move_on_after(self.first_request_timeout):
+                head = await _read_exactly(stream, buf, HEADER.size)
+                if head is not None and 1 <= HEADER.unpack(head)[0] <= STATUS_MAX_REQUEST:
+                    body = await _read_exactly(stream, buf, HEADER.unpack(head)[0])
+            req = None
+            if body is not None:
+                try:
+                    req = unpack_body(bytes(body), len(body))
+                except _BadRequest:
+                    req = None
+            if not isinstance(req, dict) or req.get("op") != "status" or set(req) - {"op"}:
+                await self._reply(stream, busy)
+                return
+            await self._reply(stream, await self._dispatch(bytes(body), len(body)))  # type: ignore[arg-type]
+        finally:
+            self.status_connections -= 1
+
     async def _requests(self, stream: trio.SocketStream) -> None:
         buf = bytearray()
         conn = _Connection()  # this connection's upload, if any: it dies with the connection
+        first = True
         while True:
-            with trio.move_on_after(self.idle_timeout):
+            # a connection that has sent nothing yet gets a short time to speak: idle clients that
+            # never send hold no slot for long; between requests the longer idle timeout applies
+            wait = min(self.first_request_timeout, self.idle_timeout) if first else self.idle_timeout
+            first = False
+            head = None  # stays None when the wait runs out
+            with trio.move_on_after(wait):
                 head = await _read_exactly(stream, buf, HEADER.size)
             if head is None:  # idle too long, or a clean end of file between requests
                 return

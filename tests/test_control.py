@@ -178,6 +178,54 @@ async def test_a_connection_flood_is_turned_away(tmp_path: Path) -> None:
         nursery.cancel_scope.cancel()
 
 
+async def test_idle_connections_do_not_lock_out_status(tmp_path: Path, autojump_clock: Any) -> None:
+    """Every slot held by clients that say nothing: ``status`` still gets through on its reserved
+    slot (other requests are told ``busy``), and the silent clients are dropped after the short
+    first-request timeout, not the long idle timeout between requests."""
+    path = tmp_path / "ctl.sock"
+    async with trio.open_nursery() as nursery:
+        server = ControlServer(path, echo, max_connections=3, first_request_timeout=5.0)
+        await nursery.start(server.serve)
+        idle = [await trio.open_unix_socket(str(path)) for _ in range(3)]
+        await trio.testing.wait_all_tasks_blocked()
+        t0 = trio.current_time()
+        reply, alive = await ask(path, frame({"op": "status"}))
+        assert reply is not None and reply["echo"] == {"op": "status"} and not alive
+        reply, _ = await ask(path, frame({"op": "submit"}))
+        assert reply is not None and reply["kind"] == "busy"
+        # the reserved slot takes a status request only, and only one at a time
+        holder = await trio.open_unix_socket(str(path))
+        await trio.testing.wait_all_tasks_blocked()
+        assert server.status_connections == 1
+        reply, _ = await ask(path, frame({"op": "status"}))
+        assert reply is not None and reply["kind"] == "busy"
+        await holder.aclose()
+        # the silent clients are closed by the server within the first-request timeout
+        for s in idle:
+            assert await s.receive_some(10) == b""
+            await s.aclose()
+        assert trio.current_time() - t0 <= 5.0 + 1e-6
+        reply, _ = await ask(path, frame({"op": "x"}))
+        assert reply is not None and reply["ok"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_client_that_has_spoken_keeps_the_long_idle_timeout(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    path = tmp_path / "ctl.sock"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(ControlServer(path, echo, first_request_timeout=5.0, idle_timeout=600.0).serve)
+        stream = await trio.open_unix_socket(str(path))
+        async with stream:
+            await stream.send_all(frame({"op": "a"}))
+            assert (await _reply(stream))["echo"]["op"] == "a"  # type: ignore[index]
+            await trio.sleep(300.0)  # virtual time: well past the first-request timeout
+            await stream.send_all(frame({"op": "b"}))
+            assert (await _reply(stream))["echo"]["op"] == "b"  # type: ignore[index]
+        nursery.cancel_scope.cancel()
+
+
 def test_client_errors_name_the_socket(tmp_path: Path) -> None:
     missing = tmp_path / "none.sock"
     with pytest.raises(ControlError, match=r"no control socket at .*none.sock: is the daemon"):
