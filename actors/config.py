@@ -16,6 +16,8 @@ Layout (what ``write_config`` writes; the tables and keys marked optional may be
     preprocessing = "mascot"     # optional: "mascot" (default) or "dealer", which is INSECURE (the
     insecure_dealer = false      #   dealer knows every secret): accepted only with insecure_dealer = true
     peer_timeout = 30.0          # optional: seconds to wait for a peer before giving up on it
+    idle_timeout = 30.0          # optional: seconds of silence (no data, no heartbeat) after which a
+    #                            #   connection counts as dead; peer_timeout counts from the last data
     metrics_port = 0             # optional: Prometheus metrics at http://127.0.0.1:PORT/metrics; 0 = off
     king_min = 65536             # optional: openings of at least this many elements go through per-range
     #                            #   kings (a third fewer bytes at n = 3, one more round); raise it on
@@ -81,6 +83,7 @@ from protocols.errors import ConfigError, PeerAuthError
 from protocols.online import DEFAULT_KING_MIN
 
 from .offline import Watermarks
+from .peerlink import LinkConfig
 from .pki import (
     TlsFiles,
     check_host,
@@ -104,6 +107,7 @@ _TOP_KEYS = (
     "preprocessing",
     "insecure_dealer",
     "peer_timeout",
+    "idle_timeout",
     "metrics_port",
     "king_min",
     "control_socket",
@@ -153,6 +157,7 @@ class PartyConfig:
     log_level: str = "info"
     log_format: str = "console"
     peer_timeout: float = 30.0
+    idle_timeout: float = 30.0
     reconnect: Backoff = Backoff()
     metrics_port: int | None = None
     king_min: int = DEFAULT_KING_MIN
@@ -340,6 +345,10 @@ def load_config(path: Path | str, *, check_files: bool = True) -> PartyConfig:
             'use "mascot", or also set insecure_dealer = true if this cluster never sees real data',
         )
     peer_timeout = r.number(doc, "peer_timeout", "peer_timeout", 30.0)
+    idle_timeout = r.number(doc, "idle_timeout", "idle_timeout", 30.0)
+    heartbeat = LinkConfig.heartbeat
+    if not idle_timeout > heartbeat:
+        raise r.error("idle_timeout", f"must be longer than the links' heartbeat ({heartbeat:g} s)")
     metrics = r.integer(doc, "metrics_port", "metrics_port", 0, 65535, 0)
     king_min = r.integer(doc, "king_min", "king_min", 0, 2**40, DEFAULT_KING_MIN)
 
@@ -392,6 +401,7 @@ def load_config(path: Path | str, *, check_files: bool = True) -> PartyConfig:
         log_level=log_level,
         log_format=log_format,
         peer_timeout=peer_timeout,
+        idle_timeout=idle_timeout,
         reconnect=backoff,
         metrics_port=metrics or None,
         king_min=king_min,
@@ -563,6 +573,7 @@ def render_config(cfg: PartyConfig, path: Path) -> str:
         f"preprocessing = {_toml_str(cfg.preprocessing)}",
         f"insecure_dealer = {_toml_value(cfg.insecure_dealer)}",
         f"peer_timeout = {_toml_value(float(cfg.peer_timeout))}",
+        f"idle_timeout = {_toml_value(float(cfg.idle_timeout))}",
         f"metrics_port = {cfg.metrics_port or 0}  # 0 = off",
         f"king_min = {cfg.king_min}  # openings from this size go through kings; 0 = never",
     ]

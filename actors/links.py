@@ -341,6 +341,15 @@ class MemoryConnector:
     def heal(self, *parties: int) -> None:
         self._partitioned.difference_update(parties)
 
+    def freeze(self, party: int) -> None:
+        """``party`` stops like a process under SIGSTOP: its live connections stay open but carry
+        nothing either way, and new connections to or from it are refused, until ``heal``."""
+        self._partitioned.add(party)
+        for a, b in list(self._live):
+            if party in (a, b):
+                self.pause(a, b)
+                self.pause(b, a)
+
     def pause(self, frm: int, to: int) -> None:
         """Hold back bytes from ``frm`` to ``to`` on the live connection (a peer that stops reading)."""
         conn = self._conn(frm, to)

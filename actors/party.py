@@ -82,6 +82,7 @@ class Party:
             connector,
             config=LinkConfig(
                 peer_timeout=cfg.peer_timeout,
+                idle_timeout=cfg.idle_timeout,
                 backoff_initial=cfg.reconnect.initial,
                 backoff_max=cfg.reconnect.max,
                 **hs,

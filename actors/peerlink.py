@@ -143,6 +143,7 @@ class LinkStats:
     unacked_bytes: int = 0
     rejected_streams: int = 0
     peer_restarts: int = 0
+    last_received: float = 0.0  # trio time of the last bytes from the peer (0: none yet)
 
 
 @dataclass
@@ -233,6 +234,7 @@ class _RecordReader:
         if not chunk:
             raise _PeerClosed("the peer closed the connection")
         self._stats.bytes_received += len(chunk)
+        self._stats.last_received = trio.current_time()
         return chunk
 
     async def read(self, limit: int) -> tuple[int, memoryview]:
@@ -266,6 +268,7 @@ class _RecordReader:
                 if not got:
                     raise _PeerClosed("the peer closed the connection")
                 self._stats.bytes_received += got
+                self._stats.last_received = trio.current_time()
             else:
                 chunk = await self._receive(size - have)
                 got = len(chunk)
@@ -613,7 +616,11 @@ class PeerLink:
             log.info("link_up", party=self.me, peer=self.peer, connects=self.stats.connects)
         else:
             self.stats.up = False
-            self._down_since = trio.current_time()
+            # the peer is away since it was last heard from (a silent peer is noticed only after
+            # idle_timeout): peer_timeout counts from there, and the loss report says so truly
+            now = trio.current_time()
+            heard = self.stats.last_received
+            self._down_since = heard if 0.0 < heard <= now else now
             log.info("link_down", party=self.me, peer=self.peer, reason=reason)
         self._notify_state()
 
@@ -748,7 +755,8 @@ class PeerLink:
             if not cs.cancelled_caught or self.stats.up:
                 continue
             now = trio.current_time()
-            self._lost_reason = f"no connection for {now - self._down_since:.1f} s"
+            what = "nothing received" if self.stats.last_received else "no connection"
+            self._lost_reason = f"{what} for {now - self._down_since:.1f} s"
             self._lost_at = now
             self.stats.lost = True
             self._wake()  # senders blocked on a full buffer re-check and raise

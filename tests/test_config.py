@@ -125,6 +125,7 @@ def test_round_trip_with_every_option_changed_and_awkward_paths(cluster: Path, t
         log_level="debug",
         log_format="json",
         peer_timeout=2.5,
+        idle_timeout=12.5,
         reconnect=Backoff(0.125, 4.0),
         metrics_port=9100,
         king_min=0,
@@ -210,9 +211,15 @@ def test_dealer_is_accepted_with_insecure_dealer(cfg_path: Path) -> None:
 
 
 def test_integer_seconds_and_metrics_port(cfg_path: Path) -> None:
-    edit(cfg_path, ("peer_timeout = 30.0", "peer_timeout = 5"), ("metrics_port = 0", "metrics_port = 9100"))
+    edit(
+        cfg_path,
+        ("peer_timeout = 30.0", "peer_timeout = 5"),
+        ("idle_timeout = 30.0", "idle_timeout = 8"),
+        ("metrics_port = 0", "metrics_port = 9100"),
+    )
     cfg = load_config(cfg_path)
     assert cfg.peer_timeout == 5.0 and isinstance(cfg.peer_timeout, float) and cfg.metrics_port == 9100
+    assert cfg.idle_timeout == 8.0
 
 
 def test_check_files_false_skips_the_tls_files(cfg_path: Path) -> None:
@@ -273,6 +280,8 @@ BAD: list[tuple[str, list[tuple[str, str]], str, str]] = [
     ("zero timeout", [("peer_timeout = 30.0", "peer_timeout = 0")], "peer_timeout", "positive number"),
     ("infinite timeout", [("peer_timeout = 30.0", "peer_timeout = inf")], "peer_timeout", "positive number"),
     ("string timeout", [("peer_timeout = 30.0", 'peer_timeout = "30"')], "peer_timeout", "positive number"),
+    ("idle below heartbeat", [("idle_timeout = 30.0", "idle_timeout = 3")], "idle_timeout", "heartbeat"),
+    ("zero idle timeout", [("idle_timeout = 30.0", "idle_timeout = 0")], "idle_timeout", "positive number"),
     ("metrics port range", [(TOP, "metrics_port = 70000")], "metrics_port", "0..65535"),
     ("metrics on listen port", [(TOP, "metrics_port = 7701")], "metrics_port", "listen.port"),
     (

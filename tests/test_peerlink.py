@@ -281,6 +281,28 @@ async def test_a_silent_connection_is_dropped_after_the_idle_timeout(autojump_cl
         assert links[1].stats(0).reconnects == 1
 
 
+async def test_a_frozen_peer_is_reported_lost_peer_timeout_after_it_was_last_heard(
+    autojump_clock: Any,
+) -> None:
+    """A peer that stops (SIGSTOP: the connection stays open and silent) is noticed after the idle
+    timeout, but reported lost ``peer_timeout`` after it was last heard from, not idle_timeout +
+    peer_timeout, and the report says how long nothing was received."""
+    cfg = LinkConfig(heartbeat=1.0, idle_timeout=4.0, peer_timeout=6.0)
+    lost: list[tuple[float, str]] = []
+    async with linked(2, config=cfg) as (net, links, _inbox):
+        links[0].on_peer_lost = lambda peer, reason: lost.append((trio.current_time(), reason))
+        await links[0].wait_connected()
+        await trio.sleep(10.0)  # heartbeats flowing
+        t0 = trio.current_time()
+        net.freeze(1)
+        await trio.sleep(20.0)
+        assert lost, "the frozen peer was never reported lost"
+        at, reason = lost[0]
+        # last heard at most one heartbeat before the freeze: lost within [t0 + 5, t0 + 6]
+        assert t0 + 6.0 - cfg.heartbeat - 1e-6 <= at <= t0 + 6.0 + 1e-6, at - t0
+        assert reason.startswith("nothing received for 6.0 s"), reason
+
+
 # ------------------------------------------------------------------------------------------ backpressure
 @pytest.mark.parametrize("limit", ["frames", "bytes"])
 async def test_send_blocks_while_the_peer_does_not_read_and_resumes(limit: str) -> None:
