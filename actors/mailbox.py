@@ -4,10 +4,17 @@ Messages are keyed by ``(sender, step)``, never by arrival order. A peer can run
 frames for a session we have not started yet are kept (within bounds) until it starts. A second
 message for the same key, or too much buffered data, is a protocol violation that aborts the session.
 An abort (ours or a peer's) wakes every waiter with ``AbortError``.
+
+Bounds on what a peer can make us hold for sessions we have not started: at most
+``MAX_PENDING_SESSIONS`` of them, and at most ``max_pending_bytes`` of payload per peer over all of
+them (a submitted session's first round is the join, which every party must reach before any large
+message: legitimate early data is small). A peer that goes beyond is named in the abort of the
+session it was filling, and that session's held data is dropped at once.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -21,6 +28,18 @@ log = structlog.get_logger("spdz.mailbox")
 MAX_PENDING_SESSIONS = 256
 MAX_MESSAGES_PER_SESSION = 100_000
 FINISHED_MEMORY = 4096
+MAX_PENDING_BYTES = 256 * 1024 * 1024  # per peer, over every session not started here yet
+
+
+def payload_bytes(msg: Any) -> int:
+    """What a held message costs: its bytes (msgpack-decoded small values count as 64)."""
+    if isinstance(msg, (bytes, bytearray)):
+        return len(msg)
+    if isinstance(msg, memoryview):
+        return msg.nbytes
+    if isinstance(msg, (list, tuple)):
+        return 64 + sum(payload_bytes(m) for m in msg)
+    return 64
 
 
 class SessionMailbox:
@@ -31,6 +50,7 @@ class SessionMailbox:
         self._waiters: dict[tuple[int, int], trio.Event] = {}
         self._consumed: set[tuple[int, int]] = set()
         self.error: AbortError | None = None
+        self.held: dict[int, int] = {}  # payload bytes per sender, while the session is not started
 
     def deliver(self, frm: int, step: int, msg: Any) -> None:
         if self.error is not None:
@@ -64,6 +84,7 @@ class SessionMailbox:
         if self.error is None:
             self.error = err
         self._msgs.clear()
+        self.held.clear()
         for ev in self._waiters.values():
             ev.set()
         self._waiters.clear()
@@ -72,9 +93,11 @@ class SessionMailbox:
 class Router:
     """All of one party's session mailboxes."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
         self._boxes: dict[str, SessionMailbox] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
+        self.max_pending_bytes = max_pending_bytes
+        self._warned: dict[int, float] = {}  # peer -> when we last logged it (an outsider can trigger it)
 
     def open(self, session: str) -> SessionMailbox:
         if session in self._finished:
@@ -85,6 +108,7 @@ class Router:
         if box.started:
             raise ValueError(f"session {session!r} is already running")
         box.started = True
+        box.held.clear()  # from now on the running session consumes what it holds
         return box
 
     def close(self, session: str) -> None:
@@ -111,10 +135,31 @@ class Router:
             box = self._boxes[session] = SessionMailbox(session)
         return box
 
+    def pending_bytes(self, frm: int) -> int:
+        """Payload bytes held from ``frm`` for sessions not started here yet."""
+        return sum(b.held.get(frm, 0) for b in self._boxes.values() if not b.started)
+
     def deliver(self, frm: int, session: str, step: int, msg: Any) -> None:
         box = self._box_for(session)
-        if box is not None:
-            box.deliver(frm, step, msg)
+        if box is None:
+            return
+        if not box.started and box.error is None:
+            size = payload_bytes(msg)
+            if self.pending_bytes(frm) + size > self.max_pending_bytes:
+                now = time.monotonic()
+                if now - self._warned.get(frm, -3600.0) >= 10.0:  # at most one line per peer per 10 s
+                    self._warned[frm] = now
+                    log.warning("peer_over_pending_limit", peer=frm, limit=self.max_pending_bytes)
+                box.abort(
+                    ProtocolError(
+                        f"party {frm} sent more than {self.max_pending_bytes} bytes for sessions not "
+                        "started here yet",
+                        culprit=frm,
+                    )
+                )
+                return
+            box.held[frm] = box.held.get(frm, 0) + size
+        box.deliver(frm, step, msg)
 
     def peer_aborted(self, frm: int, session: str, reason: str) -> None:
         box = self._box_for(session)

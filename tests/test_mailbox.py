@@ -188,6 +188,27 @@ def test_aborted_placeholders_make_room_for_new_sessions() -> None:
         r.open("dead0")
 
 
+def test_a_peer_cannot_make_us_hold_more_than_the_pending_byte_limit() -> None:
+    """Data for sessions not started here is bounded per peer over all of them: the session that
+    crosses the bound is aborted naming the peer and its held data dropped; another peer, and
+    sessions already running, are not affected."""
+    r = Router(max_pending_bytes=1000)
+    r.deliver(1, "a", 1, b"x" * 600)
+    r.deliver(2, "a", 1, b"y" * 900)  # another peer has its own budget
+    assert r.pending_bytes(1) == 600 and r.pending_bytes(2) == 900
+    r.deliver(1, "b", 1, b"x" * 300)
+    r.deliver(1, "c", 1, b"x" * 200)  # 1,100 > 1,000: session c is aborted, naming party 1
+    assert r.pending_bytes(1) == 900
+    box = r.open("c")
+    assert isinstance(box.error, ProtocolError) and box.error.culprit == 1
+    assert "party 1 sent more than 1000 bytes" in str(box.error)
+    # a session that starts takes its held data along: the peer's budget is free again
+    r.open("a")
+    assert r.pending_bytes(1) == 300 and r.pending_bytes(2) == 0
+    r.deliver(1, "a", 2, b"x" * 5000)  # a running session's messages are not pending
+    assert r.pending_bytes(1) == 300
+
+
 def test_abort_all() -> None:
     r = Router()
     a, b = r.open("a"), r.open("b")
