@@ -17,7 +17,8 @@ Layout (what ``write_config`` writes; the tables and keys marked optional may be
     insecure_dealer = false      #   dealer knows every secret): accepted only with insecure_dealer = true
     peer_timeout = 30.0          # optional: seconds to wait for a peer before giving up on it
     idle_timeout = 30.0          # optional: seconds of silence (no data, no heartbeat) after which a
-    #                            #   connection counts as dead; peer_timeout counts from the last data
+    #                            #   connection counts as dead; a frozen peer is given up after
+    #                            #   idle_timeout + peer_timeout
     metrics_port = 0             # optional: Prometheus metrics at http://127.0.0.1:PORT/metrics; 0 = off
     king_min = 65536             # optional: openings of at least this many elements go through per-range
     #                            #   kings (a third fewer bytes at n = 3, one more round); raise it on

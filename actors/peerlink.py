@@ -616,11 +616,7 @@ class PeerLink:
             log.info("link_up", party=self.me, peer=self.peer, connects=self.stats.connects)
         else:
             self.stats.up = False
-            # the peer is away since it was last heard from (a silent peer is noticed only after
-            # idle_timeout): peer_timeout counts from there, and the loss report says so truly
-            now = trio.current_time()
-            heard = self.stats.last_received
-            self._down_since = heard if 0.0 < heard <= now else now
+            self._down_since = trio.current_time()
             log.info("link_down", party=self.me, peer=self.peer, reason=reason)
         self._notify_state()
 
@@ -755,8 +751,18 @@ class PeerLink:
             if not cs.cancelled_caught or self.stats.up:
                 continue
             now = trio.current_time()
-            what = "nothing received" if self.stats.last_received else "no connection"
-            self._lost_reason = f"{what} for {now - self._down_since:.1f} s"
+            # say how long the peer has really been silent: a silent (frozen) peer is noticed only
+            # after idle_timeout, and peer_timeout counts from there (lower idle_timeout to notice
+            # sooner; counting from the last data instead would cut short the reconnects that heal a
+            # half-open connection)
+            heard = self.stats.last_received
+            if 0.0 < heard <= self._down_since:
+                self._lost_reason = (
+                    f"nothing received for {now - heard:.1f} s (connection dead after "
+                    f"{self._down_since - heard:.1f} s of silence, none since)"
+                )
+            else:
+                self._lost_reason = f"no connection for {now - self._down_since:.1f} s"
             self._lost_at = now
             self.stats.lost = True
             self._wake()  # senders blocked on a full buffer re-check and raise
