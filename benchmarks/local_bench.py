@@ -256,26 +256,16 @@ async def party_main(job: dict[str, Any], party: int) -> dict[str, Any]:
     return rec
 
 
-def _exact_payload_bytes(obj: Any) -> int:
-    """Payload size with bytes-like views and arrays counted by their real size (offline_bench.py)."""
-    if isinstance(obj, (bytes, bytearray, str)):
-        return len(obj)
-    if isinstance(obj, memoryview):
-        return obj.nbytes
-    if isinstance(obj, np.ndarray):
-        return obj.nbytes
-    if isinstance(obj, (list, tuple)):
-        return sum(_exact_payload_bytes(o) for o in obj) + 1
-    return 9
-
-
 async def memory_main(job: dict[str, Any]) -> None:
     """``--transport memory``: the 3 parties in this one process (``local_cluster``)."""
     import actors
     import actors.memory
     from actors.offline import Watermarks
 
-    actors.memory._payload_bytes = _exact_payload_bytes  # the hub counts memoryviews as 9 bytes otherwise
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from offline_bench import _exact_payload_bytes  # the hub counts memoryviews as 9 bytes otherwise
+
+    actors.memory._payload_bytes = _exact_payload_bytes
     t_imported = time.monotonic()
     per = [own_data(job, i) for i in range(N)]
     t_data = time.monotonic()
