@@ -43,6 +43,8 @@ branching on it is fine.
 from __future__ import annotations
 
 import math
+import operator
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -92,19 +94,15 @@ def _conforms(actual: tuple[int, ...], public: Shape) -> bool:
     )
 
 
-def _dummy(shape: Shape, kind: Kind) -> np.ndarray | None:
-    """A stand-in with the public metadata: hidden sizes are 0, so it costs nothing to compute on."""
+def _dummy(shape: Shape, kind: Kind) -> np.ndarray:
+    """A stand-in with the public metadata: hidden sizes are 0, so it costs nothing to compute on;
+    for an unknown shape, an empty vector (good enough to learn a result's kind)."""
     if shape is None:
-        return None
+        return np.zeros(0, dtype=_DTYPES[kind])
     dims = tuple(0 if d is None else d for d in shape)
     if math.prod(dims) > 1 << 16:
         return np.broadcast_to(np.zeros((), dtype=_DTYPES[kind]), dims)
     return np.zeros(dims, dtype=_DTYPES[kind])
-
-
-def _unknown(kind: Kind) -> np.ndarray:
-    """A stand-in for a value of unknown shape: good enough to learn a result's kind."""
-    return np.zeros(0, dtype=_DTYPES[kind])
 
 
 def _public_shape(out: np.ndarray, hidden: bool) -> Shape:
@@ -205,7 +203,7 @@ class Private:
                 if o.owner != self.owner:
                     raise ValueError("internal: mixing owners is not local")
                 vals.append(o._value)
-                dums.append(_dummy(o.shape, o.kind) if o.shape is not None else _unknown(o.kind))
+                dums.append(_dummy(o.shape, o.kind))
                 hidden |= _has_hidden(o.shape)
                 known &= o.shape is not None
             elif isinstance(o, _Secret | Pending):
@@ -213,7 +211,7 @@ class Private:
             else:
                 vals.append(o)
                 dums.append(o)
-        mine = _dummy(self.shape, self.kind) if self.shape is not None else _unknown(self.kind)
+        mine = _dummy(self.shape, self.kind)
         try:
             ref = np.asarray(fn(mine, *dums))
         except (ValueError, IndexError, TypeError) as e:
@@ -261,9 +259,9 @@ class Private:
         return Private(self.session, self.owner, value, shape, kind)
 
     def _binary(self, other: Any, fn: Callable[[Any, Any], Any], symbol: str, reflected: bool = False) -> Any:
-        if isinstance(other, Private) and other.owner != self.owner:
-            return _mixed(self, other, fn, symbol, reflected)
-        if isinstance(other, _Secret):
+        """``self <fn> other``: local with public values and this owner's values (``fn`` on arrays);
+        with a secret or another owner's value, ``fn`` on the secret types after the input rounds."""
+        if isinstance(other, _Secret) or (isinstance(other, Private) and other.owner != self.owner):
             return _mixed(self, other, fn, symbol, reflected)
         if isinstance(other, Pending):
             return NotImplemented
@@ -272,43 +270,43 @@ class Private:
         return self._local(fn, other, what=symbol)
 
     def __add__(self, o: Any) -> Any:
-        return self._binary(o, np.add, "+")
+        return self._binary(o, operator.add, "+")
 
     def __radd__(self, o: Any) -> Any:
-        return self._binary(o, np.add, "+", True)
+        return self._binary(o, operator.add, "+", True)
 
     def __sub__(self, o: Any) -> Any:
-        return self._binary(o, np.subtract, "-")
+        return self._binary(o, operator.sub, "-")
 
     def __rsub__(self, o: Any) -> Any:
-        return self._binary(o, np.subtract, "-", True)
+        return self._binary(o, operator.sub, "-", True)
 
     def __mul__(self, o: Any) -> Any:
-        return self._binary(o, np.multiply, "*")
+        return self._binary(o, operator.mul, "*")
 
     def __rmul__(self, o: Any) -> Any:
-        return self._binary(o, np.multiply, "*", True)
+        return self._binary(o, operator.mul, "*", True)
 
     def __truediv__(self, o: Any) -> Any:
-        return self._binary(o, np.true_divide, "/")
+        return self._binary(o, operator.truediv, "/")
 
     def __rtruediv__(self, o: Any) -> Any:
-        return self._binary(o, np.true_divide, "/", True)
+        return self._binary(o, operator.truediv, "/", True)
 
     def __floordiv__(self, o: Any) -> Any:
-        return self._binary(o, np.floor_divide, "//")
+        return self._binary(o, operator.floordiv, "//")
 
     def __mod__(self, o: Any) -> Any:
-        return self._binary(o, np.mod, "%")
+        return self._binary(o, operator.mod, "%")
 
     def __pow__(self, o: Any) -> Any:
-        return self._binary(o, np.power, "**")
+        return self._binary(o, operator.pow, "**")
 
     def __matmul__(self, o: Any) -> Any:
-        return self._binary(o, np.matmul, "@")
+        return self._binary(o, operator.matmul, "@")
 
     def __rmatmul__(self, o: Any) -> Any:
-        return self._binary(o, np.matmul, "@", True)
+        return self._binary(o, operator.matmul, "@", True)
 
     def __and__(self, o: Any) -> Any:
         return self._binary(o, np.logical_and, "&")
@@ -330,22 +328,22 @@ class Private:
         return self._local(np.abs, what="abs")
 
     def __lt__(self, o: Any) -> Any:
-        return self._binary(o, np.less, "<")
+        return self._binary(o, operator.lt, "<")
 
     def __le__(self, o: Any) -> Any:
-        return self._binary(o, np.less_equal, "<=")
+        return self._binary(o, operator.le, "<=")
 
     def __gt__(self, o: Any) -> Any:
-        return self._binary(o, np.greater, ">")
+        return self._binary(o, operator.gt, ">")
 
     def __ge__(self, o: Any) -> Any:
-        return self._binary(o, np.greater_equal, ">=")
+        return self._binary(o, operator.ge, ">=")
 
     def __eq__(self, o: Any) -> Any:  # type: ignore[override]
-        return self._binary(o, np.equal, "==")
+        return self._binary(o, operator.eq, "==")
 
     def __ne__(self, o: Any) -> Any:  # type: ignore[override]
-        return self._binary(o, np.not_equal, "!=")
+        return self._binary(o, operator.ne, "!=")
 
     # -- shape
     def __getitem__(self, key: Any) -> Private:
@@ -459,12 +457,9 @@ class Private:
 
 
 def _quiet(fn: Callable[..., Any], a: Any, **kw: Any) -> Any:
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return fn(a, **kw)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return fn(a, **kw)
 
 
 def _promote(kind: Kind, others: Sequence[Kind]) -> Kind:
@@ -475,13 +470,12 @@ def _promote(kind: Kind, others: Sequence[Kind]) -> Kind:
 def _mixed(
     p: Private, other: Any, fn: Callable[[Any, Any], Any], symbol: str, reflected: bool
 ) -> Pending[Any]:
-    """``p <op> other`` where ``other`` is a secret or another owner's private value: share what is
-    private (the input rounds), then apply the operator of the secret types (local or not)."""
+    """``p <fn> other`` where ``other`` is a secret or another owner's private value: share what is
+    private (the input rounds), then apply ``fn`` to the secret types (local or not)."""
     s = p.session
     if other.session is not s:
         raise ValueError("values of different sessions do not mix")
-    secret_op = _SECRET_OPS.get(symbol)
-    if secret_op is None:
+    if fn not in _SECRET_OPS:
         raise TypeError(f"{symbol!r} is not defined between a private value and a secret")
     like = other if isinstance(other, _Secret) else None
 
@@ -492,7 +486,7 @@ def _mixed(
         else:
             b = other
         left, right = (b, a) if reflected else (a, b)
-        res = secret_op(left, right)
+        res = fn(left, right)
         if res is NotImplemented:
             raise TypeError(f"{symbol!r} of {type(left).__name__} and {type(right).__name__}")
         if isinstance(res, Pending):
@@ -502,19 +496,22 @@ def _mixed(
     return Pending(s, steps, lambda x: x, f"private {symbol} secret")
 
 
-_SECRET_OPS: dict[str, Callable[[Any, Any], Any]] = {
-    "+": lambda a, b: a + b,
-    "-": lambda a, b: a - b,
-    "*": lambda a, b: a * b,
-    "/": lambda a, b: a / b,
-    "@": lambda a, b: a @ b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-}
+# the operators the secret types define
+_SECRET_OPS = frozenset(
+    [
+        operator.add,
+        operator.sub,
+        operator.mul,
+        operator.truediv,
+        operator.matmul,
+        operator.lt,
+        operator.le,
+        operator.gt,
+        operator.ge,
+        operator.eq,
+        operator.ne,
+    ]
+)
 
 
 def private(s: Session, value: Any, owner: int, *, shape: Shape = None, kind: Kind | None = None) -> Private:
