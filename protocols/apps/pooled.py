@@ -54,6 +54,7 @@ from ..circuits import (
     one_minus,
     parallel,
     pow2,
+    run,
     suffix_prods,
     sum_groups,
     weighted_rows,
@@ -62,7 +63,7 @@ from ..comparison import bit_decompose_steps, trunc_steps
 from ..fixedpoint import FixedFormat
 from ..online import Session
 from ..private import Private, owned
-from ..sectypes import SecretFix, SecretInt, _Secret
+from ..sectypes import SecretInt, _Secret
 from ..shares import SharedArray
 from .numeric import ratio_steps, tile_rows
 from .table import ParameterMismatch, Table, as_rows, pick
@@ -206,6 +207,14 @@ def sums_fn(pairs: Sequence[tuple[int, int]], fmt: FixedFormat) -> Callable[[np.
     return fn
 
 
+def _weighted_mean_steps(w: SharedArray, mj: SharedArray, d: int, fmt: FixedFormat) -> Steps[SharedArray]:
+    """``m_a = sum_j w_j m_j,a`` for the party-major ``(P * d,)`` means: the products are ordered by
+    column, so that each column's ``P`` products are a group with one truncation."""
+    P = w.size
+    order_m = (np.arange(P)[None, :] * d + np.arange(d)[:, None]).reshape(-1)
+    return (yield from fx.dot_steps(pick(w, np.tile(np.arange(P), d)), pick(mj, order_m), d, fmt))
+
+
 def pooled_sums_steps(
     summ: Sequence[SharedArray], d: int, pairs: Sequence[tuple[int, int]], fmt: FixedFormat
 ) -> Steps[tuple[SharedArray, SharedArray]]:
@@ -218,8 +227,7 @@ def pooled_sums_steps(
     n = SharedArray.concat([pick(x, np.asarray([0])) for x in summ])  # integers
     w = yield from ratio_steps(n, n.sum().flatten(), fmt, bound_bits=2)  # n_j / N, fixed point
     mj = SharedArray.concat([pick(x, 1 + np.arange(d)) for x in summ])  # (P * d,): party-major
-    order_m = (np.arange(P)[None, :] * d + np.arange(d)[:, None]).reshape(-1)
-    mean = yield from fx.dot_steps(pick(w, np.tile(np.arange(P), d)), pick(mj, order_m), d, fmt)
+    mean = yield from _weighted_mean_steps(w, mj, d, fmt)
     delta = mj - tile_rows(mean, P)
     (nd,) = yield [Mul(pick(n, np.repeat(np.arange(P), d)), delta)]  # n_j delta_j, exact (scale 2^f)
     left = np.concatenate([np.arange(P) * d + a for a, _ in pairs])
@@ -237,15 +245,12 @@ def pooled_steps(
     pairs: Sequence[tuple[int, int]],
     ddof: int,
     fmt: FixedFormat,
-    raw: bool = False,
 ) -> Steps[tuple[SharedArray, SharedArray]]:
     """The union's means ``(d,)`` and co-moments ``sum (x_a - m_a)(x_b - m_b) / (N - ddof)`` for the
     ``pairs``, from the parties' ``[n_j, m_j, C_j]`` summaries (see the module docstring).
 
     ``N <= ddof`` (or no rows at all) gives an arbitrary result: ``N`` is secret, so nobody can check
-    it without revealing it; the programs that need it public reveal ``count`` first. ``raw``: the
-    co-moments are returned before their truncation, at scale ``2^(2f)`` (a caller that multiplies
-    them by something else first saves a truncation per entry)."""
+    it without revealing it; the programs that need it public reveal ``count`` first."""
     f = summ[0].ctx.field
     P, q = len(summ), len(pairs)
     n = SharedArray.concat([pick(x, np.asarray([0])) for x in summ])
@@ -258,12 +263,8 @@ def pooled_steps(
     got = yield from parallel(ratios)
     weights = SharedArray.concat(got)
     w = pick(weights, np.arange(P))
-    means = [pick(x, 1 + np.arange(d)) for x in summ]
-    # m_a = sum_j w_j m_j,a: products ordered by column, so that each column's P products are a group
-    order_w = np.tile(np.arange(P), d)
-    mj = SharedArray.concat(means)  # (P * d,): party-major
-    order_m = (np.arange(P)[None, :] * d + np.arange(d)[:, None]).reshape(-1)
-    mean = yield from fx.dot_steps(pick(w, order_w), pick(mj, order_m), d, fmt)
+    mj = SharedArray.concat([pick(x, 1 + np.arange(d)) for x in summ])  # (P * d,): party-major
+    mean = yield from _weighted_mean_steps(w, mj, d, fmt)
     if not q:
         return mean, SharedArray(mean.ctx, f.zeros(0), f.zeros(0))
     u = pick(weights, P + np.arange(P)) if ddof else w
@@ -278,18 +279,13 @@ def pooled_steps(
     lhs = SharedArray.concat([u, ud])
     rhs = SharedArray.concat([c_all, delta])
     (prod,) = yield [Mul(pick(lhs, np.concatenate(left)), pick(rhs, np.concatenate(right)))]
-    sums = sum_groups(prod, q)
-    if raw:
-        return mean, sums
-    return mean, (yield from trunc_steps(sums, fmt.k + fmt.f, fmt.f, fmt.kappa))
+    return mean, (yield from trunc_steps(sum_groups(prod, q), fmt.k + fmt.f, fmt.f, fmt.kappa))
 
 
 async def pooled(
     s: Session, parts: Parts, d: int, pairs: Sequence[tuple[int, int]], ddof: int, fmt: FixedFormat
 ) -> tuple[SharedArray, SharedArray]:
     """``pooled_steps`` on the parties' summaries, input now."""
-    from ..circuits import run
-
     summ = await summaries(s, parts, moments_fn(pairs), 1 + d + len(pairs), fmt=fmt)
     return await run(s, pooled_steps(summ, d, pairs, ddof, fmt))
 
@@ -304,11 +300,15 @@ async def int_totals(
     s: Session, parts: Parts, fn: Callable[[np.ndarray], np.ndarray], length: int, k: int
 ) -> SecretInt:
     """The sum over the parties of an integer vector each owner computes (counts)."""
-    summ = await summaries(s, parts, fn, length, k=k)
+    return SecretInt(s, added(await summaries(s, parts, fn, length, k=k)), k)
+
+
+def added(summ: Sequence[SharedArray]) -> SharedArray:
+    """The parties' summaries added up (local)."""
     acc = summ[0]
     for x in summ[1:]:
         acc = acc + x
-    return SecretInt(s, acc, k)
+    return acc
 
 
 def scaled_solve_steps(
@@ -316,7 +316,7 @@ def scaled_solve_steps(
 ) -> Steps[SharedArray]:
     """Least squares from the union's means and co-moments of ``[x_1 .. x_d, y]``: ``raw`` is the upper
     triangle, row-major (``(d + 1)(d + 2) / 2`` entries), at scale ``2^(2f)`` before its truncation
-    (``pooled_steps(raw=True)``; any common positive factor is fine: it cancels). Returns
+    (``pooled_sums_steps``; any common positive factor is fine: it cancels). Returns
     ``[coef (d); intercept]``.
 
     Scaling: each variable gets a secret power of two ``2^-h_a`` with ``2^-2h_a cov_aa`` in
@@ -451,8 +451,3 @@ def _pivot_reciprocal_steps(p: SharedArray, fb: int, kappa: int) -> Steps[Shared
     # 1 / p_raw = v w 2^-(prec + kn): the result at scale 2^fb is 2^(2 fb) / p_raw, below 2^(fb + 15)
     shift = prec + kn - 2 * fb
     return (yield from trunc_steps(vw, fb + 15 + shift + 2, shift, kappa))
-
-
-def reveal_fix(s: Session, x: SharedArray, fmt: FixedFormat, to: int | None) -> Any:
-    """``x`` revealed as floats (to ``to`` or to all)."""
-    return SecretFix(s, x, fmt).reveal(to)

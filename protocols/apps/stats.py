@@ -97,10 +97,7 @@ async def total(s: Session, data: Any, *, fmt: FixedFormat | None = None, to: in
         d = pl.columns_of(parts, vector)
         fmt = fmt or FixedFormat()
         summ = await pl.summaries(s, parts, lambda a: pl._as_matrix(a).sum(axis=0), d, fmt=fmt)
-        acc = summ[0]
-        for x in summ[1:]:
-            acc = acc + x
-        return _out(vector, await SecretFix(s, acc, fmt).reveal(to))
+        return _out(vector, await SecretFix(s, pl.added(summ), fmt).reveal(to))
     t = await ensure_table(s, data, fmt)
     return _shape_out(t, await t.x.sum(axis=0).reveal(to))
 
