@@ -66,6 +66,22 @@ def loopback_configs(root: Path, n: int, **changes: Any) -> list[Path]:
     return paths
 
 
+def planned_configs(root: Path, n: int, need: dict[str, int], batch: int = 2048) -> list[Path]:
+    """``loopback_configs`` for one planned job: MASCOT, pools sized to ``need`` (``Watermarks.for_plan``
+    in each config's ``[pool]``), quiet logs and quick reconnects."""
+    from .config import Backoff
+
+    return loopback_configs(
+        root,
+        n,
+        preprocessing="mascot",
+        insecure_dealer=False,
+        watermarks=Watermarks.for_plan(need, batch),
+        log_level="error",
+        reconnect=Backoff(0.05, 0.5),
+    )
+
+
 class Cluster:
     def __init__(self, parties: list[Party], hub: MemoryHub | None = None) -> None:
         self.parties = parties
@@ -102,13 +118,10 @@ class Cluster:
         in advance; ``Watermarks.for_plan`` sizes the pools). Without offline services (the dealer):
         returns at once."""
         services = [p.offline for p in self.parties if p.offline is not None]
-        while services:
-            levels = [svc.metrics()["levels"] for svc in services]
-            if all(lv.get(k, 0) >= v for lv in levels for k, v in need.items() if v):
-                break
-            await trio.sleep(poll)
         for svc in services:
-            svc.marks = Watermarks(triple=(0, 0), mask=(0, 0), batch=svc.marks.batch)
+            await svc.wait_for(need, poll)
+        for svc in services:
+            svc.stop_refills()
 
     async def run(self, prog: Program, *args: Any, **kw: Any) -> list[Any]:
         """Run ``prog`` at every party and return their results, or raise the first failure."""

@@ -38,7 +38,7 @@ import trio
 from protocols.apps import fraud
 from protocols.preprocessing.plan import preprocessing_plan
 
-from .cluster import Cluster, local_cluster, loopback_configs
+from .cluster import Cluster, local_cluster, planned_configs
 from .offline import Watermarks
 
 DEMO_SIZES = (100_000, 100_000, 100_000)
@@ -55,6 +55,19 @@ def _intro(banks: list[Any], transport: str, where: str) -> None:
         print("  certificate per party (its id in the certificate) made in a temporary directory.")
     print("  Preprocessing: MASCOT (maliciously secure: base OT, KOS OT extension, COPE, sacrifice),")
     print("  made jointly by the three parties' offline services; no trusted dealer.")
+
+
+def _report(results: list[dict[str, Any]], banks: list[Any]) -> bool | None:
+    """Print the secure results beside the plaintext ones; whether all match (``None``: the parties
+    disagree, a bug)."""
+    if any(not fraud.same(r, results[0]) for r in results):
+        print("parties disagree on the result: this is a bug")
+        return None
+    lines, ok = fraud.report(results[0], fraud.plaintext(banks))
+    print()
+    print("\n".join(lines))
+    print()
+    return ok
 
 
 async def show_progress(c: Cluster, need: dict[str, int], fill: float) -> None:
@@ -100,19 +113,15 @@ async def run_demo(transport: str = "tls", sizes: tuple[int, ...] = DEMO_SIZES) 
         t_offline = time.perf_counter() - t0
         for p in c.parties:  # the job's material is ready: no refills, so the online bytes are its own
             if p.offline is not None:
-                p.offline.marks = Watermarks(triple=(0, 0), mask=(0, 0), batch=marks.batch)
+                p.offline.stop_refills()
         sent_offline = bytes_sent(c)
         t1 = time.perf_counter()
         results = await c.run(fraud.bank_program, banks)
         t_online = time.perf_counter() - t1
         sent = bytes_sent(c) - sent_offline
-    if any(not fraud.same(r, results[0]) for r in results):
-        print("parties disagree on the result: this is a bug")
+    ok = _report(results, banks)
+    if ok is None:
         return 1
-    lines, ok = fraud.report(results[0], fraud.plaintext(banks))
-    print()
-    print("\n".join(lines))
-    print()
     where = "TLS 1.3 on loopback" if transport == "tls" else f"{transport} transport"
     print(f"  field 2^127-1, 3 parties in one process, {where}")
     print(
@@ -132,25 +141,6 @@ def main(transport: str = "tls", sizes: tuple[int, ...] = DEMO_SIZES) -> int:
 
 # ------------------------------------------------------------------------------ one process per bank
 _TAG = "SPDZ_DEMO "
-
-
-def _write_cluster(root: Path, need: dict[str, int]) -> list[str]:
-    """A cluster CA and one MASCOT config per bank, pools sized to the plan."""
-    from .config import Backoff
-
-    marks = Watermarks.for_plan(need, BATCH)
-    return [
-        str(path)
-        for path in loopback_configs(
-            root,
-            3,
-            preprocessing="mascot",
-            insecure_dealer=False,
-            watermarks=marks,
-            log_level="error",
-            reconnect=Backoff(0.05, 0.5),
-        )
-    ]
 
 
 async def _party(job: dict[str, Any], party: int) -> None:
@@ -174,10 +164,10 @@ async def _party(job: dict[str, Any], party: int) -> None:
                 levels={k: min(levels.get(k, 0), v) for k, v in need.items()},
                 t=time.monotonic() - t0,
             )
-            if all(levels.get(k, 0) >= v for k, v in need.items()):
+            if off.holds(need):
                 break
             await trio.sleep(0.25)
-        off.marks = Watermarks(triple=(0, 0), mask=(0, 0), batch=off.marks.batch)  # no refills now
+        off.stop_refills()
         sent0, t1 = p.links.bytes_sent, time.monotonic()
         out = await p.run(fraud.bank_program, banks, session=job["session"])
         t2 = time.monotonic()
@@ -205,7 +195,7 @@ def run_processes(sizes: tuple[int, ...] = DEMO_SIZES, timeout: float = 600.0) -
     with tempfile.TemporaryDirectory(prefix="spdz-demo-") as tmp:
         root = Path(tmp)
         job = {"sizes": list(sizes), "need": need, "session": f"demo-{os.getpid()}"}
-        job["configs"] = _write_cluster(root / "cluster", need)
+        job["configs"] = [str(p) for p in planned_configs(root / "cluster", 3, need, BATCH)]
         (root / "job.json").write_text(json.dumps(job))
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "RUNTIME_DIRECTORY")}
         procs = [
@@ -273,14 +263,9 @@ def run_processes(sizes: tuple[int, ...] = DEMO_SIZES, timeout: float = 600.0) -
                     print(f"--- party {i} ---\n{err[-1500:]}", file=sys.stderr)
             print(f"spdz demo: {why}", file=sys.stderr)
             return 1
-    got = [results[i]["result"] for i in range(3)]
-    if any(not fraud.same(g, got[0]) for g in got):
-        print("parties disagree on the result: this is a bug")
+    ok = _report([results[i]["result"] for i in range(3)], banks)
+    if ok is None:
         return 1
-    lines, ok = fraud.report(got[0], fraud.plaintext(banks))
-    print()
-    print("\n".join(lines))
-    print()
     ready = max(r["ready"] for r in results.values())
     online = max(r["online"] for r in results.values())
     sent_off = sum(r["sent_offline"] for r in results.values())

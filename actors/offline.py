@@ -113,6 +113,21 @@ class OfflineService:
     async def wait_ready(self) -> None:
         await self._ready.wait()
 
+    def holds(self, need: dict[str, int]) -> bool:
+        """Whether the pools hold ``need`` (pool name -> count, e.g. from ``preprocessing_plan``)."""
+        levels = self.pool.levels()
+        return all(levels.get(k, 0) >= v for k, v in need.items())
+
+    async def wait_for(self, need: dict[str, int], poll: float = 0.05) -> None:
+        """Until the pools hold ``need``: the offline phase of a job whose consumption is known."""
+        while not self.holds(need):
+            await trio.sleep(poll)
+
+    def stop_refills(self) -> None:
+        """Make nothing more in the background (sessions still get what they ask for): once a job's
+        planned material is made, no generation competes with the job for the CPU."""
+        self.marks = Watermarks(triple=(0, 0), mask=(0, 0), batch=self.marks.batch)
+
     def metrics(self) -> dict[str, Any]:
         rate = {k: v / self.gen_seconds for k, v in self.generated.items()} if self.gen_seconds else {}
         return {

@@ -67,7 +67,7 @@ import structlog  # noqa: E402
 import trio  # noqa: E402
 
 N = 3
-BATCH = 4096  # as spdz demo: MASCOT batches of at most this many items (Watermarks.for_plan)
+BATCH = 4096  # MASCOT batches of at most this many items (Watermarks.for_plan); the figures quoted used it
 DEFAULT_SIZES = (60, 6_000, 300_000, 1_000_000, 3_000_000)
 ROWS_BELOW = 6_000  # the row-level program is run below this many rows, estimated from it on
 ROWS_TIMEOUT = 600.0  # the row-level run must finish within 10 minutes
@@ -201,19 +201,9 @@ def fraud_result(r: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------- a party
-async def wait_pools(levels_of: Any, need: dict[str, int]) -> None:
-    """Until the pools hold what the plan says (the offline phase of this job)."""
-    while True:
-        levels = levels_of()
-        if all(levels.get(k, 0) >= v for k, v in need.items() if v):
-            return
-        await trio.sleep(0.05)
-
-
 async def party_main(job: dict[str, Any], party: int) -> dict[str, Any]:
     import actors
     from actors.config import load_config
-    from actors.offline import Watermarks
 
     t_imported = time.monotonic()
     parts = own_data(job, party)
@@ -226,11 +216,10 @@ async def party_main(job: dict[str, Any], party: int) -> dict[str, Any]:
     async with actors.Party(cfg) as p:
         assert p.offline is not None, "the config's preprocessing must be MASCOT"
         off = p.offline
-        await wait_pools(lambda: off.metrics()["levels"], need)
+        await off.wait_for(need)
         t_ready = time.monotonic()
         sent_ready = p.links.bytes_sent
-        # the job's material is made: no refills while it is consumed (as spdz demo does)
-        off.marks = Watermarks(triple=(0, 0), mask=(0, 0), batch=off.marks.batch)
+        off.stop_refills()  # the job's material is made: no refills while it is consumed
         out = await p.run(prog, parts, session=job["session"])
         t_result = time.monotonic()
         sent = p.links.bytes_sent
@@ -276,13 +265,9 @@ async def memory_main(job: dict[str, Any]) -> None:
     t_start = time.monotonic()
     async with actors.local_cluster(N, transport="memory", preprocessing="mascot", watermarks=marks) as c:
         assert c.hub is not None
-        offs = [p.offline for p in c.parties]
-        for off in offs:
-            await wait_pools(lambda off=off: off.metrics()["levels"], need)
+        await c.stock(need, poll=0.05)
         t_ready = time.monotonic()
         sent_ready = list(c.hub.bytes_sent)
-        for off in offs:
-            off.marks = Watermarks(triple=(0, 0), mask=(0, 0), batch=off.marks.batch)
         outs = await c.run(prog, per_party=[(parts,) for parts in per])
         t_result = time.monotonic()
         sent = list(c.hub.bytes_sent)
@@ -330,20 +315,12 @@ def child(argv: list[str]) -> int:
 # ---------------------------------------------------------------------------------------- the parent
 def write_cluster(root: Path, need: dict[str, int]) -> list[str]:
     """A cluster CA and 3 party configs (MASCOT, pools sized to the plan) under ``root``."""
-    from actors.cluster import loopback_configs
-    from actors.config import Backoff, load_config
+    from actors.cluster import planned_configs
+    from actors.config import load_config
     from actors.offline import Watermarks
 
-    marks = Watermarks.for_plan(need, BATCH)  # [pool] low = high = the plan, batches from for_plan
-    paths = loopback_configs(
-        root,
-        N,
-        preprocessing="mascot",
-        insecure_dealer=False,
-        watermarks=marks,
-        log_level="error",
-        reconnect=Backoff(0.05, 0.5),
-    )
+    marks = Watermarks.for_plan(need, BATCH)
+    paths = planned_configs(root, N, need, BATCH)
     for path in paths:  # what the parties will read: the watermarks must survive the file
         if load_config(path).watermarks != marks:
             raise SystemExit(
