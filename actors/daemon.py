@@ -532,6 +532,7 @@ class PartyDaemon:
             pool = {
                 "ready": self.preprocessing_ready(),
                 "epoch": m["epoch"],
+                "keys": m["keys"],
                 "levels": m["levels"],
                 "watermarks": {
                     k: list(self.cfg.watermarks.of(k)) for k in ("triple", "mask", "square", "bit")

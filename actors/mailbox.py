@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -98,6 +99,9 @@ class Router:
         self._finished: OrderedDict[str, None] = OrderedDict()
         self.max_pending_bytes = max_pending_bytes
         self._warned: dict[int, float] = {}  # peer -> when we last logged it (an outsider can trigger it)
+        # called with (sender, session) for a peer's first message in a session not started here
+        # (the offline service joins the key epochs its leader opens this way)
+        self.on_new_session: Callable[[int, str], None] | None = None
 
     def open(self, session: str) -> SessionMailbox:
         if session in self._finished:
@@ -143,6 +147,8 @@ class Router:
         box = self._box_for(session)
         if box is None:
             return
+        if not box.started and box.error is None and frm not in box.held and self.on_new_session:
+            self.on_new_session(frm, session)
         if not box.started and box.error is None:
             size = payload_bytes(msg)
             if self.pending_bytes(frm) + size > self.max_pending_bytes:

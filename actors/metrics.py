@@ -66,7 +66,9 @@ class StatusCollector:
         if pool is None:  # the INSECURE dealer: no pools
             return
         yield GaugeMetricFamily(
-            "spdz_mac_key_epoch", "MAC key epochs so far (re-keyed after aborts)", value=pool["epoch"]
+            "spdz_mac_key_epoch",
+            "MAC keys set up since the start (re-keyed after aborts)",
+            value=pool["keys"],
         )
         level = GaugeMetricFamily("spdz_pool_level", "items in the pool", labels=["kind"])
         low = GaugeMetricFamily("spdz_pool_low_watermark", "generation starts below this", labels=["kind"])

@@ -1,12 +1,21 @@
 """The OfflineService actor: MASCOT preprocessing in the background, into bounded pools.
 
-Each party runs one. Together they work through *epochs*; an epoch is one MAC key:
+Each party runs one. Together they work through *epochs*; an epoch is one MAC key, named by the
+leader (party 0): ``<k>-<nonce>``, its own count and 8 random bytes.
 
-1. set-up session ``mascot/<epoch>/setup``: a fresh ``MascotParty`` (new key share, all base OTs);
-2. batch sessions ``mascot/<epoch>/<k>`` for k = 0, 1, ...: party 0 (the leader) picks what to make
-   next from its pool levels and from what waiting sessions asked for, announces ``[kind, count]``
-   as the first message of the batch, and every party runs the same MASCOT generator. A batch that
-   passes every check goes into the pool under its number ``k``; the leader's allocations refer to it.
+1. set-up session ``mascot/<epoch>/setup``: the leader opens it and announces the name in its first
+   message; a follower joins the newest set-up the leader opened (``Router.on_new_session``). Then a
+   fresh ``MascotParty`` at every party: a new key share, all base OTs;
+2. batch sessions ``mascot/<epoch>/<k>`` for k = 0, 1, ...: the leader picks what to make next from
+   its pool levels and from what waiting sessions asked for, announces ``[kind, count]`` as the
+   first message of the batch, and every party runs the same MASCOT generator. A batch that passes
+   every check goes into the pool under its number ``k``; the leader's allocations refer to it.
+
+Why the leader names epochs rather than every party counting them: counters drift. A party that
+restarts counts from 0 again while the others are at 8, and one that was cut off retires a
+different number of failed set-ups than the others; set-up sessions with different names never
+meet, and the cluster never becomes ready again. A name that one party picks and the others follow
+cannot drift: a restarted party, leader or follower, is in the next epoch as soon as it is connected.
 
 The leader keeps each kind between its low and high watermark: below low it generates, at high it
 stops, and it sleeps while every kind is full until a session draws something. Kinds with watermark 0
@@ -14,12 +23,15 @@ stops, and it sleeps while every kind is full until a session draws something. K
 
 Any failed batch, and any failed MAC check in an online session that used this epoch's key, retires
 the epoch: the key share is zeroed, the pools are purged (all of it was authenticated under a key
-that may now be known) and a new epoch starts. A retirement names the epoch it is about, so the
-several reports of one failure advance the epoch once.
+that may now be known). The leader then waits until every peer is connected and opens the next
+epoch. A retirement names the epoch it is about, so the several reports of one failure retire it
+once.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +85,7 @@ class Watermarks:
 class _KeyOnly:
     """The ``Preprocessing`` an offline session runs with: the epoch's key, no material."""
 
-    def __init__(self, ctx: ShareContext, retire: Any, epoch: int) -> None:
+    def __init__(self, ctx: ShareContext, retire: Any, epoch: str) -> None:
         self.ctx = ctx
         self._retire = retire
         self._epoch = epoch
@@ -94,7 +106,11 @@ class OfflineService:
         self.n = n
         self.marks = watermarks or Watermarks()
         self.pool = Pool()
-        self.epoch = 0
+        self.epoch = ""  # the current epoch's name ("" between epochs)
+        self.keys = 0  # epochs begun here (a restart counts from 0 again)
+        self._count = 0  # the leader's count of the epochs it opened, the first part of their names
+        self._offer = ""  # the newest set-up the leader opened that we have not joined
+        self._offered = trio.Event()
         self.mascot: MascotParty | None = None
         self._epoch_scope: trio.CancelScope | None = None
         self._ready = trio.Event()
@@ -103,6 +119,8 @@ class OfflineService:
         self.failures: list[str] = []
         self.crashes = 0
         self._batches_this_epoch = 0
+        # before any link runs: the leader's first set-up message may arrive before ``serve`` starts
+        engine.router.on_new_session = self._session_seen
 
     # ------------------------------------------------------------------ what sessions see
     def for_session(self, session_id: str, net: Net) -> PooledSession:
@@ -132,25 +150,37 @@ class OfflineService:
         rate = {k: v / self.gen_seconds for k, v in self.generated.items()} if self.gen_seconds else {}
         return {
             "epoch": self.epoch,
+            "keys": self.keys,
             "levels": self.pool.levels(),
             "generated": dict(self.generated),
             "per_second": rate,
             "failures": list(self.failures[-10:]),
         }
 
-    def _compromised(self, epoch: int) -> None:
+    def _compromised(self, epoch: str) -> None:
         self.retire(epoch, "an online session under this key was aborted")
 
-    def retire(self, epoch: int, reason: str) -> None:
-        """Retire ``epoch`` (once): zero the key, purge the pools, start the next epoch."""
-        if epoch != self.epoch:
+    def _session_seen(self, frm: int, session: str) -> None:
+        """A peer's message opened a session unknown here: if it is the leader's newest set-up, the
+        epoch we are in (if any) is over for the leader, so it is over here, and we join the new one."""
+        m = _SETUP.fullmatch(session)
+        if frm != LEADER or self.party == LEADER or m is None or m.group(1) == self.epoch:
+            return
+        self._offer = m.group(1)
+        self._offered.set()
+        if self.epoch:
+            self.retire(self.epoch, "the leader opened a new epoch")
+
+    def retire(self, epoch: str, reason: str) -> None:
+        """Retire ``epoch`` (once): zero the key, purge the pools, leave the epoch."""
+        if not epoch or epoch != self.epoch:
             return
         # while the party shuts down (this task is cancelled) retiring the key is routine, not a warning
         stopping = trio.current_effective_deadline() == float("-inf")
         emit = log.info if stopping else log.warning
         emit("mac_key_retired", party=self.party, epoch=epoch, reason=reason)
         self.failures.append(f"epoch {epoch}: {reason}")
-        self.epoch = epoch + 1
+        self.epoch = ""
         if self.mascot is not None:
             self.mascot.retire()
             self.mascot = None
@@ -165,7 +195,12 @@ class OfflineService:
         task_status.started()
         failed_epochs = 0  # consecutive epochs that ended before their first batch
         while True:
-            epoch = self.epoch
+            if self.party == LEADER:
+                await self._peers_connected()
+                epoch = f"{self._count}-{secrets.token_hex(8)}"
+                self._count += 1
+            else:
+                epoch = await self._next_offer()
             self._batches_this_epoch = 0
             with trio.CancelScope() as scope:
                 self._epoch_scope = scope
@@ -176,22 +211,43 @@ class OfflineService:
                 except Exception as e:
                     # A bug or a state we did not foresee must not take the party down: this epoch's
                     # key and material are dropped like after an abort, and a new epoch starts.
-                    log.error("offline_batch_crashed", party=self.party, epoch=epoch, error=repr(e))
+                    log.error(
+                        "offline_batch_crashed", party=self.party, epoch=epoch, error=repr(e), exc_info=True
+                    )
                     self.retire(epoch, f"offline batch crashed: {type(e).__name__}: {e}")
                     self.crashes += 1
             failed_epochs = 0 if self._batches_this_epoch else failed_epochs + 1
-            if failed_epochs or self.crashes:
-                # A set-up that keeps failing (a peer is down) or a fault that repeats must not turn
-                # into a busy loop: back off, doubling up to 30 s, until an epoch makes a batch again.
-                await trio.sleep(min(30.0, 0.05 * 2 ** min(max(failed_epochs, self.crashes), 10)))
+            if (failed_epochs and self.party == LEADER) or self.crashes:
+                # A set-up that keeps failing with every peer connected (a cheater) or a fault that
+                # repeats must not turn into a busy loop: back off, doubling up to 30 s, until an
+                # epoch makes a batch again. A peer that is down costs no back-off: the leader
+                # waits for it to be connected instead, and starts as soon as it is.
+                await trio.sleep(min(30.0, 0.05 * 2 ** min(max(failed_epochs, self.crashes) - 1, 10)))
 
-    async def _run_epoch(self, epoch: int) -> None:
+    async def _peers_connected(self) -> None:
+        wait = getattr(self.engine.links, "wait_connected", None)
+        if wait is not None:
+            await wait()
+
+    async def _next_offer(self) -> str:
+        """Follower: the name of the newest epoch the leader opened that we have not been in."""
+        while not self._offer:
+            self._offered = trio.Event()
+            await self._offered.wait()
+        epoch, self._offer = self._offer, ""
+        return epoch
+
+    async def _run_epoch(self, epoch: str) -> None:
         mascot = MascotParty(self.field, self.party, self.n)
         self.mascot = mascot
+        self.epoch = epoch
+        self.keys += 1
         pre = _KeyOnly(mascot.ctx, self.retire, epoch)
         async with task_group() as nursery:
             nursery.start_soon(self._lifeline, epoch, pre)
-            await self.engine.run(_setup_prog, mascot, session=f"mascot/{epoch}/setup", pre=pre, idle_ok=True)
+            await self.engine.run(
+                _setup_prog, mascot, epoch, session=f"mascot/{epoch}/setup", pre=pre, idle_ok=True
+            )
             self._ready.set()
             log.info("offline_ready", party=self.party, epoch=epoch)
             k = 0
@@ -208,7 +264,7 @@ class OfflineService:
                 self._batches_this_epoch += 1
                 k += 1
 
-    async def _lifeline(self, epoch: int, pre: _KeyOnly) -> None:
+    async def _lifeline(self, epoch: str, pre: _KeyOnly) -> None:
         """A session that lives as long as this epoch's key, at every party, and carries nothing.
 
         Retiring a key anywhere must retire it everywhere, or the parties' epochs drift apart (their
@@ -239,6 +295,7 @@ class OfflineService:
 
 
 MIN_DEMAND_BATCH = 1024
+_SETUP = re.compile(r"mascot/([0-9]{1,9}-[0-9a-f]{16})/setup")
 
 
 def demand_batch(demand: int, batch: int) -> int:
@@ -259,7 +316,16 @@ async def _lifeline_prog(s: Any) -> None:
     raise ProtocolError("a peer sent a message on a key-epoch lifeline", culprit=(s.party + 1) % s.n)
 
 
-async def _setup_prog(s: Any, mascot: MascotParty) -> None:
+async def _setup_prog(s: Any, mascot: MascotParty, epoch: str) -> None:
+    # The leader's first message opens the epoch at the followers (``OfflineService._session_seen``)
+    # before anything else of the set-up, in which it might otherwise wait for them first.
+    step = s.next_step()
+    if s.party == LEADER:
+        for j in range(s.n):
+            if j != s.party:
+                await s.net.send(j, step, epoch)
+    elif await s.net.recv(LEADER, step) != epoch:
+        raise ProtocolError(f"party {LEADER} announced another epoch than its session's", culprit=LEADER)
     await mascot.setup(s)
 
 

@@ -7,9 +7,10 @@ everything a real cheater controls and nothing it does not:
 
 * ``wrap_net(session, net)`` and ``wrap_preprocessing(session, pre)``: the engine's ``Interceptor``
   hooks, called for every session the party runs (online sessions, and the offline service's MASCOT
-  sessions ``mascot/<epoch>/setup`` and ``mascot/<epoch>/<k>``). Most strategies wrap the ``Net`` in a
-  ``SessionTap``, which classifies each outgoing message by its wire format (see ``Outgoing``) and lets
-  the strategy replace, drop, duplicate or delay it; others alter the preprocessing the party draws.
+  sessions ``mascot/<epoch>/setup`` and ``mascot/<epoch>/<k>``; the leader's first epoch is named
+  ``0-<nonce>``). Most strategies wrap the ``Net`` in a ``SessionTap``, which classifies each
+  outgoing message by its wire format (see ``Outgoing``) and lets the strategy replace, drop,
+  duplicate or delay it; others alter the preprocessing the party draws.
 * ``wrap_wire(peer, stream)`` and ``wrap_link(peer, stream)``: the ``LinkHooks`` of ``SimTransport``,
   over each of the party's connections below and above TLS, for replayed, reordered or forged records
   and for going dark.
@@ -809,9 +810,10 @@ class MascotAttack(Adversary):
         self.batch: dict[str, tuple[str, int]] = {}  # session -> (kind, count) from the leader's plan
 
     def taps(self, session: str) -> bool:
-        if not session.startswith(f"{MASCOT_PREFIX}0/"):
+        if not session.startswith(f"{MASCOT_PREFIX}0-"):
             return False
-        return (session.endswith("/setup")) == (self.session_kind == "setup")
+        last = session.rsplit("/", 1)[1]
+        return last == "setup" if self.session_kind == "setup" else last.isdigit()
 
     def plan_of(self, tap: SessionTap) -> tuple[str, int] | None:
         return self.batch.get(tap.session)

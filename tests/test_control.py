@@ -809,12 +809,13 @@ def test_render_status_shows_links_pools_sessions_and_aborts() -> None:
         },
         "pool": {
             "ready": True,
-            "epoch": 4,
+            "epoch": "4-0123456789abcdef",
+            "keys": 5,
             "levels": {"triple": 900, "mask0": 10},
             "watermarks": {"triple": [512, 1024]},
             "per_second": {"triple": 1234.5},
             "generated": {"triple": 5000},
-            "failures": ["epoch 3: a batch failed"],
+            "failures": ["epoch 3-89abcdef01234567: a batch failed"],
         },
         "sessions": {"jobs": 1, "offline": 1, "total": 2},
         "jobs": [{"session": "q1", "program": "sum", "state": "waiting", "seconds": 3.0}],
@@ -828,8 +829,8 @@ def test_render_status_shows_links_pools_sessions_and_aborts() -> None:
     }
     assert rows["0"][2] == "up" and rows["0"][4:6] == ["1.5", "MB"]
     assert rows["2"][2] == "LOST" and rows["2"][-1] == "5"
-    assert "pools (epoch 4, ready)" in text and "512..1024" in text and "1,234" in text
-    assert "re-keyed: epoch 3: a batch failed" in text
+    assert "pools (epoch 4-0123456789abcdef, ready)" in text and "512..1024" in text and "1,234" in text
+    assert "re-keyed: epoch 3-89abcdef01234567: a batch failed" in text
     assert "sessions running: 1 submitted, 1 offline" in text
     assert "party 2 did not join" in text and "q0" in text and "q1" in text
 

@@ -139,6 +139,7 @@ class Daemons:
         metrics: bool = False,
         field: str = "p61",
         party_args: dict[int, tuple[str, ...]] | None = None,
+        config: dict[str, Any] | None = None,
     ) -> None:
         self.root = root
         self.n = n
@@ -167,6 +168,7 @@ class Daemons:
                 reconnect=Backoff(0.05, 0.5),
                 metrics_port=self.metrics_ports[i],
             )
+            cfg = dataclasses.replace(cfg, **(config or {}))
             write_config(cfg, path)
             self.configs.append(path)
         self.grace = grace
@@ -191,6 +193,8 @@ class Daemons:
     def start(self, parties: list[int] | None = None) -> None:
         parties = list(range(self.n)) if parties is None else parties
         for i in parties:
+            self.notify[i].poll()
+            self.notify[i].messages.clear()  # a restart: what the last process said is not READY
             self.procs[i] = spdz(
                 "party",
                 "--config",
@@ -259,6 +263,14 @@ class Daemons:
     def sum_all(self, session: str | None, values: list[list[int]]) -> list[dict[str, Any]]:
         reqs = [{"op": "submit", "program": "sum", "session": session, "input": v} for v in values]
         return self.call_all(reqs)  # type: ignore[arg-type,return-value]
+
+    def kill(self, i: int) -> None:
+        """kill -9: no goodbye to anyone."""
+        proc = self.procs[i]
+        assert proc is not None
+        proc.kill()
+        proc.wait()
+        self.procs[i] = None
 
     def terminate(self, i: int, timeout: float = 30.0) -> int:
         proc = self.procs[i]

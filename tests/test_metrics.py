@@ -25,7 +25,8 @@ def status(**over: Any) -> dict[str, Any]:
         },
         "pool": {
             "ready": True,
-            "epoch": 2,
+            "epoch": "1-00ff00ff00ff00ff",
+            "keys": 2,
             "levels": {"triple": 4096, "bit": 0},
             "watermarks": {"triple": [1024, 8192], "bit": [0, 0]},
             "generated": {"triple": 16384},
