@@ -343,6 +343,13 @@ class PartyDaemon:
             log.warning("insecure_dealer_enabled", party=self.cfg.party, warning=INSECURE_WARNING)
         async with trio.open_nursery() as nursery:
             await nursery.start(self._run_jobs)
+            try:  # before the links dial out: a second daemon of this party stops here too
+                self.port = await nursery.start(self.listener.serve)
+            except OSError as e:
+                where = f"{self.cfg.listen.host}:{self.cfg.listen.port}"
+                raise OSError(
+                    e.errno, f"cannot listen on {where} ([listen] in {self.cfg.source}): {e.strerror}"
+                ) from None
             await nursery.start(self.party.serve)
             if self.cfg.metrics_port:
                 from .metrics import serve_metrics
@@ -355,14 +362,6 @@ class PartyDaemon:
                         f"cannot serve metrics on 127.0.0.1:{self.cfg.metrics_port} (metrics_port in "
                         f"{self.cfg.source}): {e.strerror}",
                     ) from None
-            try:
-                self.port = await nursery.start(self.listener.serve)
-            except OSError as e:
-                where = f"{self.cfg.listen.host}:{self.cfg.listen.port}"
-                raise OSError(
-                    e.errno, f"cannot listen on {where} ([listen] in {self.cfg.source}): {e.strerror}"
-                ) from None
-
             await nursery.start(self.control.serve)
             nursery.start_soon(self._report_status)
             if self.party.offline is not None:

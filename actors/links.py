@@ -16,7 +16,6 @@ what the link tests and ``local_cluster(n, transport="stream")`` run on.
 from __future__ import annotations
 
 import dataclasses
-import secrets
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -24,7 +23,7 @@ import structlog
 import trio
 
 from .frames import Frame
-from .peerlink import INCARNATION_BYTES, LinkConfig, LinkStats, PeerLink
+from .peerlink import LinkConfig, LinkStats, PeerLink, new_incarnation
 
 log = structlog.get_logger("spdz.links")
 
@@ -64,7 +63,7 @@ class StreamLinks:
         self.party = party
         self.n = n
         self.config = config or LinkConfig()
-        self.incarnation = incarnation or secrets.token_bytes(INCARNATION_BYTES)
+        self.incarnation = incarnation or new_incarnation()
         self.on_peer_lost = on_peer_lost
         self._connector = connector
         self._accepting = False

@@ -10,9 +10,10 @@ longer than ``peer_timeout``.
 
 Wire format. A stream carries records, each a 4-byte big-endian length and then that many bytes:
 
-* ``HELLO``  type 1, then a msgpack map ``{proto, v, party, peer, inc, peer_inc, next}``: the
-  sender's id, the id it believes it talks to, its incarnation nonce, the peer incarnation its
-  ``next`` refers to, and ``next``, the sequence number it expects from the peer.
+* ``HELLO``  type 1, then a msgpack map ``{proto, v, party, peer, inc, peer_inc, next, base, sent}``:
+  the sender's id, the id it believes it talks to, its incarnation, the peer incarnation its
+  ``next`` refers to, ``next``, the sequence number it expects from the peer, and its send window:
+  ``base``, the oldest frame it still holds, and ``sent``, one past the newest.
 * ``DATA``   type 2, then an 8-byte big-endian ``seq``, then the frame, ``frames.encode_frame`` bytes.
 * ``ACK``    type 3, then an 8-byte cumulative ``seq``: every frame below it arrived. ACKs double as
   heartbeats on an idle connection.
@@ -31,10 +32,20 @@ transport checks the certificate; this module authenticates nothing by itself) a
 otherwise that stream is closed with a logged reason and the link carries on.
 
 Incarnations. A party that restarts has lost its link state: it expects sequence 0 again and has
-forgotten what it sent. Each side therefore sends a random incarnation nonce, and says which
-incarnation of the peer its ``next`` refers to. A peer whose nonce changed has restarted: we reset
-both directions to 0, drop the frames we still held for its previous life, and report the peer
-lost, so the sessions that needed it abort instead of waiting forever.
+forgotten what it sent. Each side therefore sends its incarnation (its start time in ns, then 8
+random bytes), and says which incarnation of the peer its ``next`` refers to. A peer whose
+incarnation changed has restarted: we reset both directions to 0, drop the frames we still held for
+its previous life, and report the peer lost, so the sessions that needed it abort instead of waiting
+forever.
+
+Resynchronisation. Both HELLOs together decide whether the two sides can resume: each side's resend
+point must lie in the other's send window. Both sides evaluate the same rule on the same two HELLOs,
+so they agree without another round. When it fails (one side met another incarnation of the peer in
+between: a stray connection with the party's certificate, a duplicate daemon), both reset the link
+to sequence 0 and report the peer lost, so the sessions that spanned the change abort, and the link
+carries on. The newest incarnation wins: while a connection from one incarnation is up, a HELLO
+from an older incarnation of the same party is refused (a duplicate daemon started by mistake takes
+the link over while it lives, and the original gets it back the moment it leaves).
 
 Connections. The party with the lower id dials (one link per pair, no simultaneous-open races) and
 redials after any failure with exponential backoff and full jitter; the accepting side takes each new
@@ -45,7 +56,9 @@ bad stream cannot take a good connection down.
 from __future__ import annotations
 
 import random
+import secrets
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,7 +77,7 @@ log = structlog.get_logger("spdz.peerlink")
 
 HELLO, DATA, ACK = 1, 2, 3
 PROTO = "trio-spdz-link"
-VERSION = 1
+VERSION = 2  # 2: the HELLO carries the send window (base, sent)
 HELLO_MAX = 1024
 INCARNATION_BYTES = 16
 
@@ -143,6 +156,7 @@ class LinkStats:
     unacked_bytes: int = 0
     rejected_streams: int = 0
     peer_restarts: int = 0
+    resyncs: int = 0  # both sides started over at seq 0 (see "Resynchronisation")
     last_received: float = 0.0  # trio time of the last bytes from the peer (0: none yet)
 
 
@@ -153,6 +167,8 @@ class _Hello:
     inc: bytes
     peer_inc: bytes | None
     next: int
+    base: int = 0  # the sender's send window when it sent the HELLO
+    sent: int = 0
 
 
 @dataclass
@@ -175,6 +191,8 @@ def encode_hello(h: _Hello) -> bytes:
             "inc": h.inc,
             "peer_inc": h.peer_inc,
             "next": h.next,
+            "base": h.base,
+            "sent": h.sent,
         },
         use_bin_type=True,
     )
@@ -196,12 +214,12 @@ def decode_hello(body: bytes | memoryview) -> _Hello:
         )
     except Exception as e:  # msgpack raises several unrelated types on garbage
         raise LinkProtocolError(f"HELLO is not valid msgpack ({type(e).__name__})") from None
-    keys = {"proto", "v", "party", "peer", "inc", "peer_inc", "next"}
+    keys = {"proto", "v", "party", "peer", "inc", "peer_inc", "next", "base", "sent"}
     if not isinstance(obj, dict) or set(obj) != keys:
         raise LinkProtocolError("HELLO is not a map with the expected fields")
     if obj["proto"] != PROTO or obj["v"] != VERSION:
         raise LinkProtocolError("HELLO of another protocol or version")
-    for k in ("party", "peer", "next"):
+    for k in ("party", "peer", "next", "base", "sent"):
         v = obj[k]
         if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= _SEQ_MAX:
             raise LinkProtocolError(f"HELLO field {k} is malformed")
@@ -210,7 +228,30 @@ def decode_hello(body: bytes | memoryview) -> _Hello:
         raise LinkProtocolError("HELLO field inc is malformed")
     if peer_inc is not None and (not isinstance(peer_inc, bytes) or len(peer_inc) != INCARNATION_BYTES):
         raise LinkProtocolError("HELLO field peer_inc is malformed")
-    return _Hello(obj["party"], obj["peer"], inc, peer_inc, obj["next"])
+    if obj["base"] > obj["sent"]:
+        raise LinkProtocolError("HELLO send window is empty the wrong way round")
+    return _Hello(obj["party"], obj["peer"], inc, peer_inc, obj["next"], obj["base"], obj["sent"])
+
+
+def new_incarnation(now_ns: int | None = None) -> bytes:
+    """A party's incarnation: its start time (ns since the epoch, big-endian, so that byte order is
+    time order: the newest incarnation wins) and 8 random bytes."""
+    t = time.time_ns() if now_ns is None else now_ns
+    return t.to_bytes(8, "big") + secrets.token_bytes(INCARNATION_BYTES - 8)
+
+
+def resumable(mine: _Hello, theirs: _Hello) -> bool:
+    """Whether two sides that exchanged ``mine`` and ``theirs`` can resume where they are: each side's
+    resend point lies in the other's send window, after each has reset what it held for an
+    incarnation of the other that is gone. Symmetric, so both sides decide alike."""
+
+    def side(a: _Hello, b: _Hello) -> bool:  # a resends to b from where b's HELLO says
+        reset = a.peer_inc is not None and a.peer_inc != b.inc
+        base, sent = (0, 0) if reset else (a.base, a.sent)
+        start = b.next if b.peer_inc == a.inc else 0
+        return base <= start <= sent
+
+    return side(mine, theirs) and side(theirs, mine)
 
 
 class _RecordReader:
@@ -338,6 +379,8 @@ class PeerLink:
         self._down_since = 0.0  # set by run(): trio's clock exists only inside trio.run
         self._lost_reason: str | None = None
         self._lost_at = 0.0
+        self._rejects_logged_at = -3600.0
+        self._rejects_unlogged = 0
 
     # ------------------------------------------------------------------------------------ sending
     @property
@@ -520,27 +563,34 @@ class PeerLink:
                 return
             await self._run_connection(stream, *shaken)
 
-    async def _handshake(self, stream: trio.abc.Stream) -> tuple[_Hello, _RecordReader] | None:
-        """Send our HELLO, read and check the peer's. On failure the stream is closed, None returned.
+    async def _handshake(self, stream: trio.abc.Stream) -> tuple[_Hello, _RecordReader, _Hello] | None:
+        """Send our HELLO, read and check the peer's (both sides send first: the TLS dialer takes the
+        listener's first bytes as its verdict on our certificate). Returns the peer's HELLO, the
+        reader and ours; on failure the stream is closed, None returned.
 
         Nothing of the link's state changes here: a stream is only adopted (``_adopt_hello``) once it
         holds the connection slot, so a stream that fails here leaves the running connection alone.
         """
-        mine = encode_hello(_Hello(self.me, self.peer, self.incarnation, self._peer_inc, self._recv_next))
         reader = _RecordReader(stream, self.config.idle_timeout, self.stats)
         try:
             with trio.fail_after(self.config.handshake_timeout):
-                await stream.send_all(mine)
-                self.stats.bytes_sent += len(mine)
+                ours = await self._send_hello(stream)
                 kind, body = await reader.read(HELLO_MAX)
-            if kind != HELLO:
-                raise LinkProtocolError(f"first record has type {kind}, not HELLO")
-            hello = decode_hello(body)
-            if hello.party != self.peer or hello.peer != self.me:
-                raise PeerAuthError(
-                    f"HELLO claims party {hello.party} talking to {hello.peer}, "
-                    f"but the stream is authenticated as {self.peer} talking to {self.me}"
-                )
+                if kind != HELLO:
+                    raise LinkProtocolError(f"first record has type {kind}, not HELLO")
+                hello = decode_hello(body)
+                if hello.party != self.peer or hello.peer != self.me:
+                    raise PeerAuthError(
+                        f"HELLO claims party {hello.party} talking to {hello.peer}, "
+                        f"but the stream is authenticated as {self.peer} talking to {self.me}"
+                    )
+                newest = self._peer_inc
+                if self.stats.up and newest is not None and hello.inc != newest and hello.inc < newest:
+                    # The newest incarnation wins: an older one (the original daemon while a
+                    # duplicate runs) waits until the newer one's connection is gone. It has seen
+                    # our HELLO and may start over at 0; the next HELLOs settle that (see
+                    # "Resynchronisation").
+                    raise LinkProtocolError("an older incarnation of the peer while a newer one is connected")
         except (LinkProtocolError, PeerAuthError) as e:
             self._reject(str(e))
             await trio.aclose_forcefully(stream)
@@ -549,13 +599,32 @@ class PeerLink:
             log.info("link_handshake_failed", party=self.me, peer=self.peer, error=_describe(e))
             await trio.aclose_forcefully(stream)
             return None
-        return hello, reader
+        return hello, reader, ours
+
+    async def _send_hello(self, stream: trio.abc.Stream) -> _Hello:
+        ours = _Hello(
+            self.me, self.peer, self.incarnation, self._peer_inc, self._recv_next, self._base, self._next_seq
+        )
+        mine = encode_hello(ours)
+        await stream.send_all(mine)
+        self.stats.bytes_sent += len(mine)
+        return ours
 
     def _reject(self, reason: str, **fields: Any) -> None:
+        """Count and log a refused stream: at most one line per link per 10 s (an outsider with a
+        stolen certificate, or a duplicate daemon, can make them as fast as it can connect)."""
         self.stats.rejected_streams += 1
-        log.warning("link_rejected", party=self.me, peer=self.peer, reason=reason, **fields)
+        now = time.monotonic()
+        if now - self._rejects_logged_at < 10.0:
+            self._rejects_unlogged += 1
+            return
+        more = {"suppressed": self._rejects_unlogged} if self._rejects_unlogged else {}
+        self._rejects_logged_at, self._rejects_unlogged = now, 0
+        log.warning("link_rejected", party=self.me, peer=self.peer, reason=reason, **fields, **more)
 
-    async def _run_connection(self, stream: trio.abc.Stream, hello: _Hello, reader: _RecordReader) -> bool:
+    async def _run_connection(
+        self, stream: trio.abc.Stream, hello: _Hello, reader: _RecordReader, ours: _Hello
+    ) -> bool:
         """Adopt a handshaken stream and pump it until it fails or is replaced; True if it came up."""
         scope = trio.CancelScope()
         self._conn_scope = scope
@@ -563,7 +632,7 @@ class PeerLink:
         reason = "closed"
         try:
             with scope:
-                conn = _Conn(stream, reader, self._adopt_hello(hello), trio.current_time())
+                conn = _Conn(stream, reader, self._adopt_hello(hello, ours), trio.current_time())
                 self._set_up(True)
                 came_up = True
                 async with trio.open_nursery() as nursery:
@@ -581,28 +650,44 @@ class PeerLink:
             await trio.aclose_forcefully(stream)
         return came_up
 
-    def _adopt_hello(self, hello: _Hello) -> int:
-        """Apply the peer's HELLO to the link state; return the seq to resend from."""
+    def _adopt_hello(self, hello: _Hello, ours: _Hello) -> int:
+        """Apply the peer's HELLO (``ours`` is what we sent on the same stream) to the link state;
+        return the seq to resend from."""
+        if ours.peer_inc != self._peer_inc:  # another connection was adopted since our HELLO
+            raise LinkProtocolError("the peer's incarnation changed during the handshake")
         restarted = self._peer_inc is not None and hello.inc != self._peer_inc
+        if not resumable(ours, hello):
+            # Both sides see the same two HELLOs and come to the same verdict: start over at 0.
+            why = (
+                f"link resynchronised: the peer resumes at {hello.next} of our frames "
+                f"{ours.base}..{ours.sent}, we at {ours.next} of its {hello.base}..{hello.sent}"
+            )
+            self.stats.resyncs += 1
+            if restarted:
+                self.stats.peer_restarts += 1
+            self._reset_send()
+            self._reset_receive(hello.inc)
+            self._report(why if not restarted else "it restarted (new incarnation)")
+            return 0
         if hello.inc != self._peer_inc:
             if restarted:
                 self.stats.peer_restarts += 1
                 self._reset_send()
-            self._peer_inc = hello.inc
-            self._recv_next = 0
-            self._ack_frames = self._ack_bytes = 0
-            self._ack_due_at = None
+            self._reset_receive(hello.inc)
         # ``next`` counts frames of our current incarnation only; a peer that has not met it yet
-        # (first contact, or we restarted) has none of them.
-        resend_from = hello.next if hello.peer_inc == self.incarnation else 0
+        # (first contact, or we restarted) has none of them. Frames it acknowledged on the previous
+        # connection after it sent its HELLO are not resent.
+        resend_from = max(hello.next if hello.peer_inc == self.incarnation else 0, self._base)
         if restarted:
             self._report("it restarted (new incarnation)")
-        if not self._base <= resend_from <= self._next_seq:
-            raise LinkProtocolError(
-                f"peer expects seq {resend_from}, but we hold {self._base}..{self._next_seq}"
-            )
         self._release(resend_from)
         return resend_from
+
+    def _reset_receive(self, inc: bytes) -> None:
+        self._peer_inc = inc
+        self._recv_next = 0
+        self._ack_frames = self._ack_bytes = 0
+        self._ack_due_at = None
 
     def _set_up(self, up: bool, reason: str = "") -> None:
         if up:

@@ -39,6 +39,8 @@ from actors.peerlink import (
     _RecordReader,
     decode_hello,
     encode_hello,
+    new_incarnation,
+    resumable,
 )
 from protocols.errors import AbortError, ConfigError
 from protocols.field import P61, P127, get_field
@@ -628,8 +630,11 @@ class RawPeer:
         self.stream = stream
         self.reader = _RecordReader(stream, 1e9, LinkStats())
 
-    async def hello(self, inc: bytes, peer_inc: bytes | None, nxt: int) -> _Hello:
-        await self.stream.send_all(encode_hello(_Hello(0, 1, inc, peer_inc, nxt)))
+    async def hello(
+        self, inc: bytes, peer_inc: bytes | None, nxt: int, base: int = 0, sent: int = 0
+    ) -> _Hello:
+        """Send our HELLO (``base``..``sent``: the frames we say we hold), return the link's."""
+        await self.stream.send_all(encode_hello(_Hello(0, 1, inc, peer_inc, nxt, base, sent)))
         kind, body = await self.reader.read(1 << 30)
         assert kind == HELLO
         return decode_hello(body)
@@ -668,7 +673,7 @@ async def test_frames_repeated_by_the_peer_are_dropped_by_seq(autojump_clock: An
                 await peer.data(seq, frames[seq])
             await inbox.wait(0, 1, 2)
             peer = await raw_connection(links)  # reconnect: the link says it has 0 and 1 ...
-            theirs = await peer.hello(inc, links.incarnation, 0)
+            theirs = await peer.hello(inc, links.incarnation, 0, 0, 3)  # we hold 0..2
             assert theirs.next == 2
             for seq in (1, 2):  # ... and drops a resent 1
                 await peer.data(seq, frames[seq])
@@ -696,14 +701,77 @@ async def test_resending_starts_where_the_peers_hello_says(autojump_clock: Any) 
             assert links.stats(0).unacked_frames == 2  # the HELLO acknowledged 0 and 1
             with structlog.testing.capture_logs() as logs:
                 peer = await raw_connection(links)
-                await peer.hello(inc, links.incarnation, 9)  # claims frames never sent
-                assert await read_until_closed(peer.stream) == b""
-            assert any(e["event"] == "link_protocol_error" for e in logs), logs
+                # claims frames never sent: the two sides cannot resume, so both start over at 0
+                # (rejecting the stream instead would wedge the link for good)
+                theirs = await peer.hello(inc, links.incarnation, 9)
+                assert (theirs.base, theirs.sent) == (2, 4)
+                await eventually(lambda: links.stats(0).resyncs == 1)  # what it held is dropped
+                await links.send(0, Frame(MSG, "t", 0, b"y"))
+                assert await peer.read_data() == 0
+            lost = [e for e in logs if e["event"] == "peer_lost"]
+            assert lost and "link resynchronised" in lost[0]["reason"], logs
+            assert links.stats(0).unacked_frames == 1
         nursery.cancel_scope.cancel()
 
 
+async def test_a_stray_incarnation_never_wedges_the_link(autojump_clock: Any) -> None:
+    """A stray connection with party 0's identity and a newer incarnation (a duplicate daemon, or
+    someone holding the certificate) takes over party 1's end of the link; while it is connected the
+    real, older party 0 is refused (the newest incarnation wins); once it is gone the real one gets
+    back in, both sides see that they cannot resume where they were, start over at 0 and report the
+    peer lost (the sessions that spanned the change abort), and frames flow both ways again. (The
+    link used to refuse that HELLO forever: "peer expects seq 0, but we hold 3..4".)"""
+    rng = seeded(11)
+    lost: list[tuple[int, str]] = []
+    async with linked(2, config=LinkConfig(peer_timeout=600.0)) as (_net, links, inbox):
+        for i in (0, 1):
+            links[i].on_peer_lost = lambda peer, why, i=i: lost.append((i, why))
+        with trio.fail_after(300):
+            await links[1].wait_connected()
+            for k in range(3):
+                await links[0].send(1, make_frame(0, k, 10, rng))
+                await links[1].send(0, make_frame(1, k, 10, rng))
+            await inbox.wait(0, 1, 3)
+            await inbox.wait(1, 0, 3)
+            stray = await raw_connection(links[1])
+            await stray.hello(new_incarnation(), None, 0)
+            await eventually(lambda: links[1].stats(0).peer_restarts == 1)
+            await eventually(lambda: links[1].stats(0).rejected_streams >= 1)  # the real 0, refused
+            await stray.stream.aclose()
+            await eventually(lambda: links[1].stats(0).up and links[1].stats(0).peer_restarts == 2)
+            for k in range(3, 6):
+                await links[0].send(1, make_frame(0, k, 10, rng))
+                await links[1].send(0, make_frame(1, k, 10, rng))
+            await inbox.wait(0, 1, 6)
+            await inbox.wait(1, 0, 6)
+    for frm, to in ((0, 1), (1, 0)):
+        assert [f.step for f in inbox.frames[frm, to]] == list(range(6))
+    assert {i for i, _ in lost} == {0, 1}
+    assert links[0].stats(1).resyncs >= 1  # party 0 could not resume where it was with party 1
+
+
+def test_both_sides_decide_alike_whether_to_resume() -> None:
+    """``resumable`` is symmetric, accepts a plain reconnect and a restart, and refuses a side that
+    met another incarnation of its peer in between."""
+    a, b, b2 = b"a" * 16, b"b" * 16, b"c" * 16
+
+    def h(inc: bytes, peer_inc: bytes | None, nxt: int, base: int, sent: int) -> _Hello:
+        return _Hello(0, 1, inc, peer_inc, nxt, base, sent)
+
+    cases = {
+        "reconnect": (h(a, b, 5, 3, 9), h(b, a, 3, 5, 7), True),
+        "first contact": (h(a, None, 0, 0, 4), h(b, None, 0, 0, 2), True),
+        "b restarted": (h(a, b, 5, 3, 9), h(b2, None, 0, 0, 2), True),
+        "a met a stray b": (h(a, b2, 0, 0, 1), h(b, a, 3, 5, 7), False),
+        "next beyond the window": (h(a, b, 5, 3, 9), h(b, a, 10, 5, 7), False),
+        "next before the window": (h(a, b, 5, 3, 9), h(b, a, 2, 5, 7), False),
+    }
+    for name, (x, y, expected) in cases.items():
+        assert resumable(x, y) == resumable(y, x) == expected, name
+
+
 # ------------------------------------------------------------------------------------------ bad peers
-HELLO_KW = {"inc": b"\x01" * 16, "peer_inc": None, "next": 0}
+HELLO_KW = {"inc": b"\x01" * 16, "peer_inc": None, "next": 0}  # base, sent: 0
 ATTACKS = {
     "garbage": b"\x00\x00\x00\x08GARBAGE!",
     "random_bytes": seeded(9).randbytes(64),

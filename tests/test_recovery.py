@@ -8,11 +8,17 @@ results again within a bound.
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 import time
 from pathlib import Path
 
 import pytest
-from test_daemon import START_TIMEOUT, Daemons, wait_until
+from test_daemon import START_TIMEOUT, Daemons, spdz_run, wait_until
+
+from actors.config import load_config, write_config
+from actors.peerlink import HELLO, _Hello, encode_hello, new_incarnation
+from actors.pki import TlsFiles, client_context
 
 PEER_TIMEOUT = 3.0
 
@@ -53,5 +59,66 @@ def test_a_mascot_cluster_is_ready_again_after_a_party_was_down_longer_than_peer
         assert len(epochs) == 1 and before not in epochs, epochs
         assert [r["result"] for r in d.sum_all("after", [[4], [5], [6]])] == [15] * 3
         print(f"ready {recovered:.1f} s after the restart")
+    finally:
+        d.close()
+
+
+def stray_hello(d: Daemons, as_party: int, to: int) -> None:
+    """Connect to party ``to`` over TLS with party ``as_party``'s own certificate and key, send a
+    link HELLO with a new incarnation (what a duplicate daemon's first connection says), read the
+    victim's HELLO and hang up."""
+    home = d.root / f"party{as_party}"
+    ctx = client_context(TlsFiles(ca=home / "ca.pem", cert=home / "cert.pem", key=home / "key.pem"))
+    port = load_config(d.configs[to]).listen.port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, ctx.wrap_socket(raw) as tls:
+        tls.sendall(encode_hello(_Hello(as_party, to, new_incarnation(), None, 0)))
+        head = tls.recv(5)
+        assert len(head) == 5 and head[4] == HELLO, head
+
+
+def test_a_stray_connection_with_a_new_incarnation_does_not_wedge_a_link(tmp_path: Path) -> None:
+    """A connection that presents party 0's valid certificate with a new incarnation takes over party
+    1's end of the link for a moment. Party 1 resets the link (it looks like a restart); when the real
+    party 0 comes back, the two cannot resume where they were, both start over at 0, and the cluster
+    computes again. (The link used to refuse the real party 0 forever: "peer expects seq 0, but we
+    hold 38..41".)"""
+    d = Daemons(tmp_path / "stray", 3, config={"peer_timeout": PEER_TIMEOUT, "idle_timeout": 6.0})
+    try:
+        d.start()
+        d.wait_preprocessing()
+        assert [r["result"] for r in d.sum_all("before", [[1], [2], [3]])] == [6] * 3
+        stray_hello(d, 0, 1)
+        t0 = time.monotonic()
+        wait_until(
+            "party 1's link to party 0 to come back after the stray",
+            lambda: d.status(1)["links"]["0"]["up"] and d.status(1)["links"]["0"]["peer_restarts"] >= 2,
+            START_TIMEOUT,
+            d.logs,
+        )
+        wait_until("the whole cluster's preprocessing", lambda: all_ready(d), START_TIMEOUT, d.logs)
+        healed = time.monotonic() - t0
+        assert [r["result"] for r in d.sum_all("after", [[4], [5], [6]])] == [15] * 3
+        assert '"link resynchronised' in d.log(0) or d.status(0)["links"]["1"]["resyncs"] >= 1
+        print(f"healed {healed:.1f} s after the stray connection")
+    finally:
+        d.close()
+
+
+def test_a_duplicate_daemon_with_another_control_socket_stops_before_it_dials(tmp_path: Path) -> None:
+    """A second daemon of party 0 started by mistake with a copy of its config that names another
+    control socket: it cannot listen on the party's port, and it stops there, before its links dial
+    anyone, so the peers never see a second incarnation of party 0."""
+    d = Daemons(tmp_path / "dup", 2)
+    try:
+        d.start()
+        d.wait_preprocessing()
+        cfg = load_config(d.configs[0])
+        copy = tmp_path / "dup" / "party0" / "copy.toml"
+        write_config(dataclasses.replace(cfg, control_socket=tmp_path / "dup" / "other.sock"), copy)
+        rc, _, err = spdz_run("party", "--config", str(copy), env=d.env(0))
+        assert rc != 0 and "cannot listen on 127.0.0.1:" in err, err
+        link = d.status(1)["links"]["0"]
+        assert link["up"] and link["peer_restarts"] == 0 and link["connects"] == 1, link
+        assert [r["result"] for r in d.sum_all("after", [[1], [2]])] == [3] * 2
     finally:
         d.close()
