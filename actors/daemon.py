@@ -521,6 +521,8 @@ class PartyDaemon:
                         "frames_resent",
                         "rejected_streams",
                         "peer_restarts",
+                        "resyncs",
+                        "disconnects",
                     )
                 },
             }

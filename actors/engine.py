@@ -135,6 +135,7 @@ class Engine:
         self.links = links
         self.source = source
         self.router = Router()
+        self.router.on_over_limit = self._peer_flooded
         self.interceptor = interceptor
         self.session_options = session_options or {}
         self.running: set[str] = set()
@@ -232,6 +233,13 @@ class Engine:
         message = f"lost party {peer}: {reason}"
         log.warning("sessions_aborted_peer_lost", party=self.party, peer=peer, reason=reason)
         self.router.abort_all(lambda sid: AbortError(message, culprit=peer))
+
+    def _peer_flooded(self, peer: int) -> None:
+        """``peer`` sent more data for sessions not started here than the mailbox holds: drop its
+        connection (it may come back; what it sent is gone, and the sessions it filled aborted)."""
+        disconnect = getattr(self.links, "disconnect", None)
+        if disconnect is not None:
+            disconnect(peer, "it sent more data for sessions not started here than the limit")
 
     def _record_abort(self, sid: str, reason: str, quiet: bool = False, kind: str = "abort") -> None:
         """Log and remember an abort; a cancellation (the party shutting down) is not a warning."""

@@ -92,6 +92,10 @@ class StreamLinks:
         if self.on_peer_lost is not None:
             self.on_peer_lost(peer, reason)
 
+    def disconnect(self, peer: int, reason: str) -> None:
+        """Drop the connection to ``peer`` now (it is misbehaving); the link stays, and reconnects."""
+        self._links[peer].disconnect(reason)
+
     async def send(self, to: int, frame: Frame) -> None:
         link = self._links.get(to)
         if link is None:

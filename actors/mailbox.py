@@ -8,8 +8,9 @@ An abort (ours or a peer's) wakes every waiter with ``AbortError``.
 Bounds on what a peer can make us hold for sessions we have not started: at most
 ``MAX_PENDING_SESSIONS`` of them, and at most ``max_pending_bytes`` of payload per peer over all of
 them (a submitted session's first round is the join, which every party must reach before any large
-message: legitimate early data is small). A peer that goes beyond is named in the abort of the
-session it was filling, and that session's held data is dropped at once.
+message: legitimate early data is small). A peer that goes beyond is named in the abort of every
+session it was filling, everything held from it is dropped at once, and ``on_over_limit(peer)``
+lets the owner disconnect it (the engine drops the peer's connection).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class Router:
         # called with (sender, session) for a peer's first message in a session not started here
         # (the offline service joins the key epochs its leader opens this way)
         self.on_new_session: Callable[[int, str], None] | None = None
+        self.on_over_limit: Callable[[int], None] | None = None
 
     def open(self, session: str) -> SessionMailbox:
         if session in self._finished:
@@ -156,13 +158,15 @@ class Router:
                 if now - self._warned.get(frm, -3600.0) >= 10.0:  # at most one line per peer per 10 s
                     self._warned[frm] = now
                     log.warning("peer_over_pending_limit", peer=frm, limit=self.max_pending_bytes)
-                box.abort(
-                    ProtocolError(
-                        f"party {frm} sent more than {self.max_pending_bytes} bytes for sessions not "
-                        "started here yet",
-                        culprit=frm,
-                    )
+                err = ProtocolError(
+                    f"party {frm} sent more than {self.max_pending_bytes} bytes for sessions not "
+                    "started here yet",
+                    culprit=frm,
                 )
+                for b in [box, *(b for b in self._boxes.values() if not b.started and b.held.get(frm))]:
+                    b.abort(err)
+                if self.on_over_limit is not None:
+                    self.on_over_limit(frm)
                 return
             box.held[frm] = box.held.get(frm, 0) + size
         box.deliver(frm, step, msg)

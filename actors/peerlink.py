@@ -157,6 +157,7 @@ class LinkStats:
     rejected_streams: int = 0
     peer_restarts: int = 0
     resyncs: int = 0  # both sides started over at seq 0 (see "Resynchronisation")
+    disconnects: int = 0  # connections we dropped because the peer misbehaved above the link
     last_received: float = 0.0  # trio time of the last bytes from the peer (0: none yet)
 
 
@@ -380,6 +381,7 @@ class PeerLink:
         self._lost_reason: str | None = None
         self._lost_at = 0.0
         self._rejects_logged_at = -3600.0
+        self._drop_reason = ""
         self._rejects_unlogged = 0
 
     # ------------------------------------------------------------------------------------ sending
@@ -508,6 +510,15 @@ class PeerLink:
             return
         self._inbound_gen += 1
         self._nursery.start_soon(self._inbound, stream, self._inbound_gen)
+
+    def disconnect(self, reason: str) -> None:
+        """Close the current connection (the peer misbehaved above the link: named in ``reason``).
+        Nothing queued is lost; the peer may reconnect."""
+        if self._conn_scope is not None:
+            log.warning("peer_disconnected", party=self.me, peer=self.peer, reason=reason)
+            self.stats.disconnects += 1
+            self._drop_reason = reason
+            self._conn_scope.cancel()
 
     async def wait_up(self) -> None:
         """Return once a connection to the peer has completed its handshake."""
@@ -639,7 +650,8 @@ class PeerLink:
                     nursery.start_soon(self._writer, conn)
                     await self._reader(conn)
             if scope.cancelled_caught:
-                reason = "replaced by a newer connection"
+                reason = self._drop_reason or "replaced by a newer connection"
+                self._drop_reason = ""
         except Exception as e:
             reason = self._connection_failed(e)
         finally:

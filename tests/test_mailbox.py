@@ -189,24 +189,31 @@ def test_aborted_placeholders_make_room_for_new_sessions() -> None:
 
 
 def test_a_peer_cannot_make_us_hold_more_than_the_pending_byte_limit() -> None:
-    """Data for sessions not started here is bounded per peer over all of them: the session that
-    crosses the bound is aborted naming the peer and its held data dropped; another peer, and
+    """Data for sessions not started here is bounded per peer over all of them: a session that starts
+    takes its held data along; a peer that crosses the bound is named in the abort of every session
+    it was filling, nothing of it is kept, and the owner is told to disconnect it. Another peer, and
     sessions already running, are not affected."""
+    flooded: list[int] = []
     r = Router(max_pending_bytes=1000)
+    r.on_over_limit = flooded.append
     r.deliver(1, "a", 1, b"x" * 600)
     r.deliver(2, "a", 1, b"y" * 900)  # another peer has its own budget
     assert r.pending_bytes(1) == 600 and r.pending_bytes(2) == 900
-    r.deliver(1, "b", 1, b"x" * 300)
-    r.deliver(1, "c", 1, b"x" * 200)  # 1,100 > 1,000: session c is aborted, naming party 1
-    assert r.pending_bytes(1) == 900
-    box = r.open("c")
-    assert isinstance(box.error, ProtocolError) and box.error.culprit == 1
-    assert "party 1 sent more than 1000 bytes" in str(box.error)
-    # a session that starts takes its held data along: the peer's budget is free again
-    r.open("a")
-    assert r.pending_bytes(1) == 300 and r.pending_bytes(2) == 0
+    r.open("a")  # a session that starts takes its held data along: the budgets are free again
+    assert r.pending_bytes(1) == 0 and r.pending_bytes(2) == 0
     r.deliver(1, "a", 2, b"x" * 5000)  # a running session's messages are not pending
-    assert r.pending_bytes(1) == 300
+    r.deliver(1, "b", 1, b"x" * 600)
+    r.deliver(2, "b", 1, b"y" * 600)
+    r.deliver(1, "c", 1, b"x" * 300)
+    assert not flooded
+    r.deliver(1, "d", 1, b"x" * 200)  # 1,100 > 1,000
+    assert flooded == [1] and r.pending_bytes(1) == 0
+    for sid in ("b", "c", "d"):
+        box = r.open(sid)
+        assert isinstance(box.error, ProtocolError) and box.error.culprit == 1, sid
+        assert "party 1 sent more than 1000 bytes" in str(box.error)
+    r.deliver(2, "e", 1, b"y" * 900)  # party 2 was not disconnected: it still has its budget
+    assert r.pending_bytes(2) == 900 and flooded == [1]
 
 
 def test_abort_all() -> None:

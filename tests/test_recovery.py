@@ -9,7 +9,9 @@ results again within a bound.
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
+import struct
 import time
 from pathlib import Path
 
@@ -17,7 +19,8 @@ import pytest
 from test_daemon import START_TIMEOUT, Daemons, spdz_run, wait_until
 
 from actors.config import load_config, write_config
-from actors.peerlink import HELLO, _Hello, encode_hello, new_incarnation
+from actors.frames import MSG, encode_frame
+from actors.peerlink import DATA, HELLO, _Hello, encode_hello, new_incarnation
 from actors.pki import TlsFiles, client_context
 
 PEER_TIMEOUT = 3.0
@@ -120,5 +123,56 @@ def test_a_duplicate_daemon_with_another_control_socket_stops_before_it_dials(tm
         link = d.status(1)["links"]["0"]
         assert link["up"] and link["peer_restarts"] == 0 and link["connects"] == 1, link
         assert [r["result"] for r in d.sum_all("after", [[1], [2]])] == [3] * 2
+    finally:
+        d.close()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def test_a_peer_flooding_sessions_not_started_is_disconnected_and_nothing_is_kept(tmp_path: Path) -> None:
+    """A connection with party 0's certificate sends 320 MiB in 16 MiB frames for sessions that
+    party 1 has not started (the limit is 256 MiB per peer). Party 1 aborts those sessions naming
+    party 0, drops everything it held from it, and disconnects it: its RSS ends where it began. Then
+    the real party 0 is back and the cluster computes. (The mailbox used to keep all of it: 1 GiB of
+    frames grew the victim's RSS by 1,024 MB for good.)"""
+    d = Daemons(tmp_path / "flood", 2, config={"peer_timeout": PEER_TIMEOUT, "idle_timeout": 6.0})
+    try:
+        d.start()
+        d.wait_preprocessing()
+        victim = d.procs[1]
+        assert victim is not None
+        before = rss_mb(victim.pid)
+        home = d.root / "party0"
+        ctx = client_context(TlsFiles(ca=home / "ca.pem", cert=home / "cert.pem", key=home / "key.pem"))
+        port = load_config(d.configs[1]).listen.port
+        body = os.urandom(16 << 20)
+        sent = 0
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as raw, ctx.wrap_socket(raw) as tls:
+            tls.sendall(encode_hello(_Hello(0, 1, new_incarnation(), None, 0, 0, 20)))
+            try:
+                for k in range(20):
+                    frame = encode_frame(MSG, f"flood-{k}", 1, body)
+                    tls.sendall(struct.pack(">IBQ", 9 + len(frame), DATA, k) + frame)
+                    sent += 1
+            except OSError:
+                pass  # disconnected by the victim: what this test wants
+        assert sent >= 16, f"disconnected after {sent} frames, before the limit was reached"
+        wait_until(
+            "party 1 to disconnect the flooder",
+            lambda: d.status(1)["links"]["0"]["disconnects"] >= 1,
+            START_TIMEOUT,
+            d.logs,
+        )
+        wait_until("the real party 0 to be back", lambda: all_ready(d), START_TIMEOUT, d.logs)
+        assert [r["result"] for r in d.sum_all("after", [[1], [2]])] == [3] * 2
+        after = rss_mb(victim.pid)
+        print(f"party 1 RSS {before:.0f} MB before, {after:.0f} MB after 320 MiB of flood")
+        assert after < before + 64, (before, after)
+        assert '"peer_over_pending_limit"' in d.log(1) and '"peer_disconnected"' in d.log(1)
     finally:
         d.close()
