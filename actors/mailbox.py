@@ -15,7 +15,6 @@ lets the owner disconnect it (the engine drops the peer's connection).
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +23,8 @@ import structlog
 import trio
 
 from protocols.errors import AbortError, ProtocolError
+
+from .throttle import Throttle
 
 log = structlog.get_logger("spdz.mailbox")
 
@@ -99,7 +100,7 @@ class Router:
         self._boxes: dict[str, SessionMailbox] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self.max_pending_bytes = max_pending_bytes
-        self._warned: dict[int, float] = {}  # peer -> when we last logged it (an outsider can trigger it)
+        self._warn = Throttle()  # an outsider can trigger the warning: one line per peer per period
         # called with (sender, session) for a peer's first message in a session not started here
         # (the offline service joins the key epochs its leader opens this way)
         self.on_new_session: Callable[[int, str], None] | None = None
@@ -154,9 +155,7 @@ class Router:
         if not box.started and box.error is None:
             size = payload_bytes(msg)
             if self.pending_bytes(frm) + size > self.max_pending_bytes:
-                now = time.monotonic()
-                if now - self._warned.get(frm, -3600.0) >= 10.0:  # at most one line per peer per 10 s
-                    self._warned[frm] = now
+                if self._warn(frm) is not None:
                     log.warning("peer_over_pending_limit", peer=frm, limit=self.max_pending_bytes)
                 err = ProtocolError(
                     f"party {frm} sent more than {self.max_pending_bytes} bytes for sessions not "

@@ -100,7 +100,8 @@ class Party:
         self._init(cfg.party, cfg.n, links, source, interceptor, options)
         if source is None:
             self.use_mascot(field, cfg.watermarks)
-        self.listener = TlsListener(cfg.party, cfg.listen, cfg.tls, links, **hs)
+        peer_hosts = {a.host for j, a in cfg.peers.items() if j < cfg.party}  # the ones that dial us
+        self.listener = TlsListener(cfg.party, cfg.listen, cfg.tls, links, peer_hosts=peer_hosts, **hs)
 
     def _init(
         self,

@@ -72,6 +72,7 @@ from protocols.concurrency import leaves
 from protocols.errors import AbortError, ConfigError, PeerAuthError
 
 from .frames import ABORT, MAX_FRAME_BYTES, Frame, FrameError, decode_frame, frame_parts
+from .throttle import Throttle
 
 log = structlog.get_logger("spdz.peerlink")
 
@@ -380,9 +381,8 @@ class PeerLink:
         self._down_since = 0.0  # set by run(): trio's clock exists only inside trio.run
         self._lost_reason: str | None = None
         self._lost_at = 0.0
-        self._rejects_logged_at = -3600.0
         self._drop_reason = ""
-        self._rejects_unlogged = 0
+        self._reject_log = Throttle()  # an outsider can make rejected streams: bounded log lines
 
     # ------------------------------------------------------------------------------------ sending
     @property
@@ -625,13 +625,10 @@ class PeerLink:
         """Count and log a refused stream: at most one line per link per 10 s (an outsider with a
         stolen certificate, or a duplicate daemon, can make them as fast as it can connect)."""
         self.stats.rejected_streams += 1
-        now = time.monotonic()
-        if now - self._rejects_logged_at < 10.0:
-            self._rejects_unlogged += 1
-            return
-        more = {"suppressed": self._rejects_unlogged} if self._rejects_unlogged else {}
-        self._rejects_logged_at, self._rejects_unlogged = now, 0
-        log.warning("link_rejected", party=self.me, peer=self.peer, reason=reason, **fields, **more)
+        skipped = self._reject_log()
+        if skipped is not None:
+            more = {"suppressed": skipped} if skipped else {}
+            log.warning("link_rejected", party=self.me, peer=self.peer, reason=reason, **fields, **more)
 
     async def _run_connection(
         self, stream: trio.abc.Stream, hello: _Hello, reader: _RecordReader, ours: _Hello

@@ -22,7 +22,10 @@ Three facts shape the code:
   (``handshake_timeout``) and catches everything a peer can cause, so garbage, a huge record, a
   silent or slow client, or a wrong certificate is one refused connection (counted in ``stats`` by
   reason, logged as a warning with the remote address) and never stalls other handshakes or stops the
-  listener. At most ``max_handshakes`` handshakes run at once; beyond that, connections are refused.
+  listener. At most ``max_handshakes`` handshakes run at once. A quarter of them are reserved for the
+  peers' configured addresses, and any other source address holds at most ``max_per_source``: an
+  outsider holding idle connections open cannot keep the parties from reconnecting. Refusals are
+  counted per reason and logged at most once per reason per 10 s, with the number left out.
 * **The links move multi-megabyte frames.** ``TlsStream`` (below) moves them in large slices
   instead of one 16 KiB TLS record per scheduler round trip, can decrypt straight into the reader's
   buffer (``receive_into``), and sends the alert of a failed handshake so the peer learns the reason.
@@ -46,6 +49,7 @@ import operator
 import socket
 import ssl
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -72,11 +76,13 @@ from .pki import (
     write_cert,
     write_private_key,
 )
+from .throttle import Throttle
 
 log = structlog.get_logger("spdz.tls")
 
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_MAX_HANDSHAKES = 256
+DEFAULT_MAX_PER_SOURCE = 16  # handshakes at once from one address that is not a peer's
 _ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 _ACCEPT_BACKOFF = 0.1
 SEND_CHUNK = 1 << 18  # plaintext encrypted per transport write: 16 records, bounded buffers
@@ -146,6 +152,13 @@ def _remote(stream: trio.SocketStream) -> str:
     except OSError:
         return "?"
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _source(stream: trio.SocketStream) -> str:
+    try:
+        return str(stream.socket.getpeername()[0])
+    except OSError:
+        return "?"
 
 
 def _count(stats: dict[str, Any], reason: str) -> None:
@@ -600,6 +613,8 @@ class TlsListener:
         *,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
+        peer_hosts: Iterable[str] = (),
+        max_per_source: int = DEFAULT_MAX_PER_SOURCE,
     ) -> None:
         if links.party != me:
             raise ValueError(f"listener of party {me} given the links of party {links.party}")
@@ -618,6 +633,14 @@ class TlsListener:
         self.port: int | None = None
         self.stats: dict[str, Any] = {"accepted": 0, "refused": {}, "handshaking": 0}
         self._ctx = self._context()
+        self.max_per_source = max_per_source
+        self._peer_names = tuple(peer_hosts)
+        # slots only the peers' addresses may use
+        self.reserved = max(1, max_handshakes // 4) if self._peer_names else 0
+        self._peer_ips: set[str] = set()
+        self._by_source: dict[str, int] = {}  # handshakes in progress per source address
+        self._others = 0  # handshakes in progress from addresses that are not a peer's
+        self._log_refusal = Throttle()
 
     def _context(self) -> ssl.SSLContext:
         ctx = server_context(self.tls)
@@ -632,6 +655,13 @@ class TlsListener:
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind, report the bound port, and accept connections until cancelled."""
         listeners = await trio.open_tcp_listeners(self.listen.port, host=self.listen.host)
+        for name in self._peer_names:  # resolved once: a peer's address is what it dials us from
+            try:
+                infos = await trio.socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+            except OSError as e:
+                log.warning("peer_address_unresolved", party=self.me, host=name, error=_describe(e))
+                continue
+            self._peer_ips.update(str(info[4][0]) for info in infos)
         if self.listen.port == 0 and len(listeners) > 1:
             # port 0 on several addresses would give each its own port; peers can only be told one
             for extra in listeners[1:]:
@@ -661,8 +691,14 @@ class TlsListener:
 
     def _refuse(self, remote: str, reason: str, detail: str, *, quiet: bool = False) -> None:
         _count(self.stats, reason)
+        skipped = self._log_refusal(reason)
+        if skipped is None:
+            return
         level = log.info if quiet else log.warning
-        level("tls_refused", party=self.me, remote=remote, side="listener", reason=reason, detail=detail)
+        more = {"suppressed": skipped} if skipped else {}
+        level(
+            "tls_refused", party=self.me, remote=remote, side="listener", reason=reason, detail=detail, **more
+        )
 
     async def _handle(self, tcp: trio.SocketStream) -> None:
         """One inbound connection: handshake under a deadline, identify, hand over. Never raises."""
@@ -679,8 +715,17 @@ class TlsListener:
             self._refuse(remote, "not_serving", "this party's links are not running", quiet=True)
             await trio.aclose_forcefully(tcp)
             return
+        source = _source(tcp)
+        trusted = source in self._peer_ips
+        busy = ""
         if self.stats["handshaking"] >= self.max_handshakes:
-            self._refuse(remote, "busy", f"{self.stats['handshaking']} handshakes already in progress")
+            busy = f"{self.stats['handshaking']} handshakes already in progress"
+        elif not trusted and self._others >= self.max_handshakes - self.reserved:
+            busy = f"the {self.max_handshakes - self.reserved} handshake slots for other addresses are taken"
+        elif not trusted and self._by_source.get(source, 0) >= self.max_per_source:
+            busy = f"{self.max_per_source} handshakes from {source} already in progress"
+        if busy:
+            self._refuse(remote, "busy", busy)
             await trio.aclose_forcefully(tcp)
             return
         _nodelay(tcp)
@@ -688,6 +733,8 @@ class TlsListener:
         peer: int | None = None
         reason = detail = ""
         self.stats["handshaking"] += 1
+        self._by_source[source] = self._by_source.get(source, 0) + 1
+        self._others += not trusted
         try:
             with trio.move_on_after(self.handshake_timeout) as scope:
                 await stream.do_handshake()
@@ -700,6 +747,10 @@ class TlsListener:
             reason, detail = "no_party_id", str(e)
         finally:
             self.stats["handshaking"] -= 1
+            self._others -= not trusted
+            left = self._by_source.pop(source) - 1
+            if left:
+                self._by_source[source] = left
         if not reason and peer is not None:
             if peer == self.me or peer >= self.links.n:
                 reason = "not_a_peer"

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import select
 import socket
 import struct
+import threading
 import time
 from pathlib import Path
 
@@ -174,5 +176,90 @@ def test_a_peer_flooding_sessions_not_started_is_disconnected_and_nothing_is_kep
         print(f"party 1 RSS {before:.0f} MB before, {after:.0f} MB after 320 MiB of flood")
         assert after < before + 64, (before, after)
         assert '"peer_over_pending_limit"' in d.log(1) and '"peer_disconnected"' in d.log(1)
+    finally:
+        d.close()
+
+
+class IdleFlood:
+    """Holds ``count`` idle TCP connections to ``port`` from ``source`` (another loopback address:
+    an outsider), reopening each one as soon as the victim drops it, until stopped."""
+
+    def __init__(self, port: int, count: int, source: str = "127.0.0.2") -> None:
+        self.port, self.count, self.source = port, count, source
+        self.opened = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> IdleFlood:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _open(self) -> socket.socket | None:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((self.source, 0))
+            s.settimeout(2)
+            s.connect(("127.0.0.1", self.port))
+            s.setblocking(False)
+        except OSError:
+            s.close()
+            return None
+        self.opened += 1
+        return s
+
+    def _run(self) -> None:
+        socks: list[socket.socket] = []
+        try:
+            while not self._stop.is_set():
+                while len(socks) < self.count and not self._stop.is_set():
+                    s = self._open()
+                    if s is None:
+                        break
+                    socks.append(s)
+                readable, _, _ = select.select(socks, [], [], 0.05) if socks else ([], [], [])
+                for s in readable:  # the victim closed it (or sent an alert): reopen at once
+                    try:
+                        s.recv(65536)
+                    except OSError:
+                        pass
+                    s.close()
+                    socks.remove(s)
+        finally:
+            for s in socks:
+                s.close()
+
+
+def test_idle_connections_from_an_outsider_do_not_keep_the_parties_apart(tmp_path: Path) -> None:
+    """An outsider on another address holds 300 idle connections to party 1's TLS port and reopens
+    each one the moment it is dropped; meanwhile party 0 is killed and restarted, so its link must
+    be re-established through the flood. The peers' address has reserved handshake slots and an
+    outsider's address at most 16, so party 0 is back at once; the refusals are counted, and logged
+    at most once per reason per 10 s. (Before: every slot was taken, the peers could not reconnect
+    for 60 s, and each refusal was a warning line: 143 MB of log in 70 s.)"""
+    d = Daemons(tmp_path / "slots", 2, config={"peer_timeout": PEER_TIMEOUT, "idle_timeout": 6.0})
+    try:
+        d.start()
+        d.wait_preprocessing()
+        port = load_config(d.configs[1]).listen.port
+        with IdleFlood(port, 300) as flood:
+            wait_until("the flood to be refused", lambda: flood.opened > 400, START_TIMEOUT, d.logs)
+            lines_before = d.log(1).count('"tls_refused"')
+            d.kill(0)
+            t0 = time.monotonic()
+            d.start([0])
+            wait_until("the cluster's preprocessing", lambda: all_ready(d), START_TIMEOUT, d.logs)
+            back = time.monotonic() - t0
+            assert [r["result"] for r in d.sum_all("during", [[1], [2]])] == [3] * 2
+            time.sleep(3)
+            opened = flood.opened
+        refused = d.status(1)["tls"]["listener"]["refused"]
+        lines = d.log(1).count('"tls_refused"') - lines_before
+        print(f"party 0 back in {back:.1f} s; {opened} flood connections, refused {refused}, {lines} lines")
+        assert refused.get("busy", 0) > 100, refused
+        assert lines <= 2 * (back + 3) / 10 + 6, lines
     finally:
         d.close()
