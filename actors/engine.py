@@ -249,6 +249,11 @@ class Engine:
         self.abort_counts[kind] += 1
 
     async def _notify_abort(self, sid: str, reason: str) -> None:
+        # what we still hold for this session is of no use to anyone: do not let later sessions'
+        # frames wait behind it (the abort notice goes after, and is never withdrawn)
+        withdraw = getattr(self.links, "withdraw", None)
+        if withdraw is not None:
+            withdraw(sid)
         frame = Frame(ABORT, sid, 0, reason[:1000])
         for j in range(self.n):
             if j != self.party:

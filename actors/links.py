@@ -92,6 +92,10 @@ class StreamLinks:
         if self.on_peer_lost is not None:
             self.on_peer_lost(peer, reason)
 
+    def withdraw(self, session: str) -> int:
+        """Withdraw the frames of ``session`` that no peer has acknowledged (it aborted here)."""
+        return sum(link.withdraw(session) for link in self._links.values())
+
     def disconnect(self, peer: int, reason: str) -> None:
         """Drop the connection to ``peer`` now (it is misbehaving); the link stays, and reconnects."""
         self._links[peer].disconnect(reason)

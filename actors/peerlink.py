@@ -15,8 +15,18 @@ Wire format. A stream carries records, each a 4-byte big-endian length and then 
   ``next`` refers to, ``next``, the sequence number it expects from the peer, and its send window:
   ``base``, the oldest frame it still holds, and ``sent``, one past the newest.
 * ``DATA``   type 2, then an 8-byte big-endian ``seq``, then the frame, ``frames.encode_frame`` bytes.
-* ``ACK``    type 3, then an 8-byte cumulative ``seq``: every frame below it arrived. ACKs double as
+* ``ACK``    type 3, then an 8-byte cumulative ``seq``: every record below it arrived. ACKs double as
   heartbeats on an idle connection.
+* ``CHUNK``  type 4, then an 8-byte ``seq``, the 8-byte size of the whole frame, and a piece of it.
+  A frame larger than ``CHUNK_BYTES`` travels as CHUNKs and a final DATA with the last piece, one
+  sequence number each: every piece is acknowledged on its own, and after a reset the resend starts
+  at the first piece the peer lacks, not at the start of the frame. (Resent whole, a frame larger
+  than what a connection carries between two resets never arrived, and everything queued behind it
+  waited.)
+* ``SKIP``   type 5, then an 8-byte ``seq``: a frame the sender withdrew (its session aborted at the
+  sender, so no peer needs it); it ends any frame whose pieces were arriving.
+
+Sequence numbers count records (DATA, CHUNK, SKIP), not frames.
 
 DATA and ACK use a fixed binary header rather than a msgpack envelope (the first design): a
 multi-megabyte frame is then written as header + body without being re-packed, and a hostile header
@@ -76,7 +86,7 @@ from .throttle import Throttle
 
 log = structlog.get_logger("spdz.peerlink")
 
-HELLO, DATA, ACK = 1, 2, 3
+HELLO, DATA, ACK, CHUNK, SKIP = 1, 2, 3, 4, 5
 PROTO = "trio-spdz-link"
 VERSION = 2  # 2: the HELLO carries the send window (base, sent)
 HELLO_MAX = 1024
@@ -88,11 +98,50 @@ _SEQ_MAX = (1 << 64) - 1
 RECV_CHUNK = 1 << 16
 SMALL_RECORD = 1 << 16  # records up to this size are cut out of the read buffer; larger ones read whole
 COALESCE_BYTES = 1 << 18  # small records are batched into one write up to this size
+CHUNK_BYTES = 1 << 18  # frames larger than this travel in pieces of this size
+
+
+@dataclass
+class _Record:
+    """One unacknowledged record: DATA (a whole frame, or the last piece of one), CHUNK or SKIP."""
+
+    kind: int
+    size: int  # bytes of ``parts``
+    parts: Buffers
+    session: str
+    frame_kind: str
+    total: int = 0  # CHUNK: the size of the whole frame
+
 
 Buffers = tuple[bytes | memoryview, ...]  # one encoded frame, in pieces (``frames.frame_parts``)
+
+
+def split_parts(parts: Buffers, size: int, chunk: int) -> list[Buffers]:
+    """``parts`` (``size`` bytes) cut into pieces of ``chunk`` bytes (the last one shorter), as
+    views: nothing is copied."""
+    pieces: list[Buffers] = []
+    cur: list[bytes | memoryview] = []
+    room = chunk
+    for p in parts:
+        view = memoryview(p).cast("B") if not isinstance(p, memoryview) else p.cast("B")
+        while len(view):
+            take = view[:room]
+            cur.append(take)
+            view = view[len(take) :]
+            room -= len(take)
+            if room == 0:
+                pieces.append(tuple(cur))
+                cur, room = [], chunk
+    if cur:
+        pieces.append(tuple(cur))
+    assert sum(len(b) for piece in pieces for b in piece) == size
+    return pieces
+
+
 Dialer = Callable[[int], Awaitable[tuple[trio.abc.Stream, int]]]
 Deliver = Callable[[Frame], None]
 LostCallback = Callable[[int, str], None]
+Place = Callable[[int, bytes, int], "memoryview | None"]
 
 
 class LinkProtocolError(Exception):
@@ -152,6 +201,7 @@ class LinkStats:
     frames_resent: int = 0  # writes of a frame already written on an earlier connection
     frames_delivered: int = 0
     duplicates_dropped: int = 0
+    frames_withdrawn: int = 0  # replaced by SKIPs: their session aborted here before they arrived
     bad_frames: int = 0
     unacked_frames: int = 0
     unacked_bytes: int = 0
@@ -270,6 +320,7 @@ class _RecordReader:
         self._buf = bytearray()
         self._idle = idle_timeout
         self._stats = stats
+        self.placed = 0  # bytes of the last record's payload that went where ``place`` said
 
     async def _receive(self, max_bytes: int) -> bytes | bytearray:
         with trio.fail_after(self._idle):
@@ -280,14 +331,30 @@ class _RecordReader:
         self._stats.last_received = trio.current_time()
         return chunk
 
-    async def read(self, limit: int) -> tuple[int, memoryview]:
-        """The next record's type and body (after the type byte); its length must be in 1..limit."""
+    async def read(self, limit: int, place: Place | None = None) -> tuple[int, memoryview]:
+        """The next record's type and body (after the type byte); its length must be in 1..limit.
+
+        ``place(kind, header, n)`` may name where a large record's ``n`` payload bytes (those after
+        its ``header``: the seq, and a CHUNK's frame size) are to go; they are then received
+        straight there, the body returned is the header alone, and ``placed`` says how many."""
+        self.placed = 0
         while len(self._buf) < 4:
             self._buf += await self._receive(RECV_CHUNK)
         size = int.from_bytes(self._buf[:4], "big")
         if not 1 <= size <= limit:
             raise LinkProtocolError(f"record length {size} outside 1..{limit}")
         total = 4 + size
+        if place is not None and size > SMALL_RECORD and len(self._buf) < total:
+            while len(self._buf) < 5 + 2 * _SEQ.size:
+                self._buf += await self._receive(RECV_CHUNK)
+            kind = self._buf[4]
+            head = 5 + (2 if kind == CHUNK else 1) * _SEQ.size
+            header = bytes(self._buf[5:head])
+            target = place(kind, header, total - head)
+            if target is not None:
+                await self._fill(target, head)
+                self.placed = len(target)
+                return kind, memoryview(header)
         if size <= SMALL_RECORD or len(self._buf) >= total:
             while len(self._buf) < total:
                 self._buf += await self._receive(RECV_CHUNK)
@@ -300,9 +367,16 @@ class _RecordReader:
     async def _read_whole(self, size: int) -> memoryview:
         """A large record's body, the buffered start included; read-only (it may reach the protocol)."""
         view = memoryview(np.empty(size, dtype=np.uint8))
-        have = len(self._buf) - 4
-        view[:have] = memoryview(self._buf)[4:]
+        await self._fill(view, 4)
+        return view.toreadonly()
+
+    async def _fill(self, view: memoryview, skip: int) -> None:
+        """Fill ``view`` with the rest of the record whose first ``skip`` bytes are buffered (all
+        of the buffer belongs to it)."""
+        have = len(self._buf) - skip
+        view[:have] = memoryview(self._buf)[skip:]
         self._buf = bytearray()
+        size = len(view)
         receive_into = getattr(self._stream, "receive_into", None)
         while have < size:
             if receive_into is not None:
@@ -317,7 +391,6 @@ class _RecordReader:
                 got = len(chunk)
                 view[have : have + got] = chunk
             have += got
-        return view.toreadonly()
 
 
 class PeerLink:
@@ -357,7 +430,9 @@ class PeerLink:
         # send side
         self._next_seq = 0
         self._base = 0  # oldest unacknowledged seq
-        self._unacked: dict[int, tuple[int, Buffers]] = {}  # seq -> (size, frame)
+        self._unacked: dict[int, _Record] = {}
+        self._stalled_since: float | None = None  # since when the oldest unacknowledged record waits
+        self._stall_connects = 0  # connections made before that
         self._unacked_bytes = 0
         self._high_written = 0  # one past the highest seq ever written (to count resends)
         self._room = trio.Event()
@@ -383,6 +458,8 @@ class PeerLink:
         self._lost_at = 0.0
         self._drop_reason = ""
         self._reject_log = Throttle()  # an outsider can make rejected streams: bounded log lines
+        self._stall_reported = False  # the peer is lost because it acknowledged nothing for too long
+        self._partial: tuple[memoryview, int] | None = None  # a chunked frame arriving: buffer, filled
 
     # ------------------------------------------------------------------------------------ sending
     @property
@@ -423,24 +500,58 @@ class PeerLink:
         if self.lost and not self._has_room(size):
             log.info("abort_notice_dropped", party=self.me, peer=self.peer, session=frame.session)
             return
+        pieces = split_parts(data, size, CHUNK_BYTES) if size > CHUNK_BYTES else [data]
         async with self._enqueue_lock:  # FIFO: a large frame is not starved by a stream of small ones
-            while not self._has_room(size):
-                self._room = trio.Event()
-                await self._room.wait()
-                if self._closed:
-                    raise trio.ClosedResourceError("the link is closed")
-                if self.lost:
-                    if frame.kind != ABORT:
-                        raise self._lost_error()
-                    log.info("abort_notice_dropped", party=self.me, peer=self.peer, session=frame.session)
-                    return
-            seq = self._next_seq
-            self._next_seq += 1
-            self._unacked[seq] = (size, data)
-            self._unacked_bytes += size
+            for k, piece in enumerate(pieces):
+                n = size if len(pieces) == 1 else sum(len(b) for b in piece)
+                while not self._has_room(n):
+                    self._room = trio.Event()
+                    await self._room.wait()
+                    failure: BaseException | None = None
+                    if self._closed:
+                        failure = trio.ClosedResourceError("the link is closed")
+                    elif self.lost and frame.kind != ABORT:
+                        failure = self._lost_error()
+                    elif self.lost:
+                        log.info("abort_notice_dropped", party=self.me, peer=self.peer, session=frame.session)
+                    if failure is not None or self.lost:
+                        if k:  # pieces of this frame are queued: end it at the peer
+                            self._append(_Record(SKIP, 0, (), frame.session, frame.kind))
+                        if failure is not None:
+                            raise failure
+                        return
+                last = k == len(pieces) - 1
+                kind = DATA if last else CHUNK
+                self._append(_Record(kind, n, piece, frame.session, frame.kind, 0 if last else size))
             self.stats.frames_sent += 1
+
+    def _append(self, rec: _Record) -> None:
+        seq = self._next_seq
+        self._next_seq += 1
+        if not self._unacked and self._stalled_since is None:
+            self._stalled_since = trio.current_time()
+            self._stall_connects = self.stats.connects
+        self._unacked[seq] = rec
+        self._unacked_bytes += rec.size
+        self._update_buffer_stats()
+        self._kick.set()
+
+    def withdraw(self, session: str) -> int:
+        """The session ended badly here: replace its frames that the peer has not acknowledged by
+        SKIPs (abort notices stay), so that nothing queued behind them waits for them. Returns how
+        many were withdrawn."""
+        count = 0
+        for seq in range(self._base, self._next_seq):
+            rec = self._unacked[seq]
+            if rec.session == session and rec.kind != SKIP and rec.frame_kind != ABORT:
+                self._unacked_bytes -= rec.size
+                self._unacked[seq] = _Record(SKIP, 0, (), session, rec.frame_kind)
+                count += 1
+        if count:
+            self.stats.frames_withdrawn += count
             self._update_buffer_stats()
-            self._kick.set()
+            self._wake()
+        return count
 
     async def flush(self) -> None:
         """Wait until the peer has acknowledged every frame queued so far (or the link is lost or
@@ -465,8 +576,14 @@ class PeerLink:
         if upto <= self._base:
             return
         for s in range(self._base, upto):
-            self._unacked_bytes -= self._unacked.pop(s)[0]
+            self._unacked_bytes -= self._unacked.pop(s).size
         self._base = upto
+        self._stalled_since = trio.current_time() if self._unacked else None
+        self._stall_connects = self.stats.connects
+        if self._stall_reported and self.stats.up:  # progress again: the peer is not lost after all
+            self._stall_reported = False
+            self._lost_reason = None
+            self.stats.lost = False
         self._update_buffer_stats()
         self._wake()
 
@@ -475,6 +592,7 @@ class PeerLink:
         self._unacked.clear()
         self._unacked_bytes = 0
         self._next_seq = self._base = self._high_written = 0
+        self._stalled_since = None
         self._update_buffer_stats()
         self._wake()
 
@@ -491,6 +609,7 @@ class PeerLink:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._watchdog)
+                nursery.start_soon(self._stall_watch)
                 if self._dial is not None:
                     nursery.start_soon(self._dial_loop)
                 task_status.started()
@@ -695,6 +814,7 @@ class PeerLink:
     def _reset_receive(self, inc: bytes) -> None:
         self._peer_inc = inc
         self._recv_next = 0
+        self._partial = None
         self._ack_frames = self._ack_bytes = 0
         self._ack_due_at = None
 
@@ -707,6 +827,7 @@ class PeerLink:
                 log.warning("peer_back", party=self.me, peer=self.peer)
                 self._lost_reason = None
                 self.stats.lost = False
+                self._stall_reported = False
             log.info("link_up", party=self.me, peer=self.peer, connects=self.stats.connects)
         else:
             self.stats.up = False
@@ -730,28 +851,38 @@ class PeerLink:
     # ------------------------------------------------------------------------------------ pumping
     async def _reader(self, conn: _Conn) -> None:
         limit = 1 + _SEQ.size + self.config.max_frame_bytes
-        cfg = self.config
         while True:
-            kind, body = await conn.reader.read(limit)
-            if kind == DATA:
+            kind, body = await conn.reader.read(limit, self._place)
+            if conn.reader.placed:  # a piece of a chunked frame, received into it by ``_place``
+                self._recv_next += 1
+                buf, filled = self._partial  # type: ignore[misc]
+                filled += conn.reader.placed
+                if kind == CHUNK:
+                    self._partial = (buf, filled)
+                else:
+                    self._partial = None
+                    self._deliver_frame(buf.toreadonly())
+                self._count_for_ack(conn.reader.placed)
+                continue
+            if kind in (DATA, CHUNK, SKIP):
                 if len(body) < _SEQ.size:
-                    raise LinkProtocolError("DATA record without a sequence number")
+                    raise LinkProtocolError("record without a sequence number")
                 (seq,) = _SEQ.unpack_from(body)
                 if seq < self._recv_next:
                     self.stats.duplicates_dropped += 1
                     continue
                 if seq > self._recv_next:
-                    raise LinkProtocolError(f"DATA seq {seq} skips ahead of {self._recv_next}")
+                    raise LinkProtocolError(f"record seq {seq} skips ahead of {self._recv_next}")
                 self._recv_next += 1
-                self._deliver_frame(body[_SEQ.size :])
-                self._ack_frames += 1
-                self._ack_bytes += len(body)
-                if self._ack_frames >= cfg.ack_every or self._ack_bytes >= cfg.ack_bytes:
-                    self._ack_due_at = trio.current_time()
-                    self._kick.set()
-                elif self._ack_due_at is None:
-                    self._ack_due_at = trio.current_time() + cfg.ack_delay
-                    self._kick.set()
+                if kind == DATA:
+                    self._complete(body[_SEQ.size :])
+                elif kind == CHUNK:
+                    self._piece(body)
+                else:
+                    if len(body) != _SEQ.size:
+                        raise LinkProtocolError("SKIP record of the wrong size")
+                    self._partial = None
+                self._count_for_ack(len(body))
             elif kind == ACK:
                 if len(body) != _SEQ.size:
                     raise LinkProtocolError("ACK record of the wrong size")
@@ -761,6 +892,64 @@ class PeerLink:
                 self._release(upto)
             else:
                 raise LinkProtocolError(f"unexpected record type {kind}")
+
+    def _count_for_ack(self, nbytes: int) -> None:
+        cfg = self.config
+        self._ack_frames += 1
+        self._ack_bytes += nbytes
+        if self._ack_frames >= cfg.ack_every or self._ack_bytes >= cfg.ack_bytes:
+            self._ack_due_at = trio.current_time()
+            self._kick.set()
+        elif self._ack_due_at is None:
+            self._ack_due_at = trio.current_time() + cfg.ack_delay
+            self._kick.set()
+
+    def _chunk_slot(self, total: int, n: int) -> memoryview:
+        """Where the next ``n`` bytes of a chunked frame of ``total`` bytes go (checked)."""
+        if self._partial is None:
+            if not CHUNK_BYTES < total <= self.config.max_frame_bytes:
+                raise LinkProtocolError(
+                    f"CHUNK of a frame of {total} bytes (limit {self.config.max_frame_bytes})"
+                )
+            self._partial = (memoryview(np.empty(total, dtype=np.uint8)), 0)
+        buf, filled = self._partial
+        if len(buf) != total or filled + n >= total or not n:
+            raise LinkProtocolError("the pieces of a chunked frame do not add up to its size")
+        return buf[filled : filled + n]
+
+    def _place(self, kind: int, header: bytes, n: int) -> memoryview | None:
+        """``_RecordReader.read``'s ``place``: the next piece of the frame being assembled goes
+        straight into it (no copy); anything else (a duplicate, a whole frame) is read as usual."""
+        if kind not in (CHUNK, DATA) or _SEQ.unpack_from(header)[0] != self._recv_next:
+            return None
+        if kind == CHUNK:
+            return self._chunk_slot(_SEQ.unpack_from(header, _SEQ.size)[0], n)
+        if self._partial is None:
+            return None
+        buf, filled = self._partial
+        return buf[filled:] if filled + n == len(buf) else None
+
+    def _piece(self, body: memoryview) -> None:
+        """A CHUNK read whole: copy its piece into the frame being assembled."""
+        if len(body) < 2 * _SEQ.size:
+            raise LinkProtocolError("CHUNK record without the frame size")
+        (total,) = _SEQ.unpack_from(body, _SEQ.size)
+        piece = body[2 * _SEQ.size :]
+        self._chunk_slot(total, len(piece))[:] = piece
+        buf, filled = self._partial  # type: ignore[misc]
+        self._partial = (buf, filled + len(piece))
+
+    def _complete(self, data: memoryview) -> None:
+        """A DATA record: a whole frame, or the last piece of a chunked one."""
+        if self._partial is None:
+            self._deliver_frame(data)
+            return
+        buf, filled = self._partial
+        self._partial = None
+        if filled + len(data) != len(buf):
+            raise LinkProtocolError("the pieces of a chunked frame do not add up to its size")
+        buf[filled:] = data
+        self._deliver_frame(buf.toreadonly())
 
     def _deliver_frame(self, data: memoryview) -> None:
         try:
@@ -797,13 +986,17 @@ class PeerLink:
             conn.cursor = max(conn.cursor, self._base)
             while conn.cursor < self._next_seq and size < COALESCE_BYTES:
                 seq = conn.cursor
-                n, data = self._unacked[seq]
+                rec = self._unacked[seq]
+                n, data = rec.size, rec.parts
                 conn.cursor += 1
                 if seq < self._high_written:
                     self.stats.frames_resent += 1
                 else:
                     self._high_written = seq + 1
-                head = _HEAD.pack(1 + _SEQ.size + n, DATA, seq)
+                if rec.kind == CHUNK:
+                    head = _HEAD.pack(1 + 2 * _SEQ.size + n, CHUNK, seq) + _SEQ.pack(rec.total)
+                else:
+                    head = _HEAD.pack(1 + _SEQ.size + n, rec.kind, seq)
                 if n > SMALL_RECORD:
                     if parts:
                         await self._write(conn, b"".join(parts))
@@ -860,6 +1053,34 @@ class PeerLink:
             self._lost_at = now
             self.stats.lost = True
             self._wake()  # senders blocked on a full buffer re-check and raise
+            self._report(self._lost_reason)
+
+    async def _stall_watch(self) -> None:
+        """Report the peer lost when records have waited ``idle_timeout + peer_timeout`` (what a
+        silent peer is given) for its acknowledgement while connections came and went, or one
+        stayed up: a link that reconnects but never gets anything through is as useless as one
+        that is down, and the sessions waiting on it must abort rather than wait for the receive
+        timeout. Their frames are then withdrawn, so the link frees itself for the sessions after
+        them."""
+        timeout = self.config.idle_timeout + self.config.peer_timeout
+        while True:
+            await trio.sleep(min(1.0, timeout / 4))
+            since = self._stalled_since
+            if since is None or self.lost:
+                continue
+            now = trio.current_time()
+            reconnects = self.stats.connects - self._stall_connects
+            if now - since < timeout or not (self.stats.up or reconnects):
+                continue  # a link that is simply down is the watchdog's
+            self._stall_reported = True
+            self._lost_reason = (
+                f"no progress: {len(self._unacked)} records ({self._unacked_bytes} bytes) "
+                f"unacknowledged for {now - since:.1f} s over {reconnects} reconnects"
+            )
+            self._lost_at = now
+            self._stalled_since = now  # the next report, if any, one period later
+            self.stats.lost = True
+            self._wake()
             self._report(self._lost_reason)
 
     def _report(self, reason: str) -> None:
