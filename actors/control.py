@@ -24,7 +24,7 @@ reply. Nothing a client sends can take the daemon down. Operations (``actors.dae
 Integers beyond msgpack's 64 bits travel as decimal strings (``encode_number``), results too.
 
 Large inputs: the chunked upload. ``input`` is a list (of numbers, or of rows); that is fine up to a
-few MiB, but a table of 10^6 rows x 21 columns would be 190 MB of msgpack, above ``MAX_REQUEST``,
+few MiB, but a table of 10^6 rows x 21 columns would be 190 MB of msgpack, far above ``MAX_REQUEST`` (8 MiB),
 and a Python object per value at both ends. So ``spdz submit`` (``submit_request``) sends an input of
 more than ``UPLOAD_THRESHOLD`` (4 MiB) of values as raw bytes, on one connection:
 
@@ -78,7 +78,11 @@ from protocols.errors import ConfigError, SpdzError
 log = structlog.get_logger("spdz.control")
 
 HEADER = struct.Struct(">I")
-MAX_REQUEST = 64 * 1024 * 1024
+# Checked on the header, before a byte of the body is read. A request is decoded whole, and a msgpack
+# list of small integers costs a Python list entry (8 bytes) per input byte: 64 MiB of them took 562
+# MB. Inputs above ``UPLOAD_THRESHOLD`` travel as raw bytes in ``UPLOAD_CHUNK``s instead, so no
+# request needs to be larger than a chunk and its envelope; 8 MiB bounds a decode to ~64 MB.
+MAX_REQUEST = 8 * 1024 * 1024
 MAX_REPLY = 64 * 1024 * 1024
 MAX_CONNECTIONS = 64
 READ_TIMEOUT = 30.0  # to deliver one whole request once its header arrived

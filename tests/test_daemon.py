@@ -531,6 +531,33 @@ def test_garbage_to_the_tls_port_and_the_control_socket_leaves_the_daemon_servin
     assert st["links"]["0"]["rejected_streams"] >= 1, st["links"]
 
 
+def test_a_huge_control_request_is_refused_on_its_header(cluster: Daemons) -> None:
+    """A 64 MiB request holding 60 M small integers: refused on its header, before any of it is read
+    or decoded, and the daemon's memory does not move. (It used to be decoded first: +562 MB RSS.)"""
+    proc = cluster.procs[1]
+    assert proc is not None
+    before = rss_mb(proc.pid)
+    values = 60_000_000
+    body = b"\xdd" + values.to_bytes(4, "big") + b"\x01" * 4096  # array32 header, first elements
+    head = control.HEADER.pack(64 * 1024 * 1024)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(cluster.socket(1)))
+        s.sendall(head + body)
+        size = int.from_bytes(s.recv(4, socket.MSG_WAITALL), "big")
+        reply = control.unpack_body(s.recv(size, socket.MSG_WAITALL), size)
+    assert reply["kind"] == "bad_request" and "the limit is 1..8388608 bytes" in reply["error"], reply
+    assert rss_mb(proc.pid) < before + 16
+    assert cluster.status(1)["state"] == "serving"
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
 # ------------------------------------------------------------------------------------ decimal tables
 def test_stats_mean_of_csv_tables_over_three_daemons_with_a_chunked_upload(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

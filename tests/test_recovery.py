@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_daemon import START_TIMEOUT, Daemons, spdz_run, wait_until
+from test_daemon import START_TIMEOUT, Daemons, rss_mb, spdz_run, wait_until
 
 from actors.config import load_config, write_config
 from actors.frames import MSG, encode_frame
@@ -127,13 +127,6 @@ def test_a_duplicate_daemon_with_another_control_socket_stops_before_it_dials(tm
         assert [r["result"] for r in d.sum_all("after", [[1], [2]])] == [3] * 2
     finally:
         d.close()
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 def test_a_peer_flooding_sessions_not_started_is_disconnected_and_nothing_is_kept(tmp_path: Path) -> None:
