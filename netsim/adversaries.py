@@ -52,7 +52,9 @@ import trio
 from nacl import bindings as sodium
 
 from actors.frames import MSG, Frame
+from actors.peerlink import _Hello, encode_hello, new_incarnation
 from protocols.commitments import commit, context_bytes
+from protocols.errors import PeerAuthError
 from protocols.field import PrimeField
 from protocols.mascot.auth import cope_channel
 from protocols.mascot.triples import TAU, kos_channel
@@ -663,6 +665,71 @@ class Silent(Adversary):
         return DarkStream(stream, self)
 
 
+class StrayIncarnation(Adversary):
+    name = "stray-incarnation"
+    description = (
+        "a second incarnation of itself (a duplicate daemon, a stolen certificate) takes over its link "
+        "to a peer mid-session, for a while"
+    )
+    filtered = True  # the sessions that span the change abort; one that finished before it is right
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.victim = self.rng.choice(ctx.peers)
+        self.at = self.rng.randrange(0, ctx.program.openings + 2 * ctx.program.checks)
+        self.hold = self.rng.choice([0.005, 0.5, 5.0])
+        self.plan = (
+            f"at its sending step #{self.at}, a new incarnation takes its link to party {self.victim} "
+            f"and holds the link for {self.hold:g} s"
+        )
+
+    def on_send(self, tap: SessionTap, out: Outgoing) -> list[Send]:
+        if not self.fired and out.index >= self.at and self.nursery is not None:
+            self.act(f"a new incarnation reached for party {self.victim} at step {out.step}")
+            self.nursery.start_soon(self._stray)
+        return [(out.to, out.step, out.msg)]
+
+    async def _stray(self) -> None:
+        """Reach the victim as this party: dial it if it accepts from us, else drop our link to it
+        and answer its redial in place of our links. Say HELLO as a newer incarnation, stay a
+        while, leave."""
+        links = self.actor.links
+        if self.victim < self.party:  # the victim dials us: take its next stream
+            taken: trio.MemorySendChannel[trio.abc.Stream]
+            taken, arrived = trio.open_memory_channel[trio.abc.Stream](1)
+            original = links.accept
+
+            async def accept(stream: trio.abc.Stream, peer: int) -> None:
+                if peer != self.victim:
+                    await original(stream, peer)
+                    return
+                links.accept = original
+                taken.send_nowait(stream)
+
+            links.accept = accept
+            links.link(self.victim).disconnect("a stray incarnation takes the link over")
+            stream = await arrived.receive()
+        else:
+            try:
+                stream, _ = await links.transport.connect(self.party, self.victim)
+            except (OSError, trio.BrokenResourceError, PeerAuthError) as e:
+                self.act(f"the stray could not connect: {type(e).__name__}")
+                return
+        await self._speak(stream)
+
+    async def _speak(self, stream: trio.abc.Stream) -> None:
+        try:
+            hello = _Hello(self.party, self.victim, new_incarnation(), None, 0)
+            await stream.send_all(encode_hello(hello))
+            with trio.move_on_after(self.hold):
+                while await stream.receive_some(1 << 16):
+                    pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            await trio.aclose_forcefully(stream)
+
+
 class Withhold(Adversary):
     name = "withhold"
     description = "stops sending protocol messages mid-session but keeps its links alive (receive timeout)"
@@ -1064,6 +1131,7 @@ ADVERSARIES: Mapping[str, type[Adversary]] = MappingProxyType(
             MascotTriple,
             MascotMac,
             MascotSacrifice,
+            StrayIncarnation,
             Withhold,
         )
     }

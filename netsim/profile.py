@@ -17,6 +17,9 @@ Grammar (terms are applied left to right; a key may appear once; spaces around t
                | "corrupt"   "=" PROB         per send_all: 1-3 bits of the chunk are flipped
                | "truncate"  "=" PROB         per send_all: only a prefix arrives, then the connection resets
                | "half_open" "=" PROB         per send_all: this direction silently drops everything from now
+               | "cut"       "=" SIZE [":" SIZE]   per connection and direction: after a number of bytes
+                                              drawn from SIZE..SIZE, a prefix arrives and the connection
+                                              resets (resets shorter than one large frame)
                | "partition" "=" RATE ":" DURATION   network-wide: random two-group partitions, healed after
                | "crash"     "=" RATE ":" DURATION   network-wide: a random party crashes, restarts after
     DURATION  := NUMBER ("us" | "ms" | "s" | "min" | "h")?        (bare number: seconds)
@@ -67,6 +70,8 @@ class FaultProfile:
     corrupt: float = 0.0
     truncate: float = 0.0
     half_open: float = 0.0
+    cut: int = 0  # bytes per connection direction before a reset, drawn from cut..cut_max (0: off)
+    cut_max: int = 0
     partition: float = 0.0
     partition_for: float = 0.0
     crash: float = 0.0
@@ -85,6 +90,8 @@ class FaultProfile:
             raise FaultSpecError(f"bandwidth must be > 0 bytes/s or None (unlimited), not {self.bandwidth!r}")
         if self.window is not None and self.window < 0:
             raise FaultSpecError(f"window must be >= 0 bytes or None (unlimited), not {self.window!r}")
+        if self.cut < 0 or self.cut_max < self.cut or (self.cut_max and not self.cut):
+            raise FaultSpecError(f"cut needs 0 < SIZE <= SIZE, not {self.cut}:{self.cut_max}")
         for rate in ("stall", "partition", "crash"):
             if getattr(self, rate) > 0 and getattr(self, rate + "_for") <= 0:
                 raise FaultSpecError(f"{rate} needs a duration > 0 ({rate}=...:DURATION)")
@@ -148,6 +155,8 @@ class FaultProfile:
         for name in ("corrupt", "truncate", "half_open"):
             if getattr(self, name):
                 out.append(f"{name}={getattr(self, name)!r}")
+        if self.cut:
+            out.append(f"cut={_fmt(self.cut, _SIZES)}:{_fmt(self.cut_max, _SIZES)}")
         for name in ("partition", "crash"):
             if getattr(self, name):
                 out.append(f"{name}={getattr(self, name)!r}:{_fmt(getattr(self, name + '_for'), _DURATIONS)}")
@@ -156,7 +165,7 @@ class FaultProfile:
     @property
     def has_faults(self) -> bool:
         """True if any fault (not just latency, jitter, bandwidth or window) can be injected."""
-        return any(getattr(self, name) for name in (*_PROBABILITIES, "partition", "crash"))
+        return any(getattr(self, name) for name in (*_PROBABILITIES, "cut", "partition", "crash"))
 
     def without_faults(self) -> FaultProfile:
         """The same link shape with every fault rate set to zero."""
@@ -274,6 +283,14 @@ def _k_stall(key: str, text: str) -> dict[str, object]:
     return {key: _probability(p), key + "_for": _duration(d)}
 
 
+def _k_cut(key: str, text: str) -> dict[str, object]:
+    first, _, second = text.partition(":")
+    lo, hi = _size(first), _size(second or first)
+    if lo is None or hi is None or lo != int(lo) or hi != int(hi) or not 0 < lo <= hi:
+        raise ValueError(f"cut takes whole byte counts 0 < SIZE <= SIZE, e.g. cut=256KiB:1MiB, not {text!r}")
+    return {"cut": int(lo), "cut_max": int(hi)}
+
+
 def _k_timeline(key: str, text: str) -> dict[str, object]:
     r, d = _split(key, text)
     return {key: _rate(r), key + "_for": _duration(d)}
@@ -289,6 +306,7 @@ _KEYS = {
     "corrupt": _k_probability,
     "truncate": _k_probability,
     "half_open": _k_probability,
+    "cut": _k_cut,
     "partition": _k_timeline,
     "crash": _k_timeline,
 }

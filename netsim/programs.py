@@ -50,6 +50,14 @@ def _mul_inputs(rng: random.Random, n: int) -> Inputs:
     return [vec[i] if i < 2 else None for i in range(n)]
 
 
+BIG = 200_000  # elements of ``bigmul``: 1.6 MB frames in p61, several link pieces each
+
+
+def _bigmul_inputs(rng: random.Random, n: int) -> Inputs:
+    vec = [[rng.randint(-1000, 1000) for _ in range(BIG)] for _ in range(2)]
+    return [vec[i] if i < 2 else None for i in range(n)]
+
+
 async def _mul(s: Session, mine: list[int] | None) -> tuple[Any, Any]:
     """x (party 0) times y (party 1); z to everyone, z + x to the last party only."""
     x = await s.input(np.array(mine) if s.party == 0 else None, owner=0)
@@ -96,6 +104,18 @@ PROGRAMS: Mapping[str, SimProgram] = MappingProxyType(
             "inputs of parties 0 and 1, a Beaver multiplication, an output to all and one to the last party",
             _mul,
             _mul_inputs,
+            _mul_expected,
+            openings=3,
+            checks=3,
+            triples=1,
+            masks=lambda n: 3,
+            owners=lambda n: (0, 1),
+        ),
+        "bigmul": SimProgram(
+            "bigmul",
+            f"mul on vectors of {BIG:,}: frames of megabytes (for resets shorter than a frame: cut=...)",
+            _mul,
+            _bigmul_inputs,
             _mul_expected,
             openings=3,
             checks=3,

@@ -75,13 +75,21 @@ OUTCOMES = ("correct", "abort", "wrong", "hang", "error", "n/a")
 FAILURES = ("wrong", "hang", "error")
 """Outcomes that make ``spdz simulate`` exit non-zero."""
 
-SIM_PROFILES: Mapping[str, str] = MappingProxyType({"storm": "chaos,partition=1/s:1s,crash=0.5/s:500ms"})
+SIM_PROFILES: Mapping[str, str] = MappingProxyType(
+    {
+        "storm": "chaos,partition=1/s:1s,crash=0.5/s:500ms",
+        "cuts": "latency=2ms,bandwidth=100MB,cut=320KiB:1MiB,reset=0.01",
+    }
+)
 """Named profiles of the simulator on top of ``PROFILE_SPECS``. ``storm`` is ``chaos`` with partitions
-and crashes frequent enough to strike a session that lasts well under a virtual second."""
+and crashes frequent enough to strike a session that lasts well under a virtual second. ``cuts``
+resets every connection after 320 KiB to 1 MiB (and 1% of writes at random): shorter than the
+frames of ``bigmul`` and of MASCOT batches."""
 
-SWEEP_PROFILES = ("flaky", "lossy", "storm")
+SWEEP_PROFILES = ("flaky", "lossy", "storm", "cuts")
 """``--faults all``: resets and stalls; corruption, truncation and half-open links; everything at once
-with frequent partitions (healing within a second) and host crashes (back after 500 ms)."""
+with frequent partitions (healing within a second) and host crashes (back after 500 ms); connections
+cut after less than a large frame."""
 
 DEFAULT_DEADLINE = 600.0
 DEFAULT_SUBMIT_TIMEOUT = 60.0  # spdz party --submit-timeout's default

@@ -136,6 +136,7 @@ class _Pipe:
         self.holds: dict[str, float] = {}
         self.dead = False
         self.reader_waiting = False
+        self.cut_left: int | None = None  # bytes this direction may still carry (``cut`` faults)
         self.reader_max: int | None = None
         self.lot = trio.lowlevel.ParkingLot()
 
@@ -258,6 +259,16 @@ class _Pipe:
             plan.payload = plan.payload[:keep]
             plan.truncated = True
             record("truncate", size=len(payload), kept=keep)
+        if prof.cut and not plan.truncated:
+            if self.cut_left is None:  # drawn at this direction's first bytes
+                self.cut_left = rng.randint(prof.cut, prof.cut_max)
+            if len(plan.payload) >= self.cut_left:
+                keep = self.cut_left
+                record("cut", size=len(plan.payload), kept=keep)
+                plan.payload = plan.payload[:keep]
+                plan.truncated = True
+            else:
+                self.cut_left -= len(plan.payload)
         return plan
 
 

@@ -613,6 +613,9 @@ def test_fault_spec_parses_the_documented_example() -> None:
     assert (q.partition, q.crash) == (approx(1 / 30), approx(1 / 3600))
     assert (q.partition_for, q.crash_for) == (3.0, 90.0)
     assert FaultProfile.parse("window=inf,bandwidth=inf") == FaultProfile(window=None, bandwidth=None)
+    c = FaultProfile.parse("cut=320KiB:1MiB")
+    assert (c.cut, c.cut_max) == (320 * 1024, 1 << 20) and c.has_faults
+    assert FaultProfile.parse(str(c)) == c and FaultProfile.parse("cut=4KiB").cut_max == 4096
     assert FaultProfile.parse("") == FaultProfile() == PROFILES["none"]
 
 
