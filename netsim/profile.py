@@ -22,6 +22,9 @@ Grammar (terms are applied left to right; a key may appear once; spaces around t
                                               resets (resets shorter than one large frame)
                | "partition" "=" RATE ":" DURATION   network-wide: random two-group partitions, healed after
                | "crash"     "=" RATE ":" DURATION   network-wide: a random party crashes, restarts after
+               | "restart"   "=" DURATION     once per run: an honest party's process dies during the
+                                              first session (state lost, kill -9) and a new one starts
+                                              after DURATION; then one more session must be right
     DURATION  := NUMBER ("us" | "ms" | "s" | "min" | "h")?        (bare number: seconds)
     SIZE      := NUMBER ("B" | "KB" | "MB" | "GB" | "KiB" | "MiB" | "GiB" | "bit" | "Kbit" | "Mbit" | "Gbit")?
     PROB      := NUMBER in [0, 1] | NUMBER "%"
@@ -76,9 +79,19 @@ class FaultProfile:
     partition_for: float = 0.0
     crash: float = 0.0
     crash_for: float = 0.0
+    restart: float = 0.0  # seconds a restarted party stays down (0: no restart)
 
     def __post_init__(self) -> None:
-        for name in ("latency", "jitter", "stall_for", "partition_for", "crash_for", "partition", "crash"):
+        for name in (
+            "latency",
+            "jitter",
+            "stall_for",
+            "partition_for",
+            "crash_for",
+            "partition",
+            "crash",
+            "restart",
+        ):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise FaultSpecError(f"{name} must be a finite number >= 0, not {v!r}")
@@ -160,12 +173,14 @@ class FaultProfile:
         for name in ("partition", "crash"):
             if getattr(self, name):
                 out.append(f"{name}={getattr(self, name)!r}:{_fmt(getattr(self, name + '_for'), _DURATIONS)}")
+        if self.restart:
+            out.append(f"restart={_fmt(self.restart, _DURATIONS)}")
         return ",".join(out)
 
     @property
     def has_faults(self) -> bool:
         """True if any fault (not just latency, jitter, bandwidth or window) can be injected."""
-        return any(getattr(self, name) for name in (*_PROBABILITIES, "cut", "partition", "crash"))
+        return any(getattr(self, name) for name in (*_PROBABILITIES, "cut", "partition", "crash", "restart"))
 
     def without_faults(self) -> FaultProfile:
         """The same link shape with every fault rate set to zero."""
@@ -309,6 +324,7 @@ _KEYS = {
     "cut": _k_cut,
     "partition": _k_timeline,
     "crash": _k_timeline,
+    "restart": _k_latency,
 }
 
 

@@ -79,17 +79,21 @@ SIM_PROFILES: Mapping[str, str] = MappingProxyType(
     {
         "storm": "chaos,partition=1/s:1s,crash=0.5/s:500ms",
         "cuts": "latency=2ms,bandwidth=100MB,cut=320KiB:1MiB,reset=0.01",
+        "outage": "latency=2ms,bandwidth=100MB,restart=45s",
     }
 )
 """Named profiles of the simulator on top of ``PROFILE_SPECS``. ``storm`` is ``chaos`` with partitions
 and crashes frequent enough to strike a session that lasts well under a virtual second. ``cuts``
 resets every connection after 320 KiB to 1 MiB (and 1% of writes at random): shorter than the
-frames of ``bigmul`` and of MASCOT batches."""
+frames of ``bigmul`` and of MASCOT batches. ``outage`` kills an honest party (kill -9) during the
+first session and restarts it 45 s later, beyond the 30 s peer timeout: the others give up on it
+and retire their MAC key; then one more session must be right at every party (MASCOT, whatever
+the adversary: the key epochs must agree again)."""
 
-SWEEP_PROFILES = ("flaky", "lossy", "storm", "cuts")
+SWEEP_PROFILES = ("flaky", "lossy", "storm", "cuts", "outage")
 """``--faults all``: resets and stalls; corruption, truncation and half-open links; everything at once
 with frequent partitions (healing within a second) and host crashes (back after 500 ms); connections
-cut after less than a large frame."""
+cut after less than a large frame; a party down for longer than the peer timeout, restarted."""
 
 DEFAULT_DEADLINE = 600.0
 DEFAULT_SUBMIT_TIMEOUT = 60.0  # spdz party --submit-timeout's default
@@ -129,6 +133,7 @@ class Report:
     actions: list[str] = field(default_factory=list)
     detected: list[str] = field(default_factory=list)
     state: list[str] = field(default_factory=list)  # where each party stood if the run did not finish
+    restarts: list[str] = field(default_factory=list)  # what a ``restart`` fault did
 
     @property
     def fired(self) -> bool:
@@ -169,6 +174,7 @@ class Report:
         if self.plan:
             out.append(f"  adversary plan: {self.plan}")
         out += [f"  adversary: {a}" for a in self.actions]
+        out += [f"  restart: {r}" for r in self.restarts]
         out += [f"  party {p.party}: {p.status}{': ' + p.detail if p.detail else ''}" for p in self.parties]
         out += [f"  offline check failed: {d}" for d in self.detected]
         out += [f"  at the end, {s}" for s in self.state]
@@ -222,7 +228,10 @@ def simulate(
     if adversary is not None and adversary not in ADVERSARIES:
         raise KeyError(f"unknown adversary {adversary!r}; adversaries: {', '.join(ADVERSARIES)}")
     if preprocessing == "auto":
-        preprocessing = "mascot" if adversary is not None and ADVERSARIES[adversary].mascot else "dealer"
+        # a restart needs MASCOT: the insecure dealer's streams cannot resynchronise with a party
+        # that starts from the beginning again, and the key epochs agreeing is what it tests
+        mascot = (adversary is not None and ADVERSARIES[adversary].mascot) or profile.restart > 0
+        preprocessing = "mascot" if mascot else "dealer"
     if preprocessing not in ("dealer", "mascot"):
         raise ValueError(f"preprocessing must be 'auto', 'dealer' or 'mascot', not {preprocessing!r}")
     if n < 2:
@@ -324,6 +333,12 @@ class _Run:
     script: Callable[[Network], None] | None
     report: Report
     results: dict[int, list[tuple[str, Any]]] = field(default_factory=dict)  # per party: (kind, value)s
+    restarts: list[str] = field(default_factory=list)  # what the ``restart`` fault did
+
+    @property
+    def total_sessions(self) -> int:
+        """The sessions each party runs: ``sessions``, and one more after a ``restart``."""
+        return self.sessions + (1 if self.profile.restart else 0)
 
     def _adversary(self) -> Adversary | None:
         if self.adversary_name is None or self.cheater is None:
@@ -332,19 +347,17 @@ class _Run:
         ctx = AttackContext(self.cheater, self.n, self.field, self.prog, rng)
         return make_adversary(self.adversary_name, ctx)
 
-    def _parties(self, transport: SimTransport, adversary: Adversary | None) -> list[Party]:
+    def _party(self, i: int, transport: SimTransport, adversary: Adversary | None) -> Party:
+        """Party ``i`` with fresh state (also a restarted one: new links, new incarnation)."""
         n, f = self.n, self.field
         dealer_seed = random.Random(f"{self.seed}/dealer").randbytes(32)  # noqa: S311 -- the insecure dealer
         sizes = dict.fromkeys(("triple", "mask", "square", "bit", "random"), self.batch)
-        parties = []
-        for i in range(n):
-            source = InsecureDealer(f, n, i, dealer_seed) if self.preprocessing == "dealer" else None
-            interceptor = adversary if i == self.cheater else None
-            party = Party(i, n, transport.links(i), source, interceptor=interceptor)  # type: ignore[arg-type]
-            if self.preprocessing == "mascot":
-                party.use_mascot(f, Watermarks(triple=(0, 0), mask=(0, 0), batch=dict(sizes)))
-            parties.append(party)
-        return parties
+        source = InsecureDealer(f, n, i, dealer_seed) if self.preprocessing == "dealer" else None
+        interceptor = adversary if i == self.cheater else None
+        party = Party(i, n, transport.links(i), source, interceptor=interceptor)  # type: ignore[arg-type]
+        if self.preprocessing == "mascot":
+            party.use_mascot(f, Watermarks(triple=(0, 0), mask=(0, 0), batch=dict(sizes)))
+        return party
 
     async def main(self) -> None:
         report = self.report
@@ -357,35 +370,89 @@ class _Run:
             await self._simulate(adversary)
         if adversary is not None:
             report.plan, report.actions = adversary.plan, list(adversary.actions)
+        report.restarts = self.restarts
 
     async def _simulate(self, adversary: Adversary | None) -> None:
         n, report = self.n, self.report
         net = Network(self.seed, n, profile=self.profile)
         hooks = {self.cheater: adversary} if adversary is not None and self.cheater is not None else None
         transport = SimTransport(net, config=self.link, tls=self.tls, hooks=hooks, seed=self.seed)  # type: ignore[arg-type]
-        parties = self._parties(transport, adversary)
+        parties = [self._party(i, transport, adversary) for i in range(n)]
         inputs = self.prog.inputs(random.Random(f"{self.seed}/inputs"), n)  # noqa: S311
         honest = [i for i in range(n) if i != self.cheater]
         done = trio.Event()
+        scopes = [trio.CancelScope() for _ in range(n)]  # a party's life: its actor ...
+        session_scopes = [trio.CancelScope() for _ in range(n)]  # ... and its sessions
+        restarts = self.restarts
+        restart = self.profile.restart
+        if restart:
+            who = random.Random(f"{self.seed}/restart")  # noqa: S311 -- a simulation's choice
+            victim, at = who.choice(honest), who.uniform(0.0, 0.05)
+            restarts.append(
+                f"party {victim} is killed {at * 1000:.0f} ms into the first session, "
+                f"back after {restart:g} s"
+            )
+
+        async def serve(i: int, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            with scopes[i]:
+                await parties[i].serve(task_status=task_status)
 
         async def run_party(i: int) -> None:
-            mine = self.results[i] = []
-            for k in range(self.sessions):
-                try:
-                    mine.append(
-                        ("ok", await parties[i].run(self.prog.prog, inputs[i], session=f"sim-{k:04d}"))
-                    )
-                except AbortError as e:
-                    mine.append(("abort", e))
-                except Exception as e:
-                    mine.append(("error", e))
-            if all(len(self.results.get(h, ())) == self.sessions for h in honest):
+            mine = self.results.setdefault(i, [])
+            with session_scopes[i]:
+                for k in range(self.sessions):
+                    try:
+                        mine.append(
+                            ("ok", await parties[i].run(self.prog.prog, inputs[i], session=f"sim-{k:04d}"))
+                        )
+                    except AbortError as e:
+                        mine.append(("abort", e))
+                    except Exception as e:
+                        mine.append(("error", e))
+            if session_scopes[i].cancelled_caught:  # killed: the sessions it was in never finished here
+                gone = AbortError(f"party {i} was killed (kill -9) during the session")
+                mine += [("abort", gone)] * (self.sessions - len(mine))
+                return
+            if restart:
+                await recover(i)
+            if all(len(self.results.get(h, ())) == self.total_sessions for h in honest):
                 done.set()
+
+        back = trio.Event()
+
+        async def kill_and_restart(i: int) -> None:
+            await trio.sleep(at)
+            net.crash(i, duration=restart)  # its host is unreachable while it is down ...
+            scopes[i].cancel()  # ... and the process is gone: no goodbye, no abort notices
+            session_scopes[i].cancel()
+            restarts.append(f"killed party {i} at {net.now():.3f} s")
+            await trio.sleep(restart)
+            parties[i] = self._party(i, transport, adversary)
+            scopes[i] = trio.CancelScope()
+            await nursery.start(serve, i)
+            restarts.append(f"restarted party {i} at {net.now():.3f} s (new incarnation)")
+            back.set()
+            await recover(i)
+            if all(len(self.results.get(h, ())) == self.total_sessions for h in honest):
+                done.set()
+
+        async def recover(i: int) -> None:
+            """After a restart: once every party is ready again, one more session at everyone."""
+            await back.wait()
+            await _offline_ready(parties)
+            try:
+                value = await parties[i].run(self.prog.prog, inputs[i], session="sim-after")
+                out: tuple[str, Any] = ("ok", value)
+            except AbortError as e:
+                out = ("abort", e)
+            except Exception as e:
+                out = ("error", e)
+            self.results.setdefault(i, []).append(out)
 
         async with trio.open_nursery() as nursery:
             await nursery.start(net.run)
-            for p in parties:
-                await nursery.start(p.serve)
+            for i in range(n):
+                await nursery.start(serve, i)
             if adversary is not None and self.cheater is not None:
                 adversary.attach(parties[self.cheater], net, nursery)
             if self.script is not None:
@@ -397,6 +464,8 @@ class _Run:
                     started = True
                     for i in range(n):
                         nursery.start_soon(run_party, i)
+                    if restart:
+                        nursery.start_soon(kill_and_restart, victim)
                     await done.wait()
             report.virtual_time = net.now() - start
             for i in honest:  # before the shutdown, which retires the key of an interrupted batch
@@ -422,7 +491,7 @@ class _Run:
             "the session was not started"
         )
         for p in honest:
-            self.results[p.id] = [("abort", err)] * self.sessions
+            self.results[p.id] = [("abort", err)] * self.total_sessions
         return False
 
     def _judge(self, inputs: Any, honest: list[int]) -> None:
@@ -436,10 +505,10 @@ class _Run:
             got = self.results.get(i, [])
             judged = [self._one(kind, value, expected[i]) for kind, value in got]
             judged += [("hang", f"no result after {self.deadline:g} virtual seconds")] * (
-                self.sessions - len(got)
+                self.total_sessions - len(got)
             )
             status, detail = min(judged, key=lambda sd: _SEVERITY.index(sd[0]))
-            if self.sessions > 1:
+            if self.total_sessions > 1:
                 which = [k for k, (st, _) in enumerate(judged) if st == status]
                 detail = f"sessions {which}: {detail}" if detail else f"sessions {which}"
             outcomes.append(PartyOutcome(i, status, detail))

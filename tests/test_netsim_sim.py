@@ -87,6 +87,22 @@ def test_frames_larger_than_a_connection_carries_get_through(tls3: SimTls) -> No
         assert r.fault_counts.get("cut", 0) >= 20, r.describe()
 
 
+def test_a_party_down_longer_than_the_peer_timeout_is_served_again_after_its_restart(
+    tls3: SimTls,
+) -> None:
+    """``outage``: an honest party (the leader in one run, a follower in another) is killed during
+    the first session and restarted 45 s later, after the others gave up on it (peer timeout 30 s)
+    and retired their MAC key. The first session aborts everywhere; once it is back the parties
+    agree on a new key epoch and the next session is right at every party. (With epochs counted per
+    process, the restarted party's set-up never met the others': that session hung.)"""
+    reports = [simulate("mul", 3, faults="outage", seed=s, tls=tls3) for s in (0, 1)]
+    assert {r.restarts[0].split()[1] for r in reports} == {"0", "1"}, [r.restarts for r in reports]
+    for r in reports:
+        assert r.preprocessing == "mascot" and r.outcome == "abort", r.describe()
+        for p in r.parties:  # session 0 aborted, the one after the restart was right
+            assert p.status == "abort" and p.detail.startswith("sessions [0]: "), r.describe()
+
+
 def test_corruption_is_caught_by_tls_and_recovered_from(tls3: SimTls) -> None:
     """Corrupted chunks really hit the links (each one breaks a TLS record, the link reconnects and
     resends), and every run still computes the right answer."""

@@ -616,6 +616,8 @@ def test_fault_spec_parses_the_documented_example() -> None:
     c = FaultProfile.parse("cut=320KiB:1MiB")
     assert (c.cut, c.cut_max) == (320 * 1024, 1 << 20) and c.has_faults
     assert FaultProfile.parse(str(c)) == c and FaultProfile.parse("cut=4KiB").cut_max == 4096
+    r = FaultProfile.parse("latency=2ms,restart=45s")
+    assert r.restart == 45.0 and r.has_faults and FaultProfile.parse(str(r)) == r
     assert FaultProfile.parse("") == FaultProfile() == PROFILES["none"]
 
 
