@@ -63,6 +63,7 @@ import struct
 import sys
 import warnings
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -260,6 +261,7 @@ class ControlServer:
         self.first_request_timeout = first_request_timeout
         self.connections = 0
         self.status_connections = 0
+        self._status_waiting: deque[trio.CancelScope] = deque()  # status-slot holders yet to speak
         self.in_flight = 0
         self._idle = trio.Event()
         self._idle.set()
@@ -339,18 +341,25 @@ class ControlServer:
 
     async def _status_only(self, stream: trio.SocketStream) -> None:
         """A connection beyond ``max_connections``: served only if it asks for ``status`` at once, in
-        a small request, on the reserved status slot; otherwise told ``busy``. So a flood of idle or
-        slow clients never locks the operator out of ``spdz status``."""
+        a small request, on the reserved status slot; otherwise told ``busy``. A newcomer takes the
+        slot from a holder that has not said anything yet (an operator's ``spdz status`` speaks at
+        once), so a flood of idle or slow clients never locks the operator out of ``spdz status``."""
         busy = error_reply("busy", "too many control connections; try again")
         if self.status_connections >= STATUS_SLOTS:
-            await self._reply(stream, busy)
-            return
+            if not self._status_waiting:
+                await self._reply(stream, busy)
+                return
+            self._status_waiting.popleft().cancel()  # it is told busy and gives the slot up
         self.status_connections += 1
+        scope = trio.CancelScope()
+        self._status_waiting.append(scope)
         try:
             buf = bytearray()
             body = None
-            with trio.move_on_after(self.first_request_timeout):
+            with scope, trio.move_on_after(self.first_request_timeout):
                 head = await _read_exactly(stream, buf, HEADER.size)
+                if scope in self._status_waiting:
+                    self._status_waiting.remove(scope)  # it spoke: no longer evictable
                 if head is not None and 1 <= HEADER.unpack(head)[0] <= STATUS_MAX_REQUEST:
                     body = await _read_exactly(stream, buf, HEADER.unpack(head)[0])
             req = None
@@ -364,6 +373,8 @@ class ControlServer:
                 return
             await self._reply(stream, await self._dispatch(bytes(body), len(body)))  # type: ignore[arg-type]
         finally:
+            if scope in self._status_waiting:
+                self._status_waiting.remove(scope)
             self.status_connections -= 1
 
     async def _requests(self, stream: trio.SocketStream) -> None:

@@ -310,6 +310,45 @@ async def test_a_link_that_reconnects_but_moves_nothing_reports_the_peer_lost(au
             await eventually(lambda: not links[0].stats(1).lost)
 
 
+async def test_an_aborted_session_withdraws_what_it_still_had_queued(autojump_clock: Any) -> None:
+    """Party 0 queues 3 MiB for party 1 (which reads nothing for now) and then aborts the session:
+    the engine withdraws those frames before it sends the abort notice, so party 1 gets the notice,
+    not the megabytes, and the link is free for the next session."""
+    net = MemoryConnector(2, config=LinkConfig(peer_timeout=600.0))
+    field = get_field(P61)
+    parties = [Party(i, 2, net.links(i), InsecureDealer(field, 2, i, b"w" * 32)) for i in range(2)]
+
+    async def prog(s: Session) -> Any:
+        if s.party == 0:
+            await s.net.send(1, 1, b"x" * (3 * MiB))
+            raise AbortError("party 0 gives up")
+        return await s.net.recv(0, 1)
+
+    results: list[Any] = [None, None]
+
+    async def one(i: int) -> None:
+        try:
+            results[i] = await parties[i].run(prog, session="doomed")
+        except AbortError as e:
+            results[i] = e
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for p in parties:
+                await nursery.start(p.serve)
+            await parties[0].links.wait_connected()
+            net.pause(0, 1)
+            async with trio.open_nursery() as sessions:
+                sessions.start_soon(one, 0)
+                await eventually(lambda: isinstance(results[0], AbortError))
+                net.resume(0, 1)
+                sessions.start_soon(one, 1)
+            assert (await actors.Cluster(parties).run(mpc_prog, mpc_inputs(2, 5, 3)))[0] is not None
+            nursery.cancel_scope.cancel()
+    assert parties[0].links.stats(1).frames_withdrawn >= 12
+    assert isinstance(results[1], AbortError) and "party 0 aborted the session" in str(results[1])
+
+
 async def test_frames_sent_before_the_peer_listens_are_delivered(autojump_clock: Any) -> None:
     """A party may start sending before its peers are up: the link queues, dials with backoff,
     and delivers once the peer listens."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import select
+import signal
 import socket
 import struct
 import threading
@@ -254,5 +255,59 @@ def test_idle_connections_from_an_outsider_do_not_keep_the_parties_apart(tmp_pat
         print(f"party 0 back in {back:.1f} s; {opened} flood connections, refused {refused}, {lines} lines")
         assert refused.get("busy", 0) > 100, refused
         assert lines <= 2 * (back + 3) / 10 + 6, lines
+    finally:
+        d.close()
+
+
+def test_idle_control_connections_do_not_block_status(tmp_path: Path) -> None:
+    """70 connections to the control socket that never send a byte: status still answers at once
+    (one slot is kept for it), and the idle ones are closed after the short first-request timeout
+    rather than the 600 s idle timeout. (They used to get "busy" for 600 s.)"""
+    d = Daemons(tmp_path / "ctl", 2)
+    try:
+        d.start()
+        idle = []
+        for _ in range(70):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(str(d.socket(0)))
+            idle.append(s)
+        t0 = time.monotonic()
+        rc, out, err = spdz_run("status", "--config", str(d.configs[0]), env=d.env(0))
+        assert rc == 0 and "party 0 of 2" in out, (rc, out, err)
+        assert time.monotonic() - t0 < 10
+        for s in idle:  # each is closed by the daemon (those beyond the limit told "busy") in 5 s
+            s.settimeout(15)
+            while s.recv(4096):
+                pass
+        assert time.monotonic() - t0 < 15
+        for s in idle:
+            s.close()
+    finally:
+        d.close()
+
+
+def test_a_stopped_peer_is_reported_with_how_long_it_was_really_silent(tmp_path: Path) -> None:
+    """Party 1 is frozen (SIGSTOP) while party 0 waits for it in a session: party 0 aborts after
+    ``idle_timeout + peer_timeout`` (6 + 3 s here), and the message says how long party 1 was
+    really silent, not the peer timeout alone. After SIGCONT the pair computes again."""
+    d = Daemons(tmp_path / "stop", 2, config={"peer_timeout": PEER_TIMEOUT, "idle_timeout": 6.0})
+    try:
+        d.start()
+        d.wait_preprocessing()
+        f = tmp_path / "x.txt"
+        f.write_text("5\n")
+        proc = d.procs[1]
+        assert proc is not None
+        proc.send_signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        ((rc, out, err),) = d.finish([d.submit(0, "sum", f, "--session", "frozen", "--timeout", "60")])
+        waited = time.monotonic() - t0
+        proc.send_signal(signal.SIGCONT)
+        assert rc == 1 and "lost party 1: nothing received for" in err, (rc, out, err)
+        said = float(err.split("nothing received for ")[1].split(" s")[0])
+        assert 6.0 + PEER_TIMEOUT <= said <= waited + 1, (said, waited, err)
+        assert waited < 20, waited
+        wait_until("the pair's preprocessing", lambda: all_ready(d), START_TIMEOUT, d.logs)
+        assert [r["result"] for r in d.sum_all("after", [[1], [2]])] == [3] * 2
     finally:
         d.close()
