@@ -193,12 +193,15 @@ async def test_idle_connections_do_not_lock_out_status(tmp_path: Path, autojump_
         assert reply is not None and reply["echo"] == {"op": "status"} and not alive
         reply, _ = await ask(path, frame({"op": "submit"}))
         assert reply is not None and reply["kind"] == "busy"
-        # the reserved slot takes a status request only, and only one at a time
+        # the reserved slot takes a status request only; a holder that says nothing gives it up to
+        # the next client (and is told busy), so silent clients cannot keep status out either
         holder = await trio.open_unix_socket(str(path))
         await trio.testing.wait_all_tasks_blocked()
         assert server.status_connections == 1
         reply, _ = await ask(path, frame({"op": "status"}))
-        assert reply is not None and reply["kind"] == "busy"
+        assert reply is not None and reply["echo"] == {"op": "status"}
+        told = await _reply(holder)
+        assert told is not None and told["kind"] == "busy"
         await holder.aclose()
         # the silent clients are closed by the server within the first-request timeout
         for s in idle:
