@@ -413,7 +413,7 @@ class _Run:
                 gone = AbortError(f"party {i} was killed (kill -9) during the session")
                 mine += [("abort", gone)] * (self.sessions - len(mine))
                 return
-            if restart:
+            if restart and i != victim:  # the victim's is run by its new incarnation
                 await recover(i)
             if all(len(self.results.get(h, ())) == self.total_sessions for h in honest):
                 done.set()
