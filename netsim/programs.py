@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -97,31 +97,27 @@ def _sum_expected(inputs: Inputs, n: int) -> list[Any]:
     return [total] * n
 
 
+_MUL = SimProgram(
+    "mul",
+    "inputs of parties 0 and 1, a Beaver multiplication, an output to all and one to the last party",
+    _mul,
+    _mul_inputs,
+    _mul_expected,
+    openings=3,
+    checks=3,
+    triples=1,
+    masks=lambda n: 3,
+    owners=lambda n: (0, 1),
+)
+
 PROGRAMS: Mapping[str, SimProgram] = MappingProxyType(
     {
-        "mul": SimProgram(
-            "mul",
-            "inputs of parties 0 and 1, a Beaver multiplication, an output to all and one to the last party",
-            _mul,
-            _mul_inputs,
-            _mul_expected,
-            openings=3,
-            checks=3,
-            triples=1,
-            masks=lambda n: 3,
-            owners=lambda n: (0, 1),
-        ),
-        "bigmul": SimProgram(
-            "bigmul",
-            f"mul on vectors of {BIG:,}: frames of megabytes (for resets shorter than a frame: cut=...)",
-            _mul,
-            _bigmul_inputs,
-            _mul_expected,
-            openings=3,
-            checks=3,
-            triples=1,
-            masks=lambda n: 3,
-            owners=lambda n: (0, 1),
+        "mul": _MUL,
+        "bigmul": replace(
+            _MUL,
+            name="bigmul",
+            description=f"mul on vectors of {BIG:,}: frames of megabytes (for resets shorter than a frame)",
+            inputs=_bigmul_inputs,
         ),
         "sum": SimProgram(
             "sum",
