@@ -17,7 +17,14 @@ import structlog
 import trio
 
 from protocols.concurrency import only_cancelled
-from protocols.errors import AbortError, CommitmentError, MacCheckError, ProtocolError
+from protocols.errors import (
+    AbortError,
+    CommitmentError,
+    MacCheckError,
+    PeerLostError,
+    PeerTimeoutError,
+    ProtocolError,
+)
 from protocols.net import Net
 from protocols.online import Session
 from protocols.preprocessing.base import Preprocessing, PreprocessingSource
@@ -52,9 +59,9 @@ def abort_kind(e: AbortError) -> str:
         return "peer_aborted"
     if isinstance(e, ProtocolError):
         return "protocol"
-    if e.reason.startswith(f"party {e.culprit} sent nothing for step "):
+    if isinstance(e, PeerTimeoutError):
         return "timeout"
-    if e.reason.startswith("lost party "):
+    if isinstance(e, PeerLostError):
         return "peer_lost"
     return "abort"
 
@@ -112,9 +119,7 @@ class SessionNet:
             return await self._box.recv(frm, step)
         with trio.move_on_after(self._recv_timeout):
             return await self._box.recv(frm, step)
-        raise AbortError(
-            f"party {frm} sent nothing for step {step} within {self._recv_timeout:g} s", culprit=frm
-        )
+        raise PeerTimeoutError(frm, step, self._recv_timeout)
 
 
 class Engine:
@@ -227,12 +232,11 @@ class Engine:
         """Abort every open session because ``peer`` is gone (its link timed out, or it restarted).
 
         Each session runs at all n parties, so each one needs ``peer``: waiting on only hangs the
-        callers. The sessions end with an ``AbortError`` naming the peer; the party carries on, and
+        callers. The sessions end with an ``PeerLostError`` naming the peer; the party carries on, and
         later sessions can run once the peer is back.
         """
-        message = f"lost party {peer}: {reason}"
         log.warning("sessions_aborted_peer_lost", party=self.party, peer=peer, reason=reason)
-        self.router.abort_all(lambda sid: AbortError(message, culprit=peer))
+        self.router.abort_all(lambda sid: PeerLostError(peer, reason))
 
     def _peer_flooded(self, peer: int) -> None:
         """``peer`` sent more data for sessions not started here than the mailbox holds: drop its

@@ -79,7 +79,7 @@ import structlog
 import trio
 
 from protocols.concurrency import leaves
-from protocols.errors import AbortError, ConfigError, PeerAuthError
+from protocols.errors import ConfigError, PeerAuthError, PeerLostError
 
 from .frames import ABORT, MAX_FRAME_BYTES, Frame, FrameError, decode_frame, frame_parts
 from .throttle import Throttle
@@ -470,8 +470,8 @@ class PeerLink:
     def lost(self) -> bool:
         return self._lost_reason is not None
 
-    def _lost_error(self) -> AbortError:
-        return AbortError(f"lost party {self.peer}: {self._lost_reason}", culprit=self.peer)
+    def _lost_error(self) -> PeerLostError:
+        return PeerLostError(self.peer, self._lost_reason or "unreachable")
 
     def _has_room(self, n: int) -> bool:
         if not self._unacked:

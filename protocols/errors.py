@@ -32,6 +32,26 @@ class ProtocolError(AbortError):
     """A peer sent a message that is malformed (type, length, shape or field range)."""
 
 
+class PeerLostError(AbortError):
+    """A peer the session needs is gone: unreachable for longer than ``peer_timeout``, restarted,
+    or its link makes no progress. ``culprit`` is that peer."""
+
+    def __init__(self, peer: int, why: str) -> None:
+        super().__init__(f"lost party {peer}: {why}", culprit=peer)
+        self.peer = peer
+        self.why = why
+
+
+class PeerTimeoutError(AbortError):
+    """A peer is connected but sent nothing for a step within the receive timeout."""
+
+    def __init__(self, peer: int, step: int, timeout: float) -> None:
+        super().__init__(f"party {peer} sent nothing for step {step} within {timeout:g} s", culprit=peer)
+        self.peer = peer
+        self.step = step
+        self.timeout = timeout
+
+
 class PreprocessingError(AbortError):
     """Preprocessing material failed its checks or could not be supplied."""
 

@@ -13,7 +13,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from actors import metrics
 from actors.engine import ABORT_KINDS, abort_kind
-from protocols.errors import AbortError, CommitmentError, MacCheckError, ProtocolError
+from protocols.errors import (
+    AbortError,
+    CommitmentError,
+    MacCheckError,
+    PeerLostError,
+    PeerTimeoutError,
+    ProtocolError,
+)
 
 
 def status(**over: Any) -> dict[str, Any]:
@@ -78,9 +85,12 @@ def test_abort_reasons_are_counted_by_class_never_by_their_text() -> None:
     assert abort_kind(ProtocolError("party 2 sent invalid COPE corrections", culprit=2)) == "protocol"
     relayed = AbortError("party 1 aborted the session: anything a peer says", remote=True)
     assert abort_kind(relayed) == "peer_aborted"
-    assert abort_kind(AbortError("party 2 sent nothing for step 7 within 600 s", culprit=2)) == "timeout"
-    assert abort_kind(AbortError("lost party 1: gone for 30 s", culprit=1)) == "peer_lost"
+    assert abort_kind(PeerTimeoutError(2, 7, 600.0)) == "timeout"
+    assert abort_kind(PeerLostError(1, "no connection for 30.0 s")) == "peer_lost"
+    # the class decides, not the text: a plain abort that reads like one is still a plain abort
+    assert abort_kind(AbortError("lost party 1: gone for 30 s", culprit=1)) == "abort"
     assert abort_kind(AbortError("pool purged")) == "abort"
+    assert str(PeerLostError(1, "it restarted")) == "lost party 1: it restarted"
     assert {abort_kind(e) for e in (MacCheckError("x"), AbortError("y"))} <= set(ABORT_KINDS)
 
 
