@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import runpy
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from . import logs
+
+COMMANDS = "spdz.commands"  # entry-point group of subcommands other packages add
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -87,12 +90,6 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from .control import cmd_status
 
     return cmd_status(args)
-
-
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    from netsim.cli import main as simulate_main
-
-    return simulate_main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,37 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--config", required=True, help="the party's TOML file (for its control socket)")
     st.add_argument("--json", action="store_true", help="print the status as JSON")
     st.set_defaults(func=_cmd_status)
-    si = sub.add_parser(
-        "simulate",
-        help="adversarial simulations over a simulated network, in virtual time (netsim)",
-        description="Runs the real parties over netsim with seeded faults and a malicious party; prints "
-        "each run's outcome and a summary table. Exit status 1 if any run accepted a wrong output, hung "
-        "or failed uncleanly.",
-    )
-    si.add_argument("--parties", type=int, default=3, help="number of parties (default 3)")
-    si.add_argument(
-        "--faults", action="append", metavar="SPEC", help="fault profile name or spec; 'all'; repeatable"
-    )
-    si.add_argument("--adversary", action="append", metavar="NAME", help="adversary, 'none' or 'all'")
-    si.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    si.add_argument("--runs", type=int, default=1, help="seeds per adversary and profile (default 1)")
-    si.add_argument("--program", default="mul", help="program to run (default mul; see --list)")
-    si.add_argument("--replay", type=int, metavar="SEED", help="run SEED alone and print its full report")
-    si.add_argument("--list", action="store_true", help="list adversaries, fault profiles and programs")
-    si.add_argument("--field", default="p61", choices=["p61", "p127"], help="prime field (default p61)")
-    si.add_argument("--preprocessing", default="auto", choices=["auto", "dealer", "mascot"])
-    si.add_argument("--sessions", type=int, default=1, help="sessions per run, one after another (1)")
-    si.add_argument("--early-start", action="store_true", help="start sessions before MASCOT set-up is done")
-    si.add_argument("--cheater", type=int, help="the corrupt party (default: chosen by the seed)")
-    si.add_argument("--deadline", type=float, default=600.0, help="virtual seconds before a hang (600)")
-    si.add_argument(
-        "--submit-timeout", type=float, default=60.0, help="virtual seconds a job waits for set-up (60)"
-    )
-    si.add_argument("--no-tls", action="store_true", help="links without TLS (corruption goes undetected)")
-    si.add_argument("--jobs", type=int, help="worker processes (default: 2 for sweeps, else 1)")
-    si.add_argument("--quiet", action="store_true", help="print only failed runs and the summary")
-    si.add_argument("--party-logs", metavar="LEVEL", help="show the simulated parties' logs at LEVEL")
-    si.set_defaults(func=_cmd_simulate)
+    for ep in entry_points(group=COMMANDS):  # subcommands other packages add (netsim: simulate)
+        try:
+            ep.load()(sub)
+        except Exception as e:  # a broken plug-in must not take the other commands down
+            print(
+                f"spdz: ignoring the {ep.name!r} command ({ep.value}): {type(e).__name__}: {e}",
+                file=sys.stderr,
+            )
     return ap
 
 

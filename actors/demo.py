@@ -35,8 +35,8 @@ from typing import Any
 
 import trio
 
+from actors.plan import preprocessing_plan
 from protocols.apps import fraud
-from protocols.preprocessing.plan import preprocessing_plan
 
 from .cluster import Cluster, local_cluster, planned_configs
 from .offline import Watermarks

@@ -435,7 +435,7 @@ def summarise(res: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _plan(prog: Any, *args: Any, cap: float | None = None) -> tuple[dict[str, int] | None, float]:
-    from protocols.preprocessing.plan import preprocessing_plan
+    from actors.plan import preprocessing_plan
 
     t = time.perf_counter()
     if cap is None:

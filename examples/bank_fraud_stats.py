@@ -48,7 +48,7 @@ async def run_banks(
     included) and the megabytes exchanged."""
     import actors
     from actors.offline import Watermarks
-    from protocols.preprocessing.plan import preprocessing_plan
+    from actors.plan import preprocessing_plan
 
     program = program or bank_program
     # pools sized to what the program consumes (a dry run on the insecure dealer counts it)

@@ -63,7 +63,7 @@ async def run(
 ) -> tuple[Any, float, float]:
     import actors
     from actors.offline import Watermarks
-    from protocols.preprocessing.plan import preprocessing_plan
+    from actors.plan import preprocessing_plan
 
     # the cost depends on the features, not on the rows: plan on a few rows of each insurer
     need = await preprocessing_plan(fit, 3, [x[:50] for x in xs], [y[:50] for y in ys])

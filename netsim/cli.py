@@ -1,6 +1,6 @@
 """``spdz simulate``: seeded adversarial simulations in virtual time, from the command line.
 
-The argument parser lives in ``actors.cli`` (so that ``spdz --help`` does not import the simulator);
+The argument parser is ``netsim.command`` (loaded by ``spdz`` as a plug-in, without the simulator);
 this module turns the parsed arguments into a sweep, prints a line per run and a summary table, and
 returns the exit status: 0 when no run accepted a wrong output, hung or failed with an unclean error,
 1 otherwise, 2 for a usage error.

@@ -8,8 +8,8 @@ import pytest
 
 from actors import demo
 from actors.offline import Watermarks
+from actors.plan import preprocessing_plan
 from protocols.apps import fraud
-from protocols.preprocessing.plan import preprocessing_plan
 
 
 async def test_demo_matches_plaintext(capsys: pytest.CaptureFixture[str]) -> None:

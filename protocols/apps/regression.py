@@ -15,10 +15,11 @@ whatever the rows (``d = 20``: 13,169 triples and 57,088 random bits; ``pooled``
 regression needs the rows in MPC: each party inputs its rows once (``d + 1`` input masks per row),
 then every epoch after the first costs per row about ``2 d`` triples for the two matrix-vector
 products plus the sigmoid: piecewise about 70 triples and 110 random bits, exact about 600 triples
-and 2,070 random bits (measured with ``preprocessing_plan``, ``d = 10``; the first epoch starts from
-the public model 0 and needs no sigmoid). At 1,200 MASCOT items per second (3 parties on 2 cores),
-10^4 rows x 10 features cost about half an hour per piecewise epoch: train on a sample, or wait for
-cheaper comparisons (binary-domain bits). The standardization uses per-party sums, not rows.
+and 2,070 random bits (measured with ``actors.plan.preprocessing_plan``, ``d = 10``; the first
+epoch starts from the public model 0 and needs no sigmoid). At 1,200 MASCOT items per second (3
+parties on 2 cores), 10^4 rows x 10 features cost about half an hour per piecewise epoch: train on a
+sample, or wait for cheaper comparisons (binary-domain bits). The standardization uses per-party
+sums, not rows.
 
 **Logistic regression** (``logistic_regression``): full-batch gradient descent,
 ``w <- w - (lr / N) X^T (sigma(X w + b) - y)``, on standardized features. Standardization: a public

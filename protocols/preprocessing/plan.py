@@ -1,4 +1,4 @@
-"""How much preprocessing a program consumes, counted by a dry run: for sizing pools in advance.
+"""How much preprocessing a program consumes: the recorder of a dry run (``actors.plan`` runs it).
 
 SPDZ programs are data-oblivious: which material a program draws, and how much, depends on the
 shapes of its inputs and on public parameters, never on secret values. So a run of the program on
@@ -9,8 +9,11 @@ process: pass stand-ins of the same shapes where the real inputs must not be tou
 whose public steps depend on revealed values, e.g. a count that picks a scaling, needs stand-ins
 that reveal the same).
 
-    need = await preprocessing_plan(prog, 3, *args)
+    need = await actors.plan.preprocessing_plan(prog, 3, *args)
     # {"triple": 11930, "bit": 28087, "random": 200, "mask0": 160, ...}  (pool names)
+
+This module only records (``PlanRecorder``, an engine interceptor); the dry run needs a cluster of
+parties, which is ``actors``' business, and ``protocols`` never imports ``actors``.
 """
 
 from __future__ import annotations
@@ -68,17 +71,3 @@ class PlanRecorder:
 
     def wrap_preprocessing(self, session: str, pre: Preprocessing) -> Preprocessing:
         return RecordingPreprocessing(pre, self)  # type: ignore[return-value]
-
-
-async def preprocessing_plan(
-    program: Any, n: int, *args: Any, modulus: int | str | None = None, **kwargs: Any
-) -> dict[str, int]:
-    """Party 0's consumption when ``n`` parties run ``program(session, *args, **kwargs)``, by pool,
-    from a dry run on the INSECURE dealer (see the module's note on which arguments to pass)."""
-    from actors.cluster import local_cluster  # actors builds on protocols: import at call time
-
-    rec = PlanRecorder()
-    options: dict[str, Any] = {} if modulus is None else {"modulus": modulus}
-    async with local_cluster(n, preprocessing="dealer", interceptors={0: rec}, **options) as c:
-        await c.run(program, *args, **kwargs)
-    return dict(rec.counts)
