@@ -7,10 +7,12 @@ import runpy
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import NoReturn
 
 from . import logs
 
 COMMANDS = "spdz.commands"  # entry-point group of subcommands other packages add
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -92,12 +94,25 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return cmd_status(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is one line on stderr and exit status 2 (argparse would add the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="spdz",
         description="trio-spdz: maliciously secure multi-party computation (SPDZ) on Trio.",
     )
-    ap.add_argument("--log-level", default="error", help="debug, info, warning, error (default: error)")
+    ap.add_argument(
+        "--log-level",
+        default="error",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        help="debug, info, warning, error (default: error)",
+    )
     ap.add_argument("--log-format", default="console", choices=["console", "json"])
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

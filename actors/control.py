@@ -1121,7 +1121,7 @@ def cmd_submit(args: Any) -> int:
         return 1
     if not reply.get("ok"):
         print(f"spdz submit: {reply.get('error', 'failed (no reason given)')}", file=sys.stderr)
-        return 2 if reply.get("kind") in ("bad_request", "busy", "denied") else 1
+        return 2 if reply.get("kind") in ("bad_request", "unknown_program", "busy", "denied") else 1
     if args.json:
         print(json.dumps(reply.get("result"), indent=None))
     else:

@@ -19,8 +19,11 @@ bounded by the submit timeout (``--submit-timeout``, or per submit ``spdz submit
 session that never gets every party ends with an ``AbortError`` naming the missing ones, instead of
 hanging; one whose parties named different programs aborts naming the culprit. After the join there
 is no timeout (a long computation is not an error); a peer that vanishes mid-session is caught by
-the links' ``peer_timeout``. A submit whose input is malformed, whose program is unknown, or whose
-client could not parse its file, still runs the session, only to abort it at once: the engine then
+the links' ``peer_timeout``. A submit naming a program this daemon does not have is refused at once
+(``unknown_program``), before it waits for anything and without using up its session id: resubmit
+with the right name and the same id, and it joins the peers that are waiting in that session. A
+submit whose input is malformed, or whose client could not parse its file, still runs the session,
+only to abort it at once: the engine then
 tells every peer, so the others get a clean ``AbortError`` ("party i rejected its own input")
 rather than a timeout, and the submitter gets the detailed reason, which never leaves the machine.
 A session that aborts in its join round has used no preprocessing, so it keeps the MAC key
@@ -618,6 +621,10 @@ class PartyDaemon:
             return error_reply("bad_request", f"timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}]")
         if reject is not None and not isinstance(reject, str):
             return error_reply("bad_request", "reject must be a string")
+        try:  # before anything waits, and before the session id is taken: a typo costs nothing
+            spec = self.registry.get(program)
+        except programs.UnknownProgram as e:
+            return error_reply("unknown_program", str(e))
         if session is None:
             k = self._auto[program] = self._auto.get(program, 0) + 1
             session, sid = f"{AUTO_PREFIX}{program}/{k}", f"{AUTO_PREFIX}{program}/{k}"
@@ -634,17 +641,13 @@ class PartyDaemon:
         # Whatever is wrong from here on, the session runs, to abort at every party (see docstring).
         rejection: str | None = None
         detail = ""
-        spec: programs.Program | None = None
         values: np.ndarray | None = None
         if reject is not None:
             rejection = "".join(c for c in reject[:80] if c.isprintable()) or "malformed input"
             detail = f"the input was rejected by the client ({rejection})"
         else:
             try:
-                spec = self.registry.get(program)
                 values = spec.prepare(req.get("input"), self.field, self.cfg.n)
-            except programs.UnknownProgram as e:
-                rejection, detail = "unknown program", str(e)
             except programs.InputError as e:
                 rejection, detail = "invalid input", f"input rejected: {e}"
         job = Job(session, sid, program, trio.current_time())

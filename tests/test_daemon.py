@@ -478,12 +478,23 @@ def test_bad_requests_get_clear_errors(cluster: Daemons) -> None:
     assert "'dup-1' was already submitted to party 0 (failed)" in ask(lonely)
 
 
-def test_unknown_program_is_refused_at_every_party(cluster: Daemons) -> None:
+def test_unknown_program_is_refused_at_once_and_keeps_the_session_id(
+    cluster: Daemons, data: dict[str, Path]
+) -> None:
+    """A program name the daemons do not have is refused at once, naming the registered ones, and
+    the session id stays free: the same id then runs the right program."""
     replies = cluster.call_all([{"op": "submit", "program": "median", "session": "m-1", "input": [1]}] * 3)
     for r in replies:
-        assert r is not None and r["kind"] == "rejected", r
+        assert r is not None and r["kind"] == "unknown_program", r
         assert "no program named 'median' (registered: bench_mul, " in r["error"], r
         assert ", mean, " in r["error"] and ", sum)" in r["error"], r
+    rc, out, err = spdz_run(
+        "submit", "--config", str(cluster.configs[0]), "--program", "nosuch", "--session", "m-1",
+        "--input", str(data["a"]), env=cluster.env(0),
+    )  # fmt: skip
+    assert rc == 2 and out == "" and "no program named 'nosuch'" in err and "Traceback" not in err
+    replies = cluster.sum_all("m-1", [[1], [2], [3]])
+    assert [r["result"] for r in replies] == [6] * 3, replies
 
 
 def test_garbage_to_the_tls_port_and_the_control_socket_leaves_the_daemon_serving(cluster: Daemons) -> None:

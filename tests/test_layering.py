@@ -54,5 +54,5 @@ def test_spdz_help_and_the_cli_load_without_the_simulator() -> None:
         "import sys; from actors import cli; cli.build_parser(); "
         "print(sorted(m for m in sys.modules if m.startswith('netsim')))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)  # noqa: S603
     assert out.stdout.strip() == "['netsim', 'netsim.command']", out.stdout + out.stderr
