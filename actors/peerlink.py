@@ -554,10 +554,11 @@ class PeerLink:
         return count
 
     async def flush(self) -> None:
-        """Wait until the peer has acknowledged every frame queued so far (or the link is lost or
-        closed). A party about to stop calls this so that its last messages (say, the final reveal
-        of a MAC check) are not lost with the process."""
-        while self._unacked and not self.lost and not self._closed:
+        """Wait until the peer has acknowledged every frame queued so far, or the link is down, lost
+        or closed. A party about to stop calls this so that its last messages (say, the final reveal
+        of a MAC check) are not lost with the process; a peer that is not connected is not waited
+        for (a daemon whose peers are down stops at once)."""
+        while self._unacked and self.stats.up and not self.lost and not self._closed:
             self._progress = trio.Event()
             await self._progress.wait()
 
@@ -833,6 +834,7 @@ class PeerLink:
             self.stats.up = False
             self._down_since = trio.current_time()
             log.info("link_down", party=self.me, peer=self.peer, reason=reason)
+            self._progress.set()  # a flush does not wait for a peer that is not connected
         self._notify_state()
 
     def _connection_failed(self, e: BaseException) -> str:

@@ -756,6 +756,11 @@ def test_a_party_whose_peers_are_down_still_becomes_ready(tmp_path: Path) -> Non
         assert (
             "party 0's preprocessing is not ready after 1 s (links to parties 1 are down)" in reply["error"]
         )
+        t0 = time.monotonic()
+        assert d.terminate(0) == 0
+        stopped = time.monotonic() - t0
+        print(f"stopped in {stopped:.2f} s")
+        assert stopped < 1.0, f"a daemon with no sessions and its peer down took {stopped:.1f} s to stop"
     finally:
         assert d.close() == [0, None]
 
