@@ -3,10 +3,14 @@ program, over real TLS on loopback, with MASCOT preprocessing, from configs writ
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import trio
 
 import actors
@@ -73,3 +77,35 @@ def test_the_configured_king_threshold_reaches_every_session(tmp_path: Path) -> 
     assert actors.Party(path).engine.session_options["king_min"] == 0
     party = actors.Party(path, session_options={"king_min": 5, "check_bound": 10})
     assert party.engine.session_options == {"king_min": 5, "check_bound": 10}
+
+
+def readme_example() -> str:
+    """The README's first Python example, verbatim."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    match = re.search(r"## Use it from Python\n\n```python\n(.*?)```", readme, re.S)
+    assert match is not None, "the README lost its Python example"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_the_readme_example_prints_only_its_result(tmp_path: Path, configured: bool) -> None:
+    """As a library, trio-spdz logs through ``logging`` and says nothing unless the application
+    configures logging: the example prints its result and nothing else. With ``basicConfig`` at
+    INFO the same run shows the parties' events, under the ``spdz.*`` loggers."""
+    code = readme_example()
+    if configured:
+        code = "import logging\nlogging.basicConfig(level=logging.INFO)\n" + code
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    proc = subprocess.run(  # noqa: S603 (our own example)
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        proc.stdout.strip()
+        == "[(array([9, 8]), array([ 3, -8])), (array([9, 8]), None), (array([9, 8]), None)]"
+    )
+    if configured:
+        assert "INFO:spdz.engine:session_started" in proc.stderr, proc.stderr[:2000]
+    else:
+        assert proc.stderr == "", proc.stderr[:2000]
