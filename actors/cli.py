@@ -45,7 +45,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     for name in chosen:
         path = root / names[name]
         if not path.exists():
-            print(f"spdz bench: {path} not found (run from a source checkout)", file=sys.stderr)
+            print(
+                f"spdz bench: the benchmarks ship with the source, not the installed package; in a "
+                f"checkout of trio-spdz run: python benchmarks/{names[name]}",
+                file=sys.stderr,
+            )
             return 2
         print(f"== {name} ({path.name})")
         mod = runpy.run_path(str(path), run_name="spdz_bench")

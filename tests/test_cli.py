@@ -45,3 +45,18 @@ def test_no_traceback_from_the_installed_command(tmp_path: Path) -> None:
     proc = subprocess.run([*cmd, "--log-level", "LOUD", "status"], capture_output=True, text=True)  # noqa: S603
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_bench_outside_a_source_checkout_says_what_to_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site-packages" / "actors" / "cli.py"))
+    assert cli.main(["bench", "field"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "python benchmarks/field_bench.py" in err[0], err
+
+
+def test_simulate_help_says_why_its_default_field_differs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["simulate", "--help"])
+    assert "unlike the daemons' p127" in " ".join(capsys.readouterr().out.split())
