@@ -12,9 +12,10 @@ reconnect, resend and peer-timeout code that a TCP reset reaches in a deployment
 
 Identity. Without TLS the simulated network "authenticates" perfectly: a stream's far end is the party
 that dialed it, and that id goes to ``links.accept``. With ``tls`` every connection runs a real TLS 1.3
-handshake over the simulated stream, with certificates from a throw-away cluster CA, and both ends read
-the peer's id out of its certificate (``pki.check_peer`` / ``pki.peer_party_id``) as the real transport
-does. TLS is also what turns the network's ``corrupt`` faults into connection resets: ``PeerLink`` has no
+handshake over the simulated stream in the production ``TlsStream`` (so the sweeps exercise the stream
+the daemons use, and ``PeerLink``'s ``receive_into`` path), with certificates from a throw-away cluster
+CA, and both ends read the peer's id out of its certificate (``pki.check_peer`` /
+``pki.peer_party_id``) as the real transport does. TLS is also what turns the network's ``corrupt`` faults into connection resets: ``PeerLink`` has no
 checksum of its own (TCP's and TLS's are below it), so a flipped bit that reached it would be taken as
 data. Runs with corruption faults therefore need ``tls``.
 
@@ -54,6 +55,7 @@ from actors.pki import (
     server_context,
     write_cert,
 )
+from actors.tls import TlsStream
 from protocols.errors import PeerAuthError
 
 from .network import Network
@@ -224,7 +226,7 @@ class SimTransport:
         stream: trio.abc.Stream = raw if hooks is None else hooks.wrap_wire(peer, raw)
         try:
             if self.tls is not None:
-                tls_stream = trio.SSLStream(stream, self.tls.client[me], server_hostname=None)
+                tls_stream = TlsStream(stream, self.tls.client[me], server_side=False)
                 await tls_stream.do_handshake()
                 check_peer(tls_stream, peer)
                 stream = tls_stream
@@ -240,7 +242,7 @@ class SimTransport:
         stream: trio.abc.Stream = raw if hooks is None else hooks.wrap_wire(dialer, raw)
         peer = dialer
         if self.tls is not None:
-            tls_stream = trio.SSLStream(stream, self.tls.server[me], server_side=True)
+            tls_stream = TlsStream(stream, self.tls.server[me], server_side=True)
             try:
                 with trio.fail_after(self.config.handshake_timeout):
                     await tls_stream.do_handshake()

@@ -27,6 +27,7 @@ import trio
 import actors
 from actors.cli import main as cli_main
 from actors.peerlink import LinkConfig
+from actors.tls import TlsStream
 from netsim import ADVERSARIES, SWEEP, Network, Report, SimTls, SimTransport, simulate, sweep
 from netsim.programs import PROGRAMS
 from protocols.concurrency import inline_compute, run_sync
@@ -101,6 +102,30 @@ def test_a_party_down_longer_than_the_peer_timeout_is_served_again_after_its_res
         assert r.preprocessing == "mascot" and r.outcome == "abort", r.describe()
         for p in r.parties:  # session 0 aborted, the one after the restart was right
             assert p.status == "abort" and p.detail.startswith("sessions [0]: "), r.describe()
+
+
+def test_the_simulated_traffic_goes_through_the_production_tls_stream(
+    tls3: SimTls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """netsim's links run over ``actors.tls.TlsStream``, the stream the daemons use (not a stand-in):
+    every byte of the run's frames was encrypted by it, and PeerLink read large records through its
+    ``receive_into``."""
+    sent, into = [0], [0]
+    plain_send, plain_into = TlsStream.send_all, TlsStream.receive_into
+
+    async def send_all(self: TlsStream, data: Any) -> None:
+        sent[0] += memoryview(data).nbytes
+        await plain_send(self, data)
+
+    async def receive_into(self: TlsStream, buffer: memoryview) -> int:
+        into[0] += 1
+        return await plain_into(self, buffer)
+
+    monkeypatch.setattr(TlsStream, "send_all", send_all)
+    monkeypatch.setattr(TlsStream, "receive_into", receive_into)
+    r = simulate("bigmul", 3, seed=1, tls=tls3)
+    assert r.outcome == "correct", r.describe()
+    assert sent[0] >= 4 * 1_600_000 and into[0] > 0, (sent, into)
 
 
 def test_corruption_is_caught_by_tls_and_recovered_from(tls3: SimTls) -> None:
