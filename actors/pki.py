@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from protocols.errors import ConfigError, PeerAuthError
@@ -106,17 +106,31 @@ def _host_san(host: str) -> x509.GeneralName:
         return x509.DNSName(host)
 
 
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
+
+def _digest(key: PrivateKey) -> hashes.HashAlgorithm | None:
+    """The signature's hash: Ed25519 signs the message itself."""
+    return None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+
+
 def create_ca(
-    *, days: int = CA_DAYS, common_name: str | None = None
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    *,
+    days: int = CA_DAYS,
+    common_name: str | None = None,
+    key: PrivateKey | None = None,
+    serial: int | None = None,
+) -> tuple[x509.Certificate, PrivateKey]:
     """A fresh self-signed cluster CA (ECDSA P-256, CA:true with path length 0: it signs parties only).
 
     The default common name carries a random tag, so that certificates of two clusters are told apart
     by their issuer name in error messages (they never verify against each other's CA anyway).
+    ``key`` and ``serial`` default to a new P-256 key and a random serial; the simulator passes an
+    Ed25519 key and a fixed serial, so that its certificates and signatures always have one size.
     """
     if days < 1:
         raise ConfigError(f"CA validity must be at least 1 day, got {days}")
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = key if key is not None else ec.generate_private_key(ec.SECP256R1())
     name = _name(common_name or f"spdz cluster CA {secrets.token_hex(4)}")
     now = _now()
     cert = (
@@ -124,7 +138,7 @@ def create_ca(
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial if serial is not None else x509.random_serial_number())
         .not_valid_before(now - CLOCK_SKEW)
         .not_valid_after(now + timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
@@ -143,7 +157,7 @@ def create_ca(
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+        .sign(key, _digest(key))
     )
     return cert, key
 
@@ -152,18 +166,21 @@ def issue_party_cert(
     party: int,
     *,
     ca_cert: x509.Certificate | None = None,
-    ca_key: ec.EllipticCurvePrivateKey | None = None,
+    ca_key: PrivateKey | None = None,
     host: str | None = None,
     days: int = PARTY_DAYS,
     not_valid_before: datetime | None = None,
     not_valid_after: datetime | None = None,
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key: PrivateKey | None = None,
+    serial: int | None = None,
+) -> tuple[x509.Certificate, PrivateKey]:
     """A fresh key and certificate for ``party``, signed by the CA (or self-signed without one).
 
     SANs: ``spdz://party/<id>`` (the identity the transport checks), ``party<id>.spdz`` and ``host``
     (IP address SAN if it parses as one), for tools that want a name. ``not_valid_before/after``
     override the validity window, so tests can make expired or not-yet-valid certificates;
-    self-signed certificates exist for the same reason: both must be refused by a handshake.
+    self-signed certificates exist for the same reason: both must be refused by a handshake. ``key``
+    and ``serial``: as for ``create_ca``.
     """
     if not isinstance(party, int) or isinstance(party, bool) or not 0 <= party < 10**9:
         raise ConfigError(f"party id must be an integer in 0..999999999, got {party!r}")
@@ -171,7 +188,7 @@ def issue_party_cert(
         raise ValueError("give both ca_cert and ca_key, or neither for a self-signed certificate")
     if days < 1:
         raise ConfigError(f"certificate validity must be at least 1 day, got {days}")
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = key if key is not None else ec.generate_private_key(ec.SECP256R1())
     subject = _name(f"spdz party {party}")
     names: list[x509.GeneralName] = [
         x509.UniformResourceIdentifier(f"{URI_PREFIX}{party}"),
@@ -190,7 +207,7 @@ def issue_party_cert(
         .subject_name(subject)
         .issuer_name(issuer)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial if serial is not None else x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -215,7 +232,7 @@ def issue_party_cert(
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_pub), critical=False)
-        .sign(signer, hashes.SHA256())
+        .sign(signer, _digest(signer))
     )
     return cert, key
 
@@ -306,7 +323,7 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
         raise
 
 
-def write_private_key(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
+def write_private_key(path: Path, key: PrivateKey) -> Path:
     """Write ``key`` as unencrypted PKCS#8 PEM, mode 0600 from its creation."""
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -14,10 +14,11 @@ Identity. Without TLS the simulated network "authenticates" perfectly: a stream'
 that dialed it, and that id goes to ``links.accept``. With ``tls`` every connection runs a real TLS 1.3
 handshake over the simulated stream in the production ``TlsStream`` (so the sweeps exercise the stream
 the daemons use, and ``PeerLink``'s ``receive_into`` path), with certificates from a throw-away cluster
-CA, and both ends read the peer's id out of its certificate (``pki.check_peer`` /
-``pki.peer_party_id``) as the real transport does. TLS is also what turns the network's ``corrupt`` faults into connection resets: ``PeerLink`` has no
-checksum of its own (TCP's and TLS's are below it), so a flipped bit that reached it would be taken as
-data. Runs with corruption faults therefore need ``tls``.
+CA made by ``pki``'s own builders, and both ends read the peer's id out of its certificate
+(``pki.check_peer`` / ``pki.peer_party_id``) as the real transport does. TLS is also what turns the
+network's ``corrupt`` faults into connection resets: ``PeerLink`` has no checksum of its own (TCP's
+and TLS's are below it), so a flipped bit that reached it would be taken as data. Runs with
+corruption faults therefore need ``tls``.
 
 Adversaries. A corrupt party may do anything with its own connections, so the transport lets its
 ``LinkHooks`` wrap every stream the party owns: ``wrap_wire`` below TLS (the bytes on the wire: a party
@@ -27,33 +28,30 @@ forged records that an honest peer's TLS accepts, because the corrupt party hold
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import ssl
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 import trio
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from actors.links import StreamLinks
 from actors.peerlink import LinkConfig
 from actors.pki import (
-    URI_PREFIX,
     TlsFiles,
     check_peer,
     client_context,
+    create_ca,
+    issue_party_cert,
     peer_party_id,
     server_context,
     write_cert,
+    write_private_key,
 )
 from actors.tls import TlsStream
 from protocols.errors import PeerAuthError
@@ -79,12 +77,13 @@ class LinkHooks(Protocol):
 class SimTls:
     """TLS 1.3 contexts for parties ``0..n-1`` of a throw-away cluster CA (server and client side each).
 
-    The contexts are the real ones (``pki.server_context`` / ``pki.client_context``: TLS 1.3 only, peer
-    certificate required and checked against the CA); the certificates carry the same party-id SAN as
-    ``pki``'s. One difference, for exact replay: the keys are Ed25519, not P-256. An ECDSA signature's
-    DER encoding varies by a byte or two from one handshake to the next, which shifts every later byte
-    on a bandwidth-limited link by a few nanoseconds and moves the bits a ``corrupt`` fault flips;
-    Ed25519 signatures (and these certificates, with fixed serials) always have the same size.
+    The contexts and certificates are the real ones (``pki.create_ca`` / ``pki.issue_party_cert``,
+    ``pki.server_context`` / ``pki.client_context``: TLS 1.3 only, peer certificate required and
+    checked against the CA). One difference, for exact replay: the keys are Ed25519, not P-256, and
+    the serials fixed. An ECDSA signature's DER encoding varies by a byte or two from one handshake to
+    the next, which shifts every later byte on a bandwidth-limited link by a few nanoseconds and
+    moves the bits a ``corrupt`` fault flips; Ed25519 signatures (and these certificates, with fixed
+    serials) always have the same size.
 
     The keys exist only in memory: ``create`` writes them to a private temporary directory just long
     enough for ``ssl`` to load them (it reads keys from files only) and removes it. Contexts can be
@@ -96,26 +95,22 @@ class SimTls:
 
     @classmethod
     def create(cls, n: int) -> SimTls:
-        ca_key = ed25519.Ed25519PrivateKey.generate()
-        ca_cert = _certificate("netsim cluster CA", ca_key.public_key(), ca_key, None, serial=1)
+        ca_cert, ca_key = create_ca(
+            key=ed25519.Ed25519PrivateKey.generate(), serial=1, common_name="netsim cluster CA"
+        )
         root = Path(tempfile.mkdtemp(prefix="netsim-tls-"))
         try:
             write_cert(root / "ca.pem", ca_cert)
             servers, clients = [], []
             for i in range(n):
-                key = ed25519.Ed25519PrivateKey.generate()
-                cert = _certificate(
-                    f"spdz party {i}", key.public_key(), ca_key, ca_cert, serial=2 + i, party=i
+                cert, key = issue_party_cert(
+                    i, ca_cert=ca_cert, ca_key=ca_key, key=ed25519.Ed25519PrivateKey.generate(), serial=2 + i
                 )
-                files = TlsFiles(root / "ca.pem", write_cert(root / f"{i}.pem", cert), root / f"{i}.key")
-                pem = key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
+                files = TlsFiles(
+                    root / "ca.pem",
+                    write_cert(root / f"{i}.pem", cert),
+                    write_private_key(root / f"{i}.key", key),
                 )
-                fd = os.open(files.key, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(pem)
                 srv = server_context(files)
                 srv.num_tickets = 0  # as the real listener: a full handshake and certificate check each time
                 servers.append(srv)
@@ -127,63 +122,6 @@ class SimTls:
     @property
     def n(self) -> int:
         return len(self.server)
-
-
-def _certificate(
-    common_name: str,
-    public: ed25519.Ed25519PublicKey,
-    signer: ed25519.Ed25519PrivateKey,
-    issuer: x509.Certificate | None,
-    *,
-    serial: int,
-    party: int | None = None,
-) -> x509.Certificate:
-    """A CA certificate (``issuer`` None: self-signed) or a party certificate as ``pki`` makes them."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    start = datetime(2000, 1, 1, tzinfo=UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer.subject if issuer is not None else name)
-        .public_key(public)
-        .serial_number(serial)
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=365 * 40))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-    )
-    ca = issuer is None
-    builder = builder.add_extension(
-        x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True
-    )
-    builder = builder.add_extension(
-        x509.KeyUsage(
-            digital_signature=not ca,
-            content_commitment=False,
-            key_encipherment=False,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=ca,
-            crl_sign=ca,
-            encipher_only=False,
-            decipher_only=False,
-        ),
-        critical=True,
-    )
-    if not ca:
-        builder = (
-            builder.add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                critical=False,
-            )
-            .add_extension(
-                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(f"{URI_PREFIX}{party}")]),
-                critical=False,
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
-            )
-        )
-    return builder.sign(signer, None)
 
 
 class SimTransport:
