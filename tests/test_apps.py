@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import assert_all_aborted, run_cluster, run_each
-from test_cheating import Cheat, CheatNet, add_delta, noop
+from helpers import Cheat, CheatNet, add_delta, assert_all_aborted, noop, run_cluster, run_each
 
 from actors import programs
 from protocols.apps import regression as rg

@@ -16,10 +16,19 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import assert_all_aborted, mod_id, preprocessing_kind, run_cluster, run_each
+from helpers import (
+    Cheat,
+    CheatNet,
+    add_delta,
+    assert_all_aborted,
+    mod_id,
+    noop,
+    preprocessing_kind,
+    run_cluster,
+    run_each,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_cheating import Cheat, CheatNet, add_delta, noop
 
 from protocols import comparison as cmp
 from protocols.circuits import compose_bits, demux, parallel, run, suffix_prods
@@ -334,7 +343,7 @@ async def test_a_delta_on_an_opening_inside_a_comparison_or_truncation_is_caught
 
 async def test_a_wrong_triple_share_inside_a_comparison_is_caught(clock: Any) -> None:
     """Tampered preprocessing (a triple's value share) inside the product tree: caught the same way."""
-    from test_cheating import CheatPre
+    from helpers import CheatPre
 
     cheat = Cheat(pre=lambda pre: CheatPre(pre, "triple", 2, "value", 1, call=1))
     res = await run_each(3, P127, cmp_prog, interceptors={1: cheat}, deadline=DEADLINE)

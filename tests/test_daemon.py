@@ -34,6 +34,8 @@ from actors.config import Address, Backoff, load_config, write_config
 from actors.offline import Watermarks
 from actors.pki import TlsFiles, client_context, issue_party, make_cluster
 
+pytestmark = pytest.mark.slow  # real processes or MASCOT: left out of the fast subset
+
 START_TIMEOUT = 40.0
 RUN_TIMEOUT = 60.0
 

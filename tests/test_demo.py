@@ -11,6 +11,8 @@ from actors.offline import Watermarks
 from actors.plan import preprocessing_plan
 from protocols.apps import fraud
 
+pytestmark = pytest.mark.slow  # real processes or MASCOT: left out of the fast subset
+
 
 async def test_demo_matches_plaintext(capsys: pytest.CaptureFixture[str]) -> None:
     assert await demo.run_demo("tls", (12, 8, 10)) == 0

@@ -19,6 +19,8 @@ from actors.config import Backoff, load_config
 from actors.offline import Watermarks
 from protocols.online import Session
 
+pytestmark = pytest.mark.slow  # real processes or MASCOT: left out of the fast subset
+
 MARKS = Watermarks(
     triple=(256, 512), mask=(64, 256), batch={k: 256 for k in ("triple", "mask", "square", "bit", "random")}
 )

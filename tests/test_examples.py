@@ -16,11 +16,13 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from conftest import run_cluster
+from helpers import run_cluster
 
 from protocols.apps import fraud
 from protocols.apps import regression as rg
 from protocols.field import P127
+
+pytestmark = pytest.mark.slow  # real processes or MASCOT: left out of the fast subset
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

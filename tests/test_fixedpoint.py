@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import assert_all_aborted, preprocessing_kind, run_cluster, run_each
+from helpers import assert_all_aborted, preprocessing_kind, run_cluster, run_each
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

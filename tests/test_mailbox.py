@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from conftest import assert_all_aborted
+from helpers import assert_all_aborted
 
 import actors
 from actors import mailbox

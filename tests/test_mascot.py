@@ -14,7 +14,7 @@ independent checks are applied to whatever the generators return:
 The base OTs of ``setup`` are the slow part (~0.2-0.7 s per cluster), so each ``(modulus, n)`` gets
 one set of set-up parties that the honest tests share (``ready_parties``); a test that sees any party
 fail drops that set, so a desynchronised state never leaks into the next test. The cheating tests
-(``test_mascot_cheating.py``) always start from fresh parties.
+(``test_offline_cheating.py``) always start from fresh parties.
 
 Deadlines are wall-clock (``DEADLINE`` per cluster), not the autojump clock: the generators may
 compute in worker threads, and a task waiting for a thread counts as blocked, so virtual time would
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pytest
 import trio
-from conftest import MODULI, mod_id
+from helpers import MODULI, mod_id
 
 import actors
 from protocols.field import PrimeField, get_field
@@ -38,6 +38,8 @@ from protocols.mascot.auth import authenticate, cope_channel
 from protocols.online import Session
 from protocols.prg import PRG
 from protocols.shares import ShareContext, SharedArray
+
+pytestmark = pytest.mark.slow  # real processes or MASCOT: left out of the fast subset
 
 DEADLINE = 60.0
 N_MASCOT = [2, 3]

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import trio
 import trio.testing
-from conftest import DEADLINE, assert_all_aborted
-from test_cheating import Cheat, CheatNet, add_delta
+from helpers import DEADLINE, Cheat, CheatNet, add_delta, assert_all_aborted
 
 import actors
 from actors.offline import MIN_DEMAND_BATCH, Watermarks, demand_batch
@@ -22,6 +21,8 @@ from protocols.errors import MacCheckError
 from protocols.field import P61, get_field
 from protocols.online import Session
 from protocols.preprocessing.pool import Batch, Pool
+
+pytestmark = pytest.mark.slow  # real processes or MASCOT: left out of the fast subset
 
 SMALL = {k: 256 for k in ("triple", "mask", "square", "bit", "random")}
 

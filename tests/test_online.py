@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import trio
-from conftest import (
+from helpers import (
     MODULI,
     N_PARTIES,
     assert_array_eq,

@@ -1,7 +1,7 @@
 """The whole online suite again, with MASCOT preprocessing instead of the test dealer.
 
 Every test of ``test_online`` is collected a second time here; an autouse fixture switches the
-cluster helpers in ``conftest`` to MASCOT (small pools so each cluster starts quickly, and 10^4 instead
+cluster helpers in ``helpers`` to MASCOT (small pools so each cluster starts quickly, and 10^4 instead
 of 10^5 elements for the long-vector test). What passes with the dealer must pass with the real
 offline phase: same results, same aborts.
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pytest
 from test_online import *  # noqa: F403  (re-collect every test of the online suite)
+
+pytestmark = pytest.mark.slow  # real processes or MASCOT: left out of the fast subset
 
 
 @pytest.fixture(autouse=True)

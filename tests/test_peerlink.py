@@ -21,7 +21,7 @@ import pytest
 import structlog
 import trio
 import trio.testing
-from conftest import assert_array_eq
+from helpers import assert_array_eq
 
 import actors
 from actors import links as links_module

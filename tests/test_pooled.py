@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import assert_all_aborted, run_cluster, run_each
+from helpers import Cheat, CheatNet, add_delta, assert_all_aborted, noop, run_cluster, run_each
 from test_apps import N, each, tables, within
-from test_cheating import Cheat, CheatNet, add_delta, noop
 
 from protocols.apps import pooled, stats
 from protocols.apps import regression as rg

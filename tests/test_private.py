@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import run_cluster, run_each
+from helpers import run_cluster, run_each
 
 from protocols.errors import AbortError
 from protocols.field import P127
@@ -165,7 +165,7 @@ async def test_share_reveals_only_the_shape_and_refuses_what_the_format_cannot_h
 
 
 async def test_a_malformed_metadata_announcement_aborts_naming_the_sender() -> None:
-    from test_cheating import Cheat, CheatNet
+    from helpers import Cheat, CheatNet
 
     from protocols.field import get_field
 

@@ -26,6 +26,8 @@ from actors.frames import MSG, encode_frame
 from actors.peerlink import DATA, HELLO, _Hello, encode_hello, new_incarnation
 from actors.pki import TlsFiles, client_context
 
+pytestmark = pytest.mark.slow  # real processes or MASCOT: left out of the fast subset
+
 PEER_TIMEOUT = 3.0
 
 

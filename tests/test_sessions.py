@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 import trio
 import trio.testing
-from conftest import assert_all_aborted, assert_array_eq, assert_same
-from test_cheating import CheatNet, add_delta
+from helpers import CheatNet, add_delta, assert_all_aborted, assert_array_eq, assert_same
 
 import actors
 from protocols.errors import AbortError

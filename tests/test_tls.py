@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import trio
 import trio.testing
-from conftest import assert_array_eq
+from helpers import assert_array_eq
 
 import actors
 from actors.config import Address

@@ -1,10 +1,10 @@
 """Online cheating with MASCOT preprocessing: the cases where the preprocessing source matters.
 
-``test_cheating`` runs every attack against the test dealer. Here the attacks that touch preprocessing
+``test_online_cheating`` runs every attack against the test dealer. Here the attacks that touch preprocessing
 (a tampered value or MAC share of a MASCOT triple or input mask), a wrong opened share, and the no-op
 control run again with the real offline phase, at n = 2 and 3 with the first and the last party
 cheating. Real clock (MASCOT computes in worker threads, which the autojump clock would skip past)
-under the cluster deadline of ``conftest``.
+under the cluster deadline of ``helpers``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import test_cheating as tc
-from conftest import MODULI, mod_id
+import test_online_cheating as tc
+from helpers import MODULI, mod_id
+
+pytestmark = pytest.mark.slow  # real processes or MASCOT: left out of the fast subset
 
 CASES = [(n, c) for n in (2, 3) for c in (0, n - 1)]
 param_case = pytest.mark.parametrize(("n", "cheater"), CASES, ids=[f"n{n}-cheater{c}" for n, c in CASES])
@@ -59,7 +61,7 @@ async def test_tampered_value_share(n: int, cheater: int, p: int, kind: str, whi
 
 async def test_the_dealer_is_not_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
     """The switch above really selects MASCOT (else this file would re-test the dealer)."""
-    import conftest
+    import helpers
 
-    assert conftest.cluster_options()["preprocessing"] == "mascot"
+    assert helpers.cluster_options()["preprocessing"] == "mascot"
     _: Any = monkeypatch

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import MODULI, assert_all_aborted, mod_id
+from helpers import MODULI, assert_all_aborted, mod_id
 from nacl import bindings as sodium
 from test_mascot import (
     KeyOnly,
@@ -59,6 +59,8 @@ from protocols.net import Net, PairChannel
 from protocols.online import Session
 from protocols.ot.base import POINT_BYTES
 from protocols.ot.bitmatrix import unpack_bits
+
+pytestmark = pytest.mark.slow  # real processes or MASCOT: left out of the fast subset
 
 STRIDE = PairChannel.STRIDE
 COUNT = 24  # triples per batch: small, and COUNT * elem_bytes is neither 32 nor elem_bytes
