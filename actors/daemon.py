@@ -56,7 +56,6 @@ start, by the dealer at every session, and in every submit reply.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import re
 import signal
@@ -82,12 +81,11 @@ from .config import PartyConfig, load_config
 from .control import MAX_UPLOAD_VALUES, ControlServer, error_reply
 from .party import Party
 from .sdnotify import Notifier
+from .sessions import AUTO_PREFIX, JOB_PREFIX, is_offline, is_submitted
 
 log = structlog.get_logger("spdz.daemon")
 
 SESSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,63}")
-JOB_PREFIX = "job/"
-AUTO_PREFIX = "auto/"
 MAX_TIMEOUT = 7 * 24 * 3600.0
 RECENT_JOBS = 20
 REMEMBERED_SESSIONS = 4096
@@ -250,14 +248,9 @@ class _JobGuard:
         return net
 
     def wrap_preprocessing(self, session: str, pre: Preprocessing) -> Preprocessing:
-        if session.startswith((JOB_PREFIX, AUTO_PREFIX)):
+        if is_submitted(session):
             return _UseTracked(pre, session)  # type: ignore[return-value]
         return pre
-
-
-def dealer_seed(cfg: PartyConfig) -> bytes:
-    """The INSECURE dealer's shared seed, from the cluster CA certificate every party holds."""
-    return hashlib.sha256(b"trio-spdz/insecure-dealer-seed/v1" + cfg.tls.ca.read_bytes()).digest()
 
 
 class PartyDaemon:
@@ -562,7 +555,7 @@ class PartyDaemon:
             "pool": pool,
             "sessions": {
                 "jobs": len(self.active),
-                "offline": sum(1 for s in running if s.startswith("mascot/")),
+                "offline": sum(1 for s in running if is_offline(s)),
                 "total": len(running),
             },
             "jobs": [

@@ -46,6 +46,8 @@ from protocols.net import Net, expect_list
 from protocols.preprocessing.pool import KINDS_FIXED, LEADER, Batch, Pool, PooledSession, mask_kind
 from protocols.shares import ShareContext
 
+from .sessions import MASCOT_PREFIX, mascot_session
+
 log = structlog.get_logger("spdz.offline")
 
 
@@ -246,7 +248,7 @@ class OfflineService:
         async with task_group() as nursery:
             nursery.start_soon(self._lifeline, epoch, pre)
             await self.engine.run(
-                _setup_prog, mascot, epoch, session=f"mascot/{epoch}/setup", pre=pre, idle_ok=True
+                _setup_prog, mascot, epoch, session=mascot_session(epoch, "setup"), pre=pre, idle_ok=True
             )
             self._ready.set()
             log.info("offline_ready", party=self.party, epoch=epoch)
@@ -255,7 +257,7 @@ class OfflineService:
                 plan = await self._plan() if self.party == LEADER else None
                 t0 = trio.current_time()
                 kind, count, batch = await self.engine.run(
-                    _batch_prog, mascot, plan, session=f"mascot/{epoch}/{k}", pre=pre, idle_ok=True
+                    _batch_prog, mascot, plan, session=mascot_session(epoch, k), pre=pre, idle_ok=True
                 )
                 self.gen_seconds += trio.current_time() - t0
                 self.generated[kind] = self.generated.get(kind, 0) + count
@@ -273,7 +275,9 @@ class OfflineService:
         cancellation of its lifeline sends the peers an abort for it; their lifelines raise, and
         the engine retires the epoch there too. A late notice for an epoch already retired does
         nothing."""
-        await self.engine.run(_lifeline_prog, session=f"mascot/{epoch}/lifeline", pre=pre, idle_ok=True)
+        await self.engine.run(
+            _lifeline_prog, session=mascot_session(epoch, "lifeline"), pre=pre, idle_ok=True
+        )
 
     async def _plan(self) -> list[Any]:
         """Leader: the next ``[kind, count]``; waits while every pool is full and nobody waits."""
@@ -295,7 +299,7 @@ class OfflineService:
 
 
 MIN_DEMAND_BATCH = 1024
-_SETUP = re.compile(r"mascot/([0-9]{1,9}-[0-9a-f]{16})/setup")
+_SETUP = re.compile(re.escape(MASCOT_PREFIX) + r"([0-9]{1,9}-[0-9a-f]{16})/setup")
 
 
 def demand_batch(demand: int, batch: int) -> int:

@@ -17,6 +17,7 @@ Two ways to build one:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from types import TracebackType
 from typing import Any
@@ -92,8 +93,6 @@ class Party:
         source: Any = None
         if cfg.preprocessing == "dealer":  # load_config accepts it only with insecure_dealer = true
             from protocols.preprocessing.dealer import InsecureDealer
-
-            from .daemon import dealer_seed
 
             source = InsecureDealer(field, cfg.n, cfg.party, dealer_seed(cfg))
         options = {"king_min": cfg.king_min, **(session_options or {})}
@@ -176,3 +175,8 @@ class Party:
             raise
         finally:
             self._nursery = None
+
+
+def dealer_seed(cfg: PartyConfig) -> bytes:
+    """The INSECURE dealer's shared seed, from the cluster CA certificate every party holds."""
+    return hashlib.sha256(b"trio-spdz/insecure-dealer-seed/v1" + cfg.tls.ca.read_bytes()).digest()

@@ -53,6 +53,7 @@ from nacl import bindings as sodium
 
 from actors.frames import MSG, Frame
 from actors.peerlink import _Hello, encode_hello, new_incarnation
+from actors.sessions import MASCOT_PREFIX
 from protocols.commitments import commit, context_bytes
 from protocols.errors import PeerAuthError
 from protocols.field import PrimeField
@@ -68,7 +69,6 @@ from .network import Network
 from .programs import SimProgram
 
 STRIDE = PairChannel.STRIDE
-MASCOT_PREFIX = "mascot/"
 
 
 class NotApplicable(ValueError):

@@ -13,6 +13,7 @@ import pytest
 from helpers import Cheat, CheatNet, add_delta, assert_all_aborted, noop, run_cluster, run_each
 from test_apps import N, each, tables, within
 
+from actors.sessions import is_offline
 from protocols.apps import pooled, stats
 from protocols.apps import regression as rg
 from protocols.apps.table import ParameterMismatch, share_table
@@ -204,7 +205,7 @@ class Recorder:
         self.sent: list[bytes] = []
 
     def wrap_net(self, session: str, net: Any) -> Any:
-        if session.startswith("mascot/"):
+        if is_offline(session):
             return net
         rec = self
 
