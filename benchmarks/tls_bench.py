@@ -24,40 +24,19 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
 import structlog  # noqa: E402
 import trio  # noqa: E402
-from online_bench import StockAll  # noqa: E402
+from online_bench import StockAll, mul_prog  # noqa: E402
 
 import actors  # noqa: E402
 from protocols.field import get_field  # noqa: E402
 
 TRANSPORTS = ("memory", "stream", "tls")
-
-
-async def _mul_prog(s: Any, n: int) -> tuple[float, float, float, float, bool]:
-    """online_bench's timed multiplication, also reading the process's CPU clock: with all parties
-    in this process, CPU seconds between the first start and the last end are the work done, which
-    stays meaningful on a machine that other jobs share (wall time there is mostly waiting)."""
-    rng = np.random.default_rng(12345)  # public benchmark data, not a secret
-    xs = rng.integers(-(2**20), 2**20, size=n)
-    ys = rng.integers(-(2**20), 2**20, size=n)
-    x = await s.input(xs if s.party == 0 else None, owner=0)
-    y = await s.input(ys if s.party == 1 else None, owner=1)
-    await s.pre.stock_triples(n)
-    await s.mac_check()  # a synchronizing round: nobody's clock starts while another still stocks
-    t0, c0 = time.perf_counter(), time.process_time()
-    z = await s.mul(x, y)
-    out = await s.output(z)
-    t1, c1 = time.perf_counter(), time.process_time()
-    return t0, t1, c0, c1, bool(np.array_equal(out, xs * ys))
 
 
 async def measure(modulus: str, transport: str, n: int, repeat: int) -> tuple[float, float]:
@@ -71,10 +50,10 @@ async def measure(modulus: str, transport: str, n: int, repeat: int) -> tuple[fl
         interceptors=dict.fromkeys(range(3), StockAll()),
         session_options={"check_bound": 1 << 40},
     ) as c:
-        await c.run(_mul_prog, 1000)
+        await c.run(mul_prog, 1000)
         wall, cpu = [], []
         for _ in range(repeat):
-            res = await c.run(_mul_prog, n)
+            res = await c.run(mul_prog, n)
             if not all(r[4] for r in res):
                 raise SystemExit(f"benchmark produced a wrong product over {transport}")
             wall.append(n / (max(r[1] for r in res) - min(r[0] for r in res)))
