@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
 from typing import Any
 
+import helpers
 import pytest
 import structlog
 
@@ -31,3 +33,11 @@ def _restore_logging() -> Any:
     to the tests after it."""
     yield
     quiet_logs()
+
+
+@pytest.fixture(scope="module", params=["dealer", pytest.param("mascot", marks=pytest.mark.slow)])
+def preprocessing(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs a test once with the INSECURE test dealer and once with MASCOT (marked slow): the cluster
+    helpers of ``helpers`` use it. A module opts in with ``pytest.mark.usefixtures("preprocessing")``."""
+    with helpers.using(request.param) as kind:
+        yield kind

@@ -12,8 +12,8 @@ holds only pytest's hooks and fixtures.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,9 +36,24 @@ MODULUS_IDS = {P61: "p61", P127: "p127"}
 DEADLINE = 60.0
 
 
+_PREPROCESSING = ["dealer"]  # what the cluster helpers use now (``using``; the ``preprocessing`` fixture)
+
+
 def preprocessing_kind() -> str:
-    """``dealer`` (default) or ``mascot``: test_online_mascot.py re-runs the online suite with MASCOT."""
-    return os.environ.get("SPDZ_TEST_PREPROCESSING", "dealer")
+    """``dealer`` (the default) or ``mascot``: what ``run_cluster`` and ``run_each`` give the parties."""
+    return _PREPROCESSING[-1]
+
+
+@contextmanager
+def using(kind: str) -> Iterator[str]:
+    """Run the cluster helpers with ``kind`` preprocessing inside the block."""
+    if kind not in ("dealer", "mascot"):
+        raise ValueError(f"preprocessing is 'dealer' or 'mascot', not {kind!r}")
+    _PREPROCESSING.append(kind)
+    try:
+        yield kind
+    finally:
+        _PREPROCESSING.pop()
 
 
 def cluster_options() -> dict[str, Any]:

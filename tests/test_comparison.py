@@ -6,8 +6,8 @@ edges (0, +-1, +-(2^(k-1) - 1), -2^(k-1)) and every pair of them, where the diff
 values needs k + 1 bits. The cheating tests alter the cheater's share of an opening inside a
 comparison and check that every honest party aborts with a MAC-check failure before any output.
 
-With ``SPDZ_TEST_PREPROCESSING=mascot`` the same tests run on MASCOT preprocessing (small vectors:
-every comparison consumes about k + 42 random bits per element).
+Inside ``helpers.using("mascot")`` the same tests run on MASCOT preprocessing (small vectors: every
+comparison consumes about k + 42 random bits per element); the suite runs them on the test dealer.
 """
 
 from __future__ import annotations

@@ -9,8 +9,10 @@ under the cluster deadline of ``helpers``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import helpers
 import pytest
 import test_online_cheating as tc
 from helpers import MODULI, mod_id
@@ -29,8 +31,9 @@ param_target = pytest.mark.parametrize(
 
 
 @pytest.fixture(autouse=True)
-def _use_mascot(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SPDZ_TEST_PREPROCESSING", "mascot")
+def _use_mascot() -> Iterator[None]:
+    with helpers.using("mascot"):
+        yield
 
 
 @param_case
