@@ -232,7 +232,7 @@ class Engine:
         """Abort every open session because ``peer`` is gone (its link timed out, or it restarted).
 
         Each session runs at all n parties, so each one needs ``peer``: waiting on only hangs the
-        callers. The sessions end with an ``PeerLostError`` naming the peer; the party carries on, and
+        callers. The sessions end with a ``PeerLostError`` naming the peer; the party carries on, and
         later sessions can run once the peer is back.
         """
         log.warning("sessions_aborted_peer_lost", party=self.party, peer=peer, reason=reason)

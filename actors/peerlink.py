@@ -123,7 +123,7 @@ def split_parts(parts: Buffers, size: int, chunk: int) -> list[Buffers]:
     cur: list[bytes | memoryview] = []
     room = chunk
     for p in parts:
-        view = memoryview(p).cast("B") if not isinstance(p, memoryview) else p.cast("B")
+        view = memoryview(p).cast("B")
         while len(view):
             take = view[:room]
             cur.append(take)
@@ -785,22 +785,22 @@ class PeerLink:
         if ours.peer_inc != self._peer_inc:  # another connection was adopted since our HELLO
             raise LinkProtocolError("the peer's incarnation changed during the handshake")
         restarted = self._peer_inc is not None and hello.inc != self._peer_inc
+        if restarted:
+            self.stats.peer_restarts += 1
         if not resumable(ours, hello):
             # Both sides see the same two HELLOs and come to the same verdict: start over at 0.
-            why = (
-                f"link resynchronised: the peer resumes at {hello.next} of our frames "
-                f"{ours.base}..{ours.sent}, we at {ours.next} of its {hello.base}..{hello.sent}"
-            )
             self.stats.resyncs += 1
-            if restarted:
-                self.stats.peer_restarts += 1
             self._reset_send()
             self._reset_receive(hello.inc)
-            self._report(why if not restarted else "it restarted (new incarnation)")
+            self._report(
+                "it restarted (new incarnation)"
+                if restarted
+                else f"link resynchronised: the peer resumes at {hello.next} of our frames "
+                f"{ours.base}..{ours.sent}, we at {ours.next} of its {hello.base}..{hello.sent}"
+            )
             return 0
         if hello.inc != self._peer_inc:
             if restarted:
-                self.stats.peer_restarts += 1
                 self._reset_send()
             self._reset_receive(hello.inc)
         # ``next`` counts frames of our current incarnation only; a peer that has not met it yet
@@ -857,13 +857,7 @@ class PeerLink:
             kind, body = await conn.reader.read(limit, self._place)
             if conn.reader.placed:  # a piece of a chunked frame, received into it by ``_place``
                 self._recv_next += 1
-                buf, filled = self._partial  # type: ignore[misc]
-                filled += conn.reader.placed
-                if kind == CHUNK:
-                    self._partial = (buf, filled)
-                else:
-                    self._partial = None
-                    self._deliver_frame(buf.toreadonly())
+                self._filled(conn.reader.placed, last=kind == DATA)
                 self._count_for_ack(conn.reader.placed)
                 continue
             if kind in (DATA, CHUNK, SKIP):
@@ -938,8 +932,7 @@ class PeerLink:
         (total,) = _SEQ.unpack_from(body, _SEQ.size)
         piece = body[2 * _SEQ.size :]
         self._chunk_slot(total, len(piece))[:] = piece
-        buf, filled = self._partial  # type: ignore[misc]
-        self._partial = (buf, filled + len(piece))
+        self._filled(len(piece), last=False)
 
     def _complete(self, data: memoryview) -> None:
         """A DATA record: a whole frame, or the last piece of a chunked one."""
@@ -947,11 +940,20 @@ class PeerLink:
             self._deliver_frame(data)
             return
         buf, filled = self._partial
-        self._partial = None
         if filled + len(data) != len(buf):
             raise LinkProtocolError("the pieces of a chunked frame do not add up to its size")
         buf[filled:] = data
-        self._deliver_frame(buf.toreadonly())
+        self._filled(len(data), last=True)
+
+    def _filled(self, n: int, *, last: bool) -> None:
+        """``n`` more bytes of the frame being assembled are in place; the last piece delivers it."""
+        assert self._partial is not None
+        buf, filled = self._partial
+        if last:
+            self._partial = None
+            self._deliver_frame(buf.toreadonly())
+        else:
+            self._partial = (buf, filled + n)
 
     def _deliver_frame(self, data: memoryview) -> None:
         try:
@@ -1046,16 +1048,12 @@ class PeerLink:
             # half-open connection)
             heard = self.stats.last_received
             if 0.0 < heard <= self._down_since:
-                self._lost_reason = (
+                self._declare_lost(
                     f"nothing received for {now - heard:.1f} s (connection dead after "
                     f"{self._down_since - heard:.1f} s of silence, none since)"
                 )
             else:
-                self._lost_reason = f"no connection for {now - self._down_since:.1f} s"
-            self._lost_at = now
-            self.stats.lost = True
-            self._wake()  # senders blocked on a full buffer re-check and raise
-            self._report(self._lost_reason)
+                self._declare_lost(f"no connection for {now - self._down_since:.1f} s")
 
     async def _stall_watch(self) -> None:
         """Report the peer lost when records have waited ``idle_timeout + peer_timeout`` (what a
@@ -1075,15 +1073,20 @@ class PeerLink:
             if now - since < timeout or not (self.stats.up or reconnects):
                 continue  # a link that is simply down is the watchdog's
             self._stall_reported = True
-            self._lost_reason = (
+            self._stalled_since = now  # the next report, if any, one period later
+            self._declare_lost(
                 f"no progress: {len(self._unacked)} records ({self._unacked_bytes} bytes) "
                 f"unacknowledged for {now - since:.1f} s over {reconnects} reconnects"
             )
-            self._lost_at = now
-            self._stalled_since = now  # the next report, if any, one period later
-            self.stats.lost = True
-            self._wake()
-            self._report(self._lost_reason)
+
+    def _declare_lost(self, reason: str) -> None:
+        """The peer is lost (``reason``): messages to it fail fast until it is back, and the owner
+        is told, so that the sessions that need it abort."""
+        self._lost_reason = reason
+        self._lost_at = trio.current_time()
+        self.stats.lost = True
+        self._wake()  # senders blocked on a full buffer re-check and raise
+        self._report(reason)
 
     def _report(self, reason: str) -> None:
         log.warning("peer_lost", party=self.me, peer=self.peer, reason=reason)
