@@ -155,8 +155,9 @@ class Router:
         if not box.started and box.error is None:
             size = payload_bytes(msg)
             if self.pending_bytes(frm) + size > self.max_pending_bytes:
-                if self._warn(frm) is not None:
-                    log.warning("peer_over_pending_limit", peer=frm, limit=self.max_pending_bytes)
+                self._warn.emit(
+                    log.warning, "peer_over_pending_limit", key=frm, peer=frm, limit=self.max_pending_bytes
+                )
                 err = ProtocolError(
                     f"party {frm} sent more than {self.max_pending_bytes} bytes for sessions not "
                     "started here yet",

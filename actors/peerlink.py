@@ -745,10 +745,9 @@ class PeerLink:
         """Count and log a refused stream: at most one line per link per 10 s (an outsider with a
         stolen certificate, or a duplicate daemon, can make them as fast as it can connect)."""
         self.stats.rejected_streams += 1
-        skipped = self._reject_log()
-        if skipped is not None:
-            more = {"suppressed": skipped} if skipped else {}
-            log.warning("link_rejected", party=self.me, peer=self.peer, reason=reason, **fields, **more)
+        self._reject_log.emit(
+            log.warning, "link_rejected", party=self.me, peer=self.peer, reason=reason, **fields
+        )
 
     async def _run_connection(
         self, stream: trio.abc.Stream, hello: _Hello, reader: _RecordReader, ours: _Hello

@@ -9,6 +9,8 @@ last one.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 LOG_PERIOD = 10.0  # s: at most one line per key per period
 MAX_KEYS = 1024  # keys remembered (an outsider choosing keys cannot grow this without bound)
@@ -34,3 +36,13 @@ class Throttle:
             self._skipped.pop(oldest, None)
         self._last[key] = now
         return self._skipped.pop(key, 0)
+
+    def emit(self, method: Callable[..., Any], event: str, key: object = None, **fields: Any) -> None:
+        """``method(event, **fields)`` (a structlog level method) unless ``key`` was logged within the
+        period; a line after skipped ones says how many (``suppressed``)."""
+        skipped = self(key)
+        if skipped is None:
+            return
+        if skipped:
+            fields["suppressed"] = skipped
+        method(event, **fields)

@@ -146,19 +146,13 @@ def _nodelay(stream: trio.SocketStream) -> None:
     stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
 
 
-def _remote(stream: trio.SocketStream) -> str:
+def _remote(stream: trio.SocketStream) -> tuple[str, str]:
+    """The far end's address, alone and as ``host:port`` (for logs): ``("?", "?")`` if it is gone."""
     try:
         host, port, *_ = stream.socket.getpeername()
     except OSError:
-        return "?"
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _source(stream: trio.SocketStream) -> str:
-    try:
-        return str(stream.socket.getpeername()[0])
-    except OSError:
-        return "?"
+        return "?", "?"
+    return str(host), f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _count(stats: dict[str, Any], reason: str) -> None:
@@ -691,31 +685,32 @@ class TlsListener:
 
     def _refuse(self, remote: str, reason: str, detail: str, *, quiet: bool = False) -> None:
         _count(self.stats, reason)
-        skipped = self._log_refusal(reason)
-        if skipped is None:
-            return
-        level = log.info if quiet else log.warning
-        more = {"suppressed": skipped} if skipped else {}
-        level(
-            "tls_refused", party=self.me, remote=remote, side="listener", reason=reason, detail=detail, **more
+        self._log_refusal.emit(
+            log.info if quiet else log.warning,
+            "tls_refused",
+            key=reason,
+            party=self.me,
+            remote=remote,
+            side="listener",
+            reason=reason,
+            detail=detail,
         )
 
     async def _handle(self, tcp: trio.SocketStream) -> None:
         """One inbound connection: handshake under a deadline, identify, hand over. Never raises."""
-        remote = _remote(tcp)
+        source, remote = _remote(tcp)
         try:
-            await self._admit(tcp, remote)
+            await self._admit(tcp, source, remote)
         except Exception as e:  # a bug here must cost one connection, not the listener
             _count(self.stats, "internal_error")
             log.error("tls_accept_failed", party=self.me, remote=remote, error=_describe(e))
             await trio.aclose_forcefully(tcp)
 
-    async def _admit(self, tcp: trio.SocketStream, remote: str) -> None:
+    async def _admit(self, tcp: trio.SocketStream, source: str, remote: str) -> None:
         if not self.links.accepting:
             self._refuse(remote, "not_serving", "this party's links are not running", quiet=True)
             await trio.aclose_forcefully(tcp)
             return
-        source = _source(tcp)
         trusted = source in self._peer_ips
         busy = ""
         if self.stats["handshaking"] >= self.max_handshakes:
