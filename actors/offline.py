@@ -320,28 +320,29 @@ async def _lifeline_prog(s: Any) -> None:
     raise ProtocolError("a peer sent a message on a key-epoch lifeline", culprit=(s.party + 1) % s.n)
 
 
+async def _from_leader(s: Any, value: Any) -> Any:
+    """One round: the leader sends ``value`` to every other party; each returns what it got (the
+    leader its own ``value``)."""
+    step = s.next_step()
+    if s.party != LEADER:
+        return await s.net.recv(LEADER, step)
+    for j in range(s.n):
+        if j != s.party:
+            await s.net.send(j, step, value)
+    return value
+
+
 async def _setup_prog(s: Any, mascot: MascotParty, epoch: str) -> None:
     # The leader's first message opens the epoch at the followers (``OfflineService._session_seen``)
     # before anything else of the set-up, in which it might otherwise wait for them first.
-    step = s.next_step()
-    if s.party == LEADER:
-        for j in range(s.n):
-            if j != s.party:
-                await s.net.send(j, step, epoch)
-    elif await s.net.recv(LEADER, step) != epoch:
+    if await _from_leader(s, epoch) != epoch:
         raise ProtocolError(f"party {LEADER} announced another epoch than its session's", culprit=LEADER)
     await mascot.setup(s)
 
 
 async def _batch_prog(s: Any, mascot: MascotParty, plan: list[Any] | None) -> tuple[str, int, Batch]:
-    step = s.next_step()
-    if s.party == LEADER:
-        assert plan is not None
-        for j in range(s.n):
-            if j != s.party:
-                await s.net.send(j, step, plan)
-    else:
-        plan = expect_list(await s.net.recv(LEADER, step), LEADER, "batch plan", 2)
+    assert (plan is not None) == (s.party == LEADER)
+    plan = expect_list(await _from_leader(s, plan), LEADER, "batch plan", 2)
     kind, count = plan
     valid = kind in KINDS_FIXED or (
         isinstance(kind, str) and kind.startswith("mask") and kind[4:].isdigit() and int(kind[4:]) < s.n
