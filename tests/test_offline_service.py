@@ -265,6 +265,49 @@ async def test_an_unexpected_error_in_a_batch_does_not_take_the_party_down() -> 
             assert all(int(r) == 113 for r in res)
 
 
+async def test_a_leader_announcing_another_epoch_than_its_set_up_is_caught() -> None:
+    """The leader's first set-up message names the epoch; a leader that names another one (once
+    here) makes every follower abort that set-up naming it, and the next epoch serves."""
+
+    class WrongName:
+        def __init__(self) -> None:
+            self.hits = 0
+
+        def wrap_net(self, session: str, net: Any) -> Any:
+            if not session.endswith("/setup") or self.hits:
+                return net
+            outer = self
+
+            class Net:
+                party, n = net.party, net.n
+
+                async def send(self, to: int, step: int, msg: Any) -> None:
+                    if isinstance(msg, str):
+                        outer.hits += 1
+                        msg = "0-" + "f" * 16
+                    await net.send(to, step, msg)
+
+                async def recv(self, frm: int, step: int) -> Any:
+                    return await net.recv(frm, step)
+
+            return Net()
+
+        def wrap_preprocessing(self, session: str, pre: Any) -> Any:
+            return pre
+
+    cheat = WrongName()
+    with trio.fail_after(DEADLINE):
+        async with actors.local_cluster(3, modulus=P61, watermarks=marks(), interceptors={0: cheat}) as c:
+            svcs = [p.offline for p in c.parties]
+            assert cheat.hits == 2  # the first set-up's announcement, to each follower
+            for p in c.parties[1:]:
+                assert any("announced another epoch" in why for _, why in p.engine.aborts), p.engine.aborts
+                assert p.offline.failures, "the follower kept the key of the refused set-up"
+            assert all(s.keys >= 2 for s in svcs) and len({s.epoch for s in svcs}) == 1
+            res = await c.run(square_sum, [2, 3])
+            assert all(int(r) == 13 for r in res)
+
+
 @pytest.mark.parametrize("who", [0, 2])
 async def test_retiring_a_key_at_one_party_retires_it_everywhere(who: int) -> None:
     """One party retires its key while every pool is full and nothing runs (the leader idles in its
