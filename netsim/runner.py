@@ -397,26 +397,35 @@ class _Run:
             with scopes[i]:
                 await parties[i].serve(task_status=task_status)
 
+        async def one_session(i: int, session: str) -> None:
+            """Party ``i`` runs ``session``; its outcome goes into ``results[i]``."""
+            try:
+                out: tuple[str, Any] = (
+                    "ok",
+                    await parties[i].run(self.prog.prog, inputs[i], session=session),
+                )
+            except AbortError as e:
+                out = ("abort", e)
+            except Exception as e:
+                out = ("error", e)
+            self.results.setdefault(i, []).append(out)
+
+        def note_finished() -> None:
+            if all(len(self.results.get(h, ())) == self.total_sessions for h in honest):
+                done.set()
+
         async def run_party(i: int) -> None:
             mine = self.results.setdefault(i, [])
             with session_scopes[i]:
                 for k in range(self.sessions):
-                    try:
-                        mine.append(
-                            ("ok", await parties[i].run(self.prog.prog, inputs[i], session=f"sim-{k:04d}"))
-                        )
-                    except AbortError as e:
-                        mine.append(("abort", e))
-                    except Exception as e:
-                        mine.append(("error", e))
+                    await one_session(i, f"sim-{k:04d}")
             if session_scopes[i].cancelled_caught:  # killed: the sessions it was in never finished here
                 gone = AbortError(f"party {i} was killed (kill -9) during the session")
                 mine += [("abort", gone)] * (self.sessions - len(mine))
                 return
             if restart and i != victim:  # the victim's is run by its new incarnation
                 await recover(i)
-            if all(len(self.results.get(h, ())) == self.total_sessions for h in honest):
-                done.set()
+            note_finished()
 
         back = trio.Event()
 
@@ -433,21 +442,13 @@ class _Run:
             restarts.append(f"restarted party {i} at {net.now():.3f} s (new incarnation)")
             back.set()
             await recover(i)
-            if all(len(self.results.get(h, ())) == self.total_sessions for h in honest):
-                done.set()
+            note_finished()
 
         async def recover(i: int) -> None:
             """After a restart: once every party is ready again, one more session at everyone."""
             await back.wait()
             await _offline_ready(parties)
-            try:
-                value = await parties[i].run(self.prog.prog, inputs[i], session="sim-after")
-                out: tuple[str, Any] = ("ok", value)
-            except AbortError as e:
-                out = ("abort", e)
-            except Exception as e:
-                out = ("error", e)
-            self.results.setdefault(i, []).append(out)
+            await one_session(i, "sim-after")
 
         async with trio.open_nursery() as nursery:
             await nursery.start(net.run)
