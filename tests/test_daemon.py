@@ -231,6 +231,19 @@ class Daemons:
                 self.logs,
             )
 
+    def connect_as(self, party: int, to: int, timeout: float = 10) -> ssl.SSLSocket:
+        """A TLS connection to party ``to``'s listener with party ``party``'s own certificate and key:
+        what a stray or duplicate of that party, or anyone holding its key, can open."""
+        home = self.root / f"party{party}"
+        ctx = client_context(TlsFiles(ca=home / "ca.pem", cert=home / "cert.pem", key=home / "key.pem"))
+        port = load_config(self.configs[to]).listen.port
+        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        try:
+            return ctx.wrap_socket(raw)
+        except BaseException:
+            raw.close()
+            raise
+
     def socket(self, i: int) -> Path:
         return self.root / f"party{i}" / "ctl.sock"
 
@@ -508,16 +521,13 @@ def test_garbage_to_the_tls_port_and_the_control_socket_leaves_the_daemon_servin
             while s.recv(65536):
                 pass
     # a TLS client with a valid certificate (party 0's) whose first record claims 4 GB
-    d0 = cluster.root / "party0"
-    ctx = client_context(TlsFiles(ca=d0 / "ca.pem", cert=d0 / "cert.pem", key=d0 / "key.pem"))
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        with ctx.wrap_socket(raw) as tls:
-            tls.sendall(b"\xff\xff\xff\xff" + os.urandom(1000))
-            try:
-                while tls.recv(65536):
-                    pass
-            except (ssl.SSLError, ConnectionError):
+    with cluster.connect_as(0, 1) as tls:
+        tls.sendall(b"\xff\xff\xff\xff" + os.urandom(1000))
+        try:
+            while tls.recv(65536):
                 pass
+        except (ssl.SSLError, ConnectionError):
+            pass
 
     # the control socket: an oversized length, junk bytes, msgpack that is not a request
     def raw_control(payload: bytes) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from test_daemon import START_TIMEOUT, Daemons, rss_mb, spdz_run, wait_until
 from actors.config import load_config, write_config
 from actors.frames import MSG, encode_frame
 from actors.peerlink import DATA, HELLO, _Hello, encode_hello, new_incarnation
-from actors.pki import TlsFiles, client_context
 
 pytestmark = pytest.mark.slow  # real processes or MASCOT: left out of the fast subset
 
@@ -75,10 +74,7 @@ def stray_hello(d: Daemons, as_party: int, to: int) -> None:
     """Connect to party ``to`` over TLS with party ``as_party``'s own certificate and key, send a
     link HELLO with a new incarnation (what a duplicate daemon's first connection says), read the
     victim's HELLO and hang up."""
-    home = d.root / f"party{as_party}"
-    ctx = client_context(TlsFiles(ca=home / "ca.pem", cert=home / "cert.pem", key=home / "key.pem"))
-    port = load_config(d.configs[to]).listen.port
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, ctx.wrap_socket(raw) as tls:
+    with d.connect_as(as_party, to) as tls:
         tls.sendall(encode_hello(_Hello(as_party, to, new_incarnation(), None, 0)))
         head = tls.recv(5)
         assert len(head) == 5 and head[4] == HELLO, head
@@ -145,12 +141,9 @@ def test_a_peer_flooding_sessions_not_started_is_disconnected_and_nothing_is_kep
         victim = d.procs[1]
         assert victim is not None
         before = rss_mb(victim.pid)
-        home = d.root / "party0"
-        ctx = client_context(TlsFiles(ca=home / "ca.pem", cert=home / "cert.pem", key=home / "key.pem"))
-        port = load_config(d.configs[1]).listen.port
         body = os.urandom(16 << 20)
         sent = 0
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as raw, ctx.wrap_socket(raw) as tls:
+        with d.connect_as(0, 1, timeout=30) as tls:
             tls.sendall(encode_hello(_Hello(0, 1, new_incarnation(), None, 0, 0, 20)))
             try:
                 for k in range(20):
