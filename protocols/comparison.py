@@ -8,7 +8,7 @@ available, and ``r''`` another ``K + kappa - m`` bits). ``c`` is statistically `
 uniform whatever ``b`` is, and since ``c < 2^K + 2^(K+kappa) < p`` nothing wraps mod p, so
 ``b mod 2^m = (c mod 2^m - r') mod 2^m``: a public value minus a secret one given bit by bit. Then
 
-* truncation (Catrina-Saxena, FC 2010; ``circuits.Trunc``): ``(a - (c mod 2^m) + r') / 2^m`` is
+* truncation (Catrina-Saxena, FC 2010; ``rounds.Trunc``): ``(a - (c mod 2^m) + r') / 2^m`` is
   ``floor(a / 2^m)`` or one more, rounding up with probability ``(a mod 2^m) / 2^m``. One round.
 * ``ltz``: with ``m = K - 1``, ``a < 0`` iff the borrow of ``c mod 2^m - r'`` cancels the offset;
   the borrow is ``[c' < r']`` for a public ``c'`` and shared bits ``r'``. That comparison uses Toft's
@@ -32,7 +32,7 @@ Security and correctness both require the declared range: ``K + kappa`` must sta
 of that opening. The secure types keep values in range by construction where they can and say so
 where the user must.
 
-Each protocol is a step generator (see ``circuits``) so that callers can run several in parallel; the
+Each protocol is a step generator (see ``rounds``) so that callers can run several in parallel; the
 ``async`` functions at the end run one on its own.
 """
 
@@ -40,7 +40,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .circuits import (
+from .errors import SpdzError
+from .field import PrimeField
+from .online import Session
+from .rounds import (
     Bits,
     Mul,
     Open,
@@ -67,9 +70,6 @@ from .circuits import (
     xor_from_product,
     xor_public,
 )
-from .errors import SpdzError
-from .field import PrimeField
-from .online import Session
 from .shares import SharedArray
 
 KAPPA = 40  # statistical security of every masked opening, in bits
@@ -142,7 +142,7 @@ def _bit_lt_public(
 
     With ``u_j = (1 - 2 c_j) r_j``, ``r_j XOR c_j = c_j + u_j``, so ``e_i = S + r_i + 3 sum_{j>i} u_j``
     plus the public ``3 sum_{j>i} c_j - c_i``. The secret part (value and MAC alike) is one signed
-    suffix sum over the rows, computed in plain integers on 32-bit limbs (``circuits.to_limbs``) and
+    suffix sum over the rows, computed in plain integers on 32-bit limbs (``rounds.to_limbs``) and
     reduced once; the public part joins the same sum (its MAC term: the small public integers times
     the limbs of ``alpha_i``).
     """

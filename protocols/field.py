@@ -310,6 +310,47 @@ class PrimeField:
     def neg(self, a: np.ndarray) -> np.ndarray:
         return self.sub(self.zeros(1), a)
 
+    def neg_where(self, a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``-a`` where the 0/1 vector ``mask`` is set, ``a`` elsewhere (a new array).
+
+        For a Mersenne prime ``p = 2^B - 1``, ``p - a`` is ``a`` with its ``B`` bits complemented, so a
+        conditional negation is an XOR with a mask (and zero, whose complement is ``p``, is put back).
+        """
+        c = np.asarray(mask, dtype=bool).reshape(-1)
+        if self.modulus != (1 << self.bits) - 1:
+            return np.where(c[None, :], self.neg(a), a)
+        out = np.empty_like(a)
+        ones = c.astype(U64)
+        np.negative(ones, out=ones)  # all ones where c
+        for w in range(self.words):
+            width = min(64, self.bits - 64 * w)
+            np.bitwise_and(ones, U64((1 << width) - 1), out=out[w])
+            np.bitwise_xor(out[w], a[w], out=out[w])
+        full = out[self.words - 1] == U64((1 << (self.bits - 64 * (self.words - 1))) - 1)
+        for w in range(self.words - 1):
+            full &= out[w] == M64
+        if full.any():
+            out[:, full] = 0
+        return out
+
+    def compose_pow2(self, a: np.ndarray, n: int) -> np.ndarray:
+        """``sum_i 2^i * row_i`` over the rows of ``a``, ``R`` rows of ``n`` elements stored one after
+        the other (shape ``(W, R * n)``, row ``i`` is ``a[:, i*n : (i+1)*n]``): the field elements that
+        rows of bits stand for, least significant row first. Horner's rule, a doubling and an add per row.
+        """
+        if n == 0:
+            return self.zeros(0)
+        r = a.shape[1] // n
+        if r == 0:
+            return self.zeros(n)
+        acc = a[:, (r - 1) * n : r * n].copy()
+        b1, b2 = np.empty_like(acc), np.empty_like(acc)
+        for i in range(r - 2, -1, -1):
+            self.add(acc, acc, out=b1)
+            self.add(b1, a[:, i * n : (i + 1) * n], out=b2)
+            acc, b2 = b2, acc
+        return acc
+
     def mul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Elementwise product; ``b`` may have one element, which is then broadcast."""
         n = self._check_pair(a, b, "multiply")
@@ -421,6 +462,20 @@ class PrimeField:
 
     def equal(self, a: np.ndarray, b: np.ndarray) -> bool:
         return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+def _shl128(lo: np.ndarray, hi: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, hi) << s`` mod ``2^128``, ``0 < s < 128``."""
+    if s >= 64:
+        return np.zeros_like(lo), lo << U64(s - 64)
+    return lo << U64(s), (hi << U64(s)) | (lo >> U64(64 - s))
+
+
+def _shr128(lo: np.ndarray, hi: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, hi) >> s``, ``0 < s < 128``."""
+    if s >= 64:
+        return hi >> U64(s - 64), np.zeros_like(hi)
+    return (lo >> U64(s)) | (hi << U64(64 - s)), hi >> U64(s)
 
 
 class Mersenne61(PrimeField):
@@ -735,6 +790,96 @@ class Mersenne127(PrimeField):
         np.left_shift(c[4], S40, t)
         np.add(hi, t, hi)
         self._canon(lo, hi)
+
+    # ----------------------------------------------------------------- composition by powers of two
+    # A multiplication by 2^s is a rotation of the 127 bits (2^127 = 1), so composing rows needs no
+    # multiplication: short rows go through a halving tree of rotate-and-add levels over whole matrices
+    # (few numpy calls), long ones through Horner's rule with the doubling, the add and the carry fold
+    # fused in place (less memory traffic). Both keep values below 2^127 and map p to zero at the end.
+    _HORNER_MIN = 512  # row length from which one pass per row beats the tree (measured: 100 vs 1000)
+
+    def compose_pow2(self, a: np.ndarray, n: int) -> np.ndarray:
+        if n == 0:
+            return self.zeros(0)
+        r = a.shape[1] // n
+        if r == 0:
+            return self.zeros(n)
+        return self._compose_horner(a, n, r) if n >= self._HORNER_MIN else self._compose_tree(a, n, r)
+
+    @staticmethod
+    def _times_pow2(lo: np.ndarray, hi: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """``2^s v mod p`` for ``v < 2^127``: a rotation of the 127 bits by ``s``."""
+        s %= 127
+        if s == 0:
+            return lo, hi
+        l_lo, l_hi = _shl128(lo, hi, s)
+        r_lo, r_hi = _shr128(lo, hi, 127 - s)
+        return l_lo | r_lo, (l_hi & M63) | r_hi
+
+    @staticmethod
+    def _add_below_2_127(
+        a_lo: np.ndarray, a_hi: np.ndarray, b_lo: np.ndarray, b_hi: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``a + b`` for ``a, b < 2^127``, folded below ``2^127`` (``p`` itself may remain: it is zero)."""
+        s_lo = a_lo + b_lo
+        s_hi = a_hi + b_hi
+        s_hi += s_lo < a_lo
+        t = s_hi >> S63
+        s_hi &= M63
+        s_lo += t
+        s_hi += s_lo < t
+        return s_lo, s_hi
+
+    @staticmethod
+    def _p_to_zero(out: np.ndarray) -> np.ndarray:
+        """``out`` (values below ``2^127``) canonical: the value ``p``, all ones, is zero."""
+        full = (out[0] == M64) & (out[1] == M63)
+        if full.any():
+            out[:, full] = 0
+        return out
+
+    def _compose_horner(self, a: np.ndarray, n: int, r: int) -> np.ndarray:
+        """Horner's rule over rows ``r-1 .. 0``, in place on two words: for long rows, where it touches
+        less memory than the tree. Invariant: ``acc < 2^127`` (``p`` may occur: it is zero)."""
+        alo = a[0, (r - 1) * n : r * n].copy()
+        ahi = a[1, (r - 1) * n : r * n].copy()
+        t = np.empty(n, dtype=U64)
+        carry = np.empty(n, dtype=bool)
+        one, s62 = U64(1), U64(62)
+        for i in range(r - 2, -1, -1):
+            rlo, rhi = a[0, i * n : (i + 1) * n], a[1, i * n : (i + 1) * n]
+            np.right_shift(ahi, s62, out=t)  # doubling = rotation: bit 126 wraps to bit 0
+            np.left_shift(ahi, one, out=ahi)
+            np.bitwise_and(ahi, M63, out=ahi)
+            np.bitwise_or(ahi, alo >> S63, out=ahi)
+            np.left_shift(alo, one, out=alo)
+            np.bitwise_or(alo, t, out=alo)
+            np.add(alo, rlo, out=alo)  # + row, with the carry into the high word
+            np.less(alo, rlo, out=carry)
+            np.add(ahi, rhi, out=ahi)
+            np.add(ahi, carry, out=ahi, casting="unsafe")
+            np.right_shift(ahi, S63, out=t)  # fold bit 127 (weight 2^127 = 1)
+            np.bitwise_and(ahi, M63, out=ahi)
+            np.add(alo, t, out=alo)
+            np.less(alo, t, out=carry)
+            np.add(ahi, carry, out=ahi, casting="unsafe")
+        return self._p_to_zero(np.stack([alo, ahi]))
+
+    def _compose_tree(self, a: np.ndarray, n: int, r: int) -> np.ndarray:
+        """A halving tree, ``y_j = x_2j + 2^s x_2j+1`` with ``s`` doubling per level; each level is a
+        few whole-matrix operations, whatever the size."""
+        cur_lo = a[0, : r * n].reshape(r, n)
+        cur_hi = a[1, : r * n].reshape(r, n)
+        shift = 1
+        while r > 1:
+            h = r // 2
+            rot_lo, rot_hi = self._times_pow2(cur_lo[1 : 2 * h : 2], cur_hi[1 : 2 * h : 2], shift)
+            s_lo, s_hi = self._add_below_2_127(cur_lo[0 : 2 * h : 2], cur_hi[0 : 2 * h : 2], rot_lo, rot_hi)
+            if r % 2:
+                s_lo = np.concatenate([s_lo, cur_lo[r - 1 :]])
+                s_hi = np.concatenate([s_hi, cur_hi[r - 1 :]])
+            cur_lo, cur_hi, r, shift = s_lo, s_hi, h + r % 2, 2 * shift
+        return self._p_to_zero(np.stack([cur_lo[0], cur_hi[0]]))
 
     def random(self, n: int, prg: PRG) -> np.ndarray:
         v = prg.random_words((2, n))

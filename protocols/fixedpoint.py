@@ -30,14 +30,14 @@ How the non-linear functions work (each one's round count is fixed, whatever the
 * ``sqrt``: a Chebyshev polynomial for ``sqrt(d)`` on ``[1/2, 1]``, times the table factor. ``sqrt`` of
   a negative value is 0.
 * ``exp``: ``e^x = 2^y`` with ``y = x log2 e`` split by its bits into an integer ``a`` and a fraction
-  ``b``: ``2^b`` is a polynomial, ``2^a`` a table lookup on the one-hot vector (``circuits.demux``) of
+  ``b``: ``2^b`` is a polynomial, ``2^a`` a table lookup on the one-hot vector (``rounds.demux``) of
   the low integer bits and the sign, which also saturates at the top of the range and goes to 0
   below ``2^-(f+4)``; an OR of the remaining high bits catches ``|y|`` beyond the table.
 * ``sigmoid``: ``1 / (1 + e^-|x|)`` with ``e^-|x|`` from the same parts (the bits of ``y`` give
   ``2^-|y|`` directly: for positive ``y`` it is ``2^(~a) 2^(1-b)``), a Goldschmidt reciprocal on
   ``[1/2, 1]`` without normalization, and the sign applied through the iteration.
 
-All functions are step generators (see ``circuits``); ``sectypes`` runs them. The polynomial
+All functions are step generators (see ``rounds``); ``sectypes`` runs them. The polynomial
 coefficients are fitted here in plain numpy (Chebyshev interpolation) from the target precision.
 """
 
@@ -51,7 +51,9 @@ from functools import lru_cache
 import numpy as np
 from numpy.polynomial import Chebyshev, Polynomial
 
-from .circuits import (
+from .comparison import KAPPA, RangeError, bit_decompose_steps, check_bits, max_bits, trunc_steps
+from .field import PrimeField
+from .rounds import (
     Mul,
     Steps,
     Trunc,
@@ -68,8 +70,6 @@ from .circuits import (
     weighted_rows,
     xor_from_product,
 )
-from .comparison import KAPPA, RangeError, bit_decompose_steps, check_bits, max_bits, trunc_steps
-from .field import PrimeField
 from .shares import SharedArray
 
 LOG2E = math.log2(math.e)

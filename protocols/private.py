@@ -51,10 +51,10 @@ from typing import Any, Literal
 import numpy as np
 
 from . import fixedpoint as fx
-from .circuits import Input, Steps
 from .errors import ProtocolError
 from .fixedpoint import FixedFormat
 from .online import Session
+from .rounds import Input, Steps
 from .sectypes import Pending, SecretFix, SecretInt, _Secret
 
 __all__ = ["Kind", "NotOwnerError", "Private", "owned", "private", "where"]

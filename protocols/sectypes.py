@@ -42,10 +42,10 @@ from typing import Any, Generic, NoReturn, TypeVar
 import numpy as np
 
 from . import fixedpoint as fx
-from .circuits import Mul, Steps, flat, parallel, run, sum_groups
 from .comparison import KAPPA, RangeError, check_bits, eqz_steps, ltz_steps, max_bits
 from .fixedpoint import FixedFormat
 from .online import Session
+from .rounds import Mul, Steps, flat, parallel, run, sum_groups
 from .shares import SharedArray
 
 __all__ = [

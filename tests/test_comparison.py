@@ -31,11 +31,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocols import comparison as cmp
-from protocols.circuits import compose_bits, demux, parallel, run, suffix_prods
 from protocols.errors import AbortError, MacCheckError
 from protocols.field import P61, P127, get_field
 from protocols.online import Session
 from protocols.prg import PRG
+from protocols.rounds import compose_bits, demux, parallel, run, suffix_prods
 from protocols.sectypes import RangeError, SecretFix, SecretInt, gather, maximum, minimum, where
 from protocols.shares import ShareContext, SharedArray
 
@@ -397,9 +397,9 @@ def test_signed_limb_sums_reduce_to_the_field_sum(name: str) -> None:
     """``to_limbs`` / ``from_limbs``: signed integer combinations of field elements done on 32-bit
     limbs, reduced once, equal the same combination computed with Python integers mod p (edges: 0,
     p - 1, results that land on p or below zero)."""
-    from protocols.circuits import from_limbs, to_limbs
     from protocols.field import get_field
     from protocols.prg import PRG
+    from protocols.rounds import from_limbs, to_limbs
 
     f = get_field(name)
     p = f.modulus

@@ -639,3 +639,29 @@ def test_threaded_ops_match_single_thread(threads: int) -> None:
             x * y % f.modulus for x, y in zip(f.to_ints(a[:, sample]), f.to_ints(b[:, sample]), strict=False)
         ]
         assert got == want
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 700], ids=["empty", "one", "tree", "horner"])
+@pytest.mark.parametrize("r", [0, 1, 2, 7, 64])
+def test_compose_pow2(field: PrimeField, n: int, r: int) -> None:
+    """``sum_i 2^i row_i`` against Python ints; p127 takes its rotation tree for short rows and Horner
+    for long ones. Rows full of p - 1 make every level carry; 64+ rows wrap 2^i past 2^127."""
+    p = field.modulus
+    ints = mixed(p, r * n, seed=r + n) if r * n else []
+    ints[::5] = [p - 1] * len(ints[::5])
+    got = field.compose_pow2(vec(field, ints), n)
+    want = [sum(ints[i * n + e] << i for i in range(r)) % p for e in range(n)]
+    assert_vec(field, got, want)
+
+
+def test_compose_pow2_of_a_view(field: PrimeField) -> None:
+    a = vec(field, mixed(field.modulus, 40, seed=3))
+    assert field.equal(field.compose_pow2(a[:, 8:32], 4), field.compose_pow2(a[:, 8:32].copy(), 4))
+
+
+def test_neg_where(field: PrimeField) -> None:
+    p = field.modulus
+    ints = edge_values(p)
+    mask = np.arange(len(ints)) % 3 != 1
+    got = field.neg_where(vec(field, ints), mask.astype(np.uint8))
+    assert_vec(field, got, [(-v) % p if m else v for v, m in zip(ints, mask, strict=True)])

@@ -1,4 +1,4 @@
-"""Numerical building blocks the applications share, written as step generators (see ``circuits``).
+"""Numerical building blocks the applications share, written as step generators (see ``rounds``).
 
 Why these and not the plain ``SecretFix`` operators: fixed point has *absolute* resolution ``2^-f``,
 so ``a * (1 / b)`` loses relative precision whenever ``1 / b`` is small (``b = 10^4`` leaves
@@ -29,7 +29,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import fixedpoint as fx
-from ..circuits import (
+from ..comparison import RangeError, _bit_lt_public, check_bits, max_bits, trunc_steps
+from ..fixedpoint import FixedFormat
+from ..rounds import (
     Bits,
     Mul,
     Open,
@@ -45,8 +47,6 @@ from ..circuits import (
     public_mod2m,
     rows,
 )
-from ..comparison import RangeError, _bit_lt_public, check_bits, max_bits, trunc_steps
-from ..fixedpoint import FixedFormat
 from ..shares import SharedArray
 from .table import pick
 

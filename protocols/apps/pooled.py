@@ -48,7 +48,11 @@ from typing import Any
 import numpy as np
 
 from .. import fixedpoint as fx
-from ..circuits import (
+from ..comparison import bit_decompose_steps, trunc_steps
+from ..fixedpoint import FixedFormat
+from ..online import Session
+from ..private import Private, owned
+from ..rounds import (
     Mul,
     Steps,
     one_minus,
@@ -59,10 +63,6 @@ from ..circuits import (
     sum_groups,
     weighted_rows,
 )
-from ..comparison import bit_decompose_steps, trunc_steps
-from ..fixedpoint import FixedFormat
-from ..online import Session
-from ..private import Private, owned
 from ..sectypes import SecretInt, _Secret
 from ..shares import SharedArray
 from .numeric import ratio_steps, tile_rows

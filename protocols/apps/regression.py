@@ -66,11 +66,11 @@ from typing import Any, Literal
 import numpy as np
 
 from .. import fixedpoint as fx
-from ..circuits import Mul, Steps, Trunc, pow2, run, sum_groups
 from ..comparison import RangeError, check_bits, max_bits, trunc_steps
 from ..fixedpoint import FixedFormat
 from ..online import Session
 from ..private import Private
+from ..rounds import Mul, Steps, Trunc, pow2, run, sum_groups
 from ..sectypes import SecretFix
 from ..shares import SharedArray
 from . import pooled as pl

@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from .. import fixedpoint as fx
-from ..circuits import Steps, flat, run
 from ..fixedpoint import FixedFormat
 from ..online import Session
+from ..rounds import Steps, flat, run
 from ..sectypes import SecretFix, SecretInt, gather
 from ..shares import SharedArray
 from . import pooled as pl

@@ -369,37 +369,13 @@ def add_public_bits(x: SharedArray, bits: np.ndarray) -> SharedArray:
     return SharedArray(ctx, value, f.add(x.mac, _alpha_times(x, c)))
 
 
-def cond_neg(f: PrimeField, a: np.ndarray, bits: np.ndarray) -> np.ndarray:
-    """``c ? -a : a`` elementwise for a public 0/1 vector ``c`` (a new array).
-
-    For a Mersenne prime ``p = 2^B - 1``, ``p - a`` is ``a`` with its ``B`` bits complemented, so a
-    conditional negation is an XOR with a mask (and zero, whose complement is ``p``, is put back).
-    """
-    c = np.asarray(bits, dtype=bool).reshape(-1)
-    if f.modulus != (1 << f.bits) - 1:
-        return np.where(c[None, :], f.neg(a), a)
-    out = np.empty_like(a)
-    mask = c.astype(U64)
-    np.negative(mask, out=mask)  # all ones where c
-    for w in range(f.words):
-        width = min(64, f.bits - 64 * w)
-        np.bitwise_and(mask, U64((1 << width) - 1), out=out[w])
-        np.bitwise_xor(out[w], a[w], out=out[w])
-    full = out[f.words - 1] == U64((1 << (f.bits - 64 * (f.words - 1))) - 1)
-    for w in range(f.words - 1):
-        full &= out[w] == U64(2**64 - 1)
-    if full.any():
-        out[:, full] = 0
-    return out
-
-
 def xor_public(x: SharedArray, bits: np.ndarray) -> SharedArray:
     """``x XOR c`` for a shared bit vector ``x`` and a public bit vector ``c``: ``c ? 1 - x : x``."""
     f = x.ctx.field
     c = np.asarray(bits, dtype=bool).reshape(-1)
     if not c.any():
         return x
-    neg = SharedArray(x.ctx, cond_neg(f, x.value, c), cond_neg(f, x.mac, c))
+    neg = SharedArray(x.ctx, f.neg_where(x.value, c), f.neg_where(x.mac, c))
     return add_public_bits(neg, c)
 
 
@@ -419,125 +395,13 @@ def xor_from_product(x: SharedArray, y: SharedArray, xy: SharedArray) -> SharedA
 
 
 def compose_bits(x: SharedArray, n: int, lo: int, hi: int) -> SharedArray:
-    """``sum_{i in [lo, hi)} 2^(i - lo) * row_i`` (Horner: a doubling and an add per row).
-
-    For p127 a multiplication by ``2^s`` is a rotation of the 127 bits: short rows go through a halving
-    tree of rotate-and-add levels over whole matrices (few numpy calls), long ones through Horner's
-    rule with the doubling, the add and the carry fold fused in place (less memory traffic).
-    """
+    """``sum_{i in [lo, hi)} 2^(i - lo) * row_i``: the field's ``compose_pow2`` on the value and MAC
+    shares (a linear map, so the result shares the composed value)."""
     f = x.ctx.field
     if hi <= lo:
         return SharedArray(x.ctx, f.zeros(n), f.zeros(n))
-    out = []
-    for arr in (x.value, x.mac):
-        if f.modulus == (1 << 127) - 1 and f.words == 2:
-            out.append((_horner127 if n >= _HORNER_MIN else _compose127)(arr, n, lo, hi))
-            continue
-        acc = arr[:, (hi - 1) * n : hi * n].copy()
-        b1, b2 = np.empty_like(acc), np.empty_like(acc)
-        for i in range(hi - 2, lo - 1, -1):
-            f.add(acc, acc, out=b1)
-            f.add(b1, arr[:, i * n : (i + 1) * n], out=b2)
-            acc, b2 = b2, acc
-        out.append(acc)
-    return SharedArray(x.ctx, out[0], out[1])
-
-
-_M63 = U64((1 << 63) - 1)
-_M64 = U64((1 << 64) - 1)
-_HORNER_MIN = 512  # row length from which one pass per row beats the tree (measured: 100 vs 1000)
-
-
-def _shl(lo: np.ndarray, hi: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(lo, hi) << s`` mod ``2^128``, ``0 < s < 128``."""
-    if s >= 64:
-        return np.zeros_like(lo), lo << U64(s - 64)
-    return lo << U64(s), (hi << U64(s)) | (lo >> U64(64 - s))
-
-
-def _shr(lo: np.ndarray, hi: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(lo, hi) >> s``, ``0 < s < 128``."""
-    if s >= 64:
-        return hi >> U64(s - 64), np.zeros_like(hi)
-    return (lo >> U64(s)) | (hi << U64(64 - s)), hi >> U64(s)
-
-
-def _times_pow2_127(lo: np.ndarray, hi: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
-    """``2^s v mod (2^127 - 1)`` for ``v < 2^127``: a rotation of the 127 bits by ``s``."""
-    s %= 127
-    if s == 0:
-        return lo, hi
-    l_lo, l_hi = _shl(lo, hi, s)
-    r_lo, r_hi = _shr(lo, hi, 127 - s)
-    return l_lo | r_lo, (l_hi & _M63) | r_hi
-
-
-def _add127(
-    a_lo: np.ndarray, a_hi: np.ndarray, b_lo: np.ndarray, b_hi: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """``a + b`` for ``a, b < 2^127``, folded below ``2^127`` (``p`` itself may remain: it is zero)."""
-    s_lo = a_lo + b_lo
-    s_hi = a_hi + b_hi
-    s_hi += s_lo < a_lo
-    t = s_hi >> U64(63)
-    s_hi &= _M63
-    s_lo += t
-    s_hi += s_lo < t
-    return s_lo, s_hi
-
-
-def _horner127(arr: np.ndarray, n: int, lo: int, hi: int) -> np.ndarray:
-    """Horner's rule over rows ``hi-1 .. lo``, in place on two words: for long rows, where it touches
-    less memory than the tree. Invariant: ``acc < 2^127`` (``p`` may occur: it is zero)."""
-    alo = arr[0, (hi - 1) * n : hi * n].copy()
-    ahi = arr[1, (hi - 1) * n : hi * n].copy()
-    t = np.empty(n, dtype=U64)
-    carry = np.empty(n, dtype=bool)
-    one, s62, s63 = U64(1), U64(62), U64(63)
-    for i in range(hi - 2, lo - 1, -1):
-        rlo, rhi = arr[0, i * n : (i + 1) * n], arr[1, i * n : (i + 1) * n]
-        np.right_shift(ahi, s62, out=t)  # doubling = rotation: bit 126 wraps to bit 0
-        np.left_shift(ahi, one, out=ahi)
-        np.bitwise_and(ahi, _M63, out=ahi)
-        np.bitwise_or(ahi, alo >> s63, out=ahi)
-        np.left_shift(alo, one, out=alo)
-        np.bitwise_or(alo, t, out=alo)
-        np.add(alo, rlo, out=alo)  # + row, with the carry into the high word
-        np.less(alo, rlo, out=carry)
-        np.add(ahi, rhi, out=ahi)
-        np.add(ahi, carry, out=ahi, casting="unsafe")
-        np.right_shift(ahi, s63, out=t)  # fold bit 127 (weight 2^127 = 1)
-        np.bitwise_and(ahi, _M63, out=ahi)
-        np.add(alo, t, out=alo)
-        np.less(alo, t, out=carry)
-        np.add(ahi, carry, out=ahi, casting="unsafe")
-    out = np.stack([alo, ahi])
-    full = (out[0] == _M64) & (out[1] == _M63)
-    if full.any():
-        out[:, full] = 0
-    return out
-
-
-def _compose127(arr: np.ndarray, n: int, lo: int, hi: int) -> np.ndarray:
-    """``sum_i 2^i row_{lo+i}`` mod ``2^127 - 1``: a halving tree, ``y_j = x_2j + 2^s x_2j+1`` with
-    ``s`` doubling per level; each level is a few whole-matrix operations, whatever the size."""
-    r = hi - lo
-    cur_lo = arr[0, lo * n : hi * n].reshape(r, n)
-    cur_hi = arr[1, lo * n : hi * n].reshape(r, n)
-    shift = 1
-    while r > 1:
-        h = r // 2
-        rot_lo, rot_hi = _times_pow2_127(cur_lo[1 : 2 * h : 2], cur_hi[1 : 2 * h : 2], shift)
-        s_lo, s_hi = _add127(cur_lo[0 : 2 * h : 2], cur_hi[0 : 2 * h : 2], rot_lo, rot_hi)
-        if r % 2:
-            s_lo = np.concatenate([s_lo, cur_lo[r - 1 :]])
-            s_hi = np.concatenate([s_hi, cur_hi[r - 1 :]])
-        cur_lo, cur_hi, r, shift = s_lo, s_hi, h + r % 2, 2 * shift
-    out = np.stack([cur_lo[0], cur_hi[0]])
-    full = (out[0] == _M64) & (out[1] == _M63)
-    if full.any():
-        out[:, full] = 0
-    return out
+    sl = slice(lo * n, hi * n)
+    return SharedArray(x.ctx, f.compose_pow2(x.value[:, sl], n), f.compose_pow2(x.mac[:, sl], n))
 
 
 def public_low_bits(ctx: ShareContext, c: np.ndarray, m: int) -> np.ndarray:
