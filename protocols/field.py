@@ -706,28 +706,7 @@ class Mersenne127(PrimeField):
         for i in range(1, 5):
             np.multiply(al[i : i + 1], r[4 - i : 9 - i], prod)
             np.add(c, prod, c)
-        # columns < 5 * 8 * 2^52; one carry pass, then fold bits >= 2^127 (weight 1 mod p) into c[0]
-        for k in range(4):
-            np.right_shift(c[k], S26, t)
-            np.add(c[k + 1], t, c[k + 1])
-            np.bitwise_and(c[k], M26, c[k])
-        np.right_shift(c[4], S23, t)
-        np.bitwise_and(c[4], M23, c[4])
-        np.add(c[0], t, c[0])  # < 2^35
-        lo, hi = out[0], out[1]
-        br = self._bool_scratch(m)
-        np.left_shift(c[1], S26, lo)
-        np.add(lo, c[0], lo)  # < 2^53
-        np.left_shift(c[2], S52, t)
-        np.add(lo, t, lo)
-        np.less(lo, t, br)  # carry out of the low word
-        np.right_shift(c[2], S12, hi)
-        np.add(hi, br, hi, casting="unsafe")
-        np.left_shift(c[3], S14, t)
-        np.add(hi, t, hi)
-        np.left_shift(c[4], S40, t)
-        np.add(hi, t, hi)  # value < 2^127 + 2^35
-        self._canon(lo, hi)
+        self._reduce_columns(c, out, t)  # columns < 5 * 8 * 2^52
 
     def beaver(
         self,
@@ -767,7 +746,9 @@ class Mersenne127(PrimeField):
         return out
 
     def _reduce_columns(self, c: np.ndarray, out: np.ndarray, t: np.ndarray) -> None:
-        """Five limb columns (each below 2^61) to a canonical element in ``out``."""
+        """Five limb columns (each below 2^61) to a canonical element in ``out``; ``c`` and ``t`` are
+        scratch. The product's and the Beaver sum's columns both end here: one carry pass, then the bits
+        from 2^127 up (weight 1 mod p) fold into ``c[0]``, and the limbs go into two words."""
         m = c.shape[1]
         for k in range(4):
             np.right_shift(c[k], S26, t)
@@ -779,16 +760,16 @@ class Mersenne127(PrimeField):
         lo, hi = out[0], out[1]
         br = self._bool_scratch(m)
         np.left_shift(c[1], S26, lo)
-        np.add(lo, c[0], lo)
+        np.add(lo, c[0], lo)  # < 2^53
         np.left_shift(c[2], S52, t)
         np.add(lo, t, lo)
-        np.less(lo, t, br)
+        np.less(lo, t, br)  # carry out of the low word
         np.right_shift(c[2], S12, hi)
         np.add(hi, br, hi, casting="unsafe")
         np.left_shift(c[3], S14, t)
         np.add(hi, t, hi)
         np.left_shift(c[4], S40, t)
-        np.add(hi, t, hi)
+        np.add(hi, t, hi)  # value < 2^127 + 2^39
         self._canon(lo, hi)
 
     # ----------------------------------------------------------------- composition by powers of two
