@@ -25,11 +25,9 @@ from protocols.field import P127, get_field
 from protocols.preprocessing.dealer import InsecureDealer
 
 from .engine import Interceptor, Program, new_session_id
-from .links import MemoryConnector
-from .memory import MemoryHub
+from .inprocess import LocalTls, MemoryConnector, MemoryHub
 from .offline import Watermarks
 from .party import Party
-from .tls import LocalTls
 
 
 def free_ports(k: int) -> list[int]:

@@ -248,13 +248,9 @@ async def party_main(job: dict[str, Any], party: int) -> dict[str, Any]:
 async def memory_main(job: dict[str, Any]) -> None:
     """``--transport memory``: the 3 parties in this one process (``local_cluster``)."""
     import actors
-    import actors.memory
     from actors.offline import Watermarks
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from offline_bench import _exact_payload_bytes  # the hub counts memoryviews as 9 bytes otherwise
-
-    actors.memory._payload_bytes = _exact_payload_bytes
     t_imported = time.monotonic()
     per = [own_data(job, i) for i in range(N)]
     t_data = time.monotonic()

@@ -20,10 +20,6 @@ are printed beside ours as a yardstick, not as a like-for-like comparison.
 Correctness: after the timed batches every configuration opens a few triples (MAC-checked) and checks
 ``c = a b``; a failure makes the benchmark exit non-zero. A line for the KOS OT extension alone
 (``ot_bench.py``'s measurement) comes last.
-
-The memory hub's byte counter (``actors.memory``) counts a ``memoryview`` payload as 9 bytes, and the
-offline protocols send their big vectors as memoryviews (zero-copy); this benchmark therefore installs
-an exact payload counter in its own process before it starts the cluster.
 """
 
 from __future__ import annotations
@@ -41,26 +37,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 import trio  # noqa: E402
 
 YARDSTICK = {  # MP-SPDZ mascot-party.x, 2 parties, loopback: (triples/s, kB sent per triple per party)
     "p127": (8750.0, 19.5),
     "p61": (11400.0, 5.7),
 }
-
-
-def _exact_payload_bytes(obj: Any) -> int:
-    """Payload size with bytes-like views and arrays counted by their real size."""
-    if isinstance(obj, (bytes, bytearray, str)):
-        return len(obj)
-    if isinstance(obj, memoryview):
-        return obj.nbytes
-    if isinstance(obj, np.ndarray):
-        return obj.nbytes
-    if isinstance(obj, (list, tuple)):
-        return sum(_exact_payload_bytes(o) for o in obj) + 1
-    return 9
 
 
 class _KeyOnly:
@@ -88,11 +70,9 @@ class _UseMascotKey:
 
 async def _run_mascot(modulus: str, n: int, batch: int, repeats: int, check: int) -> dict[str, Any]:
     import actors
-    import actors.memory
     from protocols.field import get_field
     from protocols.mascot import MascotParty
 
-    actors.memory._payload_bytes = _exact_payload_bytes  # see the module docstring
     field = get_field(modulus)
     parties = [MascotParty(field, i, n) for i in range(n)]
     hub_box: list[Any] = []

@@ -11,14 +11,16 @@ dials with ``Network.dial``; so resets, stalls, partitions, corruption and crash
 reconnect, resend and peer-timeout code that a TCP reset reaches in a deployment.
 
 Identity. Without TLS the simulated network "authenticates" perfectly: a stream's far end is the party
-that dialed it, and that id goes to ``links.accept``. With ``tls`` every connection runs a real TLS 1.3
-handshake over the simulated stream in the production ``TlsStream`` (so the sweeps exercise the stream
-the daemons use, and ``PeerLink``'s ``receive_into`` path), with certificates from a throw-away cluster
-CA made by ``pki``'s own builders, and both ends read the peer's id out of its certificate
-(``pki.check_peer`` / ``pki.peer_party_id``) as the real transport does. TLS is also what turns the
-network's ``corrupt`` faults into connection resets: ``PeerLink`` has no checksum of its own (TCP's
-and TLS's are below it), so a flipped bit that reached it would be taken as data. Runs with
-corruption faults therefore need ``tls``.
+that dialed it, and that id goes to ``links.accept``. With ``tls`` every party dials through the
+production ``tls.TlsConnector`` and listens through the production ``tls.TlsListener``, composed over
+the network's dial and listen (``open_stream`` / ``listeners``): every connection runs a real TLS 1.3
+handshake in the production ``TlsStream`` (so the sweeps exercise the stream the daemons use, and
+``PeerLink``'s ``receive_into`` path), the listener's handshake slots, deadlines and refusals are the
+daemon's, and both ends read the peer's id out of its certificate. The certificates come from a
+throw-away cluster CA made by ``pki``'s own builders. TLS is also what turns the network's ``corrupt``
+faults into connection resets: ``PeerLink`` has no checksum of its own (TCP's and TLS's are below
+it), so a flipped bit that reached it would be taken as data. Runs with corruption faults therefore
+need ``tls``.
 
 Adversaries. A corrupt party may do anything with its own connections, so the transport lets its
 ``LinkHooks`` wrap every stream the party owns: ``wrap_wire`` below TLS (the bytes on the wire: a party
@@ -36,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import structlog
 import trio
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -44,21 +45,17 @@ from actors.links import StreamLinks
 from actors.peerlink import LinkConfig
 from actors.pki import (
     TlsFiles,
-    check_peer,
     client_context,
     create_ca,
     issue_party_cert,
-    peer_party_id,
     server_context,
     write_cert,
     write_private_key,
 )
-from actors.tls import TlsStream
-from protocols.errors import PeerAuthError
+from actors.tls import TlsConnector, TlsListener
 
-from .network import Network
-
-log = structlog.get_logger("spdz.netsim")
+from .network import Network, SimListener
+from .streams import SimStream
 
 
 class LinkHooks(Protocol):
@@ -151,75 +148,122 @@ class SimTransport:
         self.tls = tls
         self.hooks = dict(hooks or {})
         self.seed = seed
-        self.refused: list[tuple[int, str]] = []  # (party, reason) of inbound connections refused
 
     def links(self, party: int, **kw: Any) -> SimLinks:
         kw.setdefault("config", self.config)
         return SimLinks(self, party, **kw)
 
     async def connect(self, me: int, peer: int) -> tuple[trio.abc.Stream, int]:
-        """Dial ``peer`` from ``me``: a ``SimStream``, under TLS if configured, wrapped by ``me``'s hooks."""
+        """Dial ``peer`` from ``me``: a ``SimStream``, under TLS if configured, wrapped by ``me``'s hooks.
+        (A ``SimLinks`` dials through its own ``TlsConnector``; this is for adversaries that dial
+        around their links.)"""
+        return await self.connector(me).connect(peer)
+
+    def connector(self, me: int) -> _Connector:
+        """``me``'s way to its peers: the production ``TlsConnector`` over ``dial``, or ``dial`` alone."""
+        hooks = self.hooks.get(me)
+        if self.tls is None:
+            return _Connector(self, me, None, hooks)
+        tls = TlsConnector(
+            me,
+            {},
+            self.tls.client[me],
+            handshake_timeout=self.config.handshake_timeout,
+            open_stream=lambda peer: self.dial(me, peer),
+        )
+        return _Connector(self, me, tls, hooks)
+
+    async def dial(self, me: int, peer: int) -> trio.abc.Stream:
+        """A raw connection from ``me`` to ``peer``, as ``me``'s hooks have it on the wire."""
         raw = await self.net.dial(me, peer)
         hooks = self.hooks.get(me)
-        stream: trio.abc.Stream = raw if hooks is None else hooks.wrap_wire(peer, raw)
-        try:
-            if self.tls is not None:
-                tls_stream = TlsStream(stream, self.tls.client[me], server_side=False)
-                await tls_stream.do_handshake()
-                check_peer(tls_stream, peer)
-                stream = tls_stream
-        except BaseException:
-            await trio.aclose_forcefully(stream)
-            raise
-        return (stream if hooks is None else hooks.wrap_link(peer, stream)), peer
-
-    async def admit(self, me: int, raw: trio.abc.Stream, dialer: int) -> tuple[trio.abc.Stream, int] | None:
-        """An inbound connection at ``me``: the TLS handshake and the peer id from its certificate
-        (or, without TLS, the dialer's true id). None, with the stream closed, if it fails."""
-        hooks = self.hooks.get(me)
-        stream: trio.abc.Stream = raw if hooks is None else hooks.wrap_wire(dialer, raw)
-        peer = dialer
-        if self.tls is not None:
-            tls_stream = TlsStream(stream, self.tls.server[me], server_side=True)
-            try:
-                with trio.fail_after(self.config.handshake_timeout):
-                    await tls_stream.do_handshake()
-                peer = peer_party_id(tls_stream)
-            except (
-                trio.BrokenResourceError,
-                trio.ClosedResourceError,
-                trio.TooSlowError,
-                PeerAuthError,
-            ) as e:
-                self.refused.append((me, f"{type(e).__name__}: {e}"))
-                log.info("netsim_inbound_refused", party=me, dialer=dialer, error=f"{type(e).__name__}: {e}")
-                await trio.aclose_forcefully(tls_stream)
-                return None
-            stream = tls_stream
-        return (stream if hooks is None else hooks.wrap_link(peer, stream)), peer
+        return raw if hooks is None else hooks.wrap_wire(peer, raw)
 
 
-class _Dialer:
-    def __init__(self, transport: SimTransport, party: int) -> None:
-        self._transport = transport
-        self._party = party
+class _Connector:
+    """One simulated party's ``links.Connector``: dial (through TLS if set), then ``wrap_link``."""
+
+    def __init__(
+        self, transport: SimTransport, me: int, tls: TlsConnector | None, hooks: LinkHooks | None
+    ) -> None:
+        self.transport = transport
+        self.me = me
+        self.tls = tls
+        self.hooks = hooks
 
     async def connect(self, peer: int) -> tuple[trio.abc.Stream, int]:
-        return await self._transport.connect(self._party, peer)
+        if self.tls is not None:
+            stream, who = await self.tls.connect(peer)
+        else:
+            stream, who = await self.transport.dial(self.me, peer), peer
+        return (stream if self.hooks is None else self.hooks.wrap_link(who, stream)), who
+
+
+class _Relisten(trio.abc.Listener[trio.abc.Stream]):
+    """A party's listener on the simulated network that outlives crashes of its host.
+
+    The network breaks a crashed party's listener; a restarted daemon binds its port again. This
+    does the same inside ``accept``: wait until the host is up, listen again, go on. Streams come out
+    as the party's hooks have them on the wire (``wrap_wire``).
+    """
+
+    def __init__(self, transport: SimTransport, party: int) -> None:
+        self.transport = transport
+        self.party = party
+        self._inner: SimListener | None = None
+        if transport.net.is_up(party):
+            self._inner = transport.net.listen(party)  # at once: a peer may dial before accept runs
+
+    async def accept(self) -> trio.abc.Stream:
+        return (await self.accept_from())[0]
+
+    async def accept_from(self) -> tuple[trio.abc.Stream, int]:
+        """The next inbound stream and the party that dialed it."""
+        net = self.transport.net
+        while True:
+            if self._inner is None:
+                await net.wait_until_up(self.party)
+                self._inner = net.listen(self.party)
+            try:
+                stream: SimStream = await self._inner.accept()
+            except trio.BrokenResourceError:
+                await self._close_inner()  # the host crashed: listen again after its restart
+                continue
+            hooks = self.transport.hooks.get(self.party)
+            return (stream if hooks is None else hooks.wrap_wire(stream.remote, stream)), stream.remote
+
+    async def _close_inner(self) -> None:
+        inner, self._inner = self._inner, None
+        if inner is not None:
+            await inner.aclose()
+
+    async def aclose(self) -> None:
+        await self._close_inner()
 
 
 class SimLinks(StreamLinks):
     """``StreamLinks`` plus the party's listener on the simulated network.
 
-    The listener runs inside ``serve`` (so ``local_cluster`` needs nothing special), accepts each
-    inbound stream, admits it in its own task (one slow TLS handshake never stalls the others) and
-    hands it to ``accept``. When the party's host crashes the listener breaks; it listens again once
-    the network brings the host back, as a restarted daemon would.
+    The listener runs inside ``serve`` (so ``local_cluster`` needs nothing special). With TLS it is
+    the production ``TlsListener`` over the simulated listener (``listener``, its ``stats`` count
+    refusals by reason); without, each inbound stream goes to ``accept`` under the dialer's true id.
+    When the party's host crashes the listener breaks; it listens again once the network brings the
+    host back, as a restarted daemon would.
     """
 
     def __init__(self, transport: SimTransport, party: int, **kw: Any) -> None:
-        super().__init__(party, transport.n, _Dialer(transport, party), **kw)
+        super().__init__(party, transport.n, transport.connector(party), **kw)
         self.transport = transport
+        self.listener: TlsListener | None = None
+        if transport.tls is not None:
+            self.listener = TlsListener(
+                party,
+                None,
+                transport.tls.server[party],
+                self,
+                handshake_timeout=self.config.handshake_timeout,
+                listeners=self._listeners,
+            )
         if transport.seed is not None:
             # Reconnect backoff draws jitter from each PeerLink's RNG; seeded, a run's reconnect times
             # (and so its fault schedule) replay exactly. StreamLinks takes no RNG, so set it here.
@@ -227,33 +271,33 @@ class SimLinks(StreamLinks):
                 if j != party:
                     self.link(j)._rng = random.Random(f"{transport.seed}/backoff/{party}/{j}")  # noqa: S311
 
+    async def _listeners(self) -> list[trio.abc.Listener[trio.abc.Stream]]:
+        await trio.lowlevel.checkpoint()
+        return [_Relisten(self.transport, self.party)]
+
+    async def accept(self, stream: trio.abc.Stream, peer: int) -> None:
+        """An authenticated inbound stream, as the party's hooks have it above TLS (``wrap_link``)."""
+        hooks = self.transport.hooks.get(self.party)
+        await super().accept(stream if hooks is None else hooks.wrap_link(peer, stream), peer)
+
     async def serve(
         self, on_frame: Any, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(super().serve, on_frame)
-            nursery.start_soon(self._listen)
+            if self.listener is not None:
+                await nursery.start(self.listener.serve)
+            else:
+                nursery.start_soon(self._accept_plain)
             task_status.started()
 
-    async def _listen(self) -> None:
-        net = self.transport.net
-        async with trio.open_nursery() as nursery:
+    async def _accept_plain(self) -> None:
+        """Without TLS: every inbound stream is the dialer's, under its true id."""
+        listener = _Relisten(self.transport, self.party)
+        async with listener, trio.open_nursery() as nursery:
             while True:
-                await net.wait_until_up(self.party)
-                listener = net.listen(self.party)
-                try:
-                    while True:
-                        stream = await listener.accept()
-                        nursery.start_soon(self._admit, stream)
-                except trio.BrokenResourceError:
-                    continue  # the host crashed: listen again after its restart
-                finally:
-                    await listener.aclose()
-
-    async def _admit(self, stream: Any) -> None:
-        admitted = await self.transport.admit(self.party, stream, stream.remote)
-        if admitted is not None:
-            await self.accept(*admitted)
+                stream, dialer = await listener.accept_from()
+                nursery.start_soon(self.accept, stream, dialer)
 
 
 __all__ = ["LinkHooks", "SimLinks", "SimTls", "SimTransport"]

@@ -27,7 +27,8 @@ import trio
 import actors
 from actors.cli import main as cli_main
 from actors.peerlink import LinkConfig
-from actors.tls import TlsStream
+from actors.tls import TlsConnector, TlsListener
+from actors.tlsstream import TlsStream
 from netsim import ADVERSARIES, SWEEP, Network, Report, SimTls, SimTransport, simulate, sweep
 from netsim.programs import PROGRAMS
 from protocols.concurrency import inline_compute, run_sync
@@ -107,7 +108,7 @@ def test_a_party_down_longer_than_the_peer_timeout_is_served_again_after_its_res
 def test_the_simulated_traffic_goes_through_the_production_tls_stream(
     tls3: SimTls, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """netsim's links run over ``actors.tls.TlsStream``, the stream the daemons use (not a stand-in):
+    """netsim's links run over ``actors.tlsstream.TlsStream``, the stream the daemons use (not a stand-in):
     every byte of the run's frames was encrypted by it, and PeerLink read large records through its
     ``receive_into``."""
     sent, into = [0], [0]
@@ -332,6 +333,37 @@ async def test_local_cluster_runs_over_the_simulated_transport(autojump_clock: t
             nursery.cancel_scope.cancel()
     assert all([int(v) for v in r] == [9, 16, 25] for r in results)
     assert sum(net.bytes_sent.values()) > 0
+
+
+async def test_netsim_dials_and_listens_through_the_production_tls_transport(
+    autojump_clock: trio.abc.Clock, tls3: SimTls
+) -> None:
+    """Simulated parties dial through ``TlsConnector`` and listen through ``TlsListener``: the links'
+    connections are counted in their stats, and a client that speaks no TLS to a party's simulated
+    port is refused by the production listener (counted by reason) while the session is right."""
+
+    async def square(s: Session, xs: list[int]) -> Any:
+        x = await s.input(xs if s.party == 0 else None, owner=0)
+        return await s.output(await s.mul(x, x))
+
+    net = Network(7, 3, profile="latency=1ms")
+    transport = SimTransport(net, tls=tls3, seed=7)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(net.run)
+            async with actors.local_cluster(3, transport=transport, modulus=P61, preprocessing="dealer") as c:
+                garbage = await net.dial(2, 1)  # party 2's host, but no TLS
+                await garbage.send_all(b"GET / HTTP/1.0\r\n\r\n" * 4)
+                results = await c.run(square, [3, -4, 5])
+                links = [p.links for p in c.parties]
+                while not links[1].listener.stats["refused"]:
+                    await trio.sleep(0.1)
+            nursery.cancel_scope.cancel()
+    assert all([int(v) for v in r] == [9, 16, 25] for r in results)
+    assert isinstance(links[0].listener, TlsListener) and isinstance(links[0].connector.tls, TlsConnector)
+    assert links[1].listener.stats["refused"] == {"tls_error": 1}, links[1].listener.stats
+    assert links[1].listener.stats["accepted"] >= 1  # party 0 dialed party 1
+    assert links[0].connector.tls.stats["connected"] >= 2  # party 0 dials 1 and 2
 
 
 async def test_run_sync_computes_inline_only_inside_inline_compute() -> None:

@@ -24,9 +24,10 @@ import trio.testing
 from helpers import assert_array_eq
 
 import actors
-from actors import links as links_module
+from actors import inprocess
 from actors.frames import ABORT, MSG, Frame, FrameError, encode_frame
-from actors.links import MemoryConnector, StreamLinks, memory_stream_pair
+from actors.inprocess import MemoryConnector, memory_stream_pair
+from actors.links import StreamLinks
 from actors.party import Party
 from actors.peerlink import (
     ACK,
@@ -155,13 +156,13 @@ class IntoStream(trio.abc.Stream):
 def reads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test over the ``MemoryConnector``'s plain streams, and again over ``IntoStream``s."""
     if request.param == "receive_into":
-        plain = links_module._MemoryConnection.__init__
+        plain = inprocess._MemoryConnection.__init__
 
         def init(self: Any, *args: Any) -> None:
             plain(self, *args)
             self.ends = tuple(IntoStream(end) for end in self.ends)
 
-        monkeypatch.setattr(links_module._MemoryConnection, "__init__", init)
+        monkeypatch.setattr(inprocess._MemoryConnection, "__init__", init)
     return request.param
 
 

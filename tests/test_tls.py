@@ -30,6 +30,7 @@ from helpers import assert_array_eq
 
 import actors
 from actors.config import Address
+from actors.inprocess import LocalTls
 from actors.links import StreamLinks
 from actors.offline import Watermarks
 from actors.peerlink import HELLO, LinkConfig
@@ -42,7 +43,8 @@ from actors.pki import (
     write_cert,
     write_private_key,
 )
-from actors.tls import LocalTls, TlsConnector, TlsListener, TlsStream
+from actors.tls import TlsConnector, TlsListener
+from actors.tlsstream import TlsStream
 from protocols.errors import ConfigError, PeerAuthError
 from protocols.field import P61, P127
 
@@ -258,7 +260,7 @@ async def test_mascot_two_parties_p61_over_tls() -> None:
 async def test_local_cluster_removes_its_keys_on_exit() -> None:
     with trio.fail_after(DEADLINE):
         async with actors.local_cluster(2, transport="tls", preprocessing="dealer") as c:
-            key = c.parties[0].links._connector.tls.key
+            key = c.parties[0].links.connector.tls.key
             assert key.is_file() and key.stat().st_mode & 0o077 == 0
     assert not key.exists() and not key.parent.parent.exists()
 
