@@ -26,7 +26,7 @@ online session a 32-byte message is a commitment, ``[nonce, 32 bytes]`` a coin-t
 sigma + digest]`` a MAC-check opening, a list of ints an input's shape, the bytes one step after a
 shape its correction, and any other bytes an opened share. MASCOT's pairwise sub-protocols use
 ``PairChannel`` steps ``channel * 2^40 + k`` with the channel ids of ``auth.cope_channel`` and
-``triples.kos_channel``.
+``triples.ot_channel``.
 
 What must happen. Strategies deviate once: in the party's first online session, or in the first key
 epoch's MASCOT sessions. No strategy may make an honest party accept a wrong output. Every one but the
@@ -58,7 +58,7 @@ from protocols.commitments import commit, context_bytes
 from protocols.errors import PeerAuthError
 from protocols.field import PrimeField
 from protocols.mascot.auth import cope_channel
-from protocols.mascot.triples import TAU, kos_channel
+from protocols.mascot.triples import TAU, ot_channel
 from protocols.net import Net, PairChannel
 from protocols.ot.base import POINT_BYTES
 from protocols.preprocessing.base import Preprocessing
@@ -946,9 +946,9 @@ class MascotBaseOT(MascotAttack):
 
     def deviate(self, tap: SessionTap, out: Outgoing, plan: tuple[str, int] | None) -> Any:
         role = self.target.split("-")[1]
-        # the cheater sends A (one point) as base-OT sender on kos_channel(cheater, victim), the B_i as
-        # receiver on kos_channel(victim, cheater); both are the first message (k = 0) on that channel
-        channel = kos_channel(self.party, out.to) if role == "A" else kos_channel(out.to, self.party)
+        # the cheater sends A (one point) as base-OT sender on ot_channel(cheater, victim), the B_i as
+        # receiver on ot_channel(victim, cheater); both are the first message (k = 0) on that channel
+        channel = ot_channel(self.party, out.to) if role == "A" else ot_channel(out.to, self.party)
         if out.kind != "pair" or out.channel != channel or out.k != 0 or not isinstance(out.msg, bytes):
             return None
         index = 0 if role == "A" else self.rng.randrange(len(out.msg) // POINT_BYTES)
@@ -970,7 +970,7 @@ class MascotKOS(MascotAttack):
 
     def deviate(self, tap: SessionTap, out: Outgoing, plan: tuple[str, int] | None) -> Any:
         m = out.msg
-        if out.kind != "pair" or out.channel != kos_channel(self.party, self.victim):
+        if out.kind != "pair" or out.channel != ot_channel(self.party, self.victim):
             return None
         if not (isinstance(m, list) and len(m) == 2 and isinstance(m[0], bytes) and len(m[0]) > 32):
             return None
@@ -1020,7 +1020,7 @@ class MascotTriple(MascotAttack):
 
     def deviate(self, tap: SessionTap, out: Outgoing, plan: tuple[str, int] | None) -> Any:
         f, k = self.field, self.field.bits
-        if plan is None or out.kind != "pair" or out.channel != kos_channel(self.victim, self.party):
+        if plan is None or out.kind != "pair" or out.channel != ot_channel(self.victim, self.party):
             return None
         m = TAU * plan[1]
         if not (isinstance(out.msg, bytes) and len(out.msg) == k * m * f.elem_bytes):

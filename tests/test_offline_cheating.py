@@ -3,7 +3,7 @@
 The cheater runs the honest protocol code; ``CheatNet`` (installed by the ``CheatAt`` interceptor)
 rewrites one kind of message it sends or receives, found by its channel and shape. Pairwise
 sub-protocols talk over ``PairChannel`` steps ``channel * 2^40 + k`` with the channel ids of
-``auth.cope_channel`` / ``triples.kos_channel``; session-wide rounds (openings, coin tosses) have small
+``auth.cope_channel`` / ``triples.ot_channel``; session-wide rounds (openings, coin tosses) have small
 step numbers. What each attack hits and what must catch it (MASCOT.md s. 7):
 
 a. a base-OT point: invalid or echoed -> point validation in setup; another valid point -> point
@@ -54,7 +54,7 @@ from protocols.field import P61, P127, PrimeField, get_field
 from protocols.mascot import TAU, MascotParty
 from protocols.mascot.auth import cope_channel
 from protocols.mascot.cope import CopeReceiver, CopeSender, alpha_bits
-from protocols.mascot.triples import kos_channel
+from protocols.mascot.triples import ot_channel
 from protocols.net import Net, PairChannel
 from protocols.online import Session
 from protocols.ot.base import POINT_BYTES
@@ -409,10 +409,10 @@ BAD_POINTS: dict[str, Callable[[CheatNet, Wire], bytes]] = {
 
 # Base-OT messages in setup are the first (k = 0) on each KOS channel (COPE has no base OTs of its
 # own: its seeds are KOS OTs). The cheater is the base-OT sender (one point A) on
-# kos_channel(cheater, victim), and the receiver (one B_i per OT) on kos_channel(victim, cheater).
+# ot_channel(cheater, victim), and the receiver (one B_i per OT) on ot_channel(victim, cheater).
 BASE_OT_TARGETS: dict[str, tuple[Callable[[int, int], int], bool]] = {
-    "kos-A": (kos_channel, False),
-    "kos-B": (lambda c, v: kos_channel(v, c), True),
+    "kos-A": (ot_channel, False),
+    "kos-B": (lambda c, v: ot_channel(v, c), True),
 }
 
 
@@ -437,7 +437,7 @@ def kos_u_rule(parties: Sequence[MascotParty], cheater: int, victim: int, live: 
         if not live:
             return w.msg
         try:
-            delta_bits = unpack_bits(parties[victim].kos_send[cheater].delta, 128)
+            delta_bits = unpack_bits(parties[victim].ot_send[cheater].delta, 128)
             cols = [int(np.flatnonzero(delta_bits)[0])]
         except RuntimeError:  # the victim's KOS set-up has not finished
             cols = list(range(0, 128, 2))
@@ -451,7 +451,7 @@ def kos_u_rule(parties: Sequence[MascotParty], cheater: int, victim: int, live: 
         m = w.msg
         return isinstance(m, list) and len(m) == 2 and isinstance(m[0], bytes) and len(m[0]) > 32
 
-    return Rule(every(on_channel(kos_channel, cheater, victim), is_u), mutate)
+    return Rule(every(on_channel(ot_channel, cheater, victim), is_u), mutate)
 
 
 def cope_u_rule(parties: Sequence[MascotParty], cheater: int, victim: int, live: bool) -> Rule:
@@ -475,8 +475,8 @@ def gilboa_rule(direction: str) -> RuleFactory:
     def rule(parties: Sequence[MascotParty], cheater: int, victim: int, live: bool) -> Rule:
         f = parties[0].field
         k, m = f.bits, TAU * COUNT
-        # the cheater is the Gilboa/KOS sender on kos_channel(victim, cheater), the receiver on the other
-        channel = (lambda c, v: kos_channel(v, c)) if direction == "send" else kos_channel
+        # the cheater is the Gilboa/OT sender on ot_channel(victim, cheater), the receiver on the other
+        channel = (lambda c, v: ot_channel(v, c)) if direction == "send" else ot_channel
         mutate = add_at(lambda total: [lv * m + 2 for lv in range(k)], 12345 if live else 0)
         return Rule(every(on_channel(channel, cheater, victim), n_elements(f, k * m)), mutate, direction)
 

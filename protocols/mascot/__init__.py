@@ -1,10 +1,11 @@
 """MASCOT preprocessing (Keller, Orsini, Scholl, CCS 2016): the maliciously secure offline phase.
 
 ``MascotParty`` is one party's long-lived offline state under one MAC key: its key share ``alpha_i``,
-the COPE ends (both roles) and the KOS OT-extension ends (both roles) with every peer. ``setup`` runs
-all base OTs once (128 per ordered pair, for KOS; COPE's seeds come from KOS); the generators then
-run inside an offline ``Session`` (which supplies the network, round numbers, coin tosses and MAC
-checks) and return only material whose checks passed.
+the COPE ends (both roles) and the OT-extension ends (both roles) with every peer. The extension is
+named in ``protocols.ot.extension``'s registry (default ``"kos"``) or given as a pair of classes.
+``setup`` runs all base OTs once (for KOS, 128 per ordered pair; COPE's seeds come from the extension);
+the generators then run inside an offline ``Session`` (which supplies the network, round numbers, coin
+tosses and MAC checks) and return only material whose checks passed.
 
 If any check fails, the key share may have leaked (a failed MAC check reveals alpha times an error
 the adversary knows): ``retire()`` zeroes it, and the owner must build a new ``MascotParty``.
@@ -19,12 +20,19 @@ import numpy as np
 from ..concurrency import task_group
 from ..errors import AbortError
 from ..field import PrimeField
-from ..ot.kos import KOSReceiver, KOSSender
+from ..ot.extension import (
+    DEFAULT,
+    OTExtensionReceiver,
+    OTExtensionSender,
+    ReceiverFactory,
+    SenderFactory,
+    lookup,
+)
 from ..prg import PRG
 from ..shares import ShareContext, SharedArray
 from .auth import authenticate
 from .cope import CopeReceiver, CopeSender
-from .triples import TAU, generate_triples, kos_channel
+from .triples import TAU, generate_triples, ot_channel
 
 if TYPE_CHECKING:
     from ..online import Session
@@ -33,7 +41,17 @@ __all__ = ["TAU", "MascotParty"]
 
 
 class MascotParty:
-    def __init__(self, field: PrimeField, party: int, n: int) -> None:
+    def __init__(
+        self,
+        field: PrimeField,
+        party: int,
+        n: int,
+        ot_extension: str | tuple[SenderFactory, ReceiverFactory] = DEFAULT,
+    ) -> None:
+        """``ot_extension``: a name registered in ``protocols.ot.extension`` (an unknown one is a
+        ``ValueError`` here, before any set-up) or a ``(sender class, receiver class)`` pair."""
+        sender, receiver = lookup(ot_extension) if isinstance(ot_extension, str) else ot_extension
+        self.ot_ends: tuple[SenderFactory, ReceiverFactory] = (sender, receiver)
         self.field = field
         self.party = party
         self.n = n
@@ -41,8 +59,8 @@ class MascotParty:
         self.ctx = ShareContext(field, party, n, key)
         self.cope_send: dict[int, CopeSender] = {}
         self.cope_recv: dict[int, CopeReceiver] = {}
-        self.kos_send: dict[int, KOSSender] = {}
-        self.kos_recv: dict[int, KOSReceiver] = {}
+        self.ot_send: dict[int, OTExtensionSender] = {}
+        self.ot_recv: dict[int, OTExtensionReceiver] = {}
         self.ready = False
         self.retired = False
 
@@ -54,28 +72,29 @@ class MascotParty:
         return self.field.to_ints(self.ctx.alpha)[0]
 
     async def setup(self, s: Session) -> None:
-        """With every peer, both roles, concurrently: the KOS base OTs, then COPE's seeds from the
-        first OTs of that extension (the key holder is the KOS receiver; see ``cope``)."""
+        """With every peer, both roles, concurrently: the OT extension's set-up (base OTs), then COPE's
+        seeds from the first OTs of that extension (the key holder is its receiver; see ``cope``)."""
         f, me = self.field, self.party
         ctx = s.commit_context("mascot-setup")
         alpha = self.alpha
+        make_sender, make_receiver = self.ot_ends
 
-        async def as_receiver(j: int) -> None:  # KOS receiver and COPE key holder towards j
-            ch = s.pair_channel(j, kos_channel(me, j))
-            await self.kos_recv[j].setup(ch)
-            await self.cope_recv[j].setup_from(self.kos_recv[j], ch, alpha)
+        async def as_receiver(j: int) -> None:  # OT receiver and COPE key holder towards j
+            ch = s.pair_channel(j, ot_channel(me, j))
+            await self.ot_recv[j].setup(ch)
+            await self.cope_recv[j].setup_from(self.ot_recv[j], ch, alpha)
 
-        async def as_sender(j: int) -> None:  # KOS sender and COPE owner towards j
-            ch = s.pair_channel(j, kos_channel(j, me))
-            await self.kos_send[j].setup(ch)
-            await self.cope_send[j].setup_from(self.kos_send[j], ch)
+        async def as_sender(j: int) -> None:  # OT sender and COPE owner towards j
+            ch = s.pair_channel(j, ot_channel(j, me))
+            await self.ot_send[j].setup(ch)
+            await self.cope_send[j].setup_from(self.ot_send[j], ch)
 
         async with task_group() as nursery:
             for j in range(self.n):
                 if j == me:
                     continue
                 self.cope_send[j], self.cope_recv[j] = CopeSender(f), CopeReceiver(f)
-                self.kos_send[j], self.kos_recv[j] = KOSSender(ctx), KOSReceiver(ctx)
+                self.ot_send[j], self.ot_recv[j] = make_sender(ctx), make_receiver(ctx)
                 nursery.start_soon(as_receiver, j)
                 nursery.start_soon(as_sender, j)
         self.ready = True
@@ -90,7 +109,7 @@ class MascotParty:
 
     async def triples(self, s: Session, count: int) -> tuple[SharedArray, SharedArray, SharedArray]:
         self._check(s)
-        return await generate_triples(s, self.cope_send, self.cope_recv, self.kos_send, self.kos_recv, count)
+        return await generate_triples(s, self.cope_send, self.cope_recv, self.ot_send, self.ot_recv, count)
 
     async def input_masks(self, s: Session, owner: int, count: int) -> tuple[SharedArray, np.ndarray | None]:
         """``[[r]]`` for ``count`` random ``r`` known to ``owner`` only (clear ``r`` returned there)."""
@@ -160,7 +179,7 @@ class MascotParty:
         self.ctx.alpha[...] = 0
         self.cope_send.clear()
         self.cope_recv.clear()
-        self.kos_send.clear()
-        self.kos_recv.clear()
+        self.ot_send.clear()
+        self.ot_recv.clear()
         self.ready = False
         self.retired = True

@@ -7,11 +7,12 @@ other's input.
 
 Set-up (once per ordered pair and MAC key): ``k = bits(p)`` random OTs in which P_j chooses with the
 bits ``Delta_l`` of ``alpha_j``. P_i keeps both seeds ``(K0_l, K1_l)``, P_j keeps ``K_{Delta_l, l}``.
-``MascotParty`` takes them from the pair's KOS OT extension, in which P_j is already the receiver
-(``setup_from``): ``k`` extended OTs instead of ``k`` more base OTs, which halves the public-key work
-of a set-up. That is MASCOT's own instantiation: COPE only needs an OT functionality with random
-messages and the receiver's chosen bits, and KOS (with its consistency check) is a maliciously
-secure one. ``setup`` (base OTs) remains for COPE on its own.
+``MascotParty`` takes them from the pair's OT extension (KOS unless configured otherwise), in which
+P_j is already the receiver (``setup_from``): ``k`` extended OTs instead of ``k`` more base OTs, which
+halves the public-key work of a set-up. That is MASCOT's own instantiation: COPE only needs an OT
+functionality with random messages and the receiver's chosen bits, which is what ``ot.extension``'s
+interface promises (KOS keeps the promise by its consistency check). ``setup`` (base OTs) remains for
+COPE on its own.
 
 Extend ``x`` (``m`` elements), the l-th of ``k`` columns:
 
@@ -52,7 +53,7 @@ from ..errors import ProtocolError
 from ..field import FieldError, PrimeField
 from ..net import PairChannel, expect_bytes
 from ..ot.base import base_ot_recv, base_ot_send
-from ..ot.kos import KOSReceiver, KOSSender
+from ..ot.extension import OTExtensionReceiver, OTExtensionSender
 
 U64 = np.uint64
 M32 = U64(0xFFFFFFFF)
@@ -246,8 +247,8 @@ class CopeSender:
         """Seeds from ``bits(p)`` base OTs (as their sender)."""
         self._seed(*(await base_ot_send(ch, self.field.bits, context)))
 
-    async def setup_from(self, ot: KOSSender, ch: PairChannel) -> None:
-        """Seeds from ``bits(p)`` random OTs of a set-up KOS extension in which this party is the
+    async def setup_from(self, ot: OTExtensionSender, ch: PairChannel) -> None:
+        """Seeds from ``bits(p)`` random OTs of a set-up OT extension in which this party is the
         sender and the key holder the receiver (``ch``: that extension's channel)."""
         self._seed(*(await ot.extend(ch, self.field.bits)))
 
@@ -301,8 +302,8 @@ class CopeReceiver:
         bits = alpha_bits(self.field, alpha)
         self._seed(await base_ot_recv(ch, bits, context), bits)
 
-    async def setup_from(self, ot: KOSReceiver, ch: PairChannel, alpha: int) -> None:
-        """Seeds from ``bits(p)`` random OTs of a set-up KOS extension in which this party is the
+    async def setup_from(self, ot: OTExtensionReceiver, ch: PairChannel, alpha: int) -> None:
+        """Seeds from ``bits(p)`` random OTs of a set-up OT extension in which this party is the
         receiver, choosing with the bits of ``alpha`` (``ch``: that extension's channel)."""
         bits = alpha_bits(self.field, alpha)
         self._seed(await ot.extend(ch, bits), bits)

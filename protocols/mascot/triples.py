@@ -3,7 +3,7 @@
 Per batch of N triples (MASCOT.md s. 5; Keller-Orsini-Scholl 2016, Pi_Triple):
 
 1. **Multiply.** Every P_i samples ``a^i`` (tau x N) and ``b^i`` (N). For each ordered pair (i, j),
-   Gilboa's protocol gives additive shares of ``a^i * b^j``: P_i is the KOS receiver with the bits of
+   Gilboa's protocol gives additive shares of ``a^i * b^j``: P_i is the OT receiver with the bits of
    ``a^i`` as choices, P_j the sender; for bit l P_j sends ``d_l = v0_l - v1_l + b``, P_i computes
    ``v0_l + a_l * b`` from its OT output, and the shares are ``sum_l 2^l (v0_l + a_l b)`` (P_i) and
    ``-sum_l 2^l v0_l`` (P_j). Then ``c^i = a^i b^i + (all cross-term shares)``, so ``c = a * b``.
@@ -31,7 +31,7 @@ from ..concurrency import run_sync, task_group
 from ..errors import AbortError, ProtocolError
 from ..field import FieldError, PrimeField
 from ..net import PairChannel, expect_bytes
-from ..ot.kos import KOSReceiver, KOSSender
+from ..ot.extension import OTExtensionReceiver, OTExtensionSender
 from ..prg import PRG
 from ..shares import SharedArray
 from .auth import authenticate
@@ -45,7 +45,7 @@ GILBOA_BLOCK = 1 << 15  # elements per block of columns in the sender's correcti
 U64 = np.uint64
 
 
-def kos_channel(receiver: int, sender: int) -> int:
+def ot_channel(receiver: int, sender: int) -> int:
     """Channel id of the OT extension where ``receiver`` chooses and ``sender`` sends."""
     return 0x2000 + (receiver << 6) + sender
 
@@ -76,7 +76,9 @@ def element_bits(field: PrimeField, a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(bits[:, : field.bits].T).astype(bool)
 
 
-async def gilboa_receiver(field: PrimeField, kos: KOSReceiver, ch: PairChannel, a: np.ndarray) -> np.ndarray:
+async def gilboa_receiver(
+    field: PrimeField, ot: OTExtensionReceiver, ch: PairChannel, a: np.ndarray
+) -> np.ndarray:
     """P_i's side of ``a * b`` (b is the peer's): returns P_i's additive share, shape of ``a``.
 
     The share ``sum_l 2^l (v_l + a_l d_l)`` is one exact gadget sum over the raw OT strings (cut to
@@ -85,7 +87,7 @@ async def gilboa_receiver(field: PrimeField, kos: KOSReceiver, ch: PairChannel, 
     f = field
     k, m = f.bits, a.shape[1]
     bits = element_bits(f, a)  # (k, m)
-    vc = await kos.extend(ch, bits.reshape(-1))
+    vc = await ot.extend(ch, bits.reshape(-1))
     raw = expect_bytes(await ch.recv(), ch.peer, "Gilboa corrections", k * m * f.elem_bytes)
     try:
         d = f.from_bytes(raw, k * m)
@@ -98,11 +100,13 @@ async def gilboa_receiver(field: PrimeField, kos: KOSReceiver, ch: PairChannel, 
     return await run_sync(gadget_sum, f, m, [("rows", vc), ("picked", d3, bits)])
 
 
-async def gilboa_sender(field: PrimeField, kos: KOSSender, ch: PairChannel, b_rep: np.ndarray) -> np.ndarray:
+async def gilboa_sender(
+    field: PrimeField, ot: OTExtensionSender, ch: PairChannel, b_rep: np.ndarray
+) -> np.ndarray:
     """P_j's side of ``a * b`` for its ``b`` repeated to the length of the peer's ``a``."""
     f = field
     k, m = f.bits, b_rep.shape[1]
-    v0, v1 = await kos.extend(ch, k * m)
+    v0, v1 = await ot.extend(ch, k * m)
 
     words = f.words
 
@@ -131,8 +135,8 @@ async def generate_triples(
     s: Session,
     cope_send: dict[int, CopeSender],
     cope_recv: dict[int, CopeReceiver],
-    kos_send: dict[int, KOSSender],
-    kos_recv: dict[int, KOSReceiver],
+    ot_send: dict[int, OTExtensionSender],
+    ot_recv: dict[int, OTExtensionReceiver],
     count: int,
 ) -> tuple[SharedArray, SharedArray, SharedArray]:
     """``count`` checked triples ``([[a]], [[b]], [[c]])``; raises ``AbortError`` if any check fails.
@@ -155,10 +159,10 @@ async def generate_triples(
     shares: list[np.ndarray] = []
 
     async def as_receiver(j: int) -> None:
-        shares.append(await gilboa_receiver(f, kos_recv[j], s.pair_channel(j, kos_channel(me, j)), a_mine))
+        shares.append(await gilboa_receiver(f, ot_recv[j], s.pair_channel(j, ot_channel(me, j)), a_mine))
 
     async def as_sender(j: int) -> None:
-        shares.append(await gilboa_sender(f, kos_send[j], s.pair_channel(j, kos_channel(j, me)), b_rep))
+        shares.append(await gilboa_sender(f, ot_send[j], s.pair_channel(j, ot_channel(j, me)), b_rep))
 
     async with task_group() as nursery:  # both roles at once, or two receivers wait on each other
         for j in range(n):
