@@ -81,9 +81,56 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _cmd_party(args: argparse.Namespace) -> int:
-    from .daemon import cmd_party
+    """``spdz party``: load the config, set up logging, run the daemon; exit 0 after a graceful stop.
 
-    return cmd_party(args)
+    Exit status 2 for a configuration problem (systemd should not restart into it), 1 for any other
+    failure to start or run.
+    """
+    import time
+
+    import trio
+
+    from protocols.concurrency import leaves
+    from protocols.errors import ConfigError
+
+    from .config import load_config
+    from .control import MAX_UPLOAD_VALUES
+    from .daemon import DaemonOptions, PartyDaemon, log
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f"spdz party: {e}", file=sys.stderr)
+        return 2
+    logs.configure(cfg.log_level, cfg.log_format)
+    if not (args.grace >= 0 and args.submit_timeout > 0):
+        print("spdz party: --grace must be >= 0 and --submit-timeout > 0 seconds", file=sys.stderr)
+        return 2
+    max_values = getattr(args, "max_input_values", None)
+    max_values = MAX_UPLOAD_VALUES if max_values is None else max_values
+    if not 1 <= max_values <= 1 << 40:
+        print("spdz party: --max-input-values must be a positive number of values", file=sys.stderr)
+        return 2
+    options = DaemonOptions(grace=args.grace, submit_timeout=args.submit_timeout, max_input_values=max_values)
+    t0 = time.monotonic()
+    try:
+        daemon = PartyDaemon(cfg, options=options)
+        return trio.run(daemon.run)
+    except KeyboardInterrupt:  # before the signal receiver was installed
+        return 130
+    except BaseException as e:
+        errors = leaves(e)
+        for leaf in errors:
+            if isinstance(leaf, (ConfigError, OSError)):
+                print(f"spdz party: {leaf}", file=sys.stderr)
+            else:
+                print(f"spdz party: failed: {type(leaf).__name__}: {leaf}", file=sys.stderr)
+        log.error("daemon_failed", seconds=round(time.monotonic() - t0, 3), error=str(errors[0])[:300])
+        if all(isinstance(leaf, ConfigError) for leaf in errors):
+            return 2
+        if any(isinstance(leaf, KeyboardInterrupt) for leaf in errors):
+            return 130
+        return 1
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:

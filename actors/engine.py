@@ -25,6 +25,7 @@ from protocols.errors import (
     PeerTimeoutError,
     ProtocolError,
 )
+from protocols.intercept import Interceptor
 from protocols.net import Net
 from protocols.online import Session
 from protocols.preprocessing.base import Preprocessing, PreprocessingSource
@@ -74,17 +75,6 @@ class Links(Protocol):
     n: int
 
     async def send(self, to: int, frame: Frame) -> None: ...
-
-
-class Interceptor(Protocol):
-    """A hook on one party's sessions, for adversary simulations and cheating tests.
-
-    ``wrap_net`` and ``wrap_preprocessing`` get the honest objects and return what the session uses.
-    """
-
-    def wrap_net(self, session: str, net: Net) -> Net: ...
-
-    def wrap_preprocessing(self, session: str, pre: Preprocessing) -> Preprocessing: ...
 
 
 class SessionNet:

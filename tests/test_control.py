@@ -28,7 +28,7 @@ import trio.testing
 import actors
 from actors import control, programs
 from actors.control import ControlError, ControlServer, InputFileError, read_numbers, read_table
-from actors.daemon import _UseTracked, join_session
+from actors.jobs import UseTracked, join_session
 from actors.pki import make_cluster
 from actors.sdnotify import Notifier
 from protocols.errors import AbortError, ConfigError
@@ -734,10 +734,10 @@ class FakePre:
 
 async def test_sessions_that_never_drew_preprocessing_keep_the_key() -> None:
     inner = FakePre()
-    early = _UseTracked(inner, "job/x")  # type: ignore[arg-type]
+    early = UseTracked(inner, "job/x")  # type: ignore[arg-type]
     early.compromised()
     assert inner.retired == 0
-    late = _UseTracked(inner, "job/y")  # type: ignore[arg-type]
+    late = UseTracked(inner, "job/y")  # type: ignore[arg-type]
     assert await late.triples(3) == "t"
     late.compromised()
     assert inner.retired == 1 and late.ctx is inner.ctx
