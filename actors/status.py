@@ -54,23 +54,7 @@ def snapshot(d: PartyDaemon) -> dict[str, Any]:
         links[str(j)] = {
             "address": f"{addr.host}:{addr.port}",
             "dials": "out" if d.cfg.party < j else "in",
-            **{
-                k: m[k]
-                for k in (
-                    "up",
-                    "lost",
-                    "connects",
-                    "reconnects",
-                    "bytes_sent",
-                    "bytes_received",
-                    "frames_sent",
-                    "frames_resent",
-                    "rejected_streams",
-                    "peer_restarts",
-                    "resyncs",
-                    "disconnects",
-                )
-            },
+            **{k: m[k] for k in LINK_FIELDS},
         }
     pool = None
     offline = d.party.offline
