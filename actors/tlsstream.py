@@ -86,6 +86,25 @@ class _State(enum.Enum):
 _NEW, _OK, _BROKEN, _CLOSED = _State.NEW, _State.OK, _State.BROKEN, _State.CLOSED
 
 
+class _OneTask:
+    """Raises ``BusyResourceError`` when a second task enters while one is inside (``with``): the
+    stream supports one sender and one receiver at a time, and says so instead of interleaving."""
+
+    __slots__ = ("_busy", "_what")
+
+    def __init__(self, what: str) -> None:
+        self._busy = False
+        self._what = what
+
+    def __enter__(self) -> None:
+        if self._busy:
+            raise trio.BusyResourceError(f"another task is already {self._what} this TLS stream")
+        self._busy = True
+
+    def __exit__(self, *exc: object) -> None:
+        self._busy = False
+
+
 class TlsStream(trio.abc.Stream):
     """TLS over a trio stream, for one sending task and one receiving task at a time.
 
@@ -123,8 +142,8 @@ class TlsStream(trio.abc.Stream):
         self._unread = b""
         self._eof = False  # the peer's close_notify arrived
         self._error: ssl.SSLError | None = None  # a TLS error found after data still to hand out
-        self._sending = False
-        self._receiving = False
+        self._sending = _OneTask("sending on")
+        self._receiving = _OneTask("receiving on")
 
     # ------------------------------------------------------------------------------ information
     def getpeercert(self, binary_form: bool = False) -> Any:
@@ -190,9 +209,11 @@ class TlsStream(trio.abc.Stream):
             self._check()
             await trio.lowlevel.checkpoint()
             return
-        if self._sending or self._receiving:
-            raise trio.BusyResourceError("another task is already running this TLS handshake")
-        self._sending = self._receiving = True
+        with self._sending, self._receiving:
+            await self._handshake()
+        self._state = _OK
+
+    async def _handshake(self) -> None:
         try:
             while True:
                 try:
@@ -211,16 +232,10 @@ class TlsStream(trio.abc.Stream):
         except BaseException:
             self._broke()
             raise
-        finally:
-            self._sending = self._receiving = False
-        self._state = _OK
 
     # ------------------------------------------------------------------------------ data
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        if self._sending:
-            raise trio.BusyResourceError("another task is already sending on this TLS stream")
-        self._sending = True
-        try:
+        with self._sending:
             self._check()
             await trio.lowlevel.checkpoint_if_cancelled()
             with memoryview(data) as whole, whole.cast("B") as view:  # slice bytes, not items
@@ -234,19 +249,12 @@ class TlsStream(trio.abc.Stream):
                         self._broke()
                         raise trio.BrokenResourceError(f"TLS error: {describe_error(e)}") from e
                     await self._flush()
-        finally:
-            self._sending = False
 
     async def wait_send_all_might_not_block(self) -> None:
-        if self._sending:
-            raise trio.BusyResourceError("another task is already sending on this TLS stream")
-        self._sending = True
-        try:
+        with self._sending:
             self._check()
             async with self._send_lock:
                 await self.transport_stream.wait_send_all_might_not_block()
-        finally:
-            self._sending = False
 
     def push_back(self, data: bytes) -> None:
         """Put ``data`` (received from this stream) back: the next ``receive_some`` returns it first."""
@@ -256,10 +264,7 @@ class TlsStream(trio.abc.Stream):
         limit = DEFAULT_RECEIVE if max_bytes is None else operator.index(max_bytes)
         if limit < 1:
             raise ValueError("max_bytes must be >= 1")
-        if self._receiving:
-            raise trio.BusyResourceError("another task is already receiving on this TLS stream")
-        self._receiving = True
-        try:
+        with self._receiving:
             self._check()
             await trio.lowlevel.checkpoint_if_cancelled()
             yielded = False
@@ -282,17 +287,12 @@ class TlsStream(trio.abc.Stream):
             else:
                 out, self._unread = self._unread[:limit], self._unread[limit:]
             return out
-        finally:
-            self._receiving = False
 
     async def receive_into(self, buffer: memoryview | bytearray) -> int:
         """Receive into ``buffer`` (writable, at least 1 byte): how many bytes came, 0 at the end of
         the stream. As ``receive_some``, a cancelled call loses nothing: once plaintext is in
         ``buffer`` the call returns without another chance of being cancelled."""
-        if self._receiving:
-            raise trio.BusyResourceError("another task is already receiving on this TLS stream")
-        self._receiving = True
-        try:
+        with self._receiving:
             self._check()
             await trio.lowlevel.checkpoint_if_cancelled()
             with memoryview(buffer) as whole, whole.cast("B") as view:
@@ -317,8 +317,6 @@ class TlsStream(trio.abc.Stream):
                         await self._fill()
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return 0
-        finally:
-            self._receiving = False
 
     def _raise_error(self, e: ssl.SSLError) -> NoReturn:
         """A TLS error found while decrypting, now that the data before it has been handed out."""
