@@ -55,6 +55,10 @@ class SessionMailbox:
         self.error: AbortError | None = None
         self.held: dict[int, int] = {}  # payload bytes per sender, while the session is not started
 
+    def waiting(self) -> dict[tuple[int, int], Any]:
+        """The messages delivered and not yet received, by ``(sender, step)`` (a copy)."""
+        return dict(self._msgs)
+
     def deliver(self, frm: int, step: int, msg: Any) -> None:
         if self.error is not None:
             return
@@ -105,6 +109,19 @@ class Router:
         # (the offline service joins the key epochs its leader opens this way)
         self.on_new_session: Callable[[int, str], None] | None = None
         self.on_over_limit: Callable[[int], None] | None = None
+
+    def sessions(self) -> list[str]:
+        """The sessions that have a mailbox now: running, or holding early frames."""
+        return list(self._boxes)
+
+    def mailbox(self, session: str) -> SessionMailbox | None:
+        """The mailbox of ``session``, if it has one now."""
+        return self._boxes.get(session)
+
+    @property
+    def finished(self) -> list[str]:
+        """The finished sessions remembered (their late frames are dropped), oldest first."""
+        return list(self._finished)
 
     def open(self, session: str) -> SessionMailbox:
         if session in self._finished:

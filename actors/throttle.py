@@ -22,6 +22,10 @@ class Throttle:
         self._last: dict[object, float] = {}
         self._skipped: dict[object, int] = {}
 
+    def __len__(self) -> int:
+        """Keys remembered now (at most ``MAX_KEYS``)."""
+        return len(self._last)
+
     def __call__(self, key: object = None) -> int | None:
         """None: do not log this one. Otherwise log it, with the returned count of lines skipped
         for ``key`` since the last one logged."""

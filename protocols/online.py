@@ -86,6 +86,11 @@ class Session:
         if self.party != self.ctx.party or self.n != self.ctx.n:
             raise ValueError("network and preprocessing disagree on the party id or count")
 
+    @property
+    def unchecked(self) -> int:
+        """Values opened since the last MAC check (the next ``mac_check`` covers them)."""
+        return self._unchecked
+
     def __repr__(self) -> str:
         return f"<Session {self.session_id} party={self.party}/{self.n} field={self.field.name}>"
 

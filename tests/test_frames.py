@@ -306,7 +306,7 @@ def test_engine_on_frame_never_raises_on_random_bytes(frames_in: list[tuple[int,
 def test_engine_on_frame_drops_garbage(data: bytes) -> None:
     eng = make_engine()
     eng.on_frame(1, data)
-    assert not eng.router._boxes
+    assert not eng.router.sessions()
 
 
 @pytest.mark.parametrize(
@@ -327,7 +327,7 @@ def test_engine_on_frame_never_raises_on_odd_objects(obj: Any) -> None:
     """In-process transports hand over objects, not bytes; anything but a valid frame is dropped."""
     eng = make_engine()
     eng.on_frame(1, obj)
-    assert not eng.router._boxes
+    assert not eng.router.sessions()
 
 
 @settings(max_examples=200, deadline=None)
@@ -342,7 +342,8 @@ def test_engine_on_frame_delivers_valid_frames() -> None:
     eng = make_engine()
     eng.on_frame(1, encode_frame(MSG, "s", 3, [b"x"]))
     eng.on_frame(2, Frame(MSG, "s", 3, b"y"))
-    box = eng.router._boxes["s"]
-    assert box._msgs == {(1, 3): [b"x"], (2, 3): b"y"}
+    box = eng.router.mailbox("s")
+    assert box is not None and box.waiting() == {(1, 3): [b"x"], (2, 3): b"y"}
     eng.on_frame(2, encode_frame(ABORT, "t", 0, "no"))
-    assert eng.router._boxes["t"].error is not None and eng.router._boxes["t"].error.culprit == 2
+    aborted = eng.router.mailbox("t")
+    assert aborted is not None and aborted.error is not None and aborted.error.culprit == 2

@@ -148,7 +148,7 @@ def test_finished_sessions_drop_late_frames_and_cannot_reopen() -> None:
     r.close("done")
     r.deliver(1, "done", 9, "late")
     r.peer_aborted(1, "done", "late abort")
-    assert "done" not in r._boxes
+    assert "done" not in r.sessions()
     with pytest.raises(ValueError):
         r.open("done")
 
@@ -165,12 +165,12 @@ def test_pending_sessions_are_bounded() -> None:
     for k in range(MAX_PENDING_SESSIONS):
         r.deliver(1, f"p{k}", 1, b"x")
     r.deliver(1, "one-too-many", 1, b"x")
-    assert "one-too-many" not in r._boxes
-    assert len(r._boxes) == MAX_PENDING_SESSIONS
+    assert "one-too-many" not in r.sessions()
+    assert len(r.sessions()) == MAX_PENDING_SESSIONS
     # started sessions do not count against the bound
     r.open("p0")
     r.deliver(1, "now-fits", 1, b"x")
-    assert "now-fits" in r._boxes
+    assert "now-fits" in r.sessions()
 
 
 def test_aborted_placeholders_make_room_for_new_sessions() -> None:
@@ -182,8 +182,8 @@ def test_aborted_placeholders_make_room_for_new_sessions() -> None:
     for k in range(MAX_PENDING_SESSIONS - 1):
         r.peer_aborted(1, f"dead{k}", "gone")
     r.deliver(2, "new", 1, b"y")
-    assert "new" in r._boxes and "live" in r._boxes and "dead0" not in r._boxes
-    assert "dead1" in r._boxes
+    assert "new" in r.sessions() and "live" in r.sessions() and "dead0" not in r.sessions()
+    assert "dead1" in r.sessions()
     with pytest.raises(ValueError):
         r.open("dead0")
 
@@ -230,7 +230,7 @@ def test_finished_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for k in range(5):
         r.open(f"s{k}")
         r.close(f"s{k}")
-    assert list(r._finished) == ["s2", "s3", "s4"]
+    assert r.finished == ["s2", "s3", "s4"]
 
 
 # ---------------------------------------------------------------------------------------- through a cluster

@@ -411,7 +411,7 @@ async def test_output_returns_only_after_a_mac_check() -> None:
         y = await s.mul(x, x)
         before = s.stats["mac_checks"]
         out = await s.output(y)
-        seen.append((s.party, s.stats["mac_checks"] - before, s._unchecked))
+        seen.append((s.party, s.stats["mac_checks"] - before, s.unchecked))
         return out
 
     assert_same(await run_cluster(3, P61, prog), [1, 4])
@@ -425,7 +425,7 @@ async def test_private_output_is_checked_before_it_is_returned() -> None:
         x = await s.input([3] if s.party == 1 else None, owner=1)
         before = s.stats["mac_checks"]
         out = await s.output(x, to=0)
-        seen.append((s.stats["mac_checks"] - before, s._unchecked))
+        seen.append((s.stats["mac_checks"] - before, s.unchecked))
         return out
 
     res = await run_cluster(2, P61, prog)
@@ -441,14 +441,14 @@ async def test_session_end_checks_what_the_program_left_unchecked() -> None:
         sessions.append(s)
         x = await s.input([1, 2, 3] if s.party == 0 else None, owner=0)
         await s.mul(x, x)
-        assert s._unchecked == 6 and s.stats["mac_checks"] == 0
+        assert s.unchecked == 6 and s.stats["mac_checks"] == 0
         return "done"
 
     assert await run_cluster(3, P127, prog) == ["done"] * 3
     assert len(sessions) == 3
     for s in sessions:
         assert s.stats["mac_checks"] == 1
-        assert s._unchecked == 0 and not s._open_vals
+        assert s.unchecked == 0
 
 
 async def test_inputs_alone_get_a_broadcast_check_at_session_end() -> None:

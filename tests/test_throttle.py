@@ -31,4 +31,4 @@ def test_the_keys_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> Non
     t = throttle.Throttle()
     for k in range(100):
         assert t(k) == 0
-    assert len(t._last) <= 8
+    assert len(t) <= 8
