@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from protocols.field import PrimeField
+from protocols.intercept import Stocked
 from protocols.online import Session
 
 MAX_INPUT_ELEMENTS = 1 << 22  # per party and submit: ~40 MB of msgpack on the control socket
@@ -240,7 +241,9 @@ async def bench_mul(s: Session, values: np.ndarray) -> dict[str, Any]:
     x = await s.input(xs if s.party == 0 else None, owner=0)
     y = await s.input(ys if s.party == 1 else None, owner=1)
     pre = s.pre
-    s.pre = _Stocked(pre, await pre.triples(length))  # type: ignore[assignment]
+    stocked = Stocked(pre)
+    await stocked.stock_triples(length)
+    s.pre = stocked  # type: ignore[assignment]
     try:
         await s.mac_check()
         t0 = time.monotonic()
@@ -250,23 +253,6 @@ async def bench_mul(s: Session, values: np.ndarray) -> dict[str, Any]:
     finally:
         s.pre = pre
     return {"n": length, "t0": t0, "t1": t1, "ok": bool(np.array_equal(out, xs * ys))}
-
-
-class _Stocked:
-    """``bench_mul``'s preprocessing: hands out the triples drawn before timing, defers the rest."""
-
-    def __init__(self, inner: Any, triples: Any) -> None:
-        self._inner = inner
-        self._triples = [triples]
-        self.ctx = inner.ctx
-
-    async def triples(self, n: int) -> Any:
-        if self._triples and self._triples[0][0].size == n:
-            return self._triples.pop()
-        return await self._inner.triples(n)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 # ---------------------------------------------------------------------------------------- applications

@@ -40,41 +40,44 @@ import structlog  # noqa: E402
 import trio  # noqa: E402
 
 import actors  # noqa: E402
+from protocols.intercept import Forwarding, PassThrough  # noqa: E402
 from protocols.preprocessing.plan import POOL_OF, PlanRecorder  # noqa: E402
 from protocols.sectypes import FixedFormat, SecretFix, SecretInt  # noqa: E402
 
 KINDS = tuple(POOL_OF)  # the requests PlanRecorder writes down: what Stocked can serve
 
 
-class Stocked:
+class Stocked(Forwarding):
     """Serves a recorded plan from material produced before the clock starts."""
 
     def __init__(self, inner: Any) -> None:
-        self._inner, self.ctx = inner, inner.ctx
+        super().__init__(inner)
         self._stock: list[tuple[str, int, Any]] = []
 
     async def fill(self, plan: list[tuple[str, int]]) -> None:
         for kind, n in plan:
-            self._stock.append((kind, n, await getattr(self._inner, kind)(n)))
+            self._stock.append((kind, n, await getattr(self.inner, kind)(n)))
 
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if name not in KINDS:
-            return attr
+    async def _serve(self, kind: str, n: int) -> Any:
+        if self._stock and self._stock[0][:2] == (kind, n):
+            return self._stock.pop(0)[2]
+        return await getattr(self.inner, kind)(n)  # not stocked: produced inline (and timed)
 
-        async def call(n: int) -> Any:
-            if self._stock and self._stock[0][:2] == (name, n):
-                return self._stock.pop(0)[2]
-            return await attr(n)  # not stocked: produced inline (and timed)
+    async def triples(self, n: int) -> Any:
+        return await self._serve("triples", n)
 
-        return call
+    async def squares(self, n: int) -> Any:
+        return await self._serve("squares", n)
+
+    async def bits(self, n: int) -> Any:
+        return await self._serve("bits", n)
+
+    async def randoms(self, n: int) -> Any:
+        return await self._serve("randoms", n)
 
 
-class Stocking:
+class Stocking(PassThrough):
     """The interceptor that gives each session a ``Stocked`` preprocessing."""
-
-    def wrap_net(self, session: str, net: Any) -> Any:
-        return net
 
     def wrap_preprocessing(self, session: str, pre: Any) -> Any:
         return Stocked(pre)

@@ -39,6 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 import trio  # noqa: E402
 
+from protocols.intercept import PassThrough  # noqa: E402
+
 YARDSTICK = {  # MP-SPDZ mascot-party.x, 2 parties, loopback: (triples/s, kB sent per triple per party)
     "p127": (8750.0, 19.5),
     "p61": (11400.0, 5.7),
@@ -55,14 +57,11 @@ class _KeyOnly:
         pass
 
 
-class _UseMascotKey:
+class _UseMascotKey(PassThrough):
     """Interceptor: give party i's session the ``MascotParty``'s share context (its MAC key)."""
 
     def __init__(self, party: Any) -> None:
         self.party = party
-
-    def wrap_net(self, sid: str, net: Any) -> Any:
-        return net
 
     def wrap_preprocessing(self, sid: str, pre: Any) -> Any:
         return _KeyOnly(self.party.ctx)

@@ -25,31 +25,11 @@ import trio  # noqa: E402
 
 import actors  # noqa: E402
 from protocols.field import get_field  # noqa: E402
+from protocols.intercept import PassThrough, Stocked  # noqa: E402
 
 
-class Stocked:
-    """Wraps a session's preprocessing so material can be produced before timing starts."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.ctx = inner.ctx
-        self._triples: list[Any] = []
-
-    async def stock_triples(self, n: int) -> None:
-        self._triples.append(await self._inner.triples(n))
-
-    async def triples(self, n: int) -> Any:
-        if self._triples and self._triples[0][0].size == n:
-            return self._triples.pop(0)
-        return await self._inner.triples(n)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-class StockAll:
-    def wrap_net(self, session: str, net: Any) -> Any:
-        return net
+class StockAll(PassThrough):
+    """Gives every session a ``Stocked`` preprocessing, so triples can be drawn before timing starts."""
 
     def wrap_preprocessing(self, session: str, pre: Any) -> Any:
         return Stocked(pre)

@@ -57,6 +57,7 @@ from actors.sessions import MASCOT_PREFIX
 from protocols.commitments import commit, context_bytes
 from protocols.errors import PeerAuthError
 from protocols.field import PrimeField
+from protocols.intercept import Forwarding, PassThrough
 from protocols.mascot.auth import cope_channel
 from protocols.mascot.triples import TAU, ot_channel
 from protocols.net import Net, PairChannel
@@ -182,7 +183,7 @@ class SessionTap:
 
 
 # ------------------------------------------------------------------------------------------ base class
-class Adversary:
+class Adversary(PassThrough):
     """The honest behaviour; each strategy overrides the hooks it needs (module docstring)."""
 
     name: ClassVar[str] = ""
@@ -218,12 +219,9 @@ class Adversary:
         """The corrupt party's actor, the network and a nursery for timers (called once, at start)."""
         self.actor, self.network, self.nursery = party, network, nursery
 
-    # -- Interceptor
+    # -- Interceptor (``wrap_preprocessing``: PassThrough's, the preprocessing as drawn)
     def wrap_net(self, session: str, net: Net) -> Net:
         return SessionTap(net, self, session) if self.taps(session) else net
-
-    def wrap_preprocessing(self, session: str, pre: Preprocessing) -> Preprocessing:
-        return pre
 
     def taps(self, session: str) -> bool:
         """Whether this strategy looks at ``session``'s messages (default: the first online session)."""
@@ -402,7 +400,7 @@ class CoinEquivocation(Adversary):
         return keep
 
 
-class PreprocessingTamper:
+class PreprocessingTamper(Forwarding):
     """The corrupt party's preprocessing with ``delta`` added to one share (value or MAC) of the
     ``call``-th request of ``kind`` (``triple`` part a/b/c, or ``mask``)."""
 
@@ -416,8 +414,7 @@ class PreprocessingTamper:
         call: int,
         delta: int,
     ) -> None:
-        self.inner = inner
-        self.ctx = inner.ctx
+        super().__init__(inner)
         self.adversary = adversary
         self.kind, self.which, self.part, self.call, self.d = kind, which, part, call, delta
         self.calls: dict[str, int] = {}
@@ -449,18 +446,6 @@ class PreprocessingTamper:
         if self._due("mask"):
             r = self._tamper(r, f"input-mask request #{self.call} (owner {owner})")
         return r, clear
-
-    async def squares(self, n: int) -> tuple[SharedArray, SharedArray]:
-        return await self.inner.squares(n)
-
-    async def bits(self, n: int) -> SharedArray:
-        return await self.inner.bits(n)
-
-    async def randoms(self, n: int) -> SharedArray:
-        return await self.inner.randoms(n)
-
-    def compromised(self) -> None:
-        self.inner.compromised()
 
 
 class MaterialAttack(Adversary):

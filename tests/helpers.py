@@ -26,6 +26,7 @@ from actors.sessions import is_offline
 from netsim.adversaries import plain
 from protocols.errors import AbortError
 from protocols.field import P61, P127, PrimeField
+from protocols.intercept import Forwarding
 from protocols.net import Net, PairChannel
 from protocols.preprocessing.base import Preprocessing
 from protocols.shares import SharedArray
@@ -292,12 +293,11 @@ def tamper(sa: SharedArray, delta: int, part: str) -> SharedArray:
     return SharedArray(sa.ctx, sa.value, f.add(sa.mac, d), sa.shape)
 
 
-class CheatPre:
+class CheatPre(Forwarding):
     """Preprocessing whose ``call``-th batch of ``kind`` has ``delta`` added to one share."""
 
     def __init__(self, inner: Preprocessing, kind: str, which: int, part: str, delta: int, call: int = 0):
-        self.inner = inner
-        self.ctx = inner.ctx
+        super().__init__(inner)
         self.kind, self.which, self.part, self.delta, self.call = kind, which, part, delta, call
         self.calls: dict[str, int] = {}
         self.hits = 0
@@ -320,9 +320,6 @@ class CheatPre:
         if self._due("mask"):
             r = tamper(r, self.delta, self.part)
         return r, clear
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 @dataclass

@@ -33,6 +33,7 @@ from helpers import MODULI, mod_id
 
 import actors
 from protocols.field import PrimeField, get_field
+from protocols.intercept import PassThrough
 from protocols.mascot import MascotParty
 from protocols.mascot.auth import authenticate, cope_channel
 from protocols.online import Session
@@ -60,15 +61,12 @@ class KeyOnly:
         self.compromised_calls += 1
 
 
-class Swap:
+class Swap(PassThrough):
     """Interceptor: run party ``i``'s sessions under ``parties[i]``'s MAC key, net untouched."""
 
     def __init__(self, parties: Sequence[MascotParty], i: int) -> None:
         self.parties = parties
         self.i = i
-
-    def wrap_net(self, session: str, net: Any) -> Any:
-        return net
 
     def wrap_preprocessing(self, session: str, pre: Any) -> Any:
         return KeyOnly(self.parties[self.i].ctx)

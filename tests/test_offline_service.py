@@ -19,6 +19,7 @@ import actors
 from actors.offline import MIN_DEMAND_BATCH, Watermarks, demand_batch
 from protocols.errors import MacCheckError
 from protocols.field import P61, get_field
+from protocols.intercept import PassThrough
 from protocols.online import Session
 from protocols.preprocessing.pool import Batch, Pool
 
@@ -169,7 +170,7 @@ async def test_a_failed_offline_batch_puts_nothing_in_a_pool() -> None:
     a new key."""
     n = 2
 
-    class OfflineCheat:
+    class OfflineCheat(PassThrough):
         """Alters the first large message (COPE corrections) party 0 sends in an epoch-0 batch: the
         first batch that authenticates its own input masks."""
 
@@ -201,9 +202,6 @@ async def test_a_failed_offline_batch_puts_nothing_in_a_pool() -> None:
 
             return Net()
 
-        def wrap_preprocessing(self, session: str, pre: Any) -> Any:
-            return pre
-
     cheat = OfflineCheat()
     with trio.fail_after(DEADLINE):
         async with actors.local_cluster(
@@ -227,7 +225,7 @@ async def test_an_unexpected_error_in_a_batch_does_not_take_the_party_down() -> 
     second batch) retires that epoch at every party, is logged, and the service starts a new epoch;
     the cluster keeps serving sessions."""
 
-    class Crash:
+    class Crash(PassThrough):
         def __init__(self) -> None:
             self.hits = 0
 
@@ -248,9 +246,6 @@ async def test_an_unexpected_error_in_a_batch_does_not_take_the_party_down() -> 
 
             return Net()
 
-        def wrap_preprocessing(self, session: str, pre: Any) -> Any:
-            return pre
-
     crash = Crash()
     with trio.fail_after(DEADLINE):
         async with actors.local_cluster(2, modulus=P61, watermarks=marks(), interceptors={1: crash}) as c:
@@ -269,7 +264,7 @@ async def test_a_leader_announcing_another_epoch_than_its_set_up_is_caught() -> 
     """The leader's first set-up message names the epoch; a leader that names another one (once
     here) has that set-up refused, naming the mismatch, and the next epoch serves."""
 
-    class WrongName:
+    class WrongName(PassThrough):
         def __init__(self) -> None:
             self.hits = 0
 
@@ -291,9 +286,6 @@ async def test_a_leader_announcing_another_epoch_than_its_set_up_is_caught() -> 
                     return await net.recv(frm, step)
 
             return Net()
-
-        def wrap_preprocessing(self, session: str, pre: Any) -> Any:
-            return pre
 
     cheat = WrongName()
     with trio.fail_after(DEADLINE):

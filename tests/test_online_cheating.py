@@ -50,9 +50,9 @@ from helpers import (
 from netsim.adversaries import plain
 from protocols.errors import AbortError, CommitmentError, MacCheckError, ProtocolError
 from protocols.field import P61, P127, PrimeField, get_field
+from protocols.intercept import PassThrough
 from protocols.net import Net
 from protocols.online import Session
-from protocols.preprocessing.base import Preprocessing
 
 XS = [3, -4, 5]
 YS = [-6, 7, 8]
@@ -509,7 +509,7 @@ async def test_abort_reason_names_the_culprit(p: int, autojump_clock: Any) -> No
 
 
 # ---------------------------------------------------------------------------------------- honest traffic
-class Recorder:
+class Recorder(PassThrough):
     """Records everything one party sends (no cheating): to look at the honest traffic."""
 
     def __init__(self) -> None:
@@ -529,9 +529,6 @@ class Recorder:
                 return await net.recv(frm, step)
 
         return RecNet()
-
-    def wrap_preprocessing(self, session: str, pre: Preprocessing) -> Preprocessing:
-        return pre
 
 
 async def test_every_mac_check_tosses_a_fresh_coin(autojump_clock: Any) -> None:

@@ -19,6 +19,7 @@ from nacl import bindings as sodium
 import actors
 from protocols.commitments import context_bytes
 from protocols.errors import AbortError, ProtocolError
+from protocols.intercept import PassThrough
 from protocols.net import Net, PairChannel
 from protocols.ot.base import POINT_BYTES, base_ot_recv, base_ot_send
 
@@ -72,7 +73,7 @@ class TamperNet:
         return await self.inner.recv(frm, step)
 
 
-class Tamper:
+class Tamper(PassThrough):
     """An interceptor installing ``TamperNet`` on every session of one party."""
 
     def __init__(
@@ -93,9 +94,6 @@ class Tamper:
         tn = TamperNet(net, self.channel, self.index, self.mutate, self.before)
         self.nets.append(tn)
         return tn
-
-    def wrap_preprocessing(self, session: str, pre: Any) -> Any:
-        return pre
 
     @property
     def hits(self) -> int:

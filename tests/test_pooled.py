@@ -19,6 +19,7 @@ from protocols.apps import regression as rg
 from protocols.apps.table import ParameterMismatch, share_table
 from protocols.errors import AbortError, MacCheckError
 from protocols.field import P127, get_field
+from protocols.intercept import PassThrough
 from protocols.online import Session
 from protocols.private import NotOwnerError, owned
 from protocols.sectypes import SecretFix
@@ -198,7 +199,7 @@ async def test_linear_regression_on_private_values_and_on_joint_secrets() -> Non
 
 
 # ---------------------------------------------------------------------------------------- the wire
-class Recorder:
+class Recorder(PassThrough):
     """An interceptor that writes down the bytes every message of its party's sessions carries."""
 
     def __init__(self) -> None:
@@ -223,9 +224,6 @@ class Recorder:
                 return getattr(net, name)
 
         return RecNet()
-
-    def wrap_preprocessing(self, session: str, pre: Any) -> Any:
-        return pre
 
 
 def _as_bytes(msg: Any) -> bytes:

@@ -19,9 +19,9 @@ from helpers import CheatNet, add_delta, assert_all_aborted, assert_array_eq, as
 import actors
 from protocols.errors import AbortError
 from protocols.field import P61, P127, get_field
+from protocols.intercept import PassThrough
 from protocols.net import Net
 from protocols.online import Session
-from protocols.preprocessing.base import Preprocessing
 
 
 async def dot_prog(s: Session, a: list[int], b: list[int]) -> Any:
@@ -175,7 +175,7 @@ async def test_a_party_that_starts_late_gets_the_early_messages(autojump_clock: 
         assert_array_eq(r[0], [9, 12], f"party {i}")
 
 
-class CheatIn:
+class CheatIn(PassThrough):
     """Cheats (adds 1 to the first opened share) only in the named session."""
 
     def __init__(self, bad: str, p: int) -> None:
@@ -186,9 +186,6 @@ class CheatIn:
         if session != self.bad:
             return net
         return CheatNet(net, get_field(self.p), ("share", 0), add_delta(1))
-
-    def wrap_preprocessing(self, session: str, pre: Preprocessing) -> Preprocessing:
-        return pre
 
 
 @pytest.mark.parametrize("n", [2, 3, 5])

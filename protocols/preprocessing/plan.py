@@ -19,55 +19,38 @@ parties, which is ``actors``' business, and ``protocols`` never imports ``actors
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
-from ..net import Net
+from ..intercept import Forwarding, PassThrough
 from .base import Preprocessing
 
 # request method -> the offline service's pool name
 POOL_OF = {"triples": "triple", "squares": "square", "bits": "bit", "randoms": "random"}
 
 
-class RecordingPreprocessing:
+class RecordingPreprocessing(Forwarding):
     """Passes every request on to ``inner`` and writes it down in ``rec``: its size under the pool's
     name in ``rec.counts`` (input masks under ``mask<owner>``) and, for triples, squares, bits and
     randoms, ``(method, size)`` in order in ``rec.requests``."""
 
     def __init__(self, inner: Preprocessing, rec: PlanRecorder) -> None:
-        self._inner, self._rec = inner, rec
-        self.ctx = inner.ctx
+        super().__init__(inner)
+        self._rec = rec
 
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        rec = self._rec
-        if name in POOL_OF:
-
-            async def counted(n: int) -> Any:
-                rec.counts[POOL_OF[name]] += n
-                rec.requests.append((name, n))
-                return await attr(n)
-
-            return counted
-        if name == "input_masks":
-
-            async def masks(owner: int, n: int) -> Any:
-                rec.counts[f"mask{owner}"] += n
-                return await attr(owner, n)
-
-            return masks
-        return attr
+    def drawn(self, kind: str, n: int, owner: int | None = None) -> None:
+        if kind == "input_masks":
+            self._rec.counts[f"mask{owner}"] += n
+        else:
+            self._rec.counts[POOL_OF[kind]] += n
+            self._rec.requests.append((kind, n))
 
 
-class PlanRecorder:
-    """An engine interceptor (see ``actors.engine.Interceptor``) that writes down one party's
+class PlanRecorder(PassThrough):
+    """An engine interceptor (see ``protocols.intercept.Interceptor``) that writes down one party's
     requests, over all its sessions."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.requests: list[tuple[str, int]] = []
-
-    def wrap_net(self, session: str, net: Net) -> Net:
-        return net
 
     def wrap_preprocessing(self, session: str, pre: Preprocessing) -> Preprocessing:
         return RecordingPreprocessing(pre, self)  # type: ignore[return-value]
