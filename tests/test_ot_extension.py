@@ -44,7 +44,7 @@ def test_kos_is_registered_and_the_default() -> None:
     assert lookup("kos") == (KOSSender, KOSReceiver)
 
 
-@pytest.mark.parametrize("name", ["softspoken", "KOS", "", None])
+@pytest.mark.parametrize("name", ["SoftSpoken", "KOS", "", None])
 def test_an_unknown_name_is_refused_naming_the_known_ones(name: Any) -> None:
     with pytest.raises(ValueError, match=r"unknown OT extension .*; known: 'kos'"):
         lookup(name)

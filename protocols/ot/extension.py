@@ -4,8 +4,8 @@ MASCOT needs, between every ordered pair of parties, an endless supply of *rando
 128-bit strings: the set-up takes ``bits(p)`` of them as COPE's seeds (``cope.setup_from``), and every
 triple batch takes ``bits(p)`` per element of ``a`` for Gilboa's multiplication (``triples``). It calls
 nothing else on the two ends, so an OT extension is any pair of classes with the methods below. KOS
-(``kos.py``) is the one registered today; a second one (SoftSpokenOT, say) is one more class pair and
-one more line in ``EXTENSIONS``, and ``MascotParty(..., ot_extension="name")`` selects it.
+(``kos.py``) and SoftSpokenOT (``softspoken.py``) are registered; another one is one more class pair
+and one more line in ``EXTENSIONS``, and ``MascotParty(..., ot_extension="name")`` selects it.
 
 Construction: ``Sender(context)`` / ``Receiver(context)``, where ``context`` (bytes) names the session
 and is the same at both ends; it must go into every hash or commitment that binds a run to its
@@ -45,6 +45,7 @@ import numpy as np
 
 from ..net import PairChannel
 from .kos import KOSReceiver, KOSSender
+from .softspoken import SoftSpokenReceiver, SoftSpokenSender
 
 __all__ = [
     "DEFAULT",
@@ -95,6 +96,7 @@ DEFAULT = "kos"
 
 EXTENSIONS: dict[str, tuple[SenderFactory, ReceiverFactory]] = {
     "kos": (KOSSender, KOSReceiver),  # Keller-Orsini-Scholl 2015: IKNP plus a correlation check
+    "softspoken": (SoftSpokenSender, SoftSpokenReceiver),  # Roy 2022: small-field VOLE, k = 2 default
 }
 
 
