@@ -445,10 +445,27 @@ class _Run:
             note_finished()
 
         async def recover(i: int) -> None:
-            """After a restart: once every party is ready again, one more session at everyone."""
+            """After a restart: once every honest party is ready again, one more session at everyone.
+            The wait is bounded by the submit timeout, as a daemon's job is: a corrupt party that
+            never takes part again (a silent leader) must end the session in a clean abort, not a
+            hang."""
             await back.wait()
-            await _offline_ready(parties)
-            await one_session(i, "sim-after")
+            ready = False
+            with trio.move_on_after(self.submit_timeout):
+                await _offline_ready([parties[h] for h in honest])
+                ready = True
+            if ready:
+                await one_session(i, "sim-after")
+                return
+            self.results.setdefault(i, []).append(
+                (
+                    "abort",
+                    AbortError(
+                        f"preprocessing not ready {self.submit_timeout:g} s after the restart (the "
+                        "submit timeout); the session after it was not started"
+                    ),
+                )
+            )
 
         async with trio.open_nursery() as nursery:
             await nursery.start(net.run)

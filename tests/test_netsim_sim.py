@@ -105,6 +105,16 @@ def test_a_party_down_longer_than_the_peer_timeout_is_served_again_after_its_res
             assert p.status == "abort" and p.detail.startswith("sessions [0]: "), r.describe()
 
 
+def test_a_silent_leader_after_a_restart_ends_in_an_abort_not_a_hang(tls3: SimTls) -> None:
+    """The session after a restart waits for the honest parties' preprocessing no longer than the
+    submit timeout, as a daemon's job does: with the leader corrupt and silent the set-up never
+    completes, and the run must end in a clean abort (it hung for the 600 s deadline)."""
+    r = simulate("mul", 3, faults="outage", adversary="silent", cheater=0, seed=17, tls=tls3)
+    assert r.outcome == "abort", r.describe()
+    for p in r.parties[1:]:
+        assert p.status == "abort", r.describe()
+
+
 def test_the_simulated_traffic_goes_through_the_production_tls_stream(
     tls3: SimTls, monkeypatch: pytest.MonkeyPatch
 ) -> None:
