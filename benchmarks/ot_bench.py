@@ -2,8 +2,9 @@
 the time goes.
 
 Run ``python benchmarks/ot_bench.py`` (``--log2m``, ``--repeats``, ``--ext kos,softspoken``, ``--k 2``
-or ``--k 2,4,8`` for SoftSpokenOT's bits per block). Both parties run in this process over
-``local_cluster``'s memory transport, so one extend's wall time includes *both* parties' work (on
+or ``--k 2,4,8`` for SoftSpokenOT's bits per block, ``--transport memory|stream|tls``). Both parties
+run in this process over ``local_cluster``'s memory transport (or, with ``--transport``, framed byte
+streams or real TLS 1.3 on loopback), so one extend's wall time includes *both* parties' work (on
 one core, interleaved): the sender's and the receiver's PRG, transposes, check and hashing. The rate is
 m over the mean wall time of ``repeats`` back-to-back extends (after one warm-up): the two parties'
 extends overlap, so per-extend spans would double-count. The split sums each phase over both parties,
@@ -14,8 +15,9 @@ and the wall time is allocation, messaging and Python overhead.
 
 Bytes are what each end hands to its ``PairChannel`` (payload bytes: buffers at their size, plus a byte
 per list and 9 per scalar, as the memory hub counts them), per OT of the timed extends and each way;
-the memory transport makes them free here, so on a real network the rate of the wordier extension
-falls first (KOS: 16 bytes per OT receiver -> sender, SoftSpokenOT: 16/k).
+the memory transport makes them free, TLS on loopback charges their encryption and copies, and on a
+real network the rate of the wordier extension falls first (KOS: 16 bytes per OT receiver -> sender,
+SoftSpokenOT: 16/k).
 """
 
 from __future__ import annotations
@@ -113,12 +115,14 @@ async def _prog(s: Any, m: int, repeats: int, ext: str, k: int | None) -> dict[s
     }
 
 
-async def bench(m: int, repeats: int, ext: str = "kos", k: int | None = None) -> dict[str, Any]:
+async def bench(
+    m: int, repeats: int, ext: str = "kos", k: int | None = None, transport: str = "memory"
+) -> dict[str, Any]:
     """One extension's numbers: ``m``, ``wall`` (s per extend), ``split`` (s per phase), ``setup`` (s),
     ``s2r``/``r2s`` (bytes per OT sender -> receiver / receiver -> sender), ``setup_bytes`` (both ways)
     and ``k`` (SoftSpokenOT's, else ``None``)."""
     *_, phases_of = _ends(ext, k)
-    async with actors.local_cluster(2, preprocessing="dealer") as c:
+    async with actors.local_cluster(2, transport=transport, preprocessing="dealer") as c:
         res = await c.run(_prog, m, repeats, ext, k)
     # the parties' extends overlap (the receiver starts the next one while the sender still hashes), so
     # per-extend spans overstate the cost: use the whole run of timed extends
@@ -138,19 +142,18 @@ async def bench(m: int, repeats: int, ext: str = "kos", k: int | None = None) ->
         "s2r": res[0]["bytes"] / (m * repeats),
         "r2s": res[1]["bytes"] / (m * repeats),
         "setup_bytes": res[0]["setup_bytes"] + res[1]["setup_bytes"],
+        "transport": transport,
     }
 
 
 def _report(r: dict[str, Any], log2m: int, repeats: int) -> None:
     m, wall = r["m"], r["wall"]
+    where = f"both parties in one process ({r['transport']} transport)"
     if r["ext"] == "kos":
-        print(f"KOS OT extension, m = 2^{log2m} = {m}, both parties in one process (memory transport)")
+        print(f"KOS OT extension, m = 2^{log2m} = {m}, {where}")
         print(f"  base-OT setup (128 Chou-Orlandi OTs): {r['setup'] * 1e3:8.1f} ms")
     else:
-        print(
-            f"SoftSpokenOT extension (k = {r['k']}), m = 2^{log2m} = {m}, both parties in one process "
-            "(memory transport)"
-        )
+        print(f"SoftSpokenOT extension (k = {r['k']}), m = 2^{log2m} = {m}, {where}")
         print(f"  setup (base OTs + GGM trees):         {r['setup'] * 1e3:8.1f} ms")
     rate = m / wall
     print(f"  extend, mean of {repeats}:            {wall * 1e3:8.1f} ms  -> {rate:,.0f} random OTs/s")
@@ -177,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         default=str(DEFAULT_K),
         help=f"SoftSpokenOT bits per block, e.g. 2 or 2,4,8 (default {DEFAULT_K})",
     )
+    ap.add_argument(
+        "--transport", default="memory", choices=("memory", "stream", "tls"), help="(default memory)"
+    )
     args = ap.parse_args(argv)
     exts = [e.strip() for e in args.ext.split(",") if e.strip()]
     ks = [int(k) for k in args.k.split(",") if k.strip()]
@@ -191,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = [(e, k) for e in exts for k in (ks if e == "softspoken" else [None])]
     results = []
     for i, (e, k) in enumerate(runs):
-        r = trio.run(bench, 1 << args.log2m, args.repeats, e, k)
+        r = trio.run(bench, 1 << args.log2m, args.repeats, e, k, args.transport)
         if i:
             print()
         _report(r, args.log2m, args.repeats)

@@ -18,10 +18,16 @@ k columns, plus one block of ``128 % k`` columns when k does not divide 128 (k =
 one of 2). Block b has depth d_b and owns base OTs / columns ``off_b .. off_b + d_b - 1``. k = 1 is
 IKNP/KOS itself (trees of one level, two PRG streams per column), which the tests use as a cross-check.
 Both ends must use the same k (a different k changes every message length: a ``ProtocolError``).
-Measured on the development machine (2 cores, both parties in one process, memory transport, 2^18 OTs;
-``benchmarks/ot_bench.py``): k = 2 runs at KOS's speed with half its bytes, k = 4 is ~10 % slower with
-a quarter, k = 8 is several times slower (4096 AES streams per side) with an eighth; see
-``DEFAULT_K``.
+
+Choosing k (``DEFAULT_K`` = 2). Bytes per OT fall as 128/k bits, local work grows as 2^k/k. Measured
+here (2 shared, noisy cores; both parties in one process; 2^18 OTs per extend; min over 15 extends of
+both parties' compute, ms): KOS 24-25, k = 2 22-30, k = 4 39-44, k = 8 240-350; ``ot_bench.py``
+rates (3 runs, memory transport): KOS 4.3-6.7 M/s at 16 bytes/OT, k = 2 3.7-7.1 M/s at 8, k = 4
+5.5-8.6 M/s at 4 (noise), k = 8 1.2-1.5 M/s at 2; over TLS on loopback KOS ~5.3 M/s, k = 2 ~5.1 M/s,
+k = 4 ~4.2 M/s. So k = 2 costs what KOS costs and halves the traffic: the default, as in MP-SPDZ. k = 4
+pays ~60 ns more compute per OT (both parties, as measured here) to save 4 more bytes, a gain only
+on links slower than ~0.5 Gbit/s;
+k = 8 (4096 AES streams per side) only below ~20 Mbit/s.
 
 Set-up (once per ordered pair, ``setup``):
 
@@ -68,35 +74,37 @@ bits are random and the extra rows are dropped, exactly as in KOS):
 
 The xor sums of step 1 take about 2 * 2^k row operations per block (halve the leaf index space one bit at
 a time: the top half's xor is that bit's v, the halves' xor is the next level's input), vectorised over
-all blocks of a depth and over chunks of at most ``CHUNK_BYTES`` of streams (bounded memory for any m).
+all blocks of a depth and over chunks of about ``CHUNK_BYTES`` of streams (bounded memory for any m).
 All heavy work runs in ``run_sync`` worker threads.
 
-Security. Computational 128 bits: Delta has 128 bits, the base OTs, AES-CTR streams, BLAKE2b tree and
-the TCCR hash are 128-bit primitives. Statistical 40 bits for the check, as in KOS: a receiver whose
-effective choice vectors ``u_b ^ c_b`` differ between blocks adds, to the sender's sum, ``sum_b eps_b *
-Delta^(b)`` (Delta^(b) = Delta restricted to block b's columns, eps_b = the chi-combination of block b's
-deviation), which it can cancel only by guessing every deviating block's Delta_b (a nonzero eps_b makes
-Delta^(b) -> eps_b Delta^(b) injective): passing costs >= k bits of guessing per deviating block, and
-those are exactly the bits it learns when it passes -- KOS's selective-failure trade-off, at block
-rather than column granularity. The deviations are constant over each block's k columns, a subset of
-the per-column deviations KOS's check is proven against, and Delta is uniform as in KOS. The 128 + 40
-padding rows hide x and t from x~ and t~ as in KOS; the coin-tossed seed (receiver commits before the
-sender's half, the sender's half comes after the corrections) stops either side choosing chi. The PPRF
-check leaks at most a guess of the same kind: a receiver that cheats in the tree passes only for the
-Delta_b it predicted. The polynomial (GHASH) hash adds <= 2^-114 per 2^14-row chunk, as noted in
-``kos.py``.
+Security. Computational 128 bits: Delta has 128 bits; the base OTs, AES-CTR streams, BLAKE2b tree and
+the TCCR hash are 128-bit primitives. Statistical 40 bits for the check, as in KOS (the 40 extra rows
+of m'). Soundness: a receiver whose effective choice vectors ``y_b = u_b ^ c_b`` differ between blocks
+adds ``sum_b eps_b * Delta^(b)`` to the sender's hash (Delta^(b): Delta restricted to block b's
+columns; eps_b: the chi-combination of block b's deviation from the x it claims in x~), which it must
+predict to fix up t~. A nonzero eps_b makes ``Delta^(b) -> eps_b Delta^(b)`` injective, so one
+deviating block of depth d passes with probability 2^-d, and in general the receiver passes only with
+the probability of guessing the Delta bits it thereby learns -- KOS's selective-failure trade-off. The
+argument is KOS's: its correlation is exactly q_j = t_j ^ x_j Delta with a uniform Delta, and the
+deviations possible here (constant over each block's columns) are a subset of the per-column ones
+KOS's check handles. The 128 + 40 padding rows hide x and t from x~ and t~ as in KOS; the coin-tossed
+seed (the receiver commits before the sender's half, which comes after the corrections) stops either
+side choosing chi. The PPRF check leaks at most a guess of the same kind (a receiver that cheats in a
+tree passes only for the Delta_b it bet on), before any output exists. The GHASH polynomial hash adds
+<= 2^-114 per 2^14-row chunk, as noted in ``kos.py``.
 
 **Deviations from the paper (and libOTe), with reasons:**
 
 * Consistency check: KOS's GF(2^128) check (coin-tossed seed, GHASH polynomial hash) instead of the
-  paper's subspace-VOLE check (a GF(2^64) polynomial hash per VOLE instance compressed by a random
-  GF(2^k) matrix to ~40 bits, challenge chosen by the verifier, 64 sacrificial rows). With the
+  paper's subspace-VOLE check (in libOTe: a GF(2^64) polynomial hash per VOLE instance compressed by
+  a random GF(2^k) matrix to ~40 bits, challenge chosen by the verifier, 64 sacrificial OTs). With the
   repetition code the subspace VOLE is exactly KOS's correlation with a uniform Delta, so KOS's check
-  and its argument apply unchanged (secretflow/yacl does the same), and the check code is the tested,
-  GHASH-fast one ``kos.py`` uses. Cost: 64 bytes and 104 more padding rows per extend than the paper.
-* Output hash: the fixed-key TCCR hash of Guo-Katz-Wang-Yu (as KOS here) instead of the paper's
-  randomised "RTCR" keyed afresh per run; one hash for both extensions, secure in the ideal-permutation
-  model, which the rest of the OT code already assumes.
+  and its argument apply unchanged (secretflow/yacl's SoftSpokenOT checks the same KOS way), and the
+  check code is the tested, GHASH-fast one ``kos.py`` uses. Cost: 104 more padding rows per extend
+  than libOTe's 64 (832 bytes at k = 2), nothing per OT.
+* Output hash: the fixed-key TCCR hash of Guo-Katz-Wang-Yu (as KOS here) instead of libOTe's
+  randomised TCR hash keyed afresh per run by the sender; one hash for both extensions, secure in the
+  ideal-permutation model, which the rest of the OT code already assumes.
 * PRG: AES-128-CTR keyed by each leaf seed, one running stream per leaf (as KOS's seeds), instead of
   libOTe's fixed-key AES of seed ^ block index: a standard PRG, no multi-instance argument needed.
 * Chosen choice bits: the interface takes the receiver's choices, so every block gets a correction
