@@ -138,12 +138,27 @@ class _Endpoint:
 class KOSSender:
     """The extension sender: holds Delta, gets both messages of every OT."""
 
-    def __init__(self, context: bytes = b"") -> None:
-        """``context`` names the session (e.g. ``context_bytes(session_id, ...)``), the same at both ends."""
+    def __init__(self, context: bytes = b"", delta: np.ndarray | bytes | None = None) -> None:
+        """``context`` names the session (e.g. ``context_bytes(session_id, ...)``), the same at both ends.
+
+        ``delta`` (16 bytes, or ``uint64`` of shape (2,)) fixes Delta instead of ``setup`` drawing it:
+        a party whose correlated OTs must share one Delta towards every receiver (the binary MACs of
+        ``protocols.binary``, where Delta is its MAC key share) gives each of its senders the same
+        value. The base OTs stay independent per receiver.
+        """
         self._ep = _Endpoint(context)
         self._delta_bits: np.ndarray | None = None
         self._delta = np.zeros(2, dtype=np.uint64)
         self._streams: _Streams | None = None
+        self._fixed: bytes | None = None
+        if isinstance(delta, np.ndarray):
+            if delta.dtype != np.uint64 or delta.shape != (2,):
+                raise ValueError(f"delta must be uint64 of shape (2,), got {delta.dtype} {delta.shape}")
+            self._fixed = delta.tobytes()
+        elif delta is not None:
+            self._fixed = bytes(delta)
+            if len(self._fixed) != 16:
+                raise ValueError(f"delta must be 16 bytes, got {len(self._fixed)}")
 
     @property
     def timings(self) -> Timings:
@@ -162,8 +177,10 @@ class KOSSender:
         return self._delta.copy()
 
     async def setup(self, ch: PairChannel) -> None:
-        """Pick Delta and run the 128 base OTs (as their receiver, choices = Delta's bits)."""
-        bits = unpack_bits(np.frombuffer(os.urandom(16), dtype=np.uint64), KAPPA)
+        """Pick Delta (unless it was given) and run the 128 base OTs (as their receiver, choices =
+        Delta's bits)."""
+        raw = self._fixed if self._fixed is not None else os.urandom(16)
+        bits = unpack_bits(np.frombuffer(raw, dtype=np.uint64), KAPPA)
         keys = await base_ot_recv(ch, bits, context=self._ep.context + b"/kos")
         self._delta_bits = bits
         self._delta = pack_bits(bits, 2)
