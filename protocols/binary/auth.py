@@ -71,16 +71,19 @@ class CotBatch:
     mine: np.ndarray | None
     keys: dict[int, np.ndarray] = field(default_factory=dict)
     macs: dict[int, np.ndarray] = field(default_factory=dict)
+    _own: np.ndarray | None = None
 
     def component(self, owner: int) -> np.ndarray:
-        """This party's MAC share of ``owner``'s bits (mask rows included, at the end)."""
+        """This party's MAC share of ``owner``'s bits (mask rows included, at the end); read-only use."""
         if owner != self.party:
             return self.keys[owner]
-        assert self.mine is not None
-        acc = times_delta(self.mine, self.delta)
-        for rows in self.macs.values():
-            acc ^= rows
-        return acc
+        if self._own is None:
+            assert self.mine is not None
+            acc = times_delta(self.mine, self.delta)
+            for rows in self.macs.values():
+                acc ^= rows
+            self._own = acc
+        return self._own
 
     def pending(self, owner: int, parts: Sequence[tuple[CotBatch, int, int]] = ()) -> PendingAuth:
         """The consistency-check record for ``owner``'s bits of this (masked) batch, followed by rows

@@ -75,8 +75,8 @@ class BitSession:
         for owner in range(n):
             self.checker.add_auth(batch.pending(owner))
         await self.checker.check()
-        macs = batch.component(0)[:count].copy()
-        for owner in range(1, n):
+        macs = batch.component(0)[:count] ^ batch.component(1)[:count]
+        for owner in range(2, n):
             macs ^= batch.component(owner)[:count]
         return AuthBits(self.ctx, mine, macs)
 

@@ -201,8 +201,8 @@ async def leaky_triples(bs: BitSession, count: int) -> tuple[AuthBits, AuthBits,
 
 def _combined(batch: CotBatch, n: int, lo: int, hi: int) -> np.ndarray:
     """This party's MAC share of the XOR of every owner's bits ``[lo, hi)`` of a batch."""
-    acc = batch.component(0)[lo:hi].copy()
-    for owner in range(1, n):
+    acc = batch.component(0)[lo:hi] ^ batch.component(1)[lo:hi]
+    for owner in range(2, n):
         acc ^= batch.component(owner)[lo:hi]
     return acc
 
@@ -217,11 +217,14 @@ def permutation(seed: bytes, size: int) -> np.ndarray:
 async def combine(
     bs: BitSession, x: AuthBits, y: AuthBits, z: AuthBits, count: int, bucket: int, seed: bytes
 ) -> tuple[AuthBits, AuthBits, AuthBits]:
-    """Step 6: ``count`` triples from ``count * bucket`` checked leaky ones (openings left unchecked)."""
-    idx = permutation(seed, count * bucket).reshape(count, bucket)
-    xs = [x[idx[:, r]] for r in range(bucket)]
-    ys = [y[idx[:, r]] for r in range(bucket)]
-    zs = [z[idx[:, r]] for r in range(bucket)]
+    """Step 6: ``count`` triples from ``count * bucket`` checked leaky ones (openings left unchecked).
+    Bucket k holds the leaky triples at positions ``k * bucket .. k * bucket + bucket - 1`` of the
+    permutation, so member r of every bucket is the strided slice ``r::bucket``."""
+    perm = permutation(seed, count * bucket)
+    xp, yp, zp = x[perm], y[perm], z[perm]
+    xs = [xp[r::bucket] for r in range(bucket)]
+    ys = [yp[r::bucket] for r in range(bucket)]
+    zs = [zp[r::bucket] for r in range(bucket)]
     if bucket == 1:
         return xs[0], ys[0], zs[0]
     ds = await bs.checker.open([ys[0] ^ ys[r] for r in range(1, bucket)])
