@@ -402,3 +402,22 @@ async def test_a_session_without_setup_or_with_a_retired_key_refuses() -> None:
     assert not np.any(parties[0].ctx.delta) and parties[0].retired
     with pytest.raises(ValueError):
         BinaryParty(2, 2)
+
+
+async def and_prog(s: Session, bs: BitSession) -> dict[str, Any]:
+    a = await bs.input(input_of(0, 300) if s.party == 0 else None, owner=0)
+    b = await bs.input(input_of(1, 299) if s.party == 1 else None, owner=1)
+    r = await bs.random_bits(300)
+    ab = await bs.and_(a, b)
+    chained = await bs.and_(ab ^ r, ~a, await bs.and_triples(300))
+    return {"ab": await bs.output(ab), "chained": await bs.output(chained), "r": await bs.output(r)}
+
+
+@param_n
+async def test_secret_and_with_triples(n: int) -> None:
+    """The online AND gate (Beaver with binary triples) on inputs and random bits, chained."""
+    res, _ = await run_honest(n, and_prog)
+    a, b = input_of(0, 300), input_of(1, 299)
+    for out in res:
+        assert np.array_equal(out["ab"], a & b)
+        assert np.array_equal(out["chained"], ((a & b) ^ out["r"]) & (a ^ 1))

@@ -140,6 +140,20 @@ class BitSession:
         await self.checker.check()  # the openings of the bucketing
         return out
 
+    async def and_(
+        self, x: AuthBits, y: AuthBits, triples: tuple[AuthBits, AuthBits, AuthBits] | None = None
+    ) -> AuthBits:
+        """``x AND y`` elementwise with one AND triple per bit (generated here unless given): open
+        ``d = x + a`` and ``e = y + b`` in one round, then ``z = c + d b + e a + d e`` (the public
+        ``d e`` added as a constant). The openings are unchecked, like ``Session.mul``'s."""
+        if x.size != y.size:
+            raise ValueError(f"AND of {x.size} and {y.size} bits")
+        a, b, c = triples if triples is not None else await self.and_triples(x.size)
+        if not a.size == b.size == c.size == x.size:
+            raise ValueError(f"{a.size} triples for an AND of {x.size} bits")
+        d, e = await self.open_unchecked([x ^ a, y ^ b])
+        return c ^ b.and_public(d) ^ a.and_public(e) ^ (d & e)
+
     # ------------------------------------------------------------------ opening
     async def open_unchecked(self, xs: Sequence[AuthBits]) -> list[np.ndarray]:
         """Open several vectors in one round, *unchecked*: nothing derived from them may leave the
