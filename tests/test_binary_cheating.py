@@ -20,7 +20,8 @@ What must catch each deviation:
 | a receiver with other choice bits towards one peer | bit-authentication check |
 | a receiver with inconsistent choices inside one KOS instance | KOS's correlation check |
 | a wrong or split announcement of the consistency combination | that check / broadcast digest |
-| a wrong half-AND d, a wrong leaky-AND row W, a wrong z share before bucketing | leaky-AND check |
+| a wrong half-AND d, a wrong leaky-AND row W, a wrong z share (or z + r) before bucketing | leaky-AND check |
+| a z + r share told differently to different parties | broadcast digest |
 
 Every case asserts that the cheat fired, that every honest party raised an ``AbortError`` (its own,
 or the notice of another party's abort), that some honest party raised the expected error itself,
@@ -52,6 +53,7 @@ from protocols.ot.bitmatrix import unpack_bits
 
 STRIDE = PairChannel.STRIDE
 COUNT = 100  # bits or triples per run; 100 triples: bucket size 6, 500 opened bits (63 bytes)
+E_BYTES = 75  # the broadcast z + r shares of 600 leaky triples
 CONFIGS = [(2, 1), (3, 2), (3, 0)]  # (n, cheater); the victim is the next party
 param_config = pytest.mark.parametrize(
     ("n", "cheater"), CONFIGS, ids=[f"n{n}-cheater{c}" for n, c in CONFIGS]
@@ -303,6 +305,16 @@ DETECTED: dict[str, Case] = {
         "triples", simple(lambda c, v: Rule(half_and_message(c, v), flip_w_rows)), text=RELATION
     ),
     "wrong-triple-share-before-bucketing": Case("triples", prepare=wrong_z_share, text=RELATION),
+    "leaky-and-wrong-z-plus-r": Case(  # the cheater's own transcript keeps its true value
+        "triples",
+        simple(lambda c, v: Rule(opened_share(E_BYTES), flip_bit(77))),
+        text=(RELATION, "broadcast consistency"),
+    ),
+    "leaky-and-z-plus-r-split": Case(
+        "triples",
+        simple(lambda c, v: Rule(opened_share(E_BYTES, only_to=v), flip_bit(77))),
+        text="broadcast consistency",
+    ),
 }
 
 MALFORMED: dict[str, Case] = {
@@ -314,6 +326,9 @@ MALFORMED: dict[str, Case] = {
     ),
     "opened-share-padding-set": Case(
         "random_bits", simple(lambda c, v: Rule(opened_share(13), flip_bit(103)))
+    ),
+    "z-plus-r-too-short": Case(
+        "triples", simple(lambda c, v: Rule(opened_share(E_BYTES), lambda w: w.msg[:-1]))
     ),
     "half-and-message-not-a-list": Case(
         "triples", simple(lambda c, v: Rule(half_and_message(c, v), replace("junk")))

@@ -241,7 +241,7 @@ class BitChecker:
                     raise ProtocolError(f"party {j} revealed a malformed binary check value", culprit=j)
                 if not hmac.compare_digest(data[-32:], digest):
                     raise MacCheckError(
-                        f"broadcast consistency check failed: party {j} saw different announcements",
+                        f"broadcast consistency check failed: party {j} saw different broadcast values",
                         culprit=j,
                     )
                 for k in range(len(parts)):

@@ -5,7 +5,7 @@ size ``B = bucket_size(count)`` and ``N = count * B`` leaky triples (Wang-Ranell
 "Global-scale secure MPC", leaky AND and its bucketing; with the global key of Hazay-Scholl-Soria-
 Vazquez, ASIACRYPT 2017):
 
-1. **Authenticate** random x, y at every party (``auth.cot_batch``): ``N + N`` bits per owner plus
+1. **Authenticate** random x, y, r at every party (``auth.cot_batch``): ``3 N`` bits per owner plus
    the 128 mask bits. Each pair's correlated OTs on x stay at hand: receiver i holds
    ``M = K + x_i Delta_j``, sender j holds ``K``.
 2. **Half-ANDs** (shares of ``x_i y_j`` for i != j) from those OTs, no new OT: j sends
@@ -15,10 +15,13 @@ Vazquez, ASIACRYPT 2017):
    (128 bits), so that i gets ``G(M) + x_i W = G(K) + x_i m_j[y]`` and j keeps ``G(K)``: shares of
    every cross term of ``x (XOR_j m_j[y]) = x y Delta``. Party i's sum ``S_i`` of them (and of
    ``x_i m_i[y]``) satisfies ``XOR_i S_i = x y Delta``.
-4. **Authenticate z** (each party its ``z_i``; one more batch of correlated OTs).
-5. **Check** (one ``BitChecker.check``): the consistency of all three authentications, and the leaky-
-   AND relation ``XOR_i sum_k chi_k (S_ik + m_i[z_k]) = sum_k chi_k (x_k y_k + z_k) Delta = 0``. A
-   wrong ``z`` (a wrong share, a wrong ``d``) leaves ``e Delta`` that nobody can cancel without Delta;
+4. **Authenticate z** through r, as WRK17 do (no second batch of OTs): every party broadcasts
+   ``e_i = z_i + r_i``; with ``e = XOR_i e_i`` public, ``[[z]] = [[r]] + e``. e reveals nothing (r is
+   uniform and secret); a party that broadcasts a wrong ``e_i`` has in effect a wrong z share, and one
+   that tells different parties different ``e_i`` fails the broadcast digest.
+5. **Check** (one ``BitChecker.check``): the consistency of the authentication of x, y, r, and the
+   leaky-AND relation ``XOR_i sum_k chi_k (S_ik + m_i[z_k]) = sum_k chi_k (x_k y_k + z_k) Delta = 0``.
+   A wrong ``z`` (a wrong ``e_i``, a wrong ``d``) leaves ``err Delta``, which nobody can cancel;
    a wrong ``W`` shifts a party's ``S`` by ``x_i`` times the change. So the check fails unless the
    cheat is multiplied by an honest ``x_i`` bit that happens to be 0: the adversary may *guess* bits
    of honest x shares, is caught with probability 1/2 per guess, and learns the bits it guessed
@@ -40,12 +43,15 @@ needs its own bucketing, and combining then needs a second one (B^2 leaky triple
 9 at 2^20). The MAC-based check makes each leaky triple correct on its own, so one bucketing against
 leakage suffices (B of them), at the price of 128 bits of W per leaky triple and pair.
 
+Per leaky triple and ordered pair: 3 correlated OTs (16 bytes each on the wire, receiver to sender),
+16 bytes of W and a bit of d; per leaky triple and party a broadcast bit of e.
+
 ``bucket_size``: the adversary wins if some bucket holds only triples whose x it guessed right. If it
 attacks t of the ``count * B`` triples it survives the check with probability 2^-t, and a uniformly
 random bucketing puts all B of one bucket among the t with probability at most
 ``count * C(t, B) / C(count * B, B)`` (union bound over buckets). B is the smallest size with
-``max_t 2^-t min(1, count C(t, B) / C(count B, B)) <= 2^-40``: 3 from about 2^20 triples per batch,
-4 from a few thousand, 40 for a single triple (``docs/bits.md`` has the table).
+``max_t 2^-t min(1, count C(t, B) / C(count B, B)) <= 2^-40``: 3 from 276,325 triples per batch,
+4 from 3,044, 5 from 320, 40 for a single triple (``docs/bits.md`` has the table).
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..concurrency import run_sync, task_group
-from ..net import expect_bytes, expect_list
+from ..net import exchange, expect_bytes, expect_list
 from ..ot.crhash import TCCRHash
 from ..prg import PRG
 from .auth import CotBatch, cot_batch, cot_channel, random_bits
@@ -160,17 +166,18 @@ async def leaky_triples(bs: BitSession, count: int) -> tuple[AuthBits, AuthBits,
     party = bs.party
     me, n = s.party, s.n
     delta = party.ctx.delta
-    mine = random_bits(2 * count)
-    xy = await cot_batch(s, party, mine, [2 * count] * n)
-    x, y = mine[:count], mine[count:]
-    mac_x, mac_y = _combined(xy, n, 0, count), _combined(xy, n, count, 2 * count)
+    mine = random_bits(3 * count)
+    xyr = await cot_batch(s, party, mine, [3 * count] * n)
+    x, y, r = mine[:count], mine[count : 2 * count], mine[2 * count :]
+    mac_x, mac_y = _combined(xyr, n, 0, count), _combined(xyr, n, count, 2 * count)
+    mac_r = _combined(xyr, n, 2 * count, 3 * count)
     sender_parts: list[tuple[np.ndarray, np.ndarray]] = []
     receiver_parts: list[tuple[np.ndarray, np.ndarray]] = []
 
     async def as_sender(j: int) -> None:  # j's x bits, our Delta, our y
         ch = s.pair_channel(j, cot_channel(j, me))
         th, tg = _tweaks(party, j, me, count)
-        d, w, h0, g0 = await run_sync(sender_messages, xy.keys[j][:count], delta, y, mac_y, th, tg)
+        d, w, h0, g0 = await run_sync(sender_messages, xyr.keys[j][:count], delta, y, mac_y, th, tg)
         await ch.send([np.packbits(d, bitorder="little").tobytes(), memoryview(w).cast("B")])
         sender_parts.append((h0, g0))
 
@@ -181,7 +188,7 @@ async def leaky_triples(bs: BitSession, count: int) -> tuple[AuthBits, AuthBits,
         d = unpack_exact(msg[0], j, count, "half-AND corrections")
         raw = expect_bytes(msg[1], j, "leaky-AND check rows", 16 * count)
         w = np.frombuffer(raw, dtype=U64).reshape(count, 2)
-        receiver_parts.append(await run_sync(receiver_shares, xy.macs[j][:count], x, d, w, th, tg))
+        receiver_parts.append(await run_sync(receiver_shares, xyr.macs[j][:count], x, d, w, th, tg))
 
     async with task_group() as nursery:
         for j in range(n):
@@ -189,14 +196,20 @@ async def leaky_triples(bs: BitSession, count: int) -> tuple[AuthBits, AuthBits,
                 nursery.start_soon(as_sender, j)
                 nursery.start_soon(as_receiver, j)
     z, acc = half_and(x, y, mac_y, sender_parts, receiver_parts)
-    zb = await cot_batch(s, party, z, [count] * n, masked=False)
-    mac_z = _combined(zb, n, 0, count)
-    for owner in range(n):
-        bs.checker.add_auth(xy.pending(owner, [(zb, 0, count)]))
-    relation = acc ^ mac_z
-    bs.checker.add_zero(lambda seed: linear(seed, relation))
+    # [[z]] = [[r]] + e with e = XOR_i (z_i + r_i) public: e = z + r is uniform, as r is
+    step = s.next_step()
+    msgs = await exchange(s.net, step, np.packbits(z ^ r, bitorder="little").tobytes())
+    e = np.zeros(count, dtype=np.uint8)
+    for j, msg in enumerate(msgs):
+        e ^= unpack_exact(msg, j, count, "z + r share of a leaky triple")
+        bs.checker.record_broadcast(step, j, bytes(msg))
     ctx = party.ctx
-    return AuthBits(ctx, x.copy(), mac_x), AuthBits(ctx, y.copy(), mac_y), AuthBits(ctx, z, mac_z)
+    zz = AuthBits(ctx, r.copy(), mac_r).xor_public(e)
+    for owner in range(n):
+        bs.checker.add_auth(xyr.pending(owner))
+    relation = acc ^ zz.macs
+    bs.checker.add_zero(lambda seed: linear(seed, relation))
+    return AuthBits(ctx, x.copy(), mac_x), AuthBits(ctx, y.copy(), mac_y), zz
 
 
 def _combined(batch: CotBatch, n: int, lo: int, hi: int) -> np.ndarray:
