@@ -51,6 +51,8 @@ from protocols.net import Net, PairChannel
 from protocols.online import Session
 from protocols.ot.bitmatrix import unpack_bits
 
+pytestmark = pytest.mark.slow  # ~100 clusters with fresh base OTs: left out of the fast subset
+
 STRIDE = PairChannel.STRIDE
 COUNT = 100  # bits or triples per run; 100 triples: bucket size 6, 500 opened bits (63 bytes)
 E_BYTES = 75  # the broadcast z + r shares of 600 leaky triples

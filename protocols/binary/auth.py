@@ -85,22 +85,16 @@ class CotBatch:
             self._own = acc
         return self._own
 
-    def pending(self, owner: int, parts: Sequence[tuple[CotBatch, int, int]] = ()) -> PendingAuth:
-        """The consistency-check record for ``owner``'s bits of this (masked) batch, followed by rows
-        ``[lo, hi)`` of each further batch in ``parts``."""
+    def pending(self, owner: int) -> PendingAuth:
+        """The consistency-check record for ``owner``'s bits of this (masked) batch."""
         if not self.masked:
-            raise ValueError("the first batch of a consistency check must carry the mask bits")
+            raise ValueError("a batch checked on its own must carry the mask bits")
         size = self.sizes[owner]
         comp = self.component(owner)
-        macs = [comp[:size]] + [b.component(owner)[lo:hi] for b, lo, hi in parts]
-        auth = PendingAuth(owner, macs, comp[size:])
+        auth = PendingAuth(owner, [comp[:size]], comp[size:])
         if owner == self.party:
             assert self.mine is not None
-            bits = [self.mine[:size]]
-            for b, lo, hi in parts:
-                assert b.mine is not None
-                bits.append(b.mine[lo:hi])
-            auth.bits, auth.mask_bits = bits, self.mine[size:]
+            auth.bits, auth.mask_bits = [self.mine[:size]], self.mine[size:]
         return auth
 
 
