@@ -6,8 +6,10 @@ network, round numbers, coin tosses) and holds the session's unchecked binary st
 
 Generators (``random_bits``, ``input``, ``and_triples``) return only material whose checks passed.
 ``open_unchecked`` puts what it opens on the to-check list; ``output`` checks before and after
-opening, like ``Session.output``; ``finish`` checks whatever is left. Any ``AbortError`` on the way
-(a failed check, a malformed message, a failed KOS check) retires the ``BinaryParty``.
+opening, like ``Session.output``; ``finish`` checks whatever is left, and a program must call it
+before the session ends (``Session.finish`` does not know about the binary state). Any
+``AbortError`` on the way (a failed check, a malformed message, a failed KOS check) retires the
+``BinaryParty``.
 """
 
 from __future__ import annotations
