@@ -8,12 +8,15 @@ have to wait for its pools to refill; they wait, they do not fail, when a pool i
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from ..net import Net
 from ..shares import ShareContext, SharedArray
+
+if TYPE_CHECKING:
+    from ..binary.bits import AuthBits, BinaryContext
 
 
 class Preprocessing(Protocol):
@@ -54,4 +57,28 @@ class PreprocessingSource(Protocol):
     def for_session(self, session_id: str, net: Net) -> Preprocessing:
         """This party's preprocessing for one session; ``net`` is the session's network (a pooled
         source uses it to agree with the other parties on which material the session gets)."""
+        ...
+
+
+class MixedPreprocessing(Preprocessing, Protocol):
+    """A session's supply that also holds binary material: what the binary-domain comparisons use.
+
+    ``bctx`` is this party's binary MAC key share (``protocols.binary.bits.BinaryContext``). Binary
+    vectors are ``protocols.binary.bits.AuthBits``; several bits per element are laid out element by
+    element, least significant bit first (element ``e``'s bit ``j`` at index ``e * k + j``).
+    """
+
+    bctx: BinaryContext
+
+    async def and_triples(self, n: int) -> tuple[AuthBits, AuthBits, AuthBits]:
+        """``n`` binary triples ``([[a]], [[b]], [[c]])`` with ``c = a AND b``."""
+        ...
+
+    async def dabits(self, n: int) -> tuple[SharedArray, AuthBits]:
+        """``n`` random bits ``b`` shared in both domains: ``[b]`` in the field and ``[[b]]``."""
+        ...
+
+    async def edabits(self, n: int, k: int) -> tuple[SharedArray, AuthBits]:
+        """``n`` random ``r`` in ``[0, 2^k)``: ``[r]`` in the field and its ``k`` bits ``[[r_j]]``
+        (``n * k`` bits, element by element, LSB first), with ``r = sum_j 2^j r_j`` exactly."""
         ...
