@@ -67,13 +67,15 @@ class _UseMascotKey(PassThrough):
         return _KeyOnly(self.party.ctx)
 
 
-async def _run_mascot(modulus: str, n: int, batch: int, repeats: int, check: int) -> dict[str, Any]:
+async def _run_mascot(
+    modulus: str, n: int, batch: int, repeats: int, check: int, ot: str = "kos"
+) -> dict[str, Any]:
     import actors
     from protocols.field import get_field
     from protocols.mascot import MascotParty
 
     field = get_field(modulus)
-    parties = [MascotParty(field, i, n) for i in range(n)]
+    parties = [MascotParty(field, i, n, ot_extension=ot) for i in range(n)]
     hub_box: list[Any] = []
 
     async def prog(s: Any) -> dict[str, Any]:
@@ -127,7 +129,7 @@ def _one(args: argparse.Namespace) -> int:
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    r = trio.run(_run_mascot, args.modulus, args.n, args.batch, args.repeats, 8)
+    r = trio.run(_run_mascot, args.modulus, args.n, args.batch, args.repeats, 8, args.ot)
     print(json.dumps(r))
     return 0
 
@@ -159,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="batches per configuration (default 3)")
     ap.add_argument("--quick", action="store_true", help="small batches, for a smoke test")
     ap.add_argument("--only", default="", help="e.g. p127:2 to run one configuration")
+    ap.add_argument(
+        "--ot", default="kos,softspoken", help="OT extensions to run MASCOT on, comma-separated (both)"
+    )
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child mode
     ap.add_argument("--modulus", default="p127", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=2, help=argparse.SUPPRESS)
@@ -171,24 +176,28 @@ def main(argv: list[str] | None = None) -> int:
         configs = [(m, n) for m, n in configs if m == mod and (not nn or n == int(nn))]
     print("MASCOT triples, all parties in one process (memory transport); fresh process per row")
     print(
-        f"{'field':<6}{'n':>3}{'batch':>7}{'setup s':>9}{'first s':>9}{'cold/s':>9}{'first/s':>9}"
+        f"{'field':<6}{'n':>3}{'ot':>11}{'batch':>7}{'setup s':>9}{'first s':>9}{'cold/s':>9}{'first/s':>9}"
         f"{'warm/s':>9}{'kB/tri':>8}{'setup kB':>10}  check   MP-SPDZ n=2"
     )
     failed = False
+    extensions = [e.strip() for e in args.ot.split(",") if e.strip()]
     for mod, n in configs:
-        batch = args.batch or (1000 if args.quick else (8000 if n == 2 else 4000))
-        r = _subprocess(
-            ["--one", "--modulus", mod, "--n", str(n), "--batch", str(batch), "--repeats", str(args.repeats)]
-        )
-        cold = batch / (r["setup"] + r["first"])
-        warm = f"{batch / r['warm']:9.0f}" if r["warm"] else f"{'-':>9}"
-        ys = YARDSTICK[mod]
-        print(
-            f"{mod:<6}{n:>3}{batch:>7}{r['setup']:9.3f}{r['first']:9.3f}{cold:9.0f}{batch / r['first']:9.0f}"
-            f"{warm}{r['bytes_per_triple'] / 1e3:8.2f}{r['setup_bytes'] / 1e3:10.1f}  "
-            f"{'ok  ' if r['ok'] else 'FAIL'}    {ys[0]:,.0f}/s, {ys[1]} kB"
-        )
-        failed |= not r["ok"]
+        for ext in extensions:
+            batch = args.batch or (1000 if args.quick else (8000 if n == 2 else 4000))
+            r = _subprocess(
+                ["--one", "--modulus", mod, "--n", str(n), "--batch", str(batch)]
+                + ["--repeats", str(args.repeats), "--ot", ext]
+            )
+            cold = batch / (r["setup"] + r["first"])
+            warm = f"{batch / r['warm']:9.0f}" if r["warm"] else f"{'-':>9}"
+            ys = YARDSTICK[mod]
+            print(
+                f"{mod:<6}{n:>3}{ext:>11}{batch:>7}{r['setup']:9.3f}{r['first']:9.3f}{cold:9.0f}"
+                f"{batch / r['first']:9.0f}{warm}{r['bytes_per_triple'] / 1e3:8.2f}"
+                f"{r['setup_bytes'] / 1e3:10.1f}  "
+                f"{'ok  ' if r['ok'] else 'FAIL'}    {ys[0]:,.0f}/s, {ys[1]} kB"
+            )
+            failed |= not r["ok"]
     log2m = 18 if args.quick else 20
     ot = _ot_rate(log2m, 2 if args.quick else 4)
     print(
