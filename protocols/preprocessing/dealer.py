@@ -7,6 +7,12 @@ and it is exactly as insecure as it sounds: whoever knows the seed knows every s
 
 Material is derived per (seed, session id, kind, request counter), so concurrent sessions never share
 triples and a session's k-th request gets the same batch at every party.
+
+It also deals the binary-domain material of ``MixedPreprocessing`` (``bctx``, ``and_triples``,
+``dabits``, ``edabits``; ``protocols.binary``): the binary MAC key shares ``Delta_i`` come from the
+same seed, and the bits are XOR-shared with GF(2^128) MAC shares under ``Delta = XOR_i Delta_i``, so the
+online protocols on them (``protocols.binary.circuits``, ``protocols.comparison_binary``) can be tested
+and benchmarked without the offline protocols that will make them. Just as INSECURE.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import os
 import numpy as np
 import structlog
 
+from ..binary.bits import U64, AuthBits, BinaryContext, times_delta
 from ..field import PrimeField
 from ..prg import PRG
 from ..shares import ShareContext, SharedArray
@@ -41,7 +48,7 @@ class InsecureDealer:
 
 
 class DealerSession:
-    """One session's view of the dealer (implements ``Preprocessing``)."""
+    """One session's view of the dealer (implements ``Preprocessing`` and ``MixedPreprocessing``)."""
 
     def __init__(self, dealer: InsecureDealer, session_id: str) -> None:
         self._d = dealer
@@ -52,6 +59,9 @@ class DealerSession:
         self._alphas = keys  # every party's key share: the dealer knows them all (that is the point)
         self._alpha_total = f.from_ints([f.sum(keys)])
         self.ctx = ShareContext(f, dealer.party, dealer.n, keys[:, dealer.party : dealer.party + 1].copy())
+        deltas = self._prg("binary-key", 0).random_words((dealer.n, 2))  # every Delta_i, as above
+        self._delta_total = np.bitwise_xor.reduce(deltas, axis=0)
+        self.bctx = BinaryContext(dealer.party, dealer.n, deltas[dealer.party].copy())
 
     def _prg(self, kind: str, counter: int) -> PRG:
         h = hashlib.sha256(b"trio-spdz/insecure-dealer/v1")
@@ -104,6 +114,56 @@ class DealerSession:
         r = f.random(n, prg)
         return self._share(r, prg), (r if owner == self._d.party else None)
 
+    # ------------------------------------------------------------------ binary material
+    def _share_bits(self, bits: np.ndarray, prg: PRG) -> AuthBits:
+        """XOR-share clear 0/1 ``bits`` with MAC shares under ``Delta``; return ours."""
+        n, me, size = self._d.n, self._d.party, bits.size
+        acc_b = np.zeros(size, dtype=np.uint8)
+        acc_m = np.zeros((size, 2), dtype=U64)
+        mine: tuple[np.ndarray, np.ndarray] | None = None
+        for j in range(n - 1):
+            rb = _random_bits(prg, size)
+            rm = prg.random_words((size, 2))
+            acc_b ^= rb
+            acc_m ^= rm
+            if j == me:
+                mine = rb, rm
+        if mine is None:  # the last party takes the remainder
+            mine = bits ^ acc_b, times_delta(bits, self._delta_total) ^ acc_m
+        return AuthBits(self.bctx, mine[0], mine[1])
+
+    async def and_triples(self, n: int) -> tuple[AuthBits, AuthBits, AuthBits]:
+        prg = self._next("and-triple")
+        a, b = _random_bits(prg, n), _random_bits(prg, n)
+        return self._share_bits(a, prg), self._share_bits(b, prg), self._share_bits(a & b, prg)
+
+    async def dabits(self, n: int) -> tuple[SharedArray, AuthBits]:
+        f, prg = self._d.field, self._next("dabit")
+        b = _random_bits(prg, n)
+        return self._share(f.from_ints(b) if n else f.zeros(0), prg), self._share_bits(b, prg)
+
+    async def edabits(self, n: int, k: int) -> tuple[SharedArray, AuthBits]:
+        f = self._d.field
+        if not 1 <= k < f.bits:
+            raise ValueError(f"edaBits of {k} bits do not fit {f.name}: 1 <= k < {f.bits}")
+        prg = self._next("edabit")
+        bits = _random_bits(prg, n * k)  # element by element, least significant bit first
+        return self._share(compose_le(bits, n, k, f.words), prg), self._share_bits(bits, prg)
+
     def compromised(self) -> None:
         self._counters.clear()
         self.ctx.alpha[...] = 0
+        self.bctx.delta[...] = 0
+
+
+def _random_bits(prg: PRG, n: int) -> np.ndarray:
+    return np.frombuffer(prg.random_bytes(n), dtype=np.uint8) & np.uint8(1) if n else np.zeros(0, np.uint8)
+
+
+def compose_le(bits: np.ndarray, n: int, k: int, words: int) -> np.ndarray:
+    """``sum_j 2^j bits[e k + j]`` for each of ``n`` elements, as a ``(words, n)`` field vector (the
+    sums are below ``2^k``, which the caller keeps below the modulus)."""
+    padded = np.zeros((n, 64 * words), dtype=np.uint8)
+    padded[:, :k] = bits.reshape(n, k)
+    packed = np.packbits(padded, axis=1, bitorder="little")  # (n, 8 words) little-endian bytes
+    return np.ascontiguousarray(packed.view("<u8").astype(U64).T)
