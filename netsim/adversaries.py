@@ -943,15 +943,26 @@ class MascotBaseOT(MascotAttack):
         return bytes(raw)
 
 
-class MascotKOS(MascotAttack):
-    name = "mascot-kos"
-    description = "OT extension with inconsistent choice bits (one OT's bit flipped in half the columns)"
+class MascotOT(MascotAttack):
+    name = "mascot-ot"
+    description = (
+        "OT extension with inconsistent choice bits (one OT's bit flipped in half of the correction rows: "
+        "KOS's 128 columns or SoftSpokenOT's blocks)"
+    )
     needs_triples = True
 
     def __init__(self, ctx: AttackContext) -> None:
         super().__init__(ctx)
-        self.columns = sorted(self.rng.sample(range(128), 64))
         self.plan = f"first triple batch: inconsistent choice bits towards party {self.victim}"
+
+    def _rows(self) -> int:
+        """Correction rows per extend of the cheater's OT extension towards the victim: KOS sends one
+        per column (128), SoftSpokenOT one per block of k columns."""
+        offline = getattr(self.actor, "offline", None)
+        mascot = getattr(offline, "mascot", None)
+        receiver = None if mascot is None else mascot.ot_recv.get(self.victim)
+        k = getattr(receiver, "k", None)
+        return 128 if k is None else -(-128 // k)
 
     def deviate(self, tap: SessionTap, out: Outgoing, plan: tuple[str, int] | None) -> Any:
         m = out.msg
@@ -959,11 +970,15 @@ class MascotKOS(MascotAttack):
             return None
         if not (isinstance(m, list) and len(m) == 2 and isinstance(m[0], bytes) and len(m[0]) > 32):
             return None
-        u = np.frombuffer(m[0], dtype=np.uint64).reshape(128, -1).copy()
+        rows = self._rows()
+        if len(m[0]) % (8 * rows):
+            return None
+        u = np.frombuffer(m[0], dtype=np.uint64).reshape(rows, -1).copy()
         row = self.rng.randrange(min(64 * u.shape[1], 64))
-        for col in self.columns:
-            u[col, row // 64] ^= np.uint64(1) << np.uint64(row % 64)
-        self.act(f"KOS u to party {self.victim}: OT {row}'s choice bit flipped in 64 of 128 columns")
+        for r in sorted(self.rng.sample(range(rows), rows // 2)):
+            u[r, row // 64] ^= np.uint64(1) << np.uint64(row % 64)
+        flipped = f"OT {row}'s choice bit flipped in {rows // 2} of {rows} rows"
+        self.act(f"OT corrections to party {self.victim}: {flipped}")
         return [u.tobytes(), m[1]]
 
 
@@ -1111,7 +1126,7 @@ ADVERSARIES: Mapping[str, type[Adversary]] = MappingProxyType(
             Silent,
             CoinEquivocation,
             MascotBaseOT,
-            MascotKOS,
+            MascotOT,
             MascotCope,
             MascotTriple,
             MascotMac,

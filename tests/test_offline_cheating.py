@@ -255,7 +255,9 @@ async def run_case(case: Case, p: int, n: int, cheater: int, live: bool = True) 
     """Fresh parties; the rule applies in the setup session (``in_setup``: setup and one triple batch
     in a single session) or in a batch session that follows an honest setup session."""
     f = get_field(p)
-    parties = [MascotParty(f, i, n) for i in range(n)]
+    # the rules below edit KOS's messages by their layout (u as 128 rows, its base OTs): run MASCOT on
+    # KOS here; SoftSpokenOT's own checks are attacked in test_ot_softspoken.py
+    parties = [MascotParty(f, i, n, ot_extension="kos") for i in range(n)]
     victim = victim_of(n, cheater)
     rule = case.rule(parties, cheater, victim, live) if case.rule is not None else None
     cheat = CheatAt(parties, cheater, rule, session=0 if case.in_setup else 1)

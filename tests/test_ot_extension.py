@@ -30,6 +30,7 @@ from protocols.ot.extension import (
     lookup,
     register,
 )
+from protocols.ot.softspoken import SoftSpokenReceiver, SoftSpokenSender
 
 CHANNEL = 5
 
@@ -39,14 +40,16 @@ def random_bits(n: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------ registry
-def test_kos_is_registered_and_the_default() -> None:
-    assert DEFAULT == "kos"
+def test_kos_and_softspoken_are_registered_and_softspoken_is_the_default() -> None:
+    assert DEFAULT == "softspoken"
     assert lookup("kos") == (KOSSender, KOSReceiver)
+    assert lookup("softspoken") == (SoftSpokenSender, SoftSpokenReceiver)
+    assert MascotParty(get_field(P61), 0, 2).ot_ends == (SoftSpokenSender, SoftSpokenReceiver)
 
 
 @pytest.mark.parametrize("name", ["SoftSpoken", "KOS", "", None])
 def test_an_unknown_name_is_refused_naming_the_known_ones(name: Any) -> None:
-    with pytest.raises(ValueError, match=r"unknown OT extension .*; known: 'kos'"):
+    with pytest.raises(ValueError, match=r"unknown OT extension .*; known: 'kos', 'softspoken'"):
         lookup(name)
 
 
