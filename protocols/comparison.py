@@ -34,12 +34,23 @@ where the user must.
 
 Each protocol is a step generator (see ``rounds``) so that callers can run several in parallel; the
 ``async`` functions at the end run one on its own.
+
+**Two paths.** Everything above is the *field* path: the carries are computed with field random bits and
+field triples. The *binary* path (``comparison_binary``) masks and opens the same way but with edaBits,
+computes the borrow, the equality or the subtraction in the binary domain on AND triples, and brings the
+result back through daBits: the same openings in the field, binary openings checked by the session's
+binary MAC check (part of ``Session.mac_check``). Each function takes ``domain="field" | "binary"``;
+by default it follows the session that runs it (``Session(comparison=...)``, read through
+``rounds.current_session()``: ``"field"`` unless the session says otherwise), and so does the
+probabilistic truncation (``rounds.Trunc``). ``trunc_steps(..., exact=True)`` gives ``floor(a / 2^m)``
+exactly on either path, at the cost of the borrow (an ``ltz`` with ``m`` for ``K - 1``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import comparison_binary as on_bits
 from .errors import SpdzError
 from .field import PrimeField
 from .online import Session
@@ -51,6 +62,7 @@ from .rounds import (
     Steps,
     Trunc,
     and_public,
+    current_session,
     field_bits,
     flat,
     from_limbs,
@@ -100,39 +112,74 @@ def check_bits(field: PrimeField, k: int, kappa: int = KAPPA, what: str = "value
         )
 
 
+DOMAINS = ("field", "binary")
+
+
+def domain_of(domain: str | None) -> str:
+    """``domain`` itself, or (``None``) the ``comparison_domain`` of the session running the caller
+    (``"field"`` outside a session's ``run``)."""
+    if domain is None:
+        s = current_session()
+        return s.comparison_domain if s is not None else "field"
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be 'field' or 'binary', not {domain!r}")
+    return domain
+
+
 # ---------------------------------------------------------------------------------------- truncation
-def trunc_steps(a: SharedArray, k: int, m: int, kappa: int = KAPPA) -> Steps[SharedArray]:
-    """``a / 2^m`` rounded to a neighbouring integer at random (error below 1), ``a`` of ``k`` bits."""
+def trunc_steps(
+    a: SharedArray, k: int, m: int, kappa: int = KAPPA, *, exact: bool = False, domain: str | None = None
+) -> Steps[SharedArray]:
+    """``a / 2^m`` for ``a`` of ``k`` bits: rounded to a neighbouring integer at random (up with
+    probability ``(a mod 2^m) / 2^m``; one round), or with ``exact`` to ``floor(a / 2^m)`` (the borrow
+    of ``mod2m_steps`` on top: as many rounds as an ``ltz``)."""
     check_bits(a.ctx.field, k, kappa, "truncation input")
     if m == 0 or a.size == 0:
         return flat(a)
     if not 0 < m < k:
         raise ValueError(f"cannot truncate {k}-bit values by {m} bits")
-    (out,) = yield [Trunc(a, k, m, kappa)]
-    return out  # type: ignore[no-any-return]
+    if not exact:
+        (out,) = yield [Trunc(a, k, m, kappa, None if domain is None else domain_of(domain))]
+        return out  # type: ignore[no-any-return]
+    f, a = a.ctx.field, flat(a)
+    low = yield from mod2m_steps(a.add_public_field(pow2(f, k - 1)), k, m, kappa, domain=domain)
+    return (a - low).mul_public_field(inv_pow2(f, m))
+
+
+def mod2m_steps(
+    b: SharedArray, k: int, m: int, kappa: int = KAPPA, *, domain: str | None = None
+) -> Steps[SharedArray]:
+    """``b mod 2^m`` for flat ``b`` in ``[0, 2^k)`` and ``0 < m < k``: open ``c = b + r``, then
+    ``c' - r' + 2^m [c' < r']`` with the borrow from Toft's product trick (field) or a binary carry
+    circuit (binary, ``comparison_binary``)."""
+    if domain_of(domain) == "binary":
+        return (yield from on_bits.mod2m_steps(b, k, m, kappa))
+    f, ctx, n = b.ctx.field, b.ctx, b.size
+    total = k + kappa
+    bits, rho = yield [Bits((total + 1) * n), Randoms(n)]
+    r_low, r = masks(bits, n, m, total)
+    sign_bit = rows(bits, n, total, total + 1)
+    (c,) = yield [Open(b, r)]
+    borrow = yield from _bit_lt_public(c, rows(bits, n, 0, m), sign_bit, rho, m)
+    # b mod 2^m = c' - r' + 2^m [c' < r']
+    return (borrow.mul_public_field(pow2(f, m)) - r_low).add_public_field(public_mod2m(ctx, c, m))
 
 
 # ---------------------------------------------------------------------------------------- comparison
-def ltz_steps(a: SharedArray, k: int, kappa: int = KAPPA) -> Steps[SharedArray]:
+def ltz_steps(a: SharedArray, k: int, kappa: int = KAPPA, *, domain: str | None = None) -> Steps[SharedArray]:
     """The shared bits ``[a < 0]`` for ``k``-bit signed ``a`` (flat, same size as ``a``)."""
-    f, ctx, n = a.ctx.field, a.ctx, a.size
+    f, n = a.ctx.field, a.size
     check_bits(f, k, kappa, "comparison")
     a = flat(a)
     if n == 0:
         return a
     if k == 1:  # a in {-1, 0}
         return -a
-    m, h = k - 1, kappa + 1
-    bits, rho = yield [Bits((m + h + 1) * n), Randoms(n)]
-    r_low, r = masks(bits, n, m, m + h)
-    sign_bit = rows(bits, n, m + h, m + h + 1)
+    m = k - 1
     b = a.add_public_field(pow2(f, k - 1))
-    (c,) = yield [Open(b, r)]
-    borrow = yield from _bit_lt_public(c, rows(bits, n, 0, m), sign_bit, rho, m)
-    # b mod 2^m = c' - r' + 2^m [c' < r'];  a < 0  iff  b - (b mod 2^m) = 0
-    cm = public_mod2m(ctx, c, m)
-    high = (b + r_low - borrow.mul_public_field(pow2(f, m))).add_public_field(f.neg(cm))
-    return one_minus(high.mul_public_field(inv_pow2(f, m)))
+    low = yield from mod2m_steps(b, k, m, kappa, domain=domain)
+    # a < 0  iff  b - (b mod 2^m) = 0
+    return one_minus((b - low).mul_public_field(inv_pow2(f, m)))
 
 
 def _bit_lt_public(
@@ -205,20 +252,24 @@ def masked_low_bits(a: SharedArray, k: int, kappa: int) -> Steps[tuple[SharedArr
     return bits, t
 
 
-def eqz_steps(a: SharedArray, k: int, kappa: int = KAPPA) -> Steps[SharedArray]:
+def eqz_steps(a: SharedArray, k: int, kappa: int = KAPPA, *, domain: str | None = None) -> Steps[SharedArray]:
     """The shared bits ``[a = 0]`` for ``k``-bit signed ``a``."""
     f, n = a.ctx.field, a.size
     check_bits(f, k, kappa, "equality test")
     a = flat(a)
     if n == 0:
         return a
+    if domain_of(domain) == "binary":
+        return (yield from on_bits.eqz_steps(a, k, kappa))
     bits, t = yield from masked_low_bits(a, k, kappa)  # a = 0 iff r' = t
     same = xor_public(rows(bits, n, 0, k), 1 - t)  # r_i XNOR t_i
     return (yield from prod_rows(same, n))
 
 
 # ---------------------------------------------------------------------------------------- bit decomposition
-def bit_decompose_steps(a: SharedArray, k: int, kappa: int = KAPPA) -> Steps[SharedArray]:
+def bit_decompose_steps(
+    a: SharedArray, k: int, kappa: int = KAPPA, *, domain: str | None = None
+) -> Steps[SharedArray]:
     """The ``k`` two's complement bits of ``k``-bit signed ``a``: a ``(k, n)`` matrix, row ``i`` = bit ``i``
     (row ``k - 1`` is the sign bit ``[a < 0]``)."""
     f, ctx, n = a.ctx.field, a.ctx, a.size
@@ -226,6 +277,8 @@ def bit_decompose_steps(a: SharedArray, k: int, kappa: int = KAPPA) -> Steps[Sha
     a = flat(a)
     if n == 0:
         return a
+    if domain_of(domain) == "binary":
+        return (yield from on_bits.bit_decompose_steps(a, k, kappa))
     bits, t = yield from masked_low_bits(a, k, kappa)  # a mod 2^k = (t - r') mod 2^k = t + NOT r' + 1
     q = one_minus(rows(bits, n, 0, k))
     p = xor_public(q, t)  # propagate
@@ -242,17 +295,32 @@ def bit_decompose_steps(a: SharedArray, k: int, kappa: int = KAPPA) -> Steps[Sha
 
 
 # ---------------------------------------------------------------------------------------- one at a time
-async def trunc_pr(s: Session, a: SharedArray, k: int, m: int, kappa: int = KAPPA) -> SharedArray:
-    return await run(s, trunc_steps(a, k, m, kappa))
+async def trunc_pr(
+    s: Session, a: SharedArray, k: int, m: int, kappa: int = KAPPA, *, domain: str | None = None
+) -> SharedArray:
+    return await run(s, trunc_steps(a, k, m, kappa, domain=domain))
 
 
-async def ltz(s: Session, a: SharedArray, k: int, kappa: int = KAPPA) -> SharedArray:
-    return await run(s, ltz_steps(a, k, kappa))
+async def trunc(
+    s: Session, a: SharedArray, k: int, m: int, kappa: int = KAPPA, *, domain: str | None = None
+) -> SharedArray:
+    """``floor(a / 2^m)`` exactly."""
+    return await run(s, trunc_steps(a, k, m, kappa, exact=True, domain=domain))
 
 
-async def eqz(s: Session, a: SharedArray, k: int, kappa: int = KAPPA) -> SharedArray:
-    return await run(s, eqz_steps(a, k, kappa))
+async def ltz(
+    s: Session, a: SharedArray, k: int, kappa: int = KAPPA, *, domain: str | None = None
+) -> SharedArray:
+    return await run(s, ltz_steps(a, k, kappa, domain=domain))
 
 
-async def bit_decompose(s: Session, a: SharedArray, k: int, kappa: int = KAPPA) -> SharedArray:
-    return await run(s, bit_decompose_steps(a, k, kappa))
+async def eqz(
+    s: Session, a: SharedArray, k: int, kappa: int = KAPPA, *, domain: str | None = None
+) -> SharedArray:
+    return await run(s, eqz_steps(a, k, kappa, domain=domain))
+
+
+async def bit_decompose(
+    s: Session, a: SharedArray, k: int, kappa: int = KAPPA, *, domain: str | None = None
+) -> SharedArray:
+    return await run(s, bit_decompose_steps(a, k, kappa, domain=domain))

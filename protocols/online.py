@@ -19,13 +19,23 @@ step counter tags each round identically everywhere. Operations:
 On any failed check the session calls ``Preprocessing.compromised()`` (the MAC key share is zeroed and
 material purged: a failed check may leak the key), forgets its unchecked values and raises
 ``MacCheckError`` (an ``AbortError``). Nothing that failed a check is ever returned.
+
+Sub-protocols with MACs of their own (the binary domain's ``BitChecker``) ``attach`` their unchecked
+state to the session: ``mac_check`` runs their checks too, so every output and ``finish`` is preceded by
+them, and a failure there aborts the session like the field check's.
+
+``comparison`` chooses where comparisons, equality tests, bit decompositions and truncations compute
+(``protocols.comparison``): ``"field"`` (field random bits, today's default), ``"binary"`` (edaBits, AND
+triples and daBits: the preprocessing must be a ``MixedPreprocessing``) or ``"auto"`` (binary when the
+preprocessing provides it). ``DEFAULT_COMPARISON`` is the default for sessions that do not say.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import structlog
@@ -50,6 +60,31 @@ sends its share to every other (one round): small openings are bound by latency,
 bandwidth and, over TLS, by encryption. 0 turns it off. Every party of a session must use the same
 value (their messages would not match: the session aborts)."""
 _MAX_NDIM = 8
+COMPARISONS = ("field", "binary", "auto")
+DEFAULT_COMPARISON = "field"
+"""Where a session's comparisons compute unless it says (``Session(comparison=...)``): see the module
+docstring. ``"field"`` keeps every session on the field-only protocols until the offline phase makes
+binary material; ``"auto"`` would move every session whose preprocessing has it."""
+_MIXED = ("bctx", "and_triples", "dabits", "edabits")
+
+
+def has_binary_material(pre: Any) -> bool:
+    """Whether ``pre`` provides ``MixedPreprocessing`` (a wrapper forwards what its inner source has)."""
+    return all(getattr(pre, name, None) is not None for name in _MIXED)
+
+
+class AttachedCheck(Protocol):
+    """A sub-protocol's unchecked state that the session's MAC check must also clear."""
+
+    @property
+    def pending(self) -> bool: ...
+
+    async def check(self) -> None: ...
+
+    def fail(self) -> None: ...
+
+
+A = TypeVar("A", bound=AttachedCheck)
 
 
 class Session:
@@ -64,6 +99,7 @@ class Session:
         check_bound: int = DEFAULT_CHECK_BOUND,
         max_elements: int = DEFAULT_MAX_ELEMENTS,
         king_min: int = DEFAULT_KING_MIN,
+        comparison: str | None = None,
     ) -> None:
         self.net = net
         self.pre = pre
@@ -83,8 +119,33 @@ class Session:
         self._broadcasts = 0
         self._transcript = hashlib.sha256(b"trio-spdz/transcript/v1" + session_id.encode())
         self.stats = {"mac_checks": 0, "opened": 0, "rounds": 0}
+        self._attached: dict[str, AttachedCheck] = {}
         if self.party != self.ctx.party or self.n != self.ctx.n:
             raise ValueError("network and preprocessing disagree on the party id or count")
+        self.comparison = DEFAULT_COMPARISON if comparison is None else comparison
+        if self.comparison not in COMPARISONS:
+            raise ValueError(f"comparison must be one of {', '.join(COMPARISONS)}, not {self.comparison!r}")
+        if self.comparison == "binary" and not has_binary_material(pre):
+            raise ValueError(
+                "comparison='binary' needs preprocessing with binary material (MixedPreprocessing: "
+                "AND triples, daBits, edaBits); this source has none"
+            )
+
+    @property
+    def comparison_domain(self) -> str:
+        """``"binary"`` or ``"field"``: where this session's comparisons and truncations compute."""
+        if self.comparison == "auto":
+            return "binary" if has_binary_material(self.pre) else "field"
+        return self.comparison
+
+    def attach(self, key: str, make: Callable[[], A]) -> A:
+        """The sub-protocol state filed under ``key``, made by ``make`` on first use. Its ``check()``
+        runs with every ``mac_check`` (so before every output), ``finish`` requires it not
+        ``pending``, and a failure of the session's checks calls its ``fail()``."""
+        sub = self._attached.get(key)
+        if sub is None:
+            sub = self._attached[key] = make()
+        return sub  # type: ignore[return-value]
 
     @property
     def unchecked(self) -> int:
@@ -286,7 +347,18 @@ class Session:
         )
 
     async def mac_check(self) -> None:
-        """Check every value opened since the last check, and broadcast consistency; abort on failure."""
+        """Check every value opened since the last check, and broadcast consistency, then every attached
+        sub-protocol's (binary openings); abort on failure."""
+        await self._field_check()
+        for sub in list(self._attached.values()):
+            if sub.pending:
+                try:
+                    await sub.check()
+                except AbortError as e:
+                    self._fail(e)
+                    raise
+
+    async def _field_check(self) -> None:
         if not self._unchecked and not self._broadcasts:
             self._open_vals.clear()  # only empty vectors were opened
             self._open_macs.clear()
@@ -339,6 +411,8 @@ class Session:
         self._open_vals.clear()
         self._open_macs.clear()
         self._unchecked = 0
+        for sub in self._attached.values():
+            sub.fail()
         self.pre.compromised()
 
     # ------------------------------------------------------------------ arithmetic
@@ -400,5 +474,5 @@ class Session:
     async def finish(self) -> None:
         """End of session: check whatever is still unchecked; a session never ends unchecked."""
         await self.mac_check()
-        if self._unchecked or self._open_vals:
+        if self._unchecked or self._open_vals or any(sub.pending for sub in self._attached.values()):
             raise AbortError("session ended with unchecked opened values")

@@ -9,14 +9,22 @@ list of requests, gets their results back, and yields again. Requests are
 * preprocessing requests: ``Bits(n)`` and ``Randoms(n)``, which cost no round;
 * ``Input(values, owner)``: one party's values secret-shared (``Session.input``, two rounds of its
   own, run before the step's other requests): how an owner-private value (``private``) enters a
-  computation that mixes it with secrets.
+  computation that mixes it with secrets;
+* binary-domain requests (``binary.circuits``: AND gates, bit openings, daBit conversions, edaBits),
+  served after the field round by ``binary.circuits.fulfil`` in ONE binary opening: a step that has
+  both field and binary round requests costs two rounds.
+
+``Trunc`` takes its masks from the session's ``comparison_domain``: field random bits, or the field
+halves of two edaBits (``binary``).
 
 ``run`` executes one such generator: per step it fetches all preprocessing the step asks for (in
 request order, identically at every party), then puts *all* its round requests into ONE opening.
 ``parallel`` runs several generators in lockstep, merging their steps, so independent sub-protocols
 (a product tree, a one-hot table, a polynomial) share rounds without hand-interleaving; ``yield from``
 composes them in sequence. The opened values go on the session's to-check list like every other
-opening; the MAC check before any output covers them.
+opening; the MAC check before any output covers them. While ``run`` advances a generator,
+``current_session()`` is its session (a protocol with a field and a binary variant reads the session's
+choice there).
 
 Bit matrices. A secret ``(R, n)`` matrix of shared bits (``R`` bit positions of ``n`` elements) is a
 flat ``SharedArray`` of ``R * n`` elements in row-major order: row ``i`` is ``[i*n, (i+1)*n)``. Rows are
@@ -32,6 +40,7 @@ products, same network), ``demux`` (the one-hot vector of a few secret bits). Ea
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -56,12 +65,14 @@ class Mul:
 
 @dataclass(frozen=True, eq=False)
 class Trunc:
-    """Round request: ``a / 2^m`` rounded probabilistically, ``a`` a ``k``-bit signed value."""
+    """Round request: ``a / 2^m`` rounded probabilistically, ``a`` a ``k``-bit signed value; the masks
+    from ``domain`` (``"field"`` or ``"binary"``; ``None``: the session's ``comparison_domain``)."""
 
     a: SharedArray
     k: int
     m: int
     kappa: int = 40
+    domain: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,12 +164,13 @@ class _MulOp(_Op):
 
 
 class _TruncOp(_Op):
-    """Catrina-Saxena probabilistic truncation (see ``comparison``): opens ``a + 2^(k-1) + r``."""
+    """Catrina-Saxena probabilistic truncation (see ``comparison``): opens ``a + 2^(k-1) + r`` for
+    ``r = r_low + 2^m r_high`` of ``k + kappa`` bits (field random bits, or edaBits: ``_fulfil``)."""
 
-    def __init__(self, req: Trunc, bits: SharedArray) -> None:
+    def __init__(self, req: Trunc, r_low: SharedArray, r: SharedArray) -> None:
         f = req.a.ctx.field
         self.a, self.m, self.size = req.a, req.m, req.a.size
-        self.r_low, r = masks(bits, self.size, req.m, req.k + req.kappa)
+        self.r_low = r_low
         self.r_plus = r.add_public_field(pow2(f, req.k - 1))
 
     def write(self, value: np.ndarray, mac: np.ndarray) -> None:
@@ -190,7 +202,8 @@ def masks(bits: SharedArray, n: int, m: int, total: int) -> tuple[SharedArray, S
 
 
 async def _fulfil(s: Session, reqs: Sequence[Request]) -> list[Any]:
-    """Inputs first, then preprocessing (in request order), then every round request in one opening."""
+    """Inputs first, then preprocessing (in request order), then every round request in one opening;
+    then the binary requests (their preprocessing, then one binary opening)."""
     out: list[Any] = [None] * len(reqs)
     for i, r in enumerate(reqs):
         if isinstance(r, Input):
@@ -198,9 +211,14 @@ async def _fulfil(s: Session, reqs: Sequence[Request]) -> list[Any]:
     bit_reqs = [i for i, r in enumerate(reqs) if isinstance(r, Bits)]
     trunc_reqs = [i for i, r in enumerate(reqs) if isinstance(r, Trunc)]
     mul_reqs = [i for i, r in enumerate(reqs) if isinstance(r, Mul)]
-    # one bits request for the step's Bits and its truncations' masks
+    domains = {i: reqs[i].domain or s.comparison_domain for i in trunc_reqs}  # type: ignore[union-attr]
+    # one bits request for the step's Bits and its field truncations' masks
     nbits = sum(reqs[i].n for i in bit_reqs)  # type: ignore[union-attr]
-    nbits += sum((reqs[i].k + reqs[i].kappa) * reqs[i].a.size for i in trunc_reqs)  # type: ignore[union-attr]
+    nbits += sum(
+        (reqs[i].k + reqs[i].kappa) * reqs[i].a.size  # type: ignore[union-attr]
+        for i in trunc_reqs
+        if domains[i] == "field"
+    )
     bits = await s.pre.bits(nbits) if nbits else None
     pos = 0
     for i in bit_reqs:
@@ -213,17 +231,26 @@ async def _fulfil(s: Session, reqs: Sequence[Request]) -> list[Any]:
     # Requests of one kind are merged into one op over their concatenation (one mask composition
     # per truncation shape, one Beaver recombination): fewer, longer numpy calls.
     ops: list[tuple[list[int], _Op]] = []
-    groups: dict[tuple[int, int, int], list[int]] = {}
+    groups: dict[tuple[int, int, int, str], list[int]] = {}
     for i in trunc_reqs:
         r = reqs[i]
         assert isinstance(r, Trunc)
-        groups.setdefault((r.k, r.m, r.kappa), []).append(i)
-    for (k, m, kappa), idx in groups.items():
+        groups.setdefault((r.k, r.m, r.kappa, domains[i]), []).append(i)
+    for (k, m, kappa, domain), idx in groups.items():
         a = _cat([reqs[i].a for i in idx])  # type: ignore[union-attr]
-        cnt = (k + kappa) * a.size
-        assert bits is not None
-        ops.append((idx, _TruncOp(Trunc(a, k, m, kappa), take(bits, slice(pos, pos + cnt)))))
-        pos += cnt
+        if domain == "binary":  # r_low and r_high: the field halves of two edaBits (no binary work)
+            from .binary.circuits import mixed_source  # binary.circuits builds on this module
+
+            pre = mixed_source(s)
+            r_low, _ = await pre.edabits(a.size, m)
+            r_high, _ = await pre.edabits(a.size, k + kappa - m)
+            r_all = r_low + r_high.mul_public_field(pow2(s.field, m))
+        else:
+            cnt = (k + kappa) * a.size
+            assert bits is not None
+            r_low, r_all = masks(take(bits, slice(pos, pos + cnt)), a.size, m, k + kappa)
+            pos += cnt
+        ops.append((idx, _TruncOp(Trunc(a, k, m, kappa), r_low, r_all)))
     if mul_reqs:
         for i in mul_reqs:
             r = reqs[i]
@@ -246,6 +273,10 @@ async def _fulfil(s: Session, reqs: Sequence[Request]) -> list[Any]:
                 size = reqs[i].a.size if isinstance(reqs[i], Trunc) else reqs[i].x.size  # type: ignore[union-attr]
                 out[i] = take(res, slice(j, j + size))
                 j += size
+    if any(getattr(r, "binary_request", False) for r in reqs):
+        from .binary.circuits import fulfil  # binary.circuits builds on this module
+
+        await fulfil(s, reqs, out)
     return out
 
 
@@ -278,14 +309,30 @@ def _empty(s: Session) -> SharedArray:
     return SharedArray(s.pre.ctx, s.field.zeros(0), s.field.zeros(0))
 
 
+_CURRENT: ContextVar[Session | None] = ContextVar("trio_spdz_current_session", default=None)
+
+
+def current_session() -> Session | None:
+    """The session whose ``run`` is advancing the calling step generator (``None`` outside ``run``)."""
+    return _CURRENT.get()
+
+
+def _advance(s: Session, steps: Steps[T], got: list[Any] | None) -> list[Request]:
+    token = _CURRENT.set(s)
+    try:
+        return next(steps) if got is None else steps.send(got)
+    finally:
+        _CURRENT.reset(token)
+
+
 async def run(s: Session, steps: Steps[T]) -> T:
     """Run a step generator against the session: one opening per round step."""
     try:
-        reqs = next(steps)
+        reqs = _advance(s, steps, None)
         while True:
             if not reqs:
                 raise ValueError("a protocol step asked for nothing")
-            reqs = steps.send(await _fulfil(s, reqs))
+            reqs = _advance(s, steps, await _fulfil(s, reqs))
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
 

@@ -9,12 +9,28 @@ wrong MAC share, a wrong daBit) makes every honest party abort before any output
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
 import numpy as np
 import pytest
+from helpers import Cheat, assert_all_aborted, run_cluster, run_each, tamper
+from test_comparison import check_all, compare_all, edges, expected_all
 
-from protocols.binary.bits import times_delta
+from netsim.adversaries import plain
+from protocols import comparison as cmp
+from protocols.binary.bits import AuthBits, times_delta
+from protocols.binary.circuits import MissingBinaryMaterial
+from protocols.errors import AbortError, MacCheckError
 from protocols.field import P61, P127, get_field
+from protocols.intercept import Forwarding
+from protocols.net import Net
+from protocols.online import Session
+from protocols.preprocessing.base import Preprocessing
 from protocols.preprocessing.dealer import InsecureDealer
+from protocols.rounds import _sklansky, parallel, run
+from protocols.sectypes import SecretFix, SecretInt, gather
+from protocols.shares import SharedArray
 
 
 # ---------------------------------------------------------------------------------------- the dealer
@@ -67,3 +83,421 @@ async def test_dealer_deals_consistent_mixed_material(p: int) -> None:
     assert not np.array_equal((await other.and_triples(2000))[0].bits, first)
     ss[1].compromised()
     assert not ss[1].bctx.delta.any() and not ss[1].ctx.alpha.any()
+
+
+# ---------------------------------------------------------------------------------------- helpers
+BINARY = {"comparison": "binary"}
+DEADLINE = 120.0
+
+
+def mine(s: Session, value: Any, owner: int) -> Any:
+    return value if s.party == owner else None
+
+
+def sample_values(k: int, count: int = 40) -> list[int]:
+    """Random ``k``-bit signed values (public test data) and the edges of the range."""
+    rng = np.random.default_rng(k)
+    top = 2 ** (k - 1)
+    rand = [int(v) for v in rng.integers(-top, top - 1, size=count, endpoint=True, dtype=np.int64)]
+    return rand + edges(k)
+
+
+def ceil_log2(x: int) -> int:
+    return (x - 1).bit_length()
+
+
+class Counting(Forwarding):
+    """Counts the binary material a session draws (AND triples, daBits, edaBits and their bits)."""
+
+    def __init__(self, inner: Preprocessing) -> None:
+        super().__init__(inner)
+        self.counts: Counter[str] = Counter()
+
+    async def and_triples(self, n: int) -> tuple[AuthBits, AuthBits, AuthBits]:
+        self.counts["and"] += n
+        return await self.inner.and_triples(n)  # type: ignore[attr-defined, no-any-return]
+
+    async def dabits(self, n: int) -> tuple[SharedArray, AuthBits]:
+        self.counts["dabit"] += n
+        return await self.inner.dabits(n)  # type: ignore[attr-defined, no-any-return]
+
+    async def edabits(self, n: int, k: int) -> tuple[SharedArray, AuthBits]:
+        self.counts["edabit"] += n
+        self.counts["edabit_bits"] += n * k
+        return await self.inner.edabits(n, k)  # type: ignore[attr-defined, no-any-return]
+
+
+class FieldOnly(Forwarding):
+    """A source without binary material (as the MASCOT pools are today)."""
+
+    bctx = None
+    and_triples = dabits = edabits = None
+
+
+# ---------------------------------------------------------------------------------------- exact, both paths
+CONFIGS = [(P127, 8), (P127, 32), (P127, 64), (P61, 8), (P61, 20)]
+CONFIG_IDS = [f"{'p127' if p == P127 else 'p61'}-k{k}" for p, k in CONFIGS]
+
+
+@pytest.mark.parametrize("domain", ["binary", "field"])
+@pytest.mark.parametrize(("p", "k"), CONFIGS, ids=CONFIG_IDS)
+async def test_primitives_exact_on_both_paths(domain: str, p: int, k: int) -> None:
+    """ltz, eqz, bit decomposition and exact truncation (three shifts) exact on random values and the
+    edges, probabilistic truncation within one of the floor, on the session's path."""
+    vals = sample_values(k)
+    arr = np.array(vals, dtype=object)
+    shifts = sorted({1, k // 2, k - 1})
+
+    async def prog(s: Session) -> list[Any]:
+        x = await s.input(mine(s, arr, 0), owner=0)
+        steps = [cmp.ltz_steps(x, k), cmp.eqz_steps(x, k), cmp.bit_decompose_steps(x, k)]
+        steps += [cmp.trunc_steps(x, k, m, exact=True) for m in shifts]
+        steps += [cmp.trunc_steps(x, k, m) for m in shifts]
+        got = await run(s, parallel(steps))
+        return [s.comparison_domain] + [await s.output(v) for v in got]
+
+    res = await run_cluster(3, p, prog, session_options={"comparison": domain}, deadline=DEADLINE)
+    for got in res:
+        assert got[0] == domain
+        lt, eq, bits = got[1:4]
+        assert [int(v) for v in lt] == [int(v < 0) for v in vals]
+        assert [int(v) for v in eq] == [int(v == 0) for v in vals]
+        b = np.asarray(bits, dtype=object).reshape(k, -1)
+        assert set(b.reshape(-1).tolist()) <= {0, 1}
+        assert [sum(int(b[i, j]) << i for i in range(k)) for j in range(len(vals))] == [
+            v % 2**k for v in vals
+        ]
+        exact, prob = got[4 : 4 + len(shifts)], got[4 + len(shifts) :]
+        for m, t, q in zip(shifts, exact, prob, strict=True):
+            assert [int(v) for v in t] == [v >> m for v in vals], f"exact truncation by {m}"
+            up = [int(v) - (w >> m) for v, w in zip(q, vals, strict=True)]
+            assert set(up) <= {0, 1}, f"probabilistic truncation by {m}"
+            assert not any(u for u, w in zip(up, vals, strict=True) if w % 2**m == 0)
+
+
+@pytest.mark.parametrize(
+    ("p", "k"), [(P127, 32), (P127, 64), (P61, 16)], ids=["p127-k32", "p127-k64", "p61-k16"]
+)
+async def test_secret_int_comparisons_on_every_pair_of_edges(p: int, k: int) -> None:
+    """The six comparisons of ``SecretInt`` (differences of ``k + 1`` bits) on the binary path."""
+    e = edges(k)
+    a = np.array([x for x in e for _ in e], dtype=object)
+    b = np.array([y for _ in e for y in e], dtype=object)
+    res = await run_cluster(
+        3, p, compare_all, a, b, k, -(2 ** (k - 1)), session_options=BINARY, deadline=DEADLINE
+    )
+    check_all(res, expected_all(a, b, -(2 ** (k - 1))))
+
+
+async def test_fixed_point_on_the_binary_path() -> None:
+    """Products (probabilistic truncation from edaBits), comparisons and ``abs`` of ``SecretFix``."""
+    xs = np.array([1.5, -2.25, 3.0, 0.0, -7.125, 1e-4])
+    ys = np.array([2.0, 0.5, -1.25, 4.0, 1e-3, -3e3])
+
+    async def prog(s: Session) -> list[Any]:
+        x = await SecretFix.input(s, mine(s, xs, 0), owner=0)
+        y = await SecretFix.input(s, mine(s, ys, 1), owner=1)
+        prod, lt, mag = await gather(x * y, x < y, abs(x))
+        return [await prod.reveal(), await lt.reveal(), await mag.reveal()]
+
+    for prod, lt, mag in await run_cluster(2, P127, prog, session_options=BINARY, deadline=DEADLINE):
+        q = np.round(xs * 2**20) * np.round(ys * 2**20) / 2.0**40  # the product of the encoded inputs
+        assert np.allclose(prod, q, atol=2 * 2.0**-20, rtol=0)
+        assert np.array_equal(lt, (xs < ys).astype(int))
+        assert np.allclose(mag, np.abs(xs), atol=2.0**-20, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------- costs
+def sklansky_gates(r: int) -> int:
+    return sum(lv.upper.size + int(lv.with_p.sum()) for lv in _sklansky(r))
+
+
+@pytest.mark.parametrize("k", [2, 9, 33, 64])
+async def test_rounds_and_material_per_operation_do_not_depend_on_the_size(k: int) -> None:
+    """Rounds (``s.stats["rounds"]``) per operation on the binary path are the same for 1 and 300
+    elements and equal the stated counts; AND gates, daBits and edaBit bits are per element."""
+    m = max(1, k // 3)
+    kappa = cmp.KAPPA
+
+    async def prog(s: Session, size: int) -> list[tuple[int, dict[str, int]]]:
+        top = 2 ** (k - 1)
+        vals = np.array([(j * 7919) % (2 * top) - top for j in range(size)], dtype=object)
+        x = await s.input(mine(s, vals, 0), owner=0)
+        pre = s.pre
+        assert isinstance(pre, Counting)
+        out = []
+        for op in (
+            lambda: cmp.ltz(s, x, k),
+            lambda: cmp.eqz(s, x, k),
+            lambda: cmp.bit_decompose(s, x, k),
+            lambda: cmp.trunc(s, x, k, m),
+            lambda: cmp.trunc_pr(s, x, k, m),
+        ):
+            r0, c0 = s.stats["rounds"], Counter(pre.counts)
+            await op()
+            out.append((s.stats["rounds"] - r0, dict(pre.counts - c0)))
+        return out
+
+    def count(pre: Preprocessing) -> Preprocessing:
+        return Counting(pre)
+
+    ics = {i: Cheat(pre=count) for i in range(2)}
+    small = (await run_cluster(2, P127, prog, 1, session_options=BINARY, interceptors=ics))[0]
+    ics = {i: Cheat(pre=count) for i in range(2)}
+    large = (await run_cluster(2, P127, prog, 300, session_options=BINARY, interceptors=ics))[0]
+    km = k - 1
+    want = [  # (rounds, AND gates, daBits, edaBit bits) per element
+        (2 + ceil_log2(km), 2 * (km - 1) - ceil_log2(km), 1, k + kappa),
+        (2 + ceil_log2(k), k - 1, 1, k + kappa),
+        (2 + ceil_log2(km), sklansky_gates(km), k, k + kappa),
+        (2 + ceil_log2(m), 2 * (m - 1) - ceil_log2(m), 1, k + kappa),
+        (1, 0, 0, k + kappa),
+    ]
+    for size, got in ((1, small), (300, large)):
+        for (rounds, counts), (w_rounds, ands, dabits, eda_bits) in zip(got, want, strict=True):
+            assert rounds == w_rounds
+            assert counts.get("and", 0) == ands * size
+            assert counts.get("dabit", 0) == dabits * size
+            assert counts["edabit_bits"] == eda_bits * size and counts["edabit"] == 2 * size
+
+
+async def test_gather_merges_binary_rounds() -> None:
+    async def prog(s: Session) -> tuple[int, int]:
+        x = await SecretInt.input(s, mine(s, [1, -2, 3], 0), owner=0)
+        r0 = s.stats["rounds"]
+        await (x < 0)
+        r1 = s.stats["rounds"]
+        await gather(x < 0, x > 1, x <= 2)
+        return r1 - r0, s.stats["rounds"] - r1
+
+    one, three = (await run_cluster(2, P127, prog, session_options=BINARY))[0]
+    assert one == three == 2 + 5
+
+
+# ---------------------------------------------------------------------------------------- choosing the path
+async def test_the_path_is_a_session_option() -> None:
+    """``field`` by default, ``auto`` takes binary where the preprocessing has it, ``binary`` refuses a
+    source without it, and an explicit ``domain=`` overrides the session."""
+
+    async def prog(s: Session) -> list[Any]:
+        x = await s.input(mine(s, [3, -3, 0], 0), owner=0)
+        r0 = s.stats["rounds"]
+        lt = await cmp.ltz(s, x, 8)
+        r1 = s.stats["rounds"]
+        lt_b = await cmp.ltz(s, x, 8, domain="binary") if s.comparison_domain == "binary" else lt
+        r2 = s.stats["rounds"]
+        lt_f = await cmp.ltz(s, x, 8, domain="field")
+        r3 = s.stats["rounds"]
+        outs = [(await s.output(v)).tolist() for v in (lt, lt_b, lt_f)]
+        return [s.comparison_domain, r1 - r0, r2 - r1, r3 - r2, *outs]
+
+    field = (await run_cluster(2, P127, prog))[0]
+    auto = (await run_cluster(2, P127, prog, session_options={"comparison": "auto"}))[0]
+    assert field[0] == "field" and auto[0] == "binary"
+    assert field[1] == 2 + 3 + 1 and auto[1] == auto[2] == 2 + 3 and auto[3] == field[1]  # Toft: log2(8) + 2
+    assert field[4:] == auto[4:] == [[0, 1, 0]] * 3
+    hidden = {i: Cheat(pre=FieldOnly) for i in range(2)}
+    auto_off = (
+        await run_cluster(2, P127, prog, session_options={"comparison": "auto"}, interceptors=hidden)
+    )[0]
+    assert auto_off[0] == "field"
+    hidden = {i: Cheat(pre=FieldOnly) for i in range(2)}
+    res = await run_each(2, P127, prog, session_options=BINARY, interceptors=hidden)
+    assert all(isinstance(r, ValueError) and "MixedPreprocessing" in str(r) for r in res), res
+    res = await run_each(2, P127, prog, session_options={"comparison": "nearest"})
+    assert all(isinstance(r, ValueError) and "comparison must be" in str(r) for r in res), res
+
+    async def forced(s: Session) -> Any:
+        x = await s.input(mine(s, [3], 0), owner=0)
+        return await cmp.ltz(s, x, 8, domain="binary")
+
+    hidden = {i: Cheat(pre=FieldOnly) for i in range(2)}
+    res = await run_each(2, P127, forced, interceptors=hidden)
+    assert all(isinstance(r, MissingBinaryMaterial | AbortError) for r in res), res
+    assert any(isinstance(r, MissingBinaryMaterial) for r in res), res
+
+
+# ---------------------------------------------------------------------------------------- cheating
+XS, YS = np.array([3, -4, 5, 0, 7]), np.array([-6, 7, 5, 0, 2**31 - 1])
+
+
+async def cmp_prog(s: Session, reveal: bool = True) -> Any:
+    """``x < y`` on 33 bits: the field opening at r0 + 1, AND layers at r0 + 2 .. r0 + 6, the daBit
+    conversion at r0 + 7 (``r0`` the rounds before the comparison, which the control run returns)."""
+    x = await SecretInt.input(s, mine(s, XS, 0), owner=0)
+    y = await SecretInt.input(s, mine(s, YS, 1), owner=1)
+    r0 = s.stats["rounds"]
+    lt = await (x < y)
+    if not reveal:  # the session's end (Session.finish) must check the binary openings by itself
+        return r0
+    return r0, await lt.reveal()
+
+
+class FlipNet:
+    """Flips bit 0 of the packed binary share this party sends at session step ``step`` (to every peer,
+    or only to ``only_to``); with ``flip=False`` it only counts (the control run)."""
+
+    def __init__(self, inner: Net, step: int, flip: bool = True, only_to: int | None = None) -> None:
+        self.inner, self.party, self.n = inner, inner.party, inner.n
+        self.step, self.flip, self.only_to = step, flip, only_to
+        self.hits = 0
+        self.sizes: list[int] = []
+
+    async def send(self, to: int, step: int, msg: Any) -> None:
+        msg = plain(msg)
+        if step == self.step and isinstance(msg, bytes) and self.only_to in (None, to):
+            self.hits += 1
+            self.sizes.append(len(msg))
+            if self.flip:
+                msg = bytes([msg[0] ^ 1]) + msg[1:]
+        await self.inner.send(to, step, msg)
+
+    async def recv(self, frm: int, step: int) -> Any:
+        return await self.inner.recv(frm, step)
+
+
+def flipped(x: AuthBits, part: str, index: int = 0) -> AuthBits:
+    bits, macs = x.bits.copy(), x.macs.copy()
+    if part == "share":
+        bits[index] ^= 1
+    else:
+        macs[index, 0] ^= np.uint64(1)
+    return AuthBits(x.ctx, bits, macs)
+
+
+class TamperBits(Forwarding):
+    """Binary material whose first batch of ``kind`` has one share bit or MAC bit flipped (``part``:
+    ``share``, ``mac``) or, for a daBit, its field share changed (``field``); ``which`` picks the
+    triple's a, b or c."""
+
+    def __init__(self, inner: Preprocessing, kind: str, part: str, which: int = 0) -> None:
+        super().__init__(inner)
+        self.kind, self.part, self.which = kind, part, which
+        self.hits = 0
+
+    def _due(self, kind: str) -> bool:
+        due = kind == self.kind and not self.hits
+        self.hits += due
+        return due
+
+    async def and_triples(self, n: int) -> tuple[AuthBits, AuthBits, AuthBits]:
+        abc = list(await self.inner.and_triples(n))  # type: ignore[attr-defined]
+        if self._due("and"):
+            abc[self.which] = flipped(abc[self.which], self.part)
+        return abc[0], abc[1], abc[2]
+
+    async def edabits(self, n: int, k: int) -> tuple[SharedArray, AuthBits]:
+        r, bits = await self.inner.edabits(n, k)  # type: ignore[attr-defined]
+        if self._due("edabit"):
+            # bit 1 of element 0: bit 0 of r' reaches no opening where c_0 = 1 (its generate is
+            # 0 AND r_0, and the lowest propagate is never used), so neither does a change of it
+            if self.part == "field":
+                r = tamper(r, 1, "value")
+            else:
+                bits = flipped(bits, self.part, index=1)
+        return r, bits
+
+    async def dabits(self, n: int) -> tuple[SharedArray, AuthBits]:
+        f, bits = await self.inner.dabits(n)  # type: ignore[attr-defined]
+        if self._due("dabit"):
+            if self.part == "field":
+                f = tamper(f, 1, "value")
+            else:
+                bits = flipped(bits, self.part)
+        return f, bits
+
+
+class Watch(Forwarding):
+    """An honest party's source, kept so the test can see its keys after the session."""
+
+
+PARTIES = [(2, 1), (3, 0), (3, 2)]
+NET_CHEATS = {  # offset from r0, only_to (None: all), expected payload bytes (5 elements)
+    "first-and-layer": (2, None, (2 * (16 + 15) * 5 + 7) // 8),
+    "last-and-layer": (6, None, (2 * 1 * 5 + 7) // 8),
+    "dabit-conversion": (7, None, 1),
+    "dabit-conversion-to-one": (7, "first-honest", 1),
+}
+
+
+async def _run_attack(
+    n: int, cheater: int, wrap: dict[str, Any], reveal: bool = True
+) -> tuple[list[Any], Any, list[Watch]]:
+    honest = [i for i in range(n) if i != cheater]
+    watches: list[Watch] = []
+
+    def watch(pre: Preprocessing) -> Preprocessing:
+        watches.append(Watch(pre))
+        return watches[-1]
+
+    cheat = Cheat(**wrap)
+    ics: dict[int, Any] = {cheater: cheat, **{h: Cheat(pre=watch) for h in honest}}
+    res = await run_each(
+        n, P127, cmp_prog, reveal, session_options=BINARY, interceptors=ics, deadline=DEADLINE
+    )
+    return res, cheat, watches
+
+
+def _assert_caught(res: list[Any], n: int, cheater: int, watches: list[Watch]) -> None:
+    honest = [i for i in range(n) if i != cheater]
+    assert_all_aborted(res, honest, "cheat in the binary part")
+    assert any(isinstance(r, MacCheckError) for r in res), res
+    assert all(not isinstance(r, tuple | int) for r in res)
+    for w in watches:  # both MAC key shares of every honest party retired
+        assert not w.inner.bctx.delta.any() and not w.inner.ctx.alpha.any()
+
+
+@pytest.mark.parametrize(("n", "cheater"), PARTIES)
+@pytest.mark.parametrize("case", sorted(NET_CHEATS))
+async def test_a_flipped_share_in_a_binary_opening_is_caught(n: int, cheater: int, case: str) -> None:
+    offset, only, size = NET_CHEATS[case]
+    honest = [i for i in range(n) if i != cheater]
+    to = honest[0] if only else None
+    ok, control, _ = await _run_attack(n, cheater, {"net": lambda net: FlipNet(net, 0, flip=False)})
+    r0 = ok[0][0]
+    assert all(r[0] == r0 and np.array_equal(r[1], (XS < YS).astype(int)) for r in ok), ok
+    step = r0 + offset
+    ok, control, _ = await _run_attack(
+        n, cheater, {"net": lambda net: FlipNet(net, step, flip=False, only_to=to)}
+    )
+    assert control.hits and set(control.nets[0].sizes) == {size}, control.nets[0].sizes  # the right opening
+    assert all(np.array_equal(r[1], XS < YS) for r in ok), ok
+    res, cheat, watches = await _run_attack(n, cheater, {"net": lambda net: FlipNet(net, step, only_to=to)})
+    assert cheat.hits
+    _assert_caught(res, n, cheater, watches)
+
+
+PRE_CHEATS = {
+    "and-triple-a-mac": ("and", "mac", 0),
+    "and-triple-b-share": ("and", "share", 1),
+    "and-triple-c-share": ("and", "share", 2),
+    "edabit-mac": ("edabit", "mac", 0),
+    "edabit-share": ("edabit", "share", 0),
+    "edabit-field-share": ("edabit", "field", 0),
+    "dabit-binary-mac": ("dabit", "mac", 0),
+    "dabit-binary-share": ("dabit", "share", 0),
+    "dabit-field-share": ("dabit", "field", 0),
+}
+
+
+@pytest.mark.parametrize(("n", "cheater"), PARTIES)
+@pytest.mark.parametrize("case", sorted(PRE_CHEATS))
+async def test_wrong_binary_material_is_caught(n: int, cheater: int, case: str) -> None:
+    """A wrong MAC share or share bit of an AND triple, an edaBit or a daBit, or a wrong field share of
+    an edaBit or a daBit (caught by the field check)."""
+    kind, part, which = PRE_CHEATS[case]
+    res, cheat, watches = await _run_attack(
+        n, cheater, {"pre": lambda pre: TamperBits(pre, kind, part, which)}
+    )
+    assert cheat.hits
+    _assert_caught(res, n, cheater, watches)
+
+
+async def test_the_session_end_checks_binary_openings_without_any_output() -> None:
+    """No output at all: ``Session.finish`` runs the binary check, and every honest party aborts."""
+    ok = await run_each(3, P127, cmp_prog, False, session_options=BINARY, deadline=DEADLINE)
+    r0 = ok[0]
+    assert ok == [r0] * 3
+    res, cheat, watches = await _run_attack(3, 1, {"net": lambda net: FlipNet(net, r0 + 3)}, reveal=False)
+    assert cheat.hits
+    _assert_caught(res, 3, 1, watches)

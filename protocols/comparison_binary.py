@@ -1,0 +1,127 @@
+"""The binary-domain path of ``comparison``: mask and open in the field, the carry circuit on AND
+triples, the result back in the field through daBits (Escudero, Ghosh, Keller, Rachuri and Scholl,
+"Improved primitives for MPC over mixed arithmetic-binary circuits", CRYPTO 2020, §5; the structure of
+MP-SPDZ's ``Mod2mField``/``PRandM`` with edaBits and ``BitLTL``, written for our rounds and bit layout).
+
+``comparison`` picks this path when the session's ``comparison_domain`` is ``"binary"`` (or when asked
+with ``domain="binary"``), and checks the declared range first; the functions here take flat, non-empty,
+range-checked inputs. A separate module because it needs the binary domain (``binary.circuits``), which
+the field path does not, and so that each path reads on its own; the API stays ``comparison``'s.
+
+The common core, ``mod2m_steps``: for ``b`` in ``[0, 2^K)`` and ``0 < m <= K``, two edaBits give
+``r = r' + 2^m r''``: ``r'`` of ``m`` bits whose bits are needed in the binary domain, and ``r''`` of
+``K + kappa - m`` bits that is only ever used in the field (the field half of an edaBit: a *bounded*
+random is what it must be, so that ``c`` does not wrap, and a field-only source of bounded randoms
+does not exist in ``MixedPreprocessing``; its binary half is dropped). ``c = b + r`` is opened in the
+field (``c < 2^K + 2^(K + kappa) < p``: no wrap; ``2^-kappa``-close to uniform), and
+``b mod 2^m = c' - r' + 2^m [c' < r']`` with ``c' = c mod 2^m`` public: the borrow ``[c' < r']`` is
+``binary.circuits.lt_public`` on the ``m`` bits of ``r'`` and comes back to the field through a daBit.
+Then, all with ``kappa = 40``:
+
+=============  =====================  =============================  ======  ===========
+operation      rounds                 AND gates per element          daBits  edaBit bits
+=============  =====================  =============================  ======  ===========
+ltz            2 + ceil(log2(K - 1))  2 (K - 2) - ceil(log2(K - 1))  1       K + kappa
+trunc, exact   2 + ceil(log2 m)       2 (m - 1) - ceil(log2 m)       1       K + kappa
+eqz            2 + ceil(log2 K)       K - 1                          1       K + kappa
+bit_decompose  2 + ceil(log2(K - 1))  Sklansky on K - 1 positions    K       K + kappa
+trunc, prob.   1                      0                              0       K + kappa
+=============  =====================  =============================  ======  ===========
+
+(one field opening, the circuit's AND layers, one binary opening for the daBits; of the edaBit bits
+only ``m`` (``K - 1``, ``m``, ``K``, ``K``, none) are used in the binary domain.)
+
+* ``ltz``: ``m = K - 1`` on ``b = a + 2^(K-1)``: ``a < 0`` iff ``b - (b mod 2^m) = 0``.
+* exact truncation: ``floor(a / 2^m) = (a - (b mod 2^m)) / 2^m`` (``2^(K-1)`` is a multiple of
+  ``2^m``). The probabilistic one (``rounds.Trunc``) needs no borrow and no binary work at all: it takes
+  the field halves of the same two edaBits (``rounds._fulfil``).
+* ``eqz``: ``r'`` of ``K`` bits, ``t = (c - 2^(K-1)) mod 2^K`` public; ``a = 0`` iff ``r' = t`` bit for
+  bit: the AND of the ``K`` bits ``r_j XNOR t_j`` (``and_rows``), converted with one daBit.
+* ``bit_decompose``: the bits of ``(t - r') mod 2^K`` by a binary subtractor (``sub_public``: all
+  carries, Sklansky), the sum bits XORs (local, unlike the field path's final multiplication), then
+  ``K`` daBits convert them.
+
+Every opening is unchecked and on a to-check list: the field one on the session's, the binary ones
+on the session's attached ``BitChecker``, and ``Session.mac_check`` (before every output) runs both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .binary.bits import AuthBits
+from .binary.circuits import EdaBits, ToField, and_rows, by_position, lt_public, sub_public
+from .field import PrimeField
+from .rounds import Open, Steps, inv_pow2, one_minus, pow2, public_low_bits, public_mod2m
+from .shares import SharedArray
+
+
+def masks_steps(
+    f: PrimeField, n: int, m: int, total: int
+) -> Steps[tuple[SharedArray, AuthBits, SharedArray]]:
+    """``(r', [[r' bits]] as (m, n) rows, r = r' + 2^m r'')`` for ``r`` of ``total`` bits, from an
+    ``m``-bit edaBit and the field half of a ``(total - m)``-bit one. No round."""
+    (lo, lo_bits), (hi, _) = yield [EdaBits(n, m), EdaBits(n, total - m)]
+    return lo, by_position(lo_bits, n, m), lo + hi.mul_public_field(pow2(f, m))
+
+
+def mod2m_steps(b: SharedArray, k: int, m: int, kappa: int) -> Steps[SharedArray]:
+    """``b mod 2^m`` for ``b`` in ``[0, 2^k)``, ``0 < m < k``: one field opening, ``ceil(log2 m)`` AND
+    layers and one daBit conversion."""
+    ctx, n = b.ctx, b.size
+    f = ctx.field
+    r_low, r_bits, r = yield from masks_steps(f, n, m, k + kappa)
+    (c,) = yield [Open(b, r)]
+    borrow = yield from lt_public(public_low_bits(ctx, c, m), r_bits, n)
+    (u,) = yield [ToField(borrow)]
+    return (u.mul_public_field(pow2(f, m)) - r_low).add_public_field(public_mod2m(ctx, c, m))
+
+
+def ltz_steps(a: SharedArray, k: int, kappa: int) -> Steps[SharedArray]:
+    """``[a < 0]`` for ``k``-bit signed ``a`` (``k >= 2``)."""
+    f = a.ctx.field
+    b = a.add_public_field(pow2(f, k - 1))
+    low = yield from mod2m_steps(b, k, k - 1, kappa)
+    return one_minus((b - low).mul_public_field(inv_pow2(f, k - 1)))
+
+
+def trunc_steps(a: SharedArray, k: int, m: int, kappa: int) -> Steps[SharedArray]:
+    """``floor(a / 2^m)`` exactly, ``a`` of ``k`` bits, ``0 < m < k``."""
+    f = a.ctx.field
+    low = yield from mod2m_steps(a.add_public_field(pow2(f, k - 1)), k, m, kappa)
+    return (a - low).mul_public_field(inv_pow2(f, m))
+
+
+def _masked_bits(a: SharedArray, k: int, kappa: int) -> Steps[tuple[AuthBits, Any]]:
+    """Open ``c = a + 2^(k-1) + r``; the ``(k, n)`` rows of ``r'`` and ``t = (c - 2^(k-1)) mod 2^k`` as a
+    ``(k, n)`` public bit matrix (``a = (t - r') mod 2^k`` in two's complement)."""
+    ctx, n = a.ctx, a.size
+    f = ctx.field
+    _, r_bits, r = yield from masks_steps(f, n, k, k + kappa)
+    (c,) = yield [Open(a, r.add_public_field(pow2(f, k - 1)))]
+    t = public_low_bits(ctx, c, k)
+    t[k - 1] ^= 1
+    return r_bits, t
+
+
+def eqz_steps(a: SharedArray, k: int, kappa: int) -> Steps[SharedArray]:
+    """``[a = 0]`` for ``k``-bit signed ``a``."""
+    n = a.size
+    r_bits, t = yield from _masked_bits(a, k, kappa)
+    same = r_bits.xor_public(1 - t.reshape(-1))  # r_j XNOR t_j
+    z = yield from and_rows(same, n)
+    (out,) = yield [ToField(z)]
+    return out  # type: ignore[no-any-return]
+
+
+def bit_decompose_binary_steps(a: SharedArray, k: int, kappa: int) -> Steps[AuthBits]:
+    """The ``k`` two's complement bits of ``a`` in the binary domain: ``(k, n)`` rows of ``AuthBits``."""
+    r_bits, t = yield from _masked_bits(a, k, kappa)
+    return (yield from sub_public(t, r_bits, a.size))
+
+
+def bit_decompose_steps(a: SharedArray, k: int, kappa: int) -> Steps[SharedArray]:
+    """The ``k`` two's complement bits of ``a`` as field sharings: a ``(k, n)`` row-major matrix."""
+    bits = yield from bit_decompose_binary_steps(a, k, kappa)
+    (out,) = yield [ToField(bits)]
+    return out  # type: ignore[no-any-return]
