@@ -20,7 +20,20 @@ from test_comparison import check_all, compare_all, edges, expected_all
 from netsim.adversaries import plain
 from protocols import comparison as cmp
 from protocols.binary.bits import AuthBits, times_delta
-from protocols.binary.circuits import MissingBinaryMaterial
+from protocols.binary.circuits import (
+    And,
+    DaBits,
+    EdaBits,
+    MissingBinaryMaterial,
+    OpenBits,
+    ToField,
+    and_rows,
+    by_position,
+    carry_out,
+    lt_public,
+    prefix_carries,
+    sub_public,
+)
 from protocols.errors import AbortError, MacCheckError
 from protocols.field import P61, P127, get_field
 from protocols.intercept import Forwarding
@@ -501,3 +514,64 @@ async def test_the_session_end_checks_binary_openings_without_any_output() -> No
     res, cheat, watches = await _run_attack(3, 1, {"net": lambda net: FlipNet(net, r0 + 3)}, reveal=False)
     assert cheat.hits
     _assert_caught(res, 3, 1, watches)
+
+
+# ---------------------------------------------------------------------------------------- the circuits
+@pytest.mark.parametrize("rows", [1, 2, 5, 8, 13])
+async def test_binary_circuits_against_numpy(rows: int) -> None:
+    """``and_rows``, ``carry_out``, ``prefix_carries``, ``lt_public`` and ``sub_public`` on random secret
+    bits (edaBits, opened with ``OpenBits`` to know them), against numpy; ``And``, ``DaBits`` and
+    ``ToField`` as requests of their own."""
+    n = 37
+
+    async def prog(s: Session) -> list[Any]:
+        def circuits() -> Any:
+            (_, r), (_, q) = yield [EdaBits(n, rows), EdaBits(n, rows)]
+            r, q = by_position(r, n, rows), by_position(q, n, rows)
+            (q,) = yield [And(q, ~r)]  # generate and propagate exclusive, as in an adder
+            (df, db) = (yield [DaBits(n)])[0]
+            c = np.random.default_rng(rows).integers(0, 2, size=(rows, n)).astype(np.uint8)  # public
+            outs = yield from parallel(
+                [
+                    and_rows(r, n),
+                    carry_out(r, q, n),
+                    prefix_carries(r, q, n),
+                    lt_public(c, r, n),
+                    sub_public(c, r, n),
+                ]
+            )
+            conv = yield [ToField(outs[3]), ToField(db)]
+            opened = yield [OpenBits(v) for v in (r, q, db, *outs)]
+            return c, opened, conv, df
+
+        c, opened, conv, df = await run(s, circuits())
+        return [c, [o.reshape(-1, n) for o in opened], [await s.output(v) for v in (*conv, df)]]
+
+    for c, (r, q, db, all_, carry, prefix, lt, sub), (lt_f, db_f, df) in await run_cluster(
+        3, P127, prog, session_options=BINARY
+    ):
+        assert np.array_equal(all_[0], np.bitwise_and.reduce(r, axis=0))
+        g = np.zeros(n, dtype=np.uint8)  # carries: G_i = r_i OR (q_i AND G_{i-1}), row 0's q unused
+        want_prefix = []
+        for i in range(rows):
+            g = r[i] | (q[i] & g) if i else r[0]
+            want_prefix.append(g)
+        assert np.array_equal(prefix, np.array(want_prefix)) and np.array_equal(carry[0], want_prefix[-1])
+        weights = [1 << i for i in range(rows)]
+        cv = sum(int(w) * c[i].astype(object) for i, w in enumerate(weights))
+        rv = sum(int(w) * r[i].astype(object) for i, w in enumerate(weights))
+        assert np.array_equal(lt[0], (cv < rv).astype(np.uint8)) and np.array_equal(lt_f, lt[0])
+        dv = (cv - rv) % (1 << rows)
+        assert np.array_equal(sub, np.array([(dv >> i) & 1 for i in range(rows)], dtype=np.uint8))
+        assert np.array_equal(db_f, db[0]) and np.array_equal(df, db[0])
+
+
+async def test_empty_inputs_on_the_binary_path() -> None:
+    async def prog(s: Session) -> list[Any]:
+        e = await SecretInt.input(s, mine(s, np.zeros(0, dtype=np.int64), 0), owner=0)
+        lt, eq = await gather(e < 1, e == 0)
+        bits = await cmp.bit_decompose(s, e.shares, 8)
+        return [await lt.reveal(), await eq.reveal(), bits.size]
+
+    for lt, eq, size in await run_cluster(2, P127, prog, session_options=BINARY):
+        assert lt.shape == eq.shape == (0,) and size == 0

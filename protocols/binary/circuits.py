@@ -235,7 +235,8 @@ def and_rows(x: AuthBits, n: int) -> BitSteps[AuthBits]:
 
 def carry_out(g: AuthBits, p: AuthBits, n: int) -> BitSteps[AuthBits]:
     """The carry out of the top of an ``R``-position addition, from its ``(R, n)`` generate and propagate
-    rows (``g_i p_i = 0`` not needed; a carry-in folded into ``g_0``; row 0 of ``p`` is never used).
+    rows with ``g_i p_i = 0`` (as for ``g = x AND y``, ``p = x XOR y``: OR is then XOR, and blocks keep
+    the property); a carry-in folded into ``g_0``; row 0 of ``p`` is never used.
 
     A tree on adjacent blocks, pairs ``(2i, 2i + 1)`` per level, an odd top block passed up:
     ``G = G_hi + P_hi G_lo`` for every pair and ``P = P_hi P_lo`` for every pair but the lowest (whose
@@ -262,8 +263,9 @@ def carry_out(g: AuthBits, p: AuthBits, n: int) -> BitSteps[AuthBits]:
 
 
 def prefix_carries(g: AuthBits, p: AuthBits, n: int) -> BitSteps[AuthBits]:
-    """Every prefix generate ``G_i = g_i + p_i G_{i-1}`` (``G_{-1} = 0``) of ``R`` positions: the carry
-    out of each position (fold a carry-in into ``g_0``; row 0 of ``p`` is never used). Sklansky's
+    """Every prefix generate ``G_i = g_i + p_i G_{i-1}`` (``G_{-1} = 0``) of ``R`` positions, ``g_i p_i = 0``
+    as for ``carry_out``: the carry out of each position (fold a carry-in into ``g_0``; row 0 of ``p``
+    is never used). Sklansky's
     network, ``ceil(log2 R)`` rounds; the ``(R, n)`` matrix of the ``G_i``."""
     r = g.size // n if n else 0
     gr, pr = _Rows(g, n), _Rows(p, n)
