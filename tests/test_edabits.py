@@ -81,7 +81,7 @@ def test_parameters_meet_the_bound() -> None:
 
 def test_field_limits() -> None:
     assert max_bits(get_field(P61), 2) == 60 and max_bits(get_field(P61), 3) == 59
-    assert max_bits(get_field(P127), 3) == 64
+    assert max_bits(get_field(P127), 2) == 126 and max_bits(get_field(P127), 3) == 125
     assert [extra_bits(n, 32) for n in (2, 3, 4, 5, 8, 9)] == [1, 2, 2, 3, 3, 4]
     cost = edabit_cost(1000, 32, 2)
     assert cost["B"] == 5 and cost["items"] == 5004
@@ -254,6 +254,16 @@ async def test_edabits_are_exact(n: int, k: int) -> None:
     check_edabits(res, parties, P127, requests)
 
 
+@param_n
+async def test_edabits_longer_than_a_word(n: int) -> None:
+    """Above 64 bits (values as Python ints; the comparisons composed in the field): 100 bits and the
+    most the 127-bit field allows (126 bits for two parties, 125 for three), as the binary comparisons'
+    ``K + 40``-bit masks need."""
+    requests = [(40, 100), (20, max_bits(get_field(P127), n))]
+    res, parties = await run_honest(n, edabit_prog, requests)
+    check_edabits(res, parties, P127, requests)
+
+
 @pytest.mark.slow
 @param_n
 async def test_edabits_mod_p61(n: int) -> None:
@@ -274,7 +284,7 @@ async def test_edabits_large_batch() -> None:
 
 async def misuse_prog(s: Session, bs: BitSession) -> list[str]:
     out = []
-    for count, k in ((-1, 8), (2, 0), (2, 65), (2, 1.5), (1 << 23, 64), (True, 8)):
+    for count, k in ((-1, 8), (2, 0), (2, 127), (2, 1.5), (1 << 23, 64), (True, 8)):
         try:
             await generate_edabits(s, bs, count, k)  # type: ignore[arg-type]
         except (TypeError, ValueError) as e:

@@ -140,9 +140,10 @@ def edabit_parameters(count: int, sec: int = STAT_SEC) -> tuple[int, int]:
 
 
 def max_bits(field: PrimeField, parties: int) -> int:
-    """The largest ``k`` this field supports: the sum of the private values and ``a + f`` in the
-    check must stay below p, and values travel as uint64."""
-    k = 64
+    """The largest ``k`` this field supports: a private value must be a field input (at most
+    ``(p - 1) / 2``), and the sum of the private values and ``a + f`` in the check must stay below p
+    (60 bits for two parties and 59 for three with ``2^61 - 1``; 126 and 125 with ``2^127 - 1``)."""
+    k = field.bits
     while k > 1 and (parties * ((1 << k) - 1) >= field.modulus or (1 << k) - 1 > field.half):
         k -= 1
     return k
@@ -350,22 +351,23 @@ def solid(ctx: BinaryContext, plane: Plane, size: int) -> AuthBits:
     return plane if plane is not None else AuthBits(ctx, np.zeros(size, np.uint8), np.zeros((size, 2), U64))
 
 
-def value_of_bits(planes: Sequence[np.ndarray]) -> np.ndarray:
-    """The integers (uint64) whose bits, least significant first, are the opened ``planes``."""
-    acc = np.zeros(planes[0].size if planes else 0, dtype=U64)
-    for j, p in enumerate(planes):
-        acc |= p.astype(U64) << U64(j)
-    return acc
-
-
 def private_edabits(count: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """This party's private edaBits: ``count`` uniform values below ``2^k`` (uint64) and their bits,
-    element by element, least significant first. (The tests make a cheater return other values.)"""
-    r = PRG().random_words(count)
-    if k < 64:
-        r &= U64((1 << k) - 1)
-    bits = ((r[:, None] >> np.arange(k, dtype=U64)) & U64(1)).astype(np.uint8).reshape(-1)
-    return r, bits
+    """This party's private edaBits: ``count`` uniform values below ``2^k`` (uint64 up to 64 bits,
+    Python ints above) and their bits, element by element, least significant first. (The tests make
+    a cheater return other values.)"""
+    words = -(-k // 64)
+    w = PRG().random_words((count, words))
+    if k % 64:
+        w[:, -1] &= U64((1 << (k % 64)) - 1)
+    shifts = np.arange(64, dtype=U64)
+    bits = np.concatenate([(w[:, i, None] >> shifts) & U64(1) for i in range(words)], axis=1)
+    bits = bits[:, :k].astype(np.uint8).reshape(-1)
+    if words == 1:
+        return w[:, 0].copy(), bits
+    values = np.zeros(count, dtype=object)
+    for i in range(words):
+        values += w[:, i].astype(object) << (64 * i)
+    return values, bits
 
 
 # ---------------------------------------------------------------------------------------- protocol
@@ -446,8 +448,8 @@ async def _generate(
     # 6. MAC checks, then the comparisons on authentic values
     await s.mac_check()
     await bs.check()
-    bad_checks = _mismatches(f, y_open, low_open, k, checks)
-    bad_cut = _mismatches(f, cut_open, cut_bits, k, opened)
+    bad_checks = _mismatches(f, y_open, low_open, checks)
+    bad_cut = _mismatches(f, cut_open, cut_bits, opened)
     if bad_checks or bad_cut:
         raise PreprocessingError(
             "edaBit check failed: the field value of some edaBit does not match its bits "
@@ -457,12 +459,12 @@ async def _generate(
     return total[outputs], from_planes([p[outputs] for p in planes])
 
 
-def _mismatches(f: PrimeField, field_open: np.ndarray, bits_open: np.ndarray, k: int, size: int) -> int:
+def _mismatches(f: PrimeField, field_open: np.ndarray, bits_open: np.ndarray, size: int) -> int:
     """How many opened field values differ from the value of their opened bits (``k`` planes of
-    ``size`` bits each, concatenated)."""
+    ``size`` bits each, concatenated, least significant first; composed in the field)."""
     if size == 0:
         return 0
-    expected = f.from_ints(value_of_bits([bits_open[j * size : (j + 1) * size] for j in range(k)]))
+    expected = f.compose_pow2(f.from_ints(bits_open), size)
     return int(np.count_nonzero(np.any(expected != field_open, axis=0)))
 
 
