@@ -113,8 +113,9 @@ class Cluster:
         """Wait until every party's offline pools hold ``need`` (pool name -> count, e.g. from
         ``protocols.preprocessing.plan``), then stop their refills: the next program runs on the
         planned material with no generation competing for the CPU (a job whose consumption is known
-        in advance; ``Watermarks.for_plan`` sizes the pools). Without offline services (the dealer):
-        returns at once."""
+        in advance; ``Watermarks.for_plan`` sizes the pools). A job bigger than the pools' byte bound
+        (``Watermarks.pool_bytes``) waits only until they are full; the rest of it is made while it
+        runs (``OfflineService.stop_refills``). Without offline services (the dealer): returns at once."""
         services = [p.offline for p in self.parties if p.offline is not None]
         for svc in services:
             await svc.wait_for(need, poll)

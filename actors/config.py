@@ -65,6 +65,13 @@ Layout (what ``write_config`` writes; the tables and keys marked optional may be
     square = 4096
     bit = 4096
     random = 4096
+
+    [memory]                     # optional: this party's memory bounds for preprocessing, in MiB
+    pool_mb = 256                #   material made ahead of use: refills stop where the pools would
+    #                            #   pass it (the rest of a planned job is made while it runs)
+    batch_mb = 256               #   one MASCOT batch's estimated working set: batch counts are cut to
+    #                            #   fit it (at least what 1,024 items need at this n: checked here).
+    #                            #   Every party should use the same values.
 """
 
 from __future__ import annotations
@@ -81,9 +88,10 @@ from pathlib import Path
 from typing import Any
 
 from protocols.errors import ConfigError, PeerAuthError
+from protocols.field import get_field
 from protocols.online import DEFAULT_KING_MIN
 
-from .offline import Watermarks
+from .offline import MIN_POOL_BYTES, Watermarks, check_memory
 from .peerlink import LinkConfig
 from .pki import (
     TlsFiles,
@@ -119,6 +127,7 @@ _TOP_KEYS = (
     "log",
     "reconnect",
     "pool",
+    "memory",
 )
 _ID_RE = re.compile(r"0|[1-9][0-9]{0,8}")
 _MISSING: Any = object()
@@ -398,7 +407,7 @@ def load_config(path: Path | str, *, check_files: bool = True) -> PartyConfig:
         field=field,
         preprocessing=preprocessing,
         insecure_dealer=insecure_dealer,
-        watermarks=_read_pool(r, doc),
+        watermarks=_read_memory(r, doc, _read_pool(r, doc), field, n),
         log_level=log_level,
         log_format=log_format,
         peer_timeout=peer_timeout,
@@ -480,6 +489,22 @@ def _read_pool(r: _Reader, doc: dict[str, Any]) -> Watermarks:
     for kind in POOL_KINDS:
         batch[kind] = r.integer(batch_t, kind, f"pool.batch.{kind}", 1, 1 << 24, base.batch_of(kind))
     return Watermarks(**marks, batch=batch)
+
+
+def _read_memory(r: _Reader, doc: dict[str, Any], marks: Watermarks, field: str, n: int) -> Watermarks:
+    """``[memory]``: the pools' and a batch's byte bounds, in MiB (see ``actors.offline``)."""
+    mem_t = r.table(doc, "memory", "memory")
+    r.only(mem_t, ("pool_mb", "batch_mb"), "memory.")
+    mib = 1 << 20
+    low = MIN_POOL_BYTES // mib
+    pool = r.integer(mem_t, "pool_mb", "memory.pool_mb", low, 1 << 24, marks.pool_bytes // mib)
+    batch = r.integer(mem_t, "batch_mb", "memory.batch_mb", 1, 1 << 24, marks.batch_bytes // mib)
+    marks = dataclasses.replace(marks, pool_bytes=pool * mib, batch_bytes=batch * mib)
+    try:
+        check_memory(get_field(field), n, marks)
+    except ConfigError as e:
+        raise r.error("memory.batch_mb", str(e)) from None
+    return marks
 
 
 def check_tls_files(cfg: PartyConfig, r: _Reader | None = None) -> None:
@@ -606,6 +631,13 @@ def render_config(cfg: PartyConfig, path: Path) -> str:
     ]
     lines += ["", "[pool]"] + [f"{k} = {_toml_value(list(cfg.watermarks.of(k)))}" for k in POOL_KINDS]
     lines += ["", "[pool.batch]"] + [f"{k} = {cfg.watermarks.batch_of(k)}" for k in POOL_KINDS]
+    mib = 1 << 20
+    lines += [
+        "",
+        "[memory]",
+        f"pool_mb = {-(-cfg.watermarks.pool_bytes // mib)}",
+        f"batch_mb = {-(-cfg.watermarks.batch_bytes // mib)}",
+    ]
     return "\n".join(lines) + "\n"
 
 

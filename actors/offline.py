@@ -21,6 +21,18 @@ The leader keeps each kind between its low and high watermark: below low it gene
 stops, and it sleeps while every kind is full until a session draws something. Kinds with watermark 0
 (bits and squares by default) are made on demand only, when a session is waiting for them.
 
+Memory is bounded in bytes, per party (``Watermarks.pool_bytes`` and ``batch_bytes``, a config's
+``[memory] pool_mb`` and ``batch_mb``; every party should use the same values):
+
+* a batch's count is cut so that its estimated working set (``protocols.mascot.memory``: the OT and
+  COPE chunks it streams through, whatever its size, plus a few dozen field elements per item) stays
+  within ``batch_bytes``; a bound too small for a batch of 1,024 at this ``n`` is a ``ConfigError``;
+* material made ahead of use (the watermarks' refills, or a planned job's, ``wait_for``) stops where
+  the pools would pass ``pool_bytes`` (``Pool.nbytes``, the same figure at every party); a batch made
+  for a session that waits for it is handed out at once and may pass it by one batch. A planned job
+  bigger than the pools waits only until they are full (``wait_for``), and the rest of it is made
+  while it runs (``stop_refills``).
+
 Any failed batch, and any failed MAC check in an online session that used this epoch's key, retires
 the epoch: the key share is zeroed, the pools are purged (all of it was authenticated under a key
 that may now be known). The leader then waits until every peer is connected and opens the next
@@ -30,6 +42,7 @@ once.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -39,9 +52,9 @@ import structlog
 import trio
 
 from protocols.concurrency import task_group
-from protocols.errors import AbortError, ProtocolError
+from protocols.errors import AbortError, ConfigError, ProtocolError
 from protocols.field import PrimeField
-from protocols.mascot import MascotParty
+from protocols.mascot import MascotParty, memory
 from protocols.net import Net, expect_list
 from protocols.preprocessing.pool import KINDS_FIXED, LEADER, Batch, Pool, PooledSession, mask_kind
 from protocols.shares import ShareContext
@@ -49,6 +62,12 @@ from protocols.shares import ShareContext
 from .sessions import MASCOT_PREFIX, mascot_session
 
 log = structlog.get_logger("spdz.offline")
+
+
+DEFAULT_POOL_BYTES = 256 << 20
+DEFAULT_BATCH_BYTES = 256 << 20
+MIN_POOL_BYTES = 1 << 20
+POOL_KINDS = ("triple", "mask", "square", "bit", "random")  # the watermarks' kinds
 
 
 @dataclass
@@ -63,6 +82,8 @@ class Watermarks:
     batch: dict[str, int] = field(
         default_factory=lambda: {"triple": 8192, "mask": 4096, "square": 4096, "bit": 4096, "random": 4096}
     )
+    pool_bytes: int = DEFAULT_POOL_BYTES  # material made ahead of use: refills stop at this many bytes
+    batch_bytes: int = DEFAULT_BATCH_BYTES  # one batch's estimated working set: counts are cut to fit
 
     @classmethod
     def for_plan(cls, need: dict[str, int], batch: int = 2048) -> Watermarks:
@@ -107,7 +128,10 @@ class OfflineService:
         self.party = party
         self.n = n
         self.marks = watermarks or Watermarks()
+        check_memory(field, n, self.marks)
         self.pool = Pool()
+        self._planned: dict[str, int] | None = None  # the job ``wait_for`` waits for
+        self._quota: dict[str, int] = {}  # after ``stop_refills``: what of that job is still to make
         self.epoch = ""  # the current epoch's name ("" between epochs)
         self.keys = 0  # epochs begun here (a restart counts from 0 again)
         self._count = 0  # the leader's count of the epochs it opened, the first part of their names
@@ -138,15 +162,29 @@ class OfflineService:
         levels = self.pool.levels()
         return all(levels.get(k, 0) >= v for k, v in need.items())
 
-    async def wait_for(self, need: dict[str, int], poll: float = 0.05) -> None:
-        """Until the pools hold ``need``: the offline phase of a job whose consumption is known."""
+    async def wait_for(self, need: dict[str, int], poll: float = 0.05) -> bool:
+        """Until the pools hold ``need``: the offline phase of a job whose consumption is known. Or
+        until the service makes nothing more ahead of use (its pools are at their byte bound, or at
+        watermarks below ``need``): then the rest is made while the job consumes (see
+        ``stop_refills``). Whether the pools hold all of ``need``."""
+        self._planned = dict(need)
         while not self.holds(need):
+            if self.mascot is not None and not any(self._refill(k) for k in self._kinds()):
+                return False
             await trio.sleep(poll)
+        return True
 
     def stop_refills(self) -> None:
-        """Make nothing more in the background (sessions still get what they ask for): once a job's
-        planned material is made, no generation competes with the job for the CPU."""
-        self.marks = Watermarks(triple=(0, 0), mask=(0, 0), batch=self.marks.batch)
+        """Make nothing more ahead of use than the job last waited for (sessions still get what they
+        ask for): once a job's planned material is made, no generation competes with the job for the
+        CPU. If the pools' byte bound stopped ``wait_for`` short of the job's needs, the rest of it
+        (and no more) is made as room frees up, while the job runs."""
+        self.marks = dataclasses.replace(self.marks, **dict.fromkeys(POOL_KINDS, (0, 0)))
+        levels = self.pool.levels()
+        rest = {k: v - levels.get(k, 0) for k, v in (self._planned or {}).items()}
+        self._quota = {k: v for k, v in rest.items() if v > 0}
+        self._planned = None
+        self.pool.notify()  # the planner re-plans under the new targets
 
     def metrics(self) -> dict[str, Any]:
         rate = {k: v / self.gen_seconds for k, v in self.generated.items()} if self.gen_seconds else {}
@@ -154,6 +192,7 @@ class OfflineService:
             "epoch": self.epoch,
             "keys": self.keys,
             "levels": self.pool.levels(),
+            "pool_bytes": self.pool.nbytes,
             "generated": dict(self.generated),
             "per_second": rate,
             "failures": list(self.failures[-10:]),
@@ -261,6 +300,10 @@ class OfflineService:
                 )
                 self.gen_seconds += trio.current_time() - t0
                 self.generated[kind] = self.generated.get(kind, 0) + count
+                if kind in self._quota:
+                    self._quota[kind] -= count
+                    if self._quota[kind] <= 0:
+                        del self._quota[kind]
                 batch.batch_id = k
                 self.pool.add(batch)
                 self._batches_this_epoch += 1
@@ -279,23 +322,76 @@ class OfflineService:
             _lifeline_prog, session=mascot_session(epoch, "lifeline"), pre=pre, idle_ok=True
         )
 
+    def _kinds(self) -> list[str]:
+        return [*KINDS_FIXED, *(mask_kind(i) for i in range(self.n))]
+
+    def _max_batch(self, kind: str) -> int:
+        """The largest batch of ``kind`` whose estimated working set fits ``marks.batch_bytes``."""
+        return max(1, memory.max_count(self.field, self.n, kind, self.marks.batch_bytes))
+
+    def _refill(self, kind: str) -> int:
+        """How many of ``kind`` to make ahead of use now (0: none). Below the low watermark (or, after
+        ``stop_refills``, while the job's quota lasts) a batch, ramped up from small ones while the
+        pool is nearly empty so that a fresh party serves its first sessions within a fraction of a
+        second; cut to the room left under ``marks.pool_bytes`` and to ``_max_batch``, and none at
+        all if that room is too small to be worth a batch. The same at every party that holds the
+        same batches (``wait_for`` relies on it)."""
+        level = self.pool.level(kind)
+        if self._quota:
+            want = self._quota.get(kind, 0)
+            count = min(self.marks.batch_of(kind), want)
+        else:
+            low = self.marks.of(kind)[0]
+            want = low - level
+            count = min(self.marks.batch_of(kind), max(MIN_DEMAND_BATCH, level))
+        if want <= 0:
+            return 0
+        room = max(0, self.marks.pool_bytes - self.pool.nbytes) // memory.item_bytes(self.field, kind)
+        if room < min(MIN_DEMAND_BATCH, want):
+            return 0
+        return min(count, room, self._max_batch(kind))
+
     async def _plan(self) -> list[Any]:
         """Leader: the next ``[kind, count]``; waits while every pool is full and nobody waits."""
-        kinds = [*KINDS_FIXED, *(mask_kind(i) for i in range(self.n))]
+        kinds = self._kinds()
         while True:
-            levels = {k: self.pool.level(k) for k in kinds}
             demanded = [k for k in kinds if self.pool.demand.get(k)]
             if demanded:
+                # made for a session that waits: handed out at once, so not held to the pools' byte
+                # bound (which it may pass by at most one batch), only to the batch bound
                 kind = demanded[0]
-                return [kind, demand_batch(self.pool.demand[kind], self.marks.batch_of(kind))]
-            low = [k for k in kinds if levels[k] < self.marks.of(k)[0]]
-            if low:
-                kind = min(low, key=lambda k: levels[k] / max(self.marks.of(k)[0], 1))
-                # ramp up: a nearly empty pool gets small batches first, so that a fresh party serves
-                # its first sessions within a fraction of a second, not after a whole standard batch
-                batch = self.marks.batch_of(kind)
-                return [kind, min(batch, max(MIN_DEMAND_BATCH, levels[kind]))]
+                count = demand_batch(self.pool.demand[kind], self.marks.batch_of(kind))
+                return [kind, min(count, self._max_batch(kind))]
+            refills = {k: c for k in kinds if (c := self._refill(k))}
+            if refills:
+
+                def fill(k: str) -> float:
+                    target = self._quota.get(k, 0) if self._quota else self.marks.of(k)[0]
+                    return self.pool.level(k) / max(target, 1)
+
+                kind = min(refills, key=fill)
+                return [kind, refills[kind]]
             await self.pool.changed()
+
+
+def check_memory(field: PrimeField, n: int, marks: Watermarks) -> None:
+    """``ConfigError`` unless ``marks``' byte bounds leave room for MASCOT batches at ``n`` parties."""
+    low = memory.min_budget(field, n)
+    if marks.batch_bytes < low:
+        raise ConfigError(
+            f"a MASCOT batch at {n} parties on {field.name} needs about {_mib(low)} MiB of working "
+            f"memory (its OT and COPE chunks with every peer, and 1,024 items): the batch bound of "
+            f"{_mib(marks.batch_bytes)} MiB is too small (raise [memory] batch_mb)"
+        )
+    if marks.pool_bytes < MIN_POOL_BYTES:
+        raise ConfigError(
+            f"the preprocessing pools' byte bound of {marks.pool_bytes} bytes is below the minimum of "
+            f"{_mib(MIN_POOL_BYTES)} MiB ([memory] pool_mb)"
+        )
+
+
+def _mib(b: int) -> int:
+    return -(-b // (1 << 20))
 
 
 MIN_DEMAND_BATCH = 1024

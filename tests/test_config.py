@@ -115,6 +115,8 @@ def test_round_trip_with_every_option_changed_and_awkward_paths(cluster: Path, t
         bit=(0, 7),
         random=(8, 9),
         batch=dict.fromkeys(base.watermarks.batch, 11),
+        pool_bytes=3 << 20,
+        batch_bytes=900 << 20,
     )
     cfg = dataclasses.replace(
         base,
@@ -362,6 +364,15 @@ BAD: list[tuple[str, list[tuple[str, str]], str, str]] = [
         "unknown key",
     ),
     ("unknown table", [("[log]\n", "[logging]\n")], "logging", "unknown key"),
+    ("pool_mb too small", [("pool_mb = 256", "pool_mb = 0")], "memory.pool_mb", "an integer in 1.."),
+    ("batch_mb as string", [("batch_mb = 256", 'batch_mb = "256"')], "memory.batch_mb", "an integer"),
+    (
+        "batch_mb below one batch",
+        [("batch_mb = 256", "batch_mb = 8")],
+        "memory.batch_mb",
+        "a MASCOT batch at 3 parties on p127 needs about",
+    ),
+    ("unknown memory key", [("[memory]\n", "[memory]\nrss_mb = 900\n")], "memory.rss_mb", "unknown key"),
     ("negative king_min", [(KING, "king_min = -1")], "king_min", "0.."),
     ("king_min as float", [(KING, "king_min = 1e5")], "king_min", "an integer"),
 ]

@@ -32,7 +32,7 @@ import trio
 from helpers import MODULI, mod_id
 
 import actors
-from protocols.field import PrimeField, get_field
+from protocols.field import P61, P127, PrimeField, get_field
 from protocols.intercept import PassThrough
 from protocols.mascot import MascotParty
 from protocols.mascot.auth import authenticate, cope_channel
@@ -473,3 +473,101 @@ async def test_zero_size_requests(name: str, n: int) -> None:
     assert len(kinds) == 1, f"{name}(0): parties disagree: {res!r}"
     (kind,) = kinds
     assert kind in ("empty", "ValueError"), f"{name}(0) gave {res!r}"
+
+
+# ---------------------------------------------------------------------------------------- memory
+class CountingEnd:
+    """An OT-extension or COPE end that writes down the size of every ``extend`` and passes it on."""
+
+    def __init__(self, inner: Any, sizes: list[int]) -> None:
+        self.inner = inner
+        self.sizes = sizes
+
+    async def extend(self, ch: Any, arg: Any) -> Any:
+        self.sizes.append(arg if isinstance(arg, int) else np.asarray(arg).shape[-1])
+        return await self.inner.extend(ch, arg)
+
+
+@param_p
+@param_n
+async def test_a_batch_streams_through_bounded_chunks(
+    p: int, n: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch far larger than one chunk: every OT extension of Gilboa's products stays within
+    ``ot_chunk(n)`` OTs and every COPE extension within ``cope_values(n)`` values (and within one
+    message of ``cope_message_bytes``), there are many of each, and the triples are still right. The
+    chunks are made tiny here, so that a small batch needs dozens of them."""
+    from protocols.mascot import auth, triples
+
+    monkeypatch.setattr(triples, "OT_CHUNK", 1 << 12)
+    monkeypatch.setattr(triples, "MIN_OT_CHUNK", 1 << 10)
+    monkeypatch.setattr(auth, "COPE_MESSAGE_BYTES", 1)  # the floor: one COPE pass per message
+    f = get_field(p)
+    count = 700  # 5 * 700 + 1 values per owner: 4 COPE messages, 2 of them after an acknowledgement
+    parties = await fresh_parties(p, n)
+    ot_sizes: list[int] = []
+    cope_sizes: list[int] = []
+    for m in parties:
+        for j in list(m.ot_send):
+            m.ot_send[j] = CountingEnd(m.ot_send[j], ot_sizes)  # type: ignore[assignment]
+            m.cope_send[j] = CountingEnd(m.cope_send[j], cope_sizes)  # type: ignore[assignment]
+    (res,) = await run_with(parties, [(triples_prog, (parties, [count]))])
+    raise_any(res)
+    a, b, c = (reconstruct(f, [res[i][0][0][k] for i in range(n)], alphas_of(parties)) for k in range(3))
+    assert all(a[t] * b[t] % p == c[t] for t in range(count))
+    per_ot = triples.ot_chunk(n)
+    assert max(ot_sizes) <= per_ot and len(ot_sizes) >= n * (n - 1) * (3 * count * f.bits // per_ot)
+    assert max(cope_sizes) <= auth.cope_values(f, n) and len(cope_sizes) == n * (n - 1) * 4
+    assert auth.cope_values(f, n) * f.bits * f.elem_bytes == auth.cope_message_bytes(f, n)
+
+
+async def batch_peak(p: int, n: int, kind: str, count: int) -> int:
+    """The traced peak (``tracemalloc``) of all ``n`` parties while they make one batch, above what
+    they held before it."""
+    import tracemalloc
+
+    parties = await fresh_parties(p, n)
+    base: list[int] = []
+
+    async def one_batch(s: Session, parties: Sequence[MascotParty]) -> None:
+        await s.mac_check()  # every party is here: nothing of the set-up is still in flight
+        if s.party == 0:
+            tracemalloc.reset_peak()
+            base.append(tracemalloc.get_traced_memory()[0])
+        await s.mac_check()
+        m = parties[s.party]
+        if kind == "triple":
+            await m.triples(s, count)
+        elif kind == "bit":
+            await m.bits(s, count)
+        else:
+            await m.randoms(s, count)
+
+    started = tracemalloc.is_tracing()
+    if not started:
+        tracemalloc.start()
+    try:
+        (res,) = await run_with(parties, [(one_batch, (parties,))])
+        raise_any(res)
+        return tracemalloc.get_traced_memory()[1] - base[0]
+    finally:
+        if not started:
+            tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    ("p", "n", "kind", "count"),
+    [(P127, 3, "triple", 3_000), (P127, 2, "bit", 4_000), (P61, 3, "random", 40_000)],
+    ids=["p127-n3-triple", "p127-n2-bit", "p61-n3-random"],
+)
+async def test_a_batch_stays_within_its_estimated_working_set(p: int, n: int, kind: str, count: int) -> None:
+    """Measured with tracemalloc: the n parties making one batch (in this process) peak at no more
+    than n times ``memory.batch_bytes``, the estimate the offline service keeps under its bound. The
+    batches are several OT or COPE chunks long, so a batch materialised whole would not fit: the old
+    generators held about 100 kB per p127 triple at n = 3 (300 MB per party for the first one)."""
+    from protocols.mascot import memory
+
+    f = get_field(p)
+    estimate = memory.batch_bytes(f, n, kind, count)
+    peak = await batch_peak(p, n, kind, count)
+    assert peak <= n * estimate, f"{peak / 2**20:.0f} MiB traced, estimate {n} x {estimate / 2**20:.0f} MiB"

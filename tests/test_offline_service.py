@@ -7,6 +7,7 @@ real clock (MASCOT computes in worker threads, which the autojump clock would sk
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,43 @@ async def test_a_session_waits_for_more_than_the_pool_holds() -> None:
         async with actors.local_cluster(2, modulus=P61, watermarks=marks()) as c:
             res = await c.run(square_sum, xs)
     assert all(int(r) == sum(x * x for x in xs) for r in res)
+
+
+async def test_a_job_bigger_than_the_pool_bound_is_made_while_it_runs() -> None:
+    """Pools bounded at 1 MiB and a planned job that needs about twice that: ``wait_for`` returns False
+    once the pools are full, never past the bound; after ``stop_refills`` the job runs and the rest of
+    its material is made as it consumes (the pools stay within the bound but for a batch made for a
+    waiting session), the result is right, and hardly more than the job is made."""
+    from actors.plan import preprocessing_plan
+
+    xs = list(range(-15_000, 15_000))
+    bound = 1 << 20
+    need = await preprocessing_plan(square_sum, 2, xs, modulus=P61)  # 30,000 triples and masks
+    marks = dataclasses.replace(Watermarks.for_plan(need, 4096), pool_bytes=bound)
+    with trio.fail_after(DEADLINE):
+        async with actors.local_cluster(2, modulus=P61, watermarks=marks) as c:
+            services = [p.offline for p in c.parties]
+            assert [await svc.wait_for(need) for svc in services] == [False, False]
+            for svc in services:
+                assert svc.pool.nbytes <= bound and not svc.holds(need)
+                svc.stop_refills()
+            most = 0
+
+            async def watch() -> None:
+                nonlocal most
+                while True:
+                    most = max(most, *(svc.pool.nbytes for svc in services))
+                    await trio.sleep(0.01)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch)
+                res = await c.run(square_sum, xs)
+                nursery.cancel_scope.cancel()
+            made = services[0].generated
+    assert all(int(r) == sum(x * x for x in xs) for r in res)
+    one_batch = 4 * 4096 * 6 * 8  # the largest demand batch of triples (p61: 8-byte elements)
+    assert most <= bound + one_batch
+    assert need["triple"] <= made["triple"] <= need["triple"] + 4 * 4096
 
 
 async def raw_triples(s: Session, k: int) -> Any:

@@ -24,16 +24,42 @@ import numpy as np
 from ..commitments import coin_toss
 from ..concurrency import task_group
 from ..errors import ProtocolError
+from ..field import PrimeField
 from ..mac_check import combine
 from ..net import expect_bytes
 from ..prg import PRG
 from ..shares import SharedArray
-from .cope import CopeReceiver, CopeSender
+from .cope import COPE_CHUNK, CopeReceiver, CopeSender
 
 if TYPE_CHECKING:
     from ..online import Session
 
 SEED_BYTES = 16
+# bytes of COPE corrections in one message, over all of a party's peers at once (16 MB): each peer's
+# COPE extensions cover COPE_MESSAGE_BYTES / (n - 1) bytes' worth of elements at a time (at least one
+# COPE_CHUNK), so a batch's correction buffers are bounded whatever its size. Every party must use the
+# same value (it fixes the chunks, and with them the order in which the PRF streams are read).
+COPE_MESSAGE_BYTES = 1 << 24
+COPE_WINDOW = 2  # chunks an owner sends ahead of the key holder's acknowledgements
+_ACK = b"\x06"
+
+
+def cope_message_bytes(field: PrimeField, n: int) -> int:
+    """The most bytes of COPE corrections one message to one peer carries at ``n`` parties."""
+    return cope_values(field, n) * field.bits * field.elem_bytes
+
+
+def cope_values(field: PrimeField, n: int) -> int:
+    """The most values one COPE extension with one peer covers at ``n`` parties: whole COPE_CHUNKs."""
+    per = COPE_MESSAGE_BYTES // max(1, n - 1) // (field.bits * field.elem_bytes)
+    return max(COPE_CHUNK, per // COPE_CHUNK * COPE_CHUNK)
+
+
+def cope_chunks(field: PrimeField, m: int, n: int) -> list[tuple[int, int]]:
+    """The element ranges ``[c0, c1)`` of one owner's ``m`` values at ``n`` parties, one COPE extension
+    (one message of corrections) each."""
+    per = cope_values(field, n)
+    return [(c0, min(m, c0 + per)) for c0 in range(0, m, per)]
 
 
 def cope_channel(owner: int, holder: int) -> int:
@@ -65,35 +91,47 @@ async def authenticate(
         ext = f.concat([f.random(1, PRG()), mine])
     values: dict[int, np.ndarray] = {}
     macs: dict[int, np.ndarray] = {}
-    t_sum: list[np.ndarray] = []
     my_value = ext
+    # our MAC share of our own values: alpha_i x plus every peer's t, added chunk by chunk as it comes
+    my_mac = f.mul(ext, s.ctx.alpha) if ext is not None else None
 
-    async def with_peer(j: int) -> None:
+    async def as_owner(j: int) -> None:  # our values, authenticated to key holder j
         nonlocal my_value
-        if sizes[me]:
-            assert ext is not None
-            ch = s.pair_channel(j, cope_channel(me, j))
-            t_sum.append(await senders[j].extend(ch, ext))
-            seed = os.urandom(SEED_BYTES)
-            await ch.send(seed)
-            share_j = f.random(ext.shape[1], PRG(seed))
-            my_value = f.sub(my_value, share_j)
-        if sizes[j]:
-            ch = s.pair_channel(j, cope_channel(j, me))
-            macs[j] = await receivers[j].extend(ch, sizes[j] + 1)
-            seed = bytes(expect_bytes(await ch.recv(), j, "a value-share seed", SEED_BYTES))
-            values[j] = f.random(sizes[j] + 1, PRG(seed))
+        assert ext is not None and my_mac is not None
+        ch = s.pair_channel(j, cope_channel(me, j))
+        chunks = cope_chunks(f, ext.shape[1], n)
+        for i, (c0, c1) in enumerate(chunks):
+            if i >= COPE_WINDOW:  # j has processed chunk i - COPE_WINDOW: at most a window in flight
+                expect_bytes(await ch.recv(), j, "a COPE acknowledgement", len(_ACK))
+            t = await senders[j].extend(ch, ext[:, c0:c1])
+            my_mac[:, c0:c1] = f.add(my_mac[:, c0:c1], t)
+        seed = os.urandom(SEED_BYTES)
+        await ch.send(seed)
+        share_j = f.random(ext.shape[1], PRG(seed))
+        my_value = f.sub(my_value, share_j)
 
-    async with task_group() as nursery:
+    async def as_holder(j: int) -> None:  # j's values, authenticated to us
+        ch = s.pair_channel(j, cope_channel(j, me))
+        q = np.empty((f.words, sizes[j] + 1), dtype=np.uint64)
+        chunks = cope_chunks(f, sizes[j] + 1, n)
+        for i, (c0, c1) in enumerate(chunks):
+            q[:, c0:c1] = await receivers[j].extend(ch, c1 - c0)
+            if i + COPE_WINDOW < len(chunks):
+                await ch.send(_ACK)
+        macs[j] = q
+        seed = bytes(expect_bytes(await ch.recv(), j, "a value-share seed", SEED_BYTES))
+        values[j] = f.random(sizes[j] + 1, PRG(seed))
+
+    async with task_group() as nursery:  # both roles at once: each consumes what the other sends
         for j in range(n):
             if j != me:
-                nursery.start_soon(with_peer, j)
+                if sizes[me]:
+                    nursery.start_soon(as_owner, j)
+                if sizes[j]:
+                    nursery.start_soon(as_holder, j)
     if sizes[me]:
-        assert ext is not None and my_value is not None
-        mac = f.mul(ext, s.ctx.alpha)
-        for t in t_sum:
-            mac = f.add(mac, t)
-        values[me], macs[me] = my_value, mac
+        assert my_value is not None and my_mac is not None
+        values[me], macs[me] = my_value, my_mac
 
     # the check: one coin for all owners; each owner announces y, everyone MAC-checks it
     steps = (s.next_step(), s.next_step())

@@ -16,8 +16,15 @@ Per batch of N triples (MASCOT.md s. 5; Keller-Orsini-Scholl 2016, Pi_Triple):
    share of ``c`` (or a wrong OT message in step 1) survives only with probability 1/p. Only then
    are ``([[a]], [[b]], [[c]])`` handed out.
 
-Bit layout of the OTs of one pair: OT ``l * (tau N) + e`` carries bit ``l`` of element ``e`` of
-``a^i`` (flattened copy-major), so each bit position is one contiguous block.
+Bit layout of the OTs of one pair: the ``tau N`` elements of ``a^i`` (flattened copy-major) are cut
+into chunks of at most ``ot_chunk(n) / bits(p)`` elements (``gilboa_chunks``), one OT extension and
+one correction message each; within a chunk of ``m`` elements OT ``l * m + e`` carries bit ``l`` of
+its element ``e``, so each bit position is one contiguous block.
+
+Memory: a batch holds its chunks' OT strings and corrections (a few ``ot_chunk(n)`` x 16-byte
+matrices per peer and role, ``OT_CHUNK`` x 16 bytes each over all peers) plus ``O(N)`` field
+vectors, whatever ``N`` is; ``protocols.mascot.memory`` estimates a batch's working set, which the
+offline service keeps under its byte bound.
 """
 
 from __future__ import annotations
@@ -42,6 +49,12 @@ if TYPE_CHECKING:
 
 TAU = 3
 GILBOA_BLOCK = 1 << 15  # elements per block of columns in the sender's corrections
+# OTs in one extension of Gilboa's products, over all of a party's peers at once: each peer's
+# extensions take OT_CHUNK / (n - 1) OTs at a time (at least MIN_OT_CHUNK), so a batch's OT material
+# (2^19 OTs: 8 MB of 128-bit strings per matrix) is bounded whatever its size and however many peers.
+# Every party must use the same values (they fix the chunks).
+OT_CHUNK = 1 << 19
+MIN_OT_CHUNK = 1 << 14
 U64 = np.uint64
 
 
@@ -76,59 +89,91 @@ def element_bits(field: PrimeField, a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(bits[:, : field.bits].T).astype(bool)
 
 
+def ot_chunk(n: int) -> int:
+    """The most OTs one Gilboa extension with one peer takes at ``n`` parties."""
+    return max(MIN_OT_CHUNK, OT_CHUNK // max(1, n - 1))
+
+
+def gilboa_chunks(field: PrimeField, m: int, n: int) -> list[tuple[int, int]]:
+    """The element ranges ``[e0, e1)`` of one pair's Gilboa products at ``n`` parties, one OT extension
+    each: at most ``ot_chunk(n)`` OTs (``bits(p)`` per element), in equal parts. Both ends compute the
+    same ranges from public numbers, so they extend and exchange corrections in lockstep."""
+    per = max(1, ot_chunk(n) // field.bits)
+    parts = -(-m // per)
+    size = -(-m // parts)
+    return [(e0, min(m, e0 + size)) for e0 in range(0, m, size)]
+
+
 async def gilboa_receiver(
-    field: PrimeField, ot: OTExtensionReceiver, ch: PairChannel, a: np.ndarray
-) -> np.ndarray:
-    """P_i's side of ``a * b`` (b is the peer's): returns P_i's additive share, shape of ``a``.
+    field: PrimeField, ot: OTExtensionReceiver, ch: PairChannel, a: np.ndarray, out: np.ndarray, n: int
+) -> None:
+    """P_i's side of ``a * b`` (b is the peer's): ADDS its additive share into ``out`` (shape of ``a``).
 
     The share ``sum_l 2^l (v_l + a_l d_l)`` is one exact gadget sum over the raw OT strings (cut to
-    ``bits(p)`` bits: congruent to ``ot_to_field``'s values mod p) and the picked corrections.
+    ``bits(p)`` bits: congruent to ``ot_to_field``'s values mod p) and the picked corrections. It is
+    made a chunk of elements at a time (``gilboa_chunks``): one OT extension and one correction
+    message per chunk, so the OT strings and corrections held at once are bounded by ``ot_chunk(n)``
+    (``n``: the number of parties) whatever the batch size.
     """
     f = field
-    k, m = f.bits, a.shape[1]
-    bits = element_bits(f, a)  # (k, m)
-    vc = await ot.extend(ch, bits.reshape(-1))
-    raw = expect_bytes(await ch.recv(), ch.peer, "Gilboa corrections", k * m * f.elem_bytes)
-    try:
-        d = f.from_bytes(raw, k * m)
-    except FieldError as e:
-        raise ProtocolError(
-            f"party {ch.peer} sent invalid Gilboa corrections: {e}", culprit=ch.peer
-        ) from None
+    k = f.bits
+    for e0, e1 in gilboa_chunks(f, a.shape[1], n):
+        m = e1 - e0
+        bits = element_bits(f, a[:, e0:e1])  # (k, m)
+        vc = await ot.extend(ch, bits.reshape(-1))
+        raw = expect_bytes(await ch.recv(), ch.peer, "Gilboa corrections", k * m * f.elem_bytes)
+        try:
+            d = f.from_bytes(raw, k * m)
+        except FieldError as e:
+            raise ProtocolError(
+                f"party {ch.peer} sent invalid Gilboa corrections: {e}", culprit=ch.peer
+            ) from None
+        d3 = d.reshape(f.words, k, m)
+        share = await run_sync(gadget_sum, f, m, [("rows", vc), ("picked", d3, bits)])
+        del vc, raw, d, d3, bits  # this chunk's OT material goes before the next chunk's arrives
+        out[:, e0:e1] = f.add(out[:, e0:e1], share)
 
-    d3 = d.reshape(f.words, k, m)
-    return await run_sync(gadget_sum, f, m, [("rows", vc), ("picked", d3, bits)])
+
+def gilboa_corrections(field: PrimeField, v0: np.ndarray, v1: np.ndarray, b_rep: np.ndarray) -> np.ndarray:
+    """The sender's corrections ``d = v0 - v1 + b`` as field elements, ``(W, k, m)`` for ``b_rep``
+    ``(W, m)``, a block of columns at a time (cache-sized temporaries)."""
+    f = field
+    k, words, m = f.bits, f.words, b_rep.shape[1]
+    d = np.empty((words, k, m), dtype=U64)  # fresh: it is sent without a copy
+    r0, r1 = v0.reshape(k, m, 2), v1.reshape(k, m, 2)
+    cols = max(1, GILBOA_BLOCK // m)
+    bt = np.empty((words, cols, m), dtype=U64)
+    bt[...] = b_rep[:, None, :]
+    for l0 in range(0, k, cols):
+        nl = min(cols, k - l0)
+        flat = (words, nl * m)
+        f0 = ot_to_field(f, r0[l0 : l0 + nl].reshape(-1, 2))
+        f1 = ot_to_field(f, r1[l0 : l0 + nl].reshape(-1, 2))
+        diff = f.sub(f0, f1)
+        f.add(diff, bt[:, :nl].reshape(flat), out=d[:, l0 : l0 + nl].reshape(flat))
+    return d
 
 
 async def gilboa_sender(
-    field: PrimeField, ot: OTExtensionSender, ch: PairChannel, b_rep: np.ndarray
-) -> np.ndarray:
-    """P_j's side of ``a * b`` for its ``b`` repeated to the length of the peer's ``a``."""
+    field: PrimeField, ot: OTExtensionSender, ch: PairChannel, b: np.ndarray, m: int, out: np.ndarray, n: int
+) -> None:
+    """P_j's side of ``a * b`` for the peer's ``m`` elements of ``a``, element ``e`` against ``b[e %
+    len(b)]`` (its ``b`` repeated to the length of ``a``): ADDS its share into ``out`` (``(W, m)``), a
+    chunk of elements at a time (``gilboa_chunks``, the receiver's ranges)."""
     f = field
-    k, m = f.bits, b_rep.shape[1]
-    v0, v1 = await ot.extend(ch, k * m)
+    k, words, count = f.bits, f.words, b.shape[1]
+    for e0, e1 in gilboa_chunks(f, m, n):
+        mc = e1 - e0
+        v0, v1 = await ot.extend(ch, k * mc)
+        b_rep = np.take(b, np.arange(e0, e1) % count, axis=1)
 
-    words = f.words
-
-    def corrections() -> np.ndarray:
-        """d = v0 - v1 + b as field elements, a block of columns at a time (cache-sized temporaries)."""
-        d = np.empty((words, k, m), dtype=U64)  # fresh: it is sent without a copy
-        r0, r1 = v0.reshape(k, m, 2), v1.reshape(k, m, 2)
-        cols = max(1, GILBOA_BLOCK // m)
-        bt = np.empty((words, cols, m), dtype=U64)
-        bt[...] = b_rep[:, None, :]
-        for l0 in range(0, k, cols):
-            nl = min(cols, k - l0)
-            flat = (words, nl * m)
-            f0 = ot_to_field(f, r0[l0 : l0 + nl].reshape(-1, 2))
-            f1 = ot_to_field(f, r1[l0 : l0 + nl].reshape(-1, 2))
-            diff = f.sub(f0, f1)
-            f.add(diff, bt[:, :nl].reshape(flat), out=d[:, l0 : l0 + nl].reshape(flat))
-        return d
-
-    d = await run_sync(corrections)
-    await ch.send(f.to_wire(d.reshape(words, k * m)))
-    return f.neg(await run_sync(gadget_sum, f, m, [("rows", v0)]))
+        d = await run_sync(gilboa_corrections, f, v0, v1, b_rep)
+        del v1, b_rep
+        await ch.send(f.to_wire(d.reshape(words, k * mc)))
+        del d
+        share = await run_sync(gadget_sum, f, mc, [("rows", v0)])
+        del v0
+        out[:, e0:e1] = f.sub(out[:, e0:e1], share)
 
 
 async def generate_triples(
@@ -154,47 +199,48 @@ async def generate_triples(
     prg = PRG()
     a_mine = f.random(TAU * count, prg)  # copy-major: element k * count + t is copy k of triple t
     b_mine = f.random(count, prg)
-    b_rep = np.tile(b_mine, (1, TAU))
-    c_mine = f.mul(a_mine, b_rep)
-    shares: list[np.ndarray] = []
+    c_mine = np.empty_like(a_mine)
+    for k in range(TAU):
+        sl = slice(k * count, (k + 1) * count)
+        f.mul_into(a_mine[:, sl], b_mine, c_mine[:, sl])
 
-    async def as_receiver(j: int) -> None:
-        shares.append(await gilboa_receiver(f, ot_recv[j], s.pair_channel(j, ot_channel(me, j)), a_mine))
-
-    async def as_sender(j: int) -> None:
-        shares.append(await gilboa_sender(f, ot_send[j], s.pair_channel(j, ot_channel(j, me)), b_rep))
-
+    # every cross-term share is added into c_mine as its chunks arrive: no per-peer copies
     async with task_group() as nursery:  # both roles at once, or two receivers wait on each other
         for j in range(n):
             if j != me:
-                nursery.start_soon(as_receiver, j)
-                nursery.start_soon(as_sender, j)
-    for sh in shares:
-        c_mine = f.add(c_mine, sh)
+                ch_r, ch_s = s.pair_channel(j, ot_channel(me, j)), s.pair_channel(j, ot_channel(j, me))
+                nursery.start_soon(gilboa_receiver, f, ot_recv[j], ch_r, a_mine, c_mine, n)
+                nursery.start_soon(gilboa_sender, f, ot_send[j], ch_s, b_mine, TAU * count, c_mine, n)
 
-    # combine
+    # combine, one copy at a time (temporaries of ``count`` elements)
     steps = (s.next_step(), s.next_step())
     seed = await coin_toss(s.net, steps, s.commit_context("mascot-combine", steps[0]))
     cprg = PRG(seed)
     r, r_hat = f.random(TAU * count, cprg), f.random(TAU * count, cprg)
-    parts = []
-    for coeff in (r, r_hat):
-        wa, wc = f.mul(coeff, a_mine), f.mul(coeff, c_mine)
-        acc_a, acc_c = wa[:, :count], wc[:, :count]
-        for k in range(1, TAU):
-            acc_a = f.add(acc_a, wa[:, k * count : (k + 1) * count])
-            acc_c = f.add(acc_c, wc[:, k * count : (k + 1) * count])
-        parts.append((acc_a, acc_c))
-    (a1, c1), (a2, c2) = parts
-    mine = f.concat([a1, b_mine, c1, a2, c2])
+    mine = np.empty((f.words, 5 * count), dtype=U64)  # a, b, c, a^, c^
+    mine[:, count : 2 * count] = b_mine
+    for coeff, (ia, ic) in ((r, (0, 2)), (r_hat, (3, 4))):
+        acc_a, acc_c = mine[:, ia * count : (ia + 1) * count], mine[:, ic * count : (ic + 1) * count]
+        tmp = np.empty((f.words, count), dtype=U64)
+        for k in range(TAU):
+            sl = slice(k * count, (k + 1) * count)
+            if k == 0:
+                f.mul_into(coeff[:, sl], a_mine[:, sl], acc_a)
+                f.mul_into(coeff[:, sl], c_mine[:, sl], acc_c)
+                continue
+            acc_a[...] = f.add(acc_a, f.mul_into(coeff[:, sl], a_mine[:, sl], tmp))
+            acc_c[...] = f.add(acc_c, f.mul_into(coeff[:, sl], c_mine[:, sl], tmp))
+    del a_mine, c_mine, r, r_hat
 
     # authenticate every party's five vectors
     owned = await authenticate(s, cope_send, cope_recv, mine, [5 * count] * n)
+    del mine
     total = owned[0]
     assert total is not None
     for sh_i in owned[1:]:
         assert sh_i is not None
         total = total + sh_i
+    del owned, sh_i
     a, b, c, a_hat, c_hat = total.split([count] * 5)
 
     # sacrifice
@@ -208,4 +254,6 @@ async def generate_triples(
     await s.mac_check()
     if np.any(zero):
         raise AbortError("MASCOT sacrifice failed: some triple is not a product (a party deviated)")
+    # compact copies: views would keep a^ and c^ (two fifths of ``total``) alive in the pool
+    a, b, c = (SharedArray(s.ctx, x.value.copy(), x.mac.copy()) for x in (a, b, c))
     return a, b, c

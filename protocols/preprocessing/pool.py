@@ -50,9 +50,13 @@ class Batch:
     cursor: int = 0  # the leader allocates from here on
     used: np.ndarray | None = None  # which items have been handed out
     nused: int = 0
+    nbytes: int = field(default=0, init=False)  # what the batch occupies (see ``Pool``)
 
     def __post_init__(self) -> None:
         self.used = np.zeros(self.size, dtype=bool)
+        self.nbytes = sum(_nbytes(p) for p in self.parts)
+        if self.kind.startswith("mask"):  # the clear values: counted at every party, so that every
+            self.nbytes += _nbytes(self.parts[0]) // 2  # party's pool has the same byte figure
 
     @property
     def size(self) -> int:
@@ -63,20 +67,38 @@ class Batch:
         return self.size - self.nused
 
 
+def _nbytes(part: Any) -> int:
+    """Bytes of one part of a batch: value and MAC shares (or a bare array)."""
+    if hasattr(part, "mac"):
+        return int(part.value.nbytes + part.mac.nbytes)
+    return int(np.asarray(part).nbytes)
+
+
 @dataclass
 class Pool:
-    """One party's checked material, by kind, oldest batch first."""
+    """One party's checked material, by kind, oldest batch first.
+
+    ``nbytes`` is what its batches occupy (a batch is held whole until every item of it is handed
+    out; the clear values of input masks are counted at every party, so the figure is the same at
+    every party that holds the same batches). The pool does not bound itself: the offline service's
+    planner makes material ahead of use only while ``nbytes`` leaves room under its byte bound.
+    """
 
     batches: dict[str, deque[Batch]] = field(default_factory=dict)
     by_id: dict[int, Batch] = field(default_factory=dict)
     demand: dict[str, int] = field(default_factory=dict)
     generation: int = 0
     taken: dict[str, int] = field(default_factory=dict)
+    nbytes: int = 0
     _changed: trio.Event = field(default_factory=trio.Event)
 
     def _notify(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
+
+    def notify(self) -> None:
+        """Wake every ``changed`` waiter (e.g. the planner, after its targets changed)."""
+        self._notify()
 
     async def changed(self, generation: int | None = None) -> None:
         """Wait for any change; if ``generation`` is given and the pool was purged, abort."""
@@ -87,6 +109,7 @@ class Pool:
     def add(self, batch: Batch) -> None:
         self.batches.setdefault(batch.kind, deque()).append(batch)
         self.by_id[batch.batch_id] = batch
+        self.nbytes += batch.nbytes
         self._notify()
 
     def level(self, kind: str) -> int:
@@ -100,6 +123,7 @@ class Pool:
         self.batches.clear()
         self.by_id.clear()
         self.demand.clear()
+        self.nbytes = 0
         self._notify()
 
     def _take(self, batch: Batch, lo: int, count: int) -> tuple[list[SharedArray], np.ndarray | None]:
@@ -117,6 +141,7 @@ class Pool:
             else:
                 q.remove(batch)
             del self.by_id[batch.batch_id]
+            self.nbytes -= batch.nbytes
         self.taken[batch.kind] = self.taken.get(batch.kind, 0) + count
         self._notify()
         return parts, clear
