@@ -62,6 +62,7 @@ from .rounds import (
     Steps,
     Trunc,
     and_public,
+    chunked,
     current_session,
     field_bits,
     flat,
@@ -70,6 +71,7 @@ from .rounds import (
     limb_count,
     masks,
     one_minus,
+    over_chunk,
     pow2,
     prefix_carries,
     prod_rows,
@@ -152,6 +154,8 @@ def mod2m_steps(
     """``b mod 2^m`` for flat ``b`` in ``[0, 2^k)`` and ``0 < m < k``: open ``c = b + r``, then
     ``c' - r' + 2^m [c' < r']`` with the borrow from Toft's product trick (field) or a binary carry
     circuit (binary, ``comparison_binary``)."""
+    if over_chunk(b.size):  # in bounded slices: its bits, triples and limbs are ~10 kB per element
+        return (yield from chunked(lambda part: mod2m_steps(part, k, m, kappa, domain=domain), b))
     if domain_of(domain) == "binary":
         return (yield from on_bits.mod2m_steps(b, k, m, kappa))
     f, ctx, n = b.ctx.field, b.ctx, b.size
@@ -259,6 +263,8 @@ def eqz_steps(a: SharedArray, k: int, kappa: int = KAPPA, *, domain: str | None 
     a = flat(a)
     if n == 0:
         return a
+    if over_chunk(n):  # in bounded slices (see ``rounds.chunked``)
+        return (yield from chunked(lambda part: eqz_steps(part, k, kappa, domain=domain), a))
     if domain_of(domain) == "binary":
         return (yield from on_bits.eqz_steps(a, k, kappa))
     bits, t = yield from masked_low_bits(a, k, kappa)  # a = 0 iff r' = t
@@ -277,6 +283,8 @@ def bit_decompose_steps(
     a = flat(a)
     if n == 0:
         return a
+    if over_chunk(n):  # in bounded slices (see ``rounds.chunked``), rows joined
+        return (yield from chunked(lambda part: bit_decompose_steps(part, k, kappa, domain=domain), a, k))
     if domain_of(domain) == "binary":
         return (yield from on_bits.bit_decompose_steps(a, k, kappa))
     bits, t = yield from masked_low_bits(a, k, kappa)  # a mod 2^k = (t - r') mod 2^k = t + NOT r' + 1

@@ -135,3 +135,50 @@ def test_the_estimate_grows_with_the_count_not_the_chunks() -> None:
     assert max(memory.scratch_bytes(f, n) for n in range(2, 9)) < 2 * memory.scratch_bytes(f, 2)
     assert memory.max_count(f, 3, "triple", memory.scratch_bytes(f, 3)) == 0
     assert np.all([memory.max_count(f, 3, k, 256 << 20) >= 16384 for k in KINDS])
+
+
+# ---------------------------------------------------------------------------------------- online
+async def long_vector_ops(s: Any, a: np.ndarray, b: np.ndarray, k: int) -> list[Any]:
+    from protocols import comparison as cmp
+    from protocols.sectypes import SecretInt, gather
+
+    x = await SecretInt.input(s, a if s.party == 0 else None, owner=0, k=k)
+    y = await SecretInt.input(s, b if s.party == s.n - 1 else None, owner=s.n - 1, k=k)
+    lt, eq = await gather(x < y, x == y)
+    bits = await cmp.bit_decompose(s, x.shares, k)
+    out = [await lt.reveal(), await eq.reveal()]
+    opened = await s.output(bits)
+    return [*out, np.array([int(v) for v in opened]).reshape(k, -1)]
+
+
+@pytest.mark.parametrize("n", [2, 3])
+async def test_comparisons_of_a_long_vector_run_in_bounded_slices(
+    n: int, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.abc.Clock
+) -> None:
+    """With slices of 16 elements, comparisons, equality tests and bit decompositions of 200 values
+    (edges and their neighbours included) give numpy's answers, and no request for random bits is
+    larger than one slice needs: the protocols never hold more than a slice's preprocessing."""
+    from helpers import run_cluster
+
+    from protocols import rounds
+    from protocols.preprocessing.plan import PlanRecorder
+
+    monkeypatch.setattr(rounds, "CHUNK", 16)
+    k, size = 32, 200
+    rng = np.random.default_rng(7)
+    top = 2 ** (k - 1)
+    edge = np.array([0, 1, -1, top - 1, -top, -top + 1, top - 2, 2])
+    a = np.concatenate([rng.integers(-top, top, size - 2 * len(edge)), edge, edge])
+    b = np.concatenate([rng.integers(-top, top, size - 2 * len(edge)), edge, edge[::-1]])
+    rec = PlanRecorder()
+    res = await run_cluster(n, P127, long_vector_ops, a, b, k, interceptors={0: rec})
+    for lt, eq, bits in res:
+        assert np.array_equal(np.asarray(lt), (a < b).astype(int))
+        assert np.array_equal(np.asarray(eq), (a == b).astype(int))
+        want = (a[None, :].astype(object) % 2**k >> np.arange(k)[:, None]) & 1
+        assert np.array_equal(bits, want.astype(int))
+    bit_requests = [m for kind, m in rec.requests if kind == "bits"]
+    assert len(bit_requests) >= 3 * (size // 16)  # a request per slice and operation
+    # gather merges the comparison's and the equality test's requests of a slice: each needs at most
+    # k + 1 + kappa + 1 bits per element (all 200 at once: 29,400)
+    assert max(bit_requests) <= 2 * 128 * 16
