@@ -1197,7 +1197,8 @@ def render_status(st: dict[str, Any]) -> str:
         out.append("pools: none (insecure dealer: material is made per session)")
     else:
         ready = "ready" if pool["ready"] else "setting up (MAC key, base OTs)"
-        out.append(f"pools (epoch {pool['epoch']}, {ready})")
+        held = f", {_size(pool['bytes'])} of {_size(pool['bytes_bound'])}" if "bytes" in pool else ""
+        out.append(f"pools (epoch {pool['epoch']}, {ready}{held})")
         kinds = sorted(set(pool["levels"]) | set(pool["per_second"]) | set(pool.get("watermarks", {})))
         rows = []
         for k in kinds:

@@ -5,6 +5,7 @@ daemon's own trio thread: nothing is shared with another thread), in Prometheus'
 (written by ``prometheus_client``):
 
 * ``spdz_up``, ``spdz_uptime_seconds``, ``spdz_preprocessing_ready``, ``spdz_mac_key_epoch``;
+* ``spdz_pool_bytes`` and ``spdz_pool_bytes_bound``: what the pools hold, and their byte bound;
 * per pool kind: ``spdz_pool_level``, ``spdz_pool_low_watermark``, ``spdz_pool_high_watermark``,
   ``spdz_generated_total`` and ``spdz_generation_rate`` (items per second of generation time:
   triples/s for ``kind="triple"``);
@@ -87,6 +88,10 @@ class StatusCollector:
         for kind, r in sorted(pool["per_second"].items()):
             rate.add_metric([kind], r)
         yield from (level, low, high, made, rate)
+        if "bytes" in pool:
+            yield GaugeMetricFamily("spdz_pool_bytes", "bytes the pools hold", value=pool["bytes"])
+            bound = pool["bytes_bound"]
+            yield GaugeMetricFamily("spdz_pool_bytes_bound", "refills stop before passing this", value=bound)
 
     @staticmethod
     def _links(links: dict[str, dict[str, Any]]) -> Iterator[Metric]:

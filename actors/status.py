@@ -66,6 +66,8 @@ def snapshot(d: PartyDaemon) -> dict[str, Any]:
             "keys": m["keys"],
             "levels": m["levels"],
             "watermarks": {k: list(d.cfg.watermarks.of(k)) for k in ("triple", "mask", "square", "bit")},
+            "bytes": m["pool_bytes"],
+            "bytes_bound": d.cfg.watermarks.pool_bytes,
             "generated": m["generated"],
             "per_second": m["per_second"],
             "failures": m["failures"],

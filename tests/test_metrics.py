@@ -38,6 +38,8 @@ def status(**over: Any) -> dict[str, Any]:
             "watermarks": {"triple": [1024, 8192], "bit": [0, 0]},
             "generated": {"triple": 16384},
             "per_second": {"triple": 2300.5},
+            "bytes": 786432,
+            "bytes_bound": 268435456,
         },
         "sessions": {"jobs": 1, "offline": 2, "total": 3},
         "abort_counts": {"mac_check": 2, "peer_lost": 1},
@@ -63,6 +65,7 @@ def test_the_exposition_carries_the_status_figures() -> None:
     assert got[("spdz_pool_high_watermark", (("kind", "triple"),))] == 8192
     assert got[("spdz_generated_total", (("kind", "triple"),))] == 16384
     assert got[("spdz_generation_rate", (("kind", "triple"),))] == 2300.5
+    assert got[("spdz_pool_bytes", ())] == 786432 and got[("spdz_pool_bytes_bound", ())] == 268435456
     assert got[("spdz_link_up", (("peer", "1"),))] == 1 and got[("spdz_link_up", (("peer", "2"),))] == 0
     assert got[("spdz_link_bytes_sent_total", (("peer", "1"),))] == 1000
     assert got[("spdz_link_bytes_received_total", (("peer", "1"),))] == 2000
