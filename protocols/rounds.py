@@ -201,7 +201,65 @@ def masks(bits: SharedArray, n: int, m: int, total: int) -> tuple[SharedArray, S
     return low, low + high.mul_public_field(pow2(f, m))
 
 
+# preprocessing (bytes of triples and truncation masks) one round of products and truncations may draw
+# at once: a larger step is fulfilled in slices (``_fulfil``)
+STEP_BYTES = 64 << 20
+
+
+def _prep_bytes(s: Session, r: Request) -> int:
+    """Bytes of preprocessing that fulfilling round request ``r`` draws at this party."""
+    e = s.field.elem_bytes
+    if isinstance(r, Mul):
+        return 6 * e * r.x.size  # a triple: three values and their MACs
+    if isinstance(r, Trunc):
+        return 2 * e * (r.k + r.kappa) * r.a.size  # its mask's bits and their MACs
+    return 0
+
+
+def _sliced(r: Request, lo: int, hi: int) -> Request:
+    if isinstance(r, Mul):
+        return Mul(take(r.x, slice(lo, hi)), take(r.y, slice(lo, hi)))
+    if isinstance(r, Trunc):
+        return Trunc(take(r.a, slice(lo, hi)), r.k, r.m, r.kappa, r.domain)
+    assert isinstance(r, Open)
+    return Open(take(r.x, slice(lo, hi)), None if r.y is None else take(r.y, slice(lo, hi)))
+
+
 async def _fulfil(s: Session, reqs: Sequence[Request]) -> list[Any]:
+    """A step of products, truncations and openings only that would draw more than ``STEP_BYTES`` of
+    preprocessing runs as several rounds, each on a slice of every request (the same slices at every
+    party), so that what it holds at once is bounded whatever the vectors' sizes; results are joined
+    as if made at once. Any other step: ``_fulfil_step``."""
+    if not reqs or not all(type(r) in (Mul, Trunc, Open) for r in reqs):
+        return await _fulfil_step(s, reqs)
+    slices = -(-sum(_prep_bytes(s, r) for r in reqs) // STEP_BYTES)
+    if slices <= 1:
+        return await _fulfil_step(s, reqs)
+    sizes = [r.a.size if isinstance(r, Trunc) else r.x.size for r in reqs]  # type: ignore[union-attr]
+    for r in reqs:
+        if isinstance(r, Mul) and r.x.size != r.y.size:
+            raise ValueError(f"elementwise product of {r.x.size} and {r.y.size} elements")
+    parts: list[list[Any]] = [[] for _ in reqs]
+    for j in range(slices):
+        which, sub = [], []
+        for i, (r, n) in enumerate(zip(reqs, sizes, strict=True)):
+            per = -(-n // slices)
+            lo, hi = j * per, min(n, (j + 1) * per)
+            if lo < hi:
+                which.append(i)
+                sub.append(_sliced(r, lo, hi))
+        for i, got in zip(which, await _fulfil_step(s, sub), strict=True):
+            parts[i].append(got)
+    out: list[Any] = []
+    for r, p in zip(reqs, parts, strict=True):
+        if not p:  # an empty request among large ones
+            out.append(s.field.zeros(0) if isinstance(r, Open) else _empty(s))
+        else:
+            out.append(np.concatenate(p, axis=1) if isinstance(r, Open) else _cat(p))
+    return out
+
+
+async def _fulfil_step(s: Session, reqs: Sequence[Request]) -> list[Any]:
     """Inputs first, then preprocessing (in request order), then every round request in one opening;
     then the binary requests (their preprocessing, then one binary opening)."""
     out: list[Any] = [None] * len(reqs)

@@ -182,3 +182,42 @@ async def test_comparisons_of_a_long_vector_run_in_bounded_slices(
     # gather merges the comparison's and the equality test's requests of a slice: each needs at most
     # k + 1 + kappa + 1 bits per element (all 200 at once: 29,400)
     assert max(bit_requests) <= 2 * 128 * 16
+
+
+async def long_products(s: Any, a: np.ndarray, b: np.ndarray) -> list[Any]:
+    from protocols.sectypes import SecretFix, SecretInt, gather
+
+    x = await SecretFix.input(s, a if s.party == 0 else None, owner=0)
+    y = await SecretFix.input(s, b if s.party == s.n - 1 else None, owner=s.n - 1)
+    i = await SecretInt.input(s, np.round(a).astype(np.int64) if s.party == 0 else None, owner=0, k=16)
+    fix, ints = await gather(x * y, i * i)  # one step: a product and a truncation, and a product
+    return [await fix.reveal(), await ints.reveal()]
+
+
+@pytest.mark.parametrize("n", [2, 3])
+async def test_a_long_step_of_products_and_truncations_runs_in_bounded_slices(
+    n: int, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.abc.Clock
+) -> None:
+    """With a budget of 40 kB of preprocessing per round, fixed-point and integer products of 300
+    values (a step of Beaver products and probabilistic truncations) give numpy's answers, and no
+    request for triples or truncation bits is larger than the budget allows."""
+    from helpers import run_cluster
+
+    from protocols import rounds
+    from protocols.preprocessing.plan import PlanRecorder
+
+    budget = 40_000
+    monkeypatch.setattr(rounds, "STEP_BYTES", budget)
+    rng = np.random.default_rng(11)
+    a, b = rng.uniform(-100, 100, 300), rng.uniform(-100, 100, 300)
+    rec = PlanRecorder()
+    res = await run_cluster(n, P127, long_products, a, b, interceptors={0: rec})
+    for fix, ints in res:
+        assert np.max(np.abs(np.asarray(fix) - a * b)) < 1e-3
+        assert np.array_equal(np.asarray(ints), np.round(a).astype(np.int64) ** 2)
+    e = get_field(P127).elem_bytes
+    triples = [m for kind, m in rec.requests if kind == "triples"]
+    bits = [m for kind, m in rec.requests if kind == "bits"]
+    # 600 triples (58 kB) in 2 slices; 300 truncation masks of 124 bits (1.2 MB) in 30
+    assert len(triples) >= 2 and max(triples) * 6 * e <= budget
+    assert len(bits) >= 30 and max(bits) * 2 * e <= budget
