@@ -521,12 +521,14 @@ async def test_a_batch_streams_through_bounded_chunks(
     assert auth.cope_values(f, n) * f.bits * f.elem_bytes == auth.cope_message_bytes(f, n)
 
 
-async def batch_peak(p: int, n: int, kind: str, count: int) -> int:
-    """The traced peak (``tracemalloc``) of all ``n`` parties while they make one batch, above what
-    they held before it."""
+async def batch_peak(p: int, n: int, kind: str, count: int, ot: str) -> int:
+    """The traced peak (``tracemalloc``) of all ``n`` parties while they make one batch on OT extension
+    ``ot``, above what they held before it."""
     import tracemalloc
 
-    parties = await fresh_parties(p, n)
+    parties = [MascotParty(get_field(p), i, n, ot_extension=ot) for i in range(n)]
+    (ready,) = await run_with(parties, [(setup_prog, (parties,))])
+    raise_any(ready)
     base: list[int] = []
 
     async def one_batch(s: Session, parties: Sequence[MascotParty]) -> None:
@@ -556,11 +558,18 @@ async def batch_peak(p: int, n: int, kind: str, count: int) -> int:
 
 
 @pytest.mark.parametrize(
-    ("p", "n", "kind", "count"),
-    [(P127, 3, "triple", 3_000), (P127, 2, "bit", 4_000), (P61, 3, "random", 40_000)],
-    ids=["p127-n3-triple", "p127-n2-bit", "p61-n3-random"],
+    ("p", "n", "kind", "count", "ot"),
+    [
+        (P127, 3, "triple", 3_000, "kos"),
+        (P127, 3, "triple", 3_000, "softspoken"),
+        (P127, 2, "bit", 4_000, "softspoken"),
+        (P61, 3, "random", 40_000, "kos"),
+    ],
+    ids=["p127-n3-triple-kos", "p127-n3-triple-softspoken", "p127-n2-bit-softspoken", "p61-n3-random"],
 )
-async def test_a_batch_stays_within_its_estimated_working_set(p: int, n: int, kind: str, count: int) -> None:
+async def test_a_batch_stays_within_its_estimated_working_set(
+    p: int, n: int, kind: str, count: int, ot: str
+) -> None:
     """Measured with tracemalloc: the n parties making one batch (in this process) peak at no more
     than n times ``memory.batch_bytes``, the estimate the offline service keeps under its bound. The
     batches are several OT or COPE chunks long, so a batch materialised whole would not fit: the old
@@ -569,5 +578,5 @@ async def test_a_batch_stays_within_its_estimated_working_set(p: int, n: int, ki
 
     f = get_field(p)
     estimate = memory.batch_bytes(f, n, kind, count)
-    peak = await batch_peak(p, n, kind, count)
+    peak = await batch_peak(p, n, kind, count, ot)
     assert peak <= n * estimate, f"{peak / 2**20:.0f} MiB traced, estimate {n} x {estimate / 2**20:.0f} MiB"

@@ -27,11 +27,11 @@ from .triples import ot_chunk
 
 OT_STRING = 16  # bytes of one 128-bit OT string
 # Gilboa per peer, both roles, in OT-chunk-sized matrices (``ot_chunk(n)`` strings of 16 bytes): the
-# OT extension keeps four between calls (its PRG-stream and row buffers, reused: they outlive the
-# products and are there during COPE too), and seven more live during a chunk (the receiver's fresh
-# u, its hashed outputs and the corrections it got; the sender's two hashed outputs, the corrections
-# it makes and the u it got)
-KOS_KEPT = 4
+# OT extension keeps some between calls (its PRG-stream and row buffers, reused: they outlive the
+# products and are there during COPE too; measured: KOS 4, SoftSpokenOT about 7), and about seven more
+# live during a chunk (the receiver's hashed outputs and the corrections it got, the sender's two
+# hashed outputs, the corrections it makes, the extension's messages)
+OT_KEPT = 8
 GILBOA_MATRICES = 7
 # COPE per peer, both roles: the corrections in flight (the window, and the one being made) and the
 # per-pass buffers of both roles' work (bits(p) x COPE_CHUNK elements each: five at the owner, one at
@@ -53,7 +53,7 @@ def scratch_bytes(field: PrimeField, n: int) -> int:
     matrix = ot_chunk(n) * OT_STRING
     passes = COPE_PASS_BUFFERS * field.bits * COPE_CHUNK * field.elem_bytes
     cope = COPE_MESSAGES * cope_message_bytes(field, n) + passes
-    return int(SLACK * (n - 1) * (KOS_KEPT * matrix + max(GILBOA_MATRICES * matrix, cope)))
+    return int(SLACK * (n - 1) * (OT_KEPT * matrix + max(GILBOA_MATRICES * matrix, cope)))
 
 
 def per_item_bytes(field: PrimeField, n: int, kind: str) -> int:
