@@ -15,6 +15,8 @@ Layout (what ``write_config`` writes; the tables and keys marked optional may be
     field = "p127"               # optional: "p127" (2^127-1, default) or "p61" (2^61-1)
     preprocessing = "mascot"     # optional: "mascot" (default) or "dealer", which is INSECURE (the
     insecure_dealer = false      #   dealer knows every secret): accepted only with insecure_dealer = true
+    ot_extension = "softspoken"  # optional: MASCOT's OT extension, "softspoken" (default: KOS's speed at
+    #                            #   half the bytes per OT) or "kos"; the same at every party
     peer_timeout = 30.0          # optional: seconds to wait for a peer before giving up on it
     idle_timeout = 30.0          # optional: seconds of silence (no data, no heartbeat) after which a
     #                            #   connection counts as dead; a frozen peer is given up after
@@ -90,6 +92,8 @@ from typing import Any
 from protocols.errors import ConfigError, PeerAuthError
 from protocols.field import get_field
 from protocols.online import DEFAULT_KING_MIN
+from protocols.ot.extension import DEFAULT as DEFAULT_OT
+from protocols.ot.extension import EXTENSIONS as OT_EXTENSIONS
 
 from .offline import MIN_POOL_BYTES, Watermarks, check_memory
 from .peerlink import LinkConfig
@@ -115,6 +119,7 @@ _TOP_KEYS = (
     "field",
     "preprocessing",
     "insecure_dealer",
+    "ot_extension",
     "peer_timeout",
     "idle_timeout",
     "metrics_port",
@@ -163,6 +168,7 @@ class PartyConfig:
     field: str = "p127"
     preprocessing: str = "mascot"
     insecure_dealer: bool = False
+    ot_extension: str = DEFAULT_OT
     watermarks: Watermarks = dataclasses.field(default_factory=Watermarks)
     log_level: str = "info"
     log_format: str = "console"
@@ -407,6 +413,7 @@ def load_config(path: Path | str, *, check_files: bool = True) -> PartyConfig:
         field=field,
         preprocessing=preprocessing,
         insecure_dealer=insecure_dealer,
+        ot_extension=r.choice(doc, "ot_extension", "ot_extension", tuple(sorted(OT_EXTENSIONS)), DEFAULT_OT),
         watermarks=_read_memory(r, doc, _read_pool(r, doc), field, n),
         log_level=log_level,
         log_format=log_format,
@@ -598,6 +605,7 @@ def render_config(cfg: PartyConfig, path: Path) -> str:
         f"field = {_toml_str(cfg.field)}",
         f"preprocessing = {_toml_str(cfg.preprocessing)}",
         f"insecure_dealer = {_toml_value(cfg.insecure_dealer)}",
+        f"ot_extension = {_toml_str(cfg.ot_extension)}",
         f"peer_timeout = {_toml_value(float(cfg.peer_timeout))}",
         f"idle_timeout = {_toml_value(float(cfg.idle_timeout))}",
         f"metrics_port = {cfg.metrics_port or 0}  # 0 = off",

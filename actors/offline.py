@@ -56,6 +56,8 @@ from protocols.errors import AbortError, ConfigError, ProtocolError
 from protocols.field import PrimeField
 from protocols.mascot import MascotParty, memory
 from protocols.net import Net, expect_list
+from protocols.ot.extension import DEFAULT as DEFAULT_OT
+from protocols.ot.extension import lookup as lookup_ot
 from protocols.preprocessing.pool import KINDS_FIXED, LEADER, Batch, Pool, PooledSession, mask_kind
 from protocols.shares import ShareContext
 
@@ -121,12 +123,20 @@ class OfflineService:
     insecure = False
 
     def __init__(
-        self, engine: Any, field: PrimeField, party: int, n: int, watermarks: Watermarks | None = None
+        self,
+        engine: Any,
+        field: PrimeField,
+        party: int,
+        n: int,
+        watermarks: Watermarks | None = None,
+        ot_extension: str = DEFAULT_OT,
     ):
+        lookup_ot(ot_extension)  # an unknown name fails here, naming the known ones
         self.engine = engine
         self.field = field
         self.party = party
         self.n = n
+        self.ot_extension = ot_extension  # the same at every party: the set-up checks the leader's
         self.marks = watermarks or Watermarks()
         check_memory(field, n, self.marks)
         self.pool = Pool()
@@ -279,7 +289,7 @@ class OfflineService:
         return epoch
 
     async def _run_epoch(self, epoch: str) -> None:
-        mascot = MascotParty(self.field, self.party, self.n)
+        mascot = MascotParty(self.field, self.party, self.n, ot_extension=self.ot_extension)
         self.mascot = mascot
         self.epoch = epoch
         self.keys += 1
@@ -287,7 +297,13 @@ class OfflineService:
         async with task_group() as nursery:
             nursery.start_soon(self._lifeline, epoch, pre)
             await self.engine.run(
-                _setup_prog, mascot, epoch, session=mascot_session(epoch, "setup"), pre=pre, idle_ok=True
+                _setup_prog,
+                mascot,
+                epoch,
+                self.ot_extension,
+                session=mascot_session(epoch, "setup"),
+                pre=pre,
+                idle_ok=True,
             )
             self._ready.set()
             log.info("offline_ready", party=self.party, epoch=epoch)
@@ -428,11 +444,19 @@ async def _from_leader(s: Any, value: Any) -> Any:
     return value
 
 
-async def _setup_prog(s: Any, mascot: MascotParty, epoch: str) -> None:
+async def _setup_prog(s: Any, mascot: MascotParty, epoch: str, ot: str) -> None:
     # The leader's first message opens the epoch at the followers (``OfflineService._session_seen``)
-    # before anything else of the set-up, in which it might otherwise wait for them first.
-    if await _from_leader(s, epoch) != epoch:
+    # before anything else of the set-up, in which it might otherwise wait for them first. It also
+    # names the leader's OT extension: parties configured with different ones would otherwise fail
+    # in the set-up with a message-length error that names neither.
+    theirs = expect_list(await _from_leader(s, [epoch, ot]), LEADER, "set-up announcement", 2)
+    if theirs[0] != epoch:
         raise ProtocolError(f"party {LEADER} announced another epoch than its session's", culprit=LEADER)
+    if theirs[1] != ot:
+        raise AbortError(
+            f"party {LEADER} runs MASCOT on the OT extension {str(theirs[1])[:20]!r}, party {s.party} on "
+            f"{ot!r}: set ot_extension alike in every party's config"
+        )
     await mascot.setup(s)
 
 

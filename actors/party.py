@@ -25,6 +25,7 @@ from typing import Any
 import trio
 
 from protocols.field import PrimeField
+from protocols.ot.extension import DEFAULT as DEFAULT_OT
 from protocols.preprocessing.base import PreprocessingSource
 
 from .config import PartyConfig, load_config
@@ -98,7 +99,7 @@ class Party:
         options = {"king_min": cfg.king_min, **(session_options or {})}
         self._init(cfg.party, cfg.n, links, source, interceptor, options)
         if source is None:
-            self.use_mascot(field, cfg.watermarks)
+            self.use_mascot(field, cfg.watermarks, cfg.ot_extension)
         peer_hosts = {a.host for j, a in cfg.peers.items() if j < cfg.party}  # the ones that dial us
         self.listener = TlsListener(cfg.party, cfg.listen, cfg.tls, links, peer_hosts=peer_hosts, **hs)
 
@@ -122,9 +123,12 @@ class Party:
         if hasattr(links, "on_peer_lost"):  # stream links: a peer gone too long aborts its sessions
             links.on_peer_lost = self.engine.abort_sessions_with
 
-    def use_mascot(self, field: PrimeField, watermarks: Watermarks | None = None) -> OfflineService:
-        """Make this party's preprocessing a MASCOT ``OfflineService`` (started by ``serve``)."""
-        self.offline = OfflineService(self.engine, field, self.id, self.n, watermarks)
+    def use_mascot(
+        self, field: PrimeField, watermarks: Watermarks | None = None, ot_extension: str = DEFAULT_OT
+    ) -> OfflineService:
+        """Make this party's preprocessing a MASCOT ``OfflineService`` (started by ``serve``) on the
+        named OT extension (``protocols.ot.extension``; the same at every party)."""
+        self.offline = OfflineService(self.engine, field, self.id, self.n, watermarks, ot_extension)
         self.engine.source = self.offline
         self.source = self.offline
         return self.offline

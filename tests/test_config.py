@@ -123,6 +123,7 @@ def test_round_trip_with_every_option_changed_and_awkward_paths(cluster: Path, t
         field="p61",
         preprocessing="dealer",
         insecure_dealer=True,
+        ot_extension="kos",
         watermarks=marks,
         log_level="debug",
         log_format="json",
@@ -159,6 +160,7 @@ def test_minimal_file_gets_the_defaults(cluster: Path) -> None:
     )
     cfg = load_config(path)
     assert cfg.field == "p127" and cfg.preprocessing == "mascot" and cfg.watermarks == Watermarks()
+    assert cfg.ot_extension == "softspoken"
     assert cfg.peer_timeout == 30.0 and cfg.reconnect == Backoff() and cfg.metrics_port is None
     assert (cfg.log_level, cfg.log_format) == ("info", "console")
 
@@ -272,6 +274,12 @@ BAD: list[tuple[str, list[tuple[str, str]], str, str]] = [
         [('preprocessing = "mascot"', 'preprocessing = "magic"')],
         "preprocessing",
         '"mascot" or "dealer"',
+    ),
+    (
+        "unknown OT extension",
+        [('ot_extension = "softspoken"', 'ot_extension = "iknp"')],
+        "ot_extension",
+        '"kos" or "softspoken"',
     ),
     (
         "insecure_dealer as string",

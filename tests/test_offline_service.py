@@ -315,9 +315,9 @@ async def test_a_leader_announcing_another_epoch_than_its_set_up_is_caught() -> 
                 party, n = net.party, net.n
 
                 async def send(self, to: int, step: int, msg: Any) -> None:
-                    if isinstance(msg, str):
-                        outer.hits += 1
-                        msg = "0-" + "f" * 16
+                    if isinstance(msg, list) and len(msg) == 2 and isinstance(msg[0], str):
+                        outer.hits += 1  # the announcement: [epoch, OT extension]
+                        msg = ["0-" + "f" * 16, msg[1]]
                     await net.send(to, step, msg)
 
                 async def recv(self, frm: int, step: int) -> Any:
@@ -344,6 +344,34 @@ async def test_a_leader_announcing_another_epoch_than_its_set_up_is_caught() -> 
             assert svcs[0].epoch.startswith("1-"), svcs[0].epoch  # the leader's second epoch serves
             res = await c.run(square_sum, [2, 3])
             assert all(int(r) == 13 for r in res)
+
+
+async def test_parties_configured_with_different_ot_extensions_are_told_so() -> None:
+    """The set-up's announcement names the leader's OT extension: a party configured with another
+    one refuses every set-up with a message naming both and the config key, instead of failing on a
+    message length in the middle of the OT set-up."""
+    hub = actors.inprocess.MemoryHub(2)
+    f = get_field(P61)
+    parties = [actors.Party(i, 2, hub.links(i), None) for i in range(2)]
+    parties[0].use_mascot(f, marks(), "softspoken")
+    parties[1].use_mascot(f, marks(), "kos")
+    with trio.move_on_after(3):
+        async with trio.open_nursery() as nursery:
+            for p in parties:
+                await nursery.start(p.serve)
+            while not parties[1].engine.aborts:
+                await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    reasons = [r for _, r in parties[1].engine.aborts]
+    assert any("'softspoken', party 1 on 'kos'" in r and "ot_extension" in r for r in reasons), reasons
+    assert all(p.offline is not None and not (p.offline.mascot and p.offline.mascot.ready) for p in parties)
+
+
+def test_an_unknown_ot_extension_is_refused_when_the_service_is_made() -> None:
+    hub = actors.inprocess.MemoryHub(2)
+    party = actors.Party(0, 2, hub.links(0), None)
+    with pytest.raises(ValueError, match="unknown OT extension 'iknp'; known: 'kos', 'softspoken'"):
+        party.use_mascot(get_field(P61), marks(), "iknp")
 
 
 @pytest.mark.parametrize("who", [0, 2])
