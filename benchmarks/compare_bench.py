@@ -26,7 +26,9 @@ Two ways to size the preprocessing (``--prep``):
 Timed (**e2e**): from creating the parties (TLS connections, base OTs, all preprocessing) to the last
 party's checked output; **comparisons/s** = N / e2e. **offline**: until the pools held the plan
 (planned only). **kB/cmp**: payload bytes one party sent, divided by N (the mean over parties; TLS:
-what crossed the links, framing included). A line for the binary-domain path will join this one.
+what crossed the links, framing included). **CPU s**: user and system CPU seconds of every party's
+process (the machine has 2 cores: a run is CPU-bound when e2e is about CPU / 2). A line for the
+binary-domain path will join this one.
 
     python benchmarks/compare_bench.py [--size 2000] [--parties 2,3] [--mode memory,procs]
                                        [--prep planned] [--repeat 1]
@@ -78,6 +80,12 @@ def hwm_mb() -> float:
     except (OSError, ValueError, IndexError):
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def cpu_seconds() -> float:
+    """User and system CPU time of this process so far (every thread)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def operands(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,6 +145,7 @@ async def memory_main(job: dict[str, Any]) -> None:
                 "sent": sent,
                 "sent_online": [a - b for a, b in zip(sent, sent0, strict=True)],
                 "rss": [rss],
+                "cpu": cpu_seconds(),
                 "shared": True,
                 "ok": all(check(o, size) for o in outs) and all(o == outs[0] for o in outs),
                 "generated": generated,
@@ -172,6 +181,7 @@ async def party_main(job: dict[str, Any], party: int) -> None:
             "sent": p.links.bytes_sent,
             "sent_online": p.links.bytes_sent - sent0,
             "rss": hwm_mb(),
+            "cpu": cpu_seconds(),
             "ok": check(out, size),
             "digest": hash(tuple(out)),
         }
@@ -268,6 +278,7 @@ def run_config(mode: str, n: int, size: int, need: dict[str, int] | None, timeou
                 "online": r["online"],
                 "bytes": statistics.mean(r["sent"]),
                 "rss": r["rss"][0],
+                "cpu": r["cpu"],
                 "shared": True,
                 "ok": r["ok"],
             }
@@ -287,6 +298,7 @@ def run_config(mode: str, n: int, size: int, need: dict[str, int] | None, timeou
             "online": max(r["t_end"] for r in recs) - max(r["t_ready"] for r in recs),
             "bytes": statistics.mean(r["sent"] for r in recs),
             "rss": max(r["rss"] for r in recs),
+            "cpu": sum(r["cpu"] for r in recs),
             "shared": False,
             "ok": all(r["ok"] for r in recs) and len({r["digest"] for r in recs}) == 1,
         }
@@ -309,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{size:,} int32 comparisons x < y, MASCOT from a cold start, p127; a fresh process tree per run")
     print(
         f"{'mode':<8}{'prep':<9}{'n':>2}{'e2e s':>9}{'offline s':>10}{'online s':>9}{'cmp/s':>9}"
-        f"{'kB/cmp':>9}{'peak RSS MB':>13}{'per party':>11}  check"
+        f"{'kB/cmp':>9}{'CPU s':>8}{'peak RSS MB':>13}{'per party':>11}  check"
     )
     failed = False
     for n in (int(v) for v in args.parties.split(",")):
@@ -332,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
                 failed |= not ok
                 print(
                     f"{mode:<8}{prep:<9}{n:>2}{r['e2e']:9.1f}{off}{r['online']:9.2f}{size / r['e2e']:9.1f}"
-                    f"{r['bytes'] / size / 1e3:9.1f}{rss:13.0f}{per:10.0f}{'~' if r['shared'] else ' '}"
+                    f"{r['bytes'] / size / 1e3:9.1f}{r['cpu']:8.0f}{rss:13.0f}{per:10.0f}"
+                    f"{'~' if r['shared'] else ' '}"
                     f"  {'ok' if ok else 'FAIL'}",
                     flush=True,
                 )
