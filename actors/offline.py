@@ -67,7 +67,7 @@ log = structlog.get_logger("spdz.offline")
 
 
 DEFAULT_POOL_BYTES = 256 << 20
-DEFAULT_BATCH_BYTES = 256 << 20
+DEFAULT_BATCH_BYTES = 384 << 20
 MIN_POOL_BYTES = 1 << 20
 POOL_KINDS = ("triple", "mask", "square", "bit", "random")  # the watermarks' kinds
 

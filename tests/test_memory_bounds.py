@@ -15,7 +15,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors.offline import MIN_DEMAND_BATCH, OfflineService, Watermarks
+from actors.offline import DEFAULT_BATCH_BYTES, MIN_DEMAND_BATCH, OfflineService, Watermarks
 from protocols.errors import ConfigError
 from protocols.field import P61, P127, get_field
 from protocols.mascot import memory
@@ -134,7 +134,7 @@ def test_the_estimate_grows_with_the_count_not_the_chunks() -> None:
         assert memory.per_item_bytes(f, 4, kind) > memory.per_item_bytes(f, 3, kind)
     assert max(memory.scratch_bytes(f, n) for n in range(2, 9)) < 2 * memory.scratch_bytes(f, 2)
     assert memory.max_count(f, 3, "triple", memory.scratch_bytes(f, 3)) == 0
-    assert np.all([memory.max_count(f, 3, k, 256 << 20) >= 16384 for k in KINDS])
+    assert np.all([memory.max_count(f, 3, k, DEFAULT_BATCH_BYTES) >= 16384 for k in KINDS])
 
 
 # ---------------------------------------------------------------------------------------- online

@@ -35,11 +35,11 @@ if TYPE_CHECKING:
     from ..online import Session
 
 SEED_BYTES = 16
-# bytes of COPE corrections in one message, over all of a party's peers at once (16 MB): each peer's
+# bytes of COPE corrections in one message, over all of a party's peers at once (32 MB): each peer's
 # COPE extensions cover COPE_MESSAGE_BYTES / (n - 1) bytes' worth of elements at a time (at least one
 # COPE_CHUNK), so a batch's correction buffers are bounded whatever its size. Every party must use the
 # same value (it fixes the chunks, and with them the order in which the PRF streams are read).
-COPE_MESSAGE_BYTES = 1 << 24
+COPE_MESSAGE_BYTES = 1 << 25
 COPE_WINDOW = 2  # chunks an owner sends ahead of the key holder's acknowledgements
 _ACK = b"\x06"
 

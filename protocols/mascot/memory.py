@@ -13,7 +13,7 @@ A batch's working set has two parts (measured with ``tracemalloc``, see ``tests/
   the sacrifice's openings), a few dozen field elements per item at each party.
 
 ``batch_bytes`` is an upper estimate of the sum (the largest phase, with slack for numpy temporaries;
-measured batches use 40-60% of it); ``max_count`` inverts it: the largest batch of a kind whose
+measured batches use 45-90% of it); ``max_count`` inverts it: the largest batch of a kind whose
 estimate fits a byte budget, which is how the offline service turns its ``batch_bytes`` bound into
 counts (bounded in bytes, not in items). ``item_bytes`` is what one item occupies in a pool.
 """
