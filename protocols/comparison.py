@@ -179,6 +179,10 @@ def ltz_steps(a: SharedArray, k: int, kappa: int = KAPPA, *, domain: str | None 
         return a
     if k == 1:  # a in {-1, 0}
         return -a
+    if domain_of(domain) == "binary":  # its own masking: one loose edaBit where it fits
+        if over_chunk(n):
+            return (yield from chunked(lambda part: ltz_steps(part, k, kappa, domain=domain), a))
+        return (yield from on_bits.ltz_steps(a, k, kappa))
     m = k - 1
     b = a.add_public_field(pow2(f, k - 1))
     low = yield from mod2m_steps(b, k, m, kappa, domain=domain)

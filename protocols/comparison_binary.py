@@ -49,8 +49,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .binary.bits import AuthBits
-from .binary.circuits import EdaBits, ToField, and_rows, by_position, lt_public, sub_public
+from .binary.circuits import (
+    EdaBits,
+    LooseEdaBits,
+    ToField,
+    and_rows,
+    bit_rows,
+    by_position,
+    lt_public,
+    sub_public,
+)
+from .binary.edabits import HIDE, loose_max_bits
 from .field import PrimeField
 from .rounds import Open, Steps, inv_pow2, one_minus, pow2, public_low_bits, public_mod2m
 from .shares import SharedArray
@@ -77,12 +89,41 @@ def mod2m_steps(b: SharedArray, k: int, m: int, kappa: int) -> Steps[SharedArray
     return (u.mul_public_field(pow2(f, m)) - r_low).add_public_field(public_mod2m(ctx, c, m))
 
 
+def loose_fits(f: PrimeField, parties: int, k: int, kappa: int) -> bool:
+    """Whether ``k``-bit values can be masked with ONE loose edaBit (``loose_mask_steps``): its
+    ``HIDE`` hiding bits must cover ``kappa`` and ``a + f`` in its bucket check must fit the field.
+    Otherwise the two strict edaBits of ``masks_steps`` are used."""
+    return kappa <= HIDE - 2 and k <= loose_max_bits(f, parties)
+
+
+def loose_mask_steps(a: SharedArray, k: int) -> Steps[tuple[AuthBits, np.ndarray]]:
+    """Open ``c = a + 2^(k-1) + R`` for one loose edaBit ``R``; return the ``(k, n)`` rows of
+    ``rho = R mod 2^k`` and ``t = c mod 2^k`` as a ``(k, n)`` public bit matrix. With ``b = a +
+    2^(k-1)`` in ``[0, 2^k)``: ``b = (t - rho) mod 2^k`` (``c = b + R`` over the integers, since
+    ``b + R < 2^k + n 2^(k + HIDE) < p``). ``t`` is uniform (``rho`` is) and the rest of ``c``,
+    ``floor(c / 2^k) = floor(R / 2^k) + [t < rho]``, hides the borrow within about ``2^(1 - HIDE)``.
+    ``R``'s field value is never split: the bits of ``R`` above ``k`` are not needed anywhere."""
+    ctx, n = a.ctx, a.size
+    f = ctx.field
+    ((r, r_bits),) = yield [LooseEdaBits(n, k)]
+    (c,) = yield [Open(a.add_public_field(pow2(f, k - 1)), r)]
+    return by_position(r_bits, n, k), public_low_bits(ctx, c, k)
+
+
 def ltz_steps(a: SharedArray, k: int, kappa: int) -> Steps[SharedArray]:
-    """``[a < 0]`` for ``k``-bit signed ``a`` (``k >= 2``)."""
-    f = a.ctx.field
-    b = a.add_public_field(pow2(f, k - 1))
-    low = yield from mod2m_steps(b, k, k - 1, kappa)
-    return one_minus((b - low).mul_public_field(inv_pow2(f, k - 1)))
+    """``[a < 0]`` for ``k``-bit signed ``a`` (``k >= 2``): ``a < 0`` iff bit ``k - 1`` of ``b = a +
+    2^(k-1)`` is 0, and that bit is ``t_(k-1) XOR rho_(k-1) XOR [t' < rho']`` on the low ``k - 1``
+    bits. One loose edaBit where it fits (``loose_fits``), else two strict ones (``mod2m_steps``)."""
+    f, n = a.ctx.field, a.size
+    if not loose_fits(f, a.ctx.n, k, kappa):
+        b = a.add_public_field(pow2(f, k - 1))
+        low = yield from mod2m_steps(b, k, k - 1, kappa)
+        return one_minus((b - low).mul_public_field(inv_pow2(f, k - 1)))
+    rho, t = yield from loose_mask_steps(a, k)
+    borrow = yield from lt_public(t[: k - 1], bit_rows(rho, n, 0, k - 1), n)
+    top = bit_rows(rho, n, k - 1, k).xor_public(t[k - 1] ^ np.uint8(1))  # NOT (t XOR rho) at k - 1
+    (out,) = yield [ToField(borrow ^ top)]
+    return out  # type: ignore[no-any-return]
 
 
 def trunc_steps(a: SharedArray, k: int, m: int, kappa: int) -> Steps[SharedArray]:
@@ -93,13 +134,17 @@ def trunc_steps(a: SharedArray, k: int, m: int, kappa: int) -> Steps[SharedArray
 
 
 def _masked_bits(a: SharedArray, k: int, kappa: int) -> Steps[tuple[AuthBits, Any]]:
-    """Open ``c = a + 2^(k-1) + r``; the ``(k, n)`` rows of ``r'`` and ``t = (c - 2^(k-1)) mod 2^k`` as a
-    ``(k, n)`` public bit matrix (``a = (t - r') mod 2^k`` in two's complement)."""
+    """Open ``c = a + 2^(k-1) + r``; the ``(k, n)`` rows of ``r mod 2^k`` and ``t = (c - 2^(k-1)) mod
+    2^k`` as a ``(k, n)`` public bit matrix (``a = (t - r) mod 2^k`` in two's complement). ``r`` is
+    one loose edaBit where it fits, else a strict ``k``-bit one plus the field half of another."""
     ctx, n = a.ctx, a.size
     f = ctx.field
-    _, r_bits, r = yield from masks_steps(f, n, k, k + kappa)
-    (c,) = yield [Open(a, r.add_public_field(pow2(f, k - 1)))]
-    t = public_low_bits(ctx, c, k)
+    if loose_fits(f, ctx.n, k, kappa):
+        r_bits, t = yield from loose_mask_steps(a, k)
+    else:
+        _, r_bits, r = yield from masks_steps(f, n, k, k + kappa)
+        (c,) = yield [Open(a, r.add_public_field(pow2(f, k - 1)))]
+        t = public_low_bits(ctx, c, k)
     t[k - 1] ^= 1
     return r_bits, t
 

@@ -65,7 +65,7 @@ DEFAULT_COMPARISON = "field"
 """Where a session's comparisons compute unless it says (``Session(comparison=...)``): see the module
 docstring. ``"field"`` keeps every session on the field-only protocols until the offline phase makes
 binary material; ``"auto"`` would move every session whose preprocessing has it."""
-_MIXED = ("bctx", "and_triples", "dabits", "edabits")
+_MIXED = ("bctx", "and_triples", "dabits", "edabits", "loose_edabits")
 
 
 def has_binary_material(pre: Any) -> bool:

@@ -139,12 +139,17 @@ class Counting(Forwarding):
         self.counts["edabit_bits"] += n * k
         return await self.inner.edabits(n, k)  # type: ignore[attr-defined, no-any-return]
 
+    async def loose_edabits(self, n: int, k: int) -> tuple[SharedArray, AuthBits]:
+        self.counts["loose"] += n
+        self.counts["loose_bits"] += n * k
+        return await self.inner.loose_edabits(n, k)  # type: ignore[attr-defined, no-any-return]
+
 
 class FieldOnly(Forwarding):
     """A source without binary material (as the MASCOT pools are today)."""
 
     bctx = None
-    and_triples = dabits = edabits = None
+    and_triples = dabits = edabits = loose_edabits = None
 
 
 # ---------------------------------------------------------------------------------------- exact, both paths
@@ -259,19 +264,21 @@ async def test_rounds_and_material_per_operation_do_not_depend_on_the_size(k: in
     ics = {i: Cheat(pre=count) for i in range(2)}
     large = (await run_cluster(2, P127, prog, 300, session_options=BINARY, interceptors=ics))[0]
     km = k - 1
-    want = [  # (rounds, AND gates, daBits, edaBit bits) per element
-        (2 + ceil_log2(km), 2 * (km - 1) - ceil_log2(km), 1, k + kappa),
-        (2 + ceil_log2(k), k - 1, 1, k + kappa),
-        (2 + ceil_log2(km), sklansky_gates(km), k, k + kappa),
-        (2 + ceil_log2(m), 2 * (m - 1) - ceil_log2(m), 1, k + kappa),
-        (1, 0, 0, k + kappa),
+    strict, loose = (2, k + kappa, 0, 0), (0, 0, 1, k)  # (edaBits, their bits, loose ones, their bits)
+    want = [  # (rounds, AND gates, daBits, edaBit material) per element
+        (2 + ceil_log2(km), 2 * (km - 1) - ceil_log2(km), 1, loose),
+        (2 + ceil_log2(k), k - 1, 1, loose),
+        (2 + ceil_log2(km), sklansky_gates(km), k, loose),
+        (2 + ceil_log2(m), 2 * (m - 1) - ceil_log2(m), 1, strict),
+        (1, 0, 0, strict),
     ]
     for size, got in ((1, small), (300, large)):
-        for (rounds, counts), (w_rounds, ands, dabits, eda_bits) in zip(got, want, strict=True):
+        for (rounds, counts), (w_rounds, ands, dabits, material) in zip(got, want, strict=True):
             assert rounds == w_rounds
             assert counts.get("and", 0) == ands * size
             assert counts.get("dabit", 0) == dabits * size
-            assert counts["edabit_bits"] == eda_bits * size and counts["edabit"] == 2 * size
+            kinds = ("edabit", "edabit_bits", "loose", "loose_bits")
+            assert tuple(counts.get(kind, 0) for kind in kinds) == tuple(x * size for x in material)
 
 
 async def test_gather_merges_binary_rounds() -> None:
@@ -410,6 +417,15 @@ class TamperBits(Forwarding):
                 bits = flipped(bits, self.part, index=1)
         return r, bits
 
+    async def loose_edabits(self, n: int, k: int) -> tuple[SharedArray, AuthBits]:
+        r, bits = await self.inner.loose_edabits(n, k)  # type: ignore[attr-defined]
+        if self._due("loose"):  # bit 1, as for edaBits
+            if self.part == "field":
+                r = tamper(r, 1, "value")
+            else:
+                bits = flipped(bits, self.part, index=1)
+        return r, bits
+
     async def dabits(self, n: int) -> tuple[SharedArray, AuthBits]:
         f, bits = await self.inner.dabits(n)  # type: ignore[attr-defined]
         if self._due("dabit"):
@@ -433,8 +449,16 @@ NET_CHEATS = {  # offset from r0, only_to (None: all), expected payload bytes (5
 }
 
 
+async def trunc_prog(s: Session, reveal: bool = True) -> Any:
+    """Exact ``floor(x / 2^5)`` on 33 bits: the strict edaBits' path."""
+    x = await s.input(mine(s, XS, 0), owner=0)
+    r0 = s.stats["rounds"]
+    q = await cmp.trunc(s, x, 33, 5)
+    return r0, await s.output(q)
+
+
 async def _run_attack(
-    n: int, cheater: int, wrap: dict[str, Any], reveal: bool = True
+    n: int, cheater: int, wrap: dict[str, Any], reveal: bool = True, prog: Any = cmp_prog
 ) -> tuple[list[Any], Any, list[Watch]]:
     honest = [i for i in range(n) if i != cheater]
     watches: list[Watch] = []
@@ -445,9 +469,7 @@ async def _run_attack(
 
     cheat = Cheat(**wrap)
     ics: dict[int, Any] = {cheater: cheat, **{h: Cheat(pre=watch) for h in honest}}
-    res = await run_each(
-        n, P127, cmp_prog, reveal, session_options=BINARY, interceptors=ics, deadline=DEADLINE
-    )
+    res = await run_each(n, P127, prog, reveal, session_options=BINARY, interceptors=ics, deadline=DEADLINE)
     return res, cheat, watches
 
 
@@ -487,6 +509,9 @@ PRE_CHEATS = {
     "edabit-mac": ("edabit", "mac", 0),
     "edabit-share": ("edabit", "share", 0),
     "edabit-field-share": ("edabit", "field", 0),
+    "loose-mac": ("loose", "mac", 0),
+    "loose-share": ("loose", "share", 0),
+    "loose-field-share": ("loose", "field", 0),
     "dabit-binary-mac": ("dabit", "mac", 0),
     "dabit-binary-share": ("dabit", "share", 0),
     "dabit-field-share": ("dabit", "field", 0),
@@ -499,8 +524,9 @@ async def test_wrong_binary_material_is_caught(n: int, cheater: int, case: str) 
     """A wrong MAC share or share bit of an AND triple, an edaBit or a daBit, or a wrong field share of
     an edaBit or a daBit (caught by the field check)."""
     kind, part, which = PRE_CHEATS[case]
+    prog = trunc_prog if kind == "edabit" else cmp_prog  # comparisons mask with loose edaBits
     res, cheat, watches = await _run_attack(
-        n, cheater, {"pre": lambda pre: TamperBits(pre, kind, part, which)}
+        n, cheater, {"pre": lambda pre: TamperBits(pre, kind, part, which)}, prog=prog
     )
     assert cheat.hits
     _assert_caught(res, n, cheater, watches)

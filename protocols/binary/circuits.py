@@ -94,6 +94,15 @@ class EdaBits(_Binary):
 
 
 @dataclass(frozen=True, eq=False)
+class LooseEdaBits(_Binary):
+    """Preprocessing request: ``n`` comparison masks ``([R], [[R mod 2^k]])``
+    (``MixedPreprocessing.loose_edabits``)."""
+
+    n: int
+    k: int
+
+
+@dataclass(frozen=True, eq=False)
 class DaBits(_Binary):
     """Preprocessing request: ``n`` daBits ``([b], [[b]])``."""
 
@@ -131,6 +140,8 @@ async def fulfil(s: Session, reqs: Sequence[Any], out: list[Any]) -> None:
         r = reqs[i]
         if isinstance(r, EdaBits):
             out[i] = await pre.edabits(r.n, r.k) if r.n else (_no_field(s), AuthBits.empty(pre.bctx))
+        elif isinstance(r, LooseEdaBits):
+            out[i] = await pre.loose_edabits(r.n, r.k) if r.n else (_no_field(s), AuthBits.empty(pre.bctx))
         elif isinstance(r, DaBits):
             out[i] = await pre.dabits(r.n) if r.n else (_no_field(s), AuthBits.empty(pre.bctx))
     ands = [i for i in idx if isinstance(reqs[i], And)]

@@ -81,6 +81,9 @@ if TYPE_CHECKING:
     from .session import BitSession
 
 STAT_SEC = 40
+HIDE = STAT_SEC + 2
+"""Loose edaBits: the uniform bits of every private value above the ``k`` that the binary side keeps;
+they hide the carries of a masked opening (statistical distance about ``2^(1 - HIDE)``)."""
 T = TypeVar("T")
 Plane = AuthBits | None  # one bit position of every element; None is a known 0
 Number = list[Plane]  # bit planes, least significant first
@@ -334,6 +337,29 @@ def edabit_cost(count: int, k: int, parties: int) -> dict[str, int]:
     }
 
 
+def loose_max_bits(field: PrimeField, parties: int) -> int:
+    """The largest ``k`` for loose edaBits: ``a + f`` in a bucket check, below ``2 n 2^(k + HIDE)``,
+    must stay below p (``2^127 - 1``: 83 bits for two parties, 82 for three; ``2^61 - 1``: 17, 16)."""
+    return max(max_bits(field, 2 * parties) - HIDE, 0)
+
+
+def loose_edabit_cost(count: int, k: int, parties: int) -> dict[str, int]:
+    """What ``generate_loose_edabits(count, k)`` uses at ``parties`` parties (no daBits)."""
+    bucket, opened = edabit_parameters(count)
+    items = count * bucket + opened
+    checks = (bucket - 1) * count
+    width = k + HIDE
+    return {
+        "B": bucket,
+        "C": opened,
+        "items": items,
+        "dabits": 0,
+        "and_triples": items * sum_circuit_ands(parties, width)
+        + checks * check_circuit_ands(width + extra_bits(parties, width)),
+        "input_bits": items * width,
+    }
+
+
 # ---------------------------------------------------------------------------------------- layout
 def planes_of(x: AuthBits, k: int) -> list[AuthBits]:
     """Bit planes of element-major bits (element ``e``'s bit ``j`` at ``e * k + j``)."""
@@ -392,43 +418,72 @@ async def generate_edabits(s: Session, bs: BitSession, n: int, k: int) -> tuple[
     return await _generate(s, bs, count, int(k), bucket, opened)
 
 
+async def generate_loose_edabits(s: Session, bs: BitSession, n: int, k: int) -> tuple[SharedArray, AuthBits]:
+    """``n`` *loose* edaBits for the comparisons' masks: ``([R], [[R_0]], ..., [[R_{k-1}]])`` with
+    ``R = sum_i R_i`` for every party's private ``R_i`` uniform in ``[0, 2^(k + HIDE))``, so that
+    ``R mod 2^k`` is uniform and ``floor(R / 2^k)`` holds ``HIDE`` uniform bits of an honest party;
+    the ``k`` bits are those of ``R mod 2^k`` (``n * k`` bits, element by element, LSB first), and
+    ``R < n 2^(k + HIDE)`` (see "Loose edaBits" in the module docstring). No daBits at all.
+    ``PreprocessingError`` if some party's bits do not match its field values, ``MacCheckError`` for
+    a wrong share anywhere."""
+    count = check_count(n, "loose edaBits")
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
+        raise TypeError(f"the bit length must be an int, got {type(k).__name__}")
+    top = loose_max_bits(s.field, s.n)
+    if not 1 <= k <= top:
+        raise ValueError(f"loose edaBits of {k} bits: this field and party count allow 1 to {top}")
+    if bs.s is not s:
+        raise ValueError("the BitSession belongs to another session")
+    if count == 0:
+        return empty_field(s), AuthBits.empty(bs.ctx)
+    bucket, opened = edabit_parameters(count)
+    if (count * bucket + opened) * (int(k) + HIDE) > MAX_BITS:
+        raise ValueError(f"{count} loose edaBits of {k} bits need over {MAX_BITS} input bits: ask in parts")
+    return await _generate(s, bs, count, int(k), bucket, opened, loose=True)
+
+
 async def _generate(
-    s: Session, bs: BitSession, count: int, k: int, bucket: int, opened: int
+    s: Session, bs: BitSession, count: int, k: int, bucket: int, opened: int, *, loose: bool = False
 ) -> tuple[SharedArray, AuthBits]:
     f, ctx = s.field, bs.ctx
     items = count * bucket + opened
     checks = (bucket - 1) * count
-    extra = extra_bits(s.n, k)
-    # 1. the daBits and AND triples of the whole batch
-    d_field, d_bin = await generate_dabits(s, bs, items * extra + checks)
-    need = items * sum_circuit_ands(s.n, k) + checks * check_circuit_ands(k)
+    width = k + HIDE if loose else k  # the private values' bits
+    extra = extra_bits(s.n, width)
+    full = width + extra  # the sum's bits
+    # 1. the daBits (strict only: the carries) and AND triples of the whole batch
+    das = 0 if loose else items * extra + checks
+    d_field, d_bin = await generate_dabits(s, bs, das) if das else (empty_field(s), AuthBits.empty(ctx))
+    checked = full if loose else k  # the bits each bucket check adds
+    need = items * sum_circuit_ands(s.n, width) + checks * check_circuit_ands(checked)
     supply = AndSupply(bs, need)
     # 2. private edaBits, in both domains
-    values, bits = private_edabits(items, k)
+    values, bits = private_edabits(items, width)
     field_parts: list[SharedArray] = []
     numbers: list[Number] = []
     for owner in range(s.n):
         mine = s.party == owner
         field_parts.append(await s.input(values if mine else None, owner=owner))
-        numbers.append(list(planes_of(await bs.input(bits if mine else None, owner=owner), k)))
+        numbers.append(list(planes_of(await bs.input(bits if mine else None, owner=owner), width)))
     # 3. the sum, in both domains
     total = field_parts[0]
     for part in field_parts[1:]:
         total = total + part
-    planes = await run_gates(bs, supply, sum_numbers(numbers, k + extra))
+    planes = await run_gates(bs, supply, sum_numbers(numbers, full))
     planes = [solid(ctx, p, items) for p in planes]
     # 4. strict: the carries above bit k leave the field value through daBits
-    if extra:
+    if extra and not loose:
         tops = AuthBits.concat(planes[k:])
         (masked,) = await bs.open_unchecked([tops ^ d_bin[: items * extra]])
         carries = bit_to_field(d_field[np.arange(items * extra)], masked)
         for j in range(extra):
             t = carries[np.arange(j * items, (j + 1) * items)]
             total = total - t.mul_public_field(f.from_ints([1 << (k + j)]))
-    planes = planes[:k]
+        planes = planes[:k]
     # 5. cut-and-choose and bucketing from a coin tossed now
     steps = (s.next_step(), s.next_step())
-    seed = await coin_toss(s.net, steps, s.commit_context("edabit-buckets", steps[0]))
+    label = "loose-edabit-buckets" if loose else "edabit-buckets"
+    seed = await coin_toss(s.net, steps, s.commit_context(label, steps[0]))
     perm = permutation(seed, items)
     cut = perm[count * bucket :]
     outputs = perm[0 : count * bucket : bucket]
@@ -437,11 +492,15 @@ async def _generate(
     a_planes = [p[a_index] for p in planes]
     f_planes = [p[f_index] for p in planes]
     sums = await run_gates(bs, supply, ripple_add(list(a_planes), list(f_planes)))
-    carry = solid(ctx, sums[k], checks)
-    (masked_c,) = await bs.open_unchecked([carry ^ d_bin[items * extra :]])
-    c_field = bit_to_field(d_field[np.arange(items * extra, items * extra + checks)], masked_c)
-    y = total[a_index] + total[f_index] - c_field.mul_public_field(f.from_ints([1 << k]))
-    low = AuthBits.concat([solid(ctx, p, checks) for p in sums[:k]])
+    y = total[a_index] + total[f_index]
+    if loose:  # a + f over the integers, all its bits: no carry to take to the field
+        low = AuthBits.concat([solid(ctx, p, checks) for p in sums])
+    else:  # (a + f) mod 2^k: the carry leaves through a daBit
+        carry = solid(ctx, sums[k], checks)
+        (masked_c,) = await bs.open_unchecked([carry ^ d_bin[items * extra :]])
+        c_field = bit_to_field(d_field[np.arange(items * extra, items * extra + checks)], masked_c)
+        y = y - c_field.mul_public_field(f.from_ints([1 << k]))
+        low = AuthBits.concat([solid(ctx, p, checks) for p in sums[:k]])
     cut_planes = AuthBits.concat([p[cut] for p in planes])
     y_open, cut_open = await s.open_unchecked([y, total[cut]])
     low_open, cut_bits = await bs.open_unchecked([low, cut_planes])
@@ -451,12 +510,13 @@ async def _generate(
     bad_checks = _mismatches(f, y_open, low_open, checks)
     bad_cut = _mismatches(f, cut_open, cut_bits, opened)
     if bad_checks or bad_cut:
+        kind = "loose edaBit" if loose else "edaBit"
         raise PreprocessingError(
-            "edaBit check failed: the field value of some edaBit does not match its bits "
+            f"{kind} check failed: the field value of some {kind} does not match its bits "
             f"({bad_cut} of {opened} opened items, {bad_checks} of {checks} bucket checks)"
         )
     assert supply.remaining == 0, "the AND triples were miscounted"
-    return total[outputs], from_planes([p[outputs] for p in planes])
+    return total[outputs], from_planes([p[outputs] for p in planes[:k]])
 
 
 def _mismatches(f: PrimeField, field_open: np.ndarray, bits_open: np.ndarray, size: int) -> int:
@@ -474,6 +534,9 @@ __all__ = [
     "edabit_log2_failure",
     "edabit_parameters",
     "generate_edabits",
+    "generate_loose_edabits",
+    "loose_edabit_cost",
+    "loose_max_bits",
     "max_bits",
     "ripple_add",
     "run_gates",

@@ -82,3 +82,10 @@ class MixedPreprocessing(Preprocessing, Protocol):
         """``n`` random ``r`` in ``[0, 2^k)``: ``[r]`` in the field and its ``k`` bits ``[[r_j]]``
         (``n * k`` bits, element by element, LSB first), with ``r = sum_j 2^j r_j`` exactly."""
         ...
+
+    async def loose_edabits(self, n: int, k: int) -> tuple[SharedArray, AuthBits]:
+        """``n`` masks for comparisons: ``[R]`` in the field with ``R < n 2^(k + HIDE)``
+        (``protocols.binary.edabits.HIDE``), ``R mod 2^k`` uniform, ``floor(R / 2^k)`` with ``HIDE``
+        uniform bits nobody knows, and the ``k`` bits of ``R mod 2^k`` (``n * k`` bits, element by
+        element, LSB first): only the low bits are in the binary domain."""
+        ...

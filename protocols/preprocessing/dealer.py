@@ -150,6 +150,18 @@ class DealerSession:
         bits = _random_bits(prg, n * k)  # element by element, least significant bit first
         return self._share(compose_le(bits, n, k, f.words), prg), self._share_bits(bits, prg)
 
+    async def loose_edabits(self, n: int, k: int) -> tuple[SharedArray, AuthBits]:
+        from ..binary.edabits import HIDE
+
+        f = self._d.field
+        if not 1 <= k or k + HIDE >= f.bits:
+            raise ValueError(f"loose edaBits of {k} bits do not fit {f.name}: 1 <= k < {f.bits - HIDE}")
+        prg = self._next("loose-edabit")
+        width = k + HIDE
+        bits = _random_bits(prg, n * width)  # R uniform in [0, 2^(k + HIDE)), element by element
+        low = bits.reshape(n, width)[:, :k].reshape(-1)
+        return self._share(compose_le(bits, n, width, f.words), prg), self._share_bits(low, prg)
+
     def compromised(self) -> None:
         self._counters.clear()
         self.ctx.alpha[...] = 0
