@@ -42,6 +42,7 @@ when that timeout names it.
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -54,6 +55,7 @@ from nacl import bindings as sodium
 from actors.frames import MSG, Frame
 from actors.peerlink import _Hello, encode_hello, new_incarnation
 from actors.sessions import MASCOT_PREFIX
+from protocols.binary.auth import cot_channel
 from protocols.commitments import commit, context_bytes
 from protocols.errors import PeerAuthError
 from protocols.field import PrimeField
@@ -101,14 +103,62 @@ def plain(msg: Any) -> Any:
     return msg
 
 
+def origin() -> list[str]:
+    """The protocol functions on the calling task's stack, innermost first, as ``module.qualname``.
+
+    Binary messages share their wire formats with the field's (packed bits are bytes, as field vectors
+    are), so the binary strategies recognise a message by where the honest code sends it from: a real
+    cheater runs its own code and knows which step it is in; reading the stack is the simulator's
+    stand-in for that. (``exchange`` and ``Session.input`` send from the caller's task, so their
+    callers are on the stack.)"""
+    names: list[str] = []
+    frame = sys._getframe(1)
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.startswith("protocols."):
+            names.append(f"{module}.{frame.f_code.co_qualname}")
+        frame = frame.f_back
+    return names
+
+
+BINARY_OPEN = "protocols.binary.check.BitChecker.open"
+FIELD_INPUT = "protocols.online.Session.input"
+GENERATORS = ("protocols.binary.dabits._generate", "protocols.binary.edabits._generate")
+LEAKY_AND = "protocols.binary.triples.leaky_triples.<locals>.as_sender"
+
+
+def generating(names: list[str]) -> str | None:
+    """Which material the innermost generation on the stack makes: ``dabits``, ``edabits`` or None
+    (the daBits that ``generate_edabits`` makes for itself count as daBits)."""
+    for name in names:
+        if name in GENERATORS:
+            return name.split(".")[2]
+    return None
+
+
+HELPERS = ("protocols.net.", "protocols.commitments.", "protocols.concurrency.")
+"""Modules of generic sending helpers: a message is the protocol's that called them."""
+
+
+def from_binary(names: list[str]) -> bool:
+    """Whether a message comes from the binary domain (``protocols.binary``, its OTs): the innermost
+    protocol function on the stack that is not a generic helper decides, so the field inputs,
+    products and openings of daBit and edaBit generation stay field messages."""
+    for name in names:
+        if not name.startswith(HELPERS):
+            return name.startswith(("protocols.binary.", "protocols.ot."))
+    return False
+
+
 @dataclass
 class Outgoing:
     """One message the corrupt party is about to send, and what it is.
 
     ``kind``: ``shape``, ``correction``, ``share``, ``commit``, ``coin-open``, ``sigma-open``, ``pair``
-    (a ``PairChannel`` message: ``channel`` and ``k`` say which) or ``other``. ``occurrence`` numbers the
-    steps of that kind in the session (a broadcast to several peers is one occurrence), ``index`` all of
-    the session's sending steps.
+    (a ``PairChannel`` message: ``channel`` and ``k`` say which), ``binary`` (any other message of the
+    binary domain: its openings, checks and announcements; ``from_binary``) or ``other``.
+    ``occurrence`` numbers the steps of that kind in the session (a broadcast to several peers is one
+    occurrence), ``index`` all of the session's sending steps.
     """
 
     to: int
@@ -148,6 +198,8 @@ class SessionTap:
     def _classify(self, to: int, step: int, msg: Any) -> Outgoing:
         if step >= STRIDE:
             kind = "pair"
+        elif from_binary(origin()):
+            kind = "binary"
         elif isinstance(msg, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in msg):
             kind = "shape"
             self._shape_steps.add(step)
@@ -192,6 +244,7 @@ class Adversary(PassThrough):
     filtered: ClassVar[bool] = False  # a correct output is acceptable too: the deviation may be absorbed
     sweep: ClassVar[bool] = True  # part of ``--adversary all``
     needs_triples: ClassVar[bool] = False
+    binary: ClassVar[bool] = False  # attacks the binary domain: only programs with ``SimProgram.binary``
 
     def __init__(self, ctx: AttackContext) -> None:
         self.ctx = ctx
@@ -1109,6 +1162,324 @@ class MascotSacrifice(MascotAttack):
         return [(out.to, out.step, self.add_to_vector(out.msg, self.d, [0]))]
 
 
+# ------------------------------------------------------------------------------------------ binary domain
+_STEPS = {
+    "openings": "binary openings",
+    "dealt": "dealt binary material (MixedPreprocessing)",
+    "generation": "binary material generated in the session (BinaryParty, BitSession)",
+}
+
+
+class BinaryAttack(Adversary):
+    """A deviation in the binary domain: only for programs that run the binary step ``needs``
+    (``SimProgram.binary``); the cheater deviates once, in its first online session."""
+
+    binary = True
+    needs: ClassVar[str] = "openings"
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        if self.needs not in ctx.program.binary:
+            raise NotApplicable(f"{self.name} attacks {_STEPS[self.needs]}; {ctx.program.name} has none")
+
+
+class BinaryShare(BinaryAttack):
+    """A flipped bit in its share of one binary opening (an AND layer's ``d, e``, a daBit conversion, a
+    bucketing or edaBit-check opening), to every peer or to some: the binary MAC check fails."""
+
+    name = "binary-share"
+    description = "flips a bit of its share in one binary opening (to all or to some peers)"
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.occurrence = self.rng.randrange(ctx.program.binary_openings(ctx.n))
+        self.victims = self.subset(strict=False)
+        self.steps: list[int] = []
+        self.bit: int | None = None
+        self.plan = f"binary opening #{self.occurrence}: one share bit flipped towards parties {self.victims}"
+
+    def on_send(self, tap: SessionTap, out: Outgoing) -> list[Send]:
+        keep = [(out.to, out.step, out.msg)]
+        if not isinstance(out.msg, bytes) or BINARY_OPEN not in origin():
+            return keep
+        if out.step not in self.steps:
+            self.steps.append(out.step)
+        if self.steps.index(out.step) != self.occurrence or out.to not in self.victims:
+            return keep
+        if self.bit is None:  # a bit of the opened vector, never the zero padding of the last byte
+            self.bit = self.rng.randrange(8 * (len(out.msg) - 1) + 1)
+        raw = bytearray(out.msg)
+        raw[self.bit // 8] ^= 1 << (self.bit % 8)
+        where = f"binary opening #{self.occurrence} (step {out.step}) to party {out.to}"
+        self.act(f"{where}: bit {self.bit} flipped")
+        return [(out.to, out.step, bytes(raw))]
+
+
+class MixedTamper(Forwarding):
+    """The corrupt party's mixed preprocessing with one binary MAC share altered: in the first draw of
+    ``kind`` (``and-a``, ``and-b``: an AND triple's ``a`` or ``b``; ``dabit``: a daBit's binary half;
+    ``edabit``: a bit of the first edaBit mask, strict or loose, which the comparison circuit uses),
+    each of which reaches an opening (an AND input, the conversion's ``x XOR b``, a propagate bit in
+    the carry tree).
+
+    The first strict edaBit of a comparison is its ``r'`` (``masks_steps`` asks for it before the
+    field-only ``r''``), so the tampered bits are always used."""
+
+    def __init__(self, inner: Preprocessing, adversary: BinaryMac) -> None:
+        super().__init__(inner)
+        self.adversary = adversary
+        self.kind = adversary.kind
+        self.done = False
+
+    def _due(self, kind: str) -> bool:
+        due = not self.done and self.kind.startswith(kind)
+        self.done = self.done or due
+        return due
+
+    async def and_triples(self, n: int) -> tuple[Any, Any, Any]:
+        abc = list(await self.inner.and_triples(n))  # type: ignore[attr-defined]
+        if self._due("and"):
+            which = "ab".index(self.kind[-1])
+            index = self.adversary.rng.randrange(n)
+            abc[which] = self.adversary.tamper(abc[which], index, f"AND triple {self.kind[-1]}")
+        return abc[0], abc[1], abc[2]
+
+    async def dabits(self, n: int) -> tuple[SharedArray, Any]:
+        field, bits = await self.inner.dabits(n)  # type: ignore[attr-defined]
+        if self._due("dabit"):
+            bits = self.adversary.tamper(bits, self.adversary.rng.randrange(n), "daBit (binary half)")
+        return field, bits
+
+    async def edabits(self, n: int, k: int) -> tuple[SharedArray, Any]:
+        field, bits = await self.inner.edabits(n, k)  # type: ignore[attr-defined]
+        return field, self._edabit_bits(bits, n, k, "edaBit")
+
+    async def loose_edabits(self, n: int, k: int) -> tuple[SharedArray, Any]:
+        field, bits = await self.inner.loose_edabits(n, k)  # type: ignore[attr-defined]
+        return field, self._edabit_bits(bits, n, k, "loose edaBit")
+
+    def _edabit_bits(self, bits: Any, n: int, k: int, what: str) -> Any:
+        # bit 0 of the mask may reach no opening (where the public c_0 is 1, docs/bits.md); bits 1 ..
+        # k-1 do (propagate bits of the carry tree, the equality's ANDs, the top bit's conversion)
+        if k < 2 or not self._due("edabit"):
+            return bits
+        e, j = self.adversary.rng.randrange(n), self.adversary.rng.randrange(1, k)
+        return self.adversary.tamper(bits, e * k + j, f"{what} {e}, bit {j} of {k}")
+
+
+class BinaryMac(BinaryAttack):
+    """A wrong MAC share of dealt binary material that the program opens: the binary MAC check of the
+    opening fails (the opened bit is right, its MAC is not)."""
+
+    name = "binary-mac"
+    description = "uses a wrong binary MAC share of a dealt AND triple, daBit or edaBit bit"
+    needs = "dealt"
+    KINDS = ("and-a", "and-b", "dabit", "edabit")
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.kind = self.rng.choice(self.KINDS)
+        self.d = self.rng.randbytes(16)
+        while not any(self.d):
+            self.d = self.rng.randbytes(16)
+        self.plan = f"first {self.kind} draw: its MAC share of one bit XOR {self.d.hex()}"
+
+    def tamper(self, x: Any, index: int, what: str) -> Any:
+        macs = x.macs.copy()
+        macs[index] ^= np.frombuffer(self.d, dtype=np.uint64)
+        self.act(f"{what}: MAC share of bit {index} XOR {self.d.hex()}")
+        return type(x)(x.ctx, x.bits, macs)
+
+    def wrap_preprocessing(self, session: str, pre: Preprocessing) -> Preprocessing:
+        return MixedTamper(pre, self) if self.first_online(session) else pre
+
+
+class LeakyAnd(BinaryAttack):
+    """A bad leaky-AND input in AND-triple generation: as the half-AND sender towards one victim it
+    sends wrong corrections ``d`` (every bit flipped) or wrong check rows ``W`` (a random 128-bit value
+    XORed into every row). Each changes the victim's share by its own ``x`` bit, so the leaky-AND
+    check fails unless all of the victim's ``x`` bits are 0 (at most ``2^-count``, ``count >= 40``
+    leaky triples)."""
+
+    name = "leaky-and"
+    description = "a wrong half-AND d or leaky-AND W message in AND-triple generation (to one party)"
+    needs = "generation"
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.victim = self.rng.choice(ctx.peers)
+        self.part = self.rng.choice(["d", "W"])
+        self.row = self.rng.randbytes(16)
+        while not any(self.row):
+            self.row = self.rng.randbytes(16)
+        what = "every d bit flipped" if self.part == "d" else f"every W row XOR {self.row.hex()}"
+        self.plan = f"first leaky triples, towards party {self.victim}: {what}"
+
+    def on_send(self, tap: SessionTap, out: Outgoing) -> list[Send]:
+        keep = [(out.to, out.step, out.msg)]
+        m = out.msg
+        if self.fired or out.to != self.victim or out.kind != "pair":
+            return keep
+        if not (isinstance(m, list) and len(m) == 2 and all(isinstance(v, bytes) for v in m)):
+            return keep
+        count = len(m[1]) // 16
+        if len(m[1]) % 16 or len(m[0]) != -(-count // 8) or LEAKY_AND not in origin():
+            return keep
+        if self.part == "d":
+            ones = np.packbits(np.ones(count, dtype=np.uint8), bitorder="little")
+            new = [bytes(np.frombuffer(m[0], dtype=np.uint8) ^ ones), m[1]]
+        else:
+            rows = np.frombuffer(m[1], dtype=np.uint64).reshape(count, 2) ^ np.frombuffer(self.row, np.uint64)
+            new = [m[0], rows.tobytes()]
+        self.act(f"half-AND message to party {out.to} ({count} leaky triples): {self.plan.split(': ')[1]}")
+        return [(out.to, out.step, new)]
+
+
+def caller_local(qualname: str, name: str) -> Any:
+    """The local ``name`` of the innermost frame of ``qualname`` (``module.qualname``) on the stack: what
+    the honest code is working on there (the corrupt party knows its own inputs)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if f"{frame.f_globals.get('__name__', '')}.{frame.f_code.co_qualname}" == qualname:
+            return frame.f_locals.get(name)
+        frame = frame.f_back
+    return None
+
+
+class InputShift(Forwarding):
+    """The corrupt party's preprocessing, where ``adversary.shift`` may change the clear input masks it
+    draws for its own inputs (everything else passes through)."""
+
+    def __init__(self, inner: Preprocessing, adversary: FieldInputAttack) -> None:
+        super().__init__(inner)
+        self.adversary = adversary
+
+    async def input_masks(self, owner: int, n: int) -> tuple[SharedArray, np.ndarray | None]:
+        r, clear = await self.inner.input_masks(owner, n)
+        if owner == self.adversary.party and clear is not None:
+            clear = self.adversary.shift(clear, origin())
+        return r, clear
+
+
+class FieldInputAttack(BinaryAttack):
+    """Its own field input in one generation (``target``: ``dabits`` or ``edabits``) becomes ``x + d``:
+    it shifts the clear input mask it draws for that input by ``-d``, so the correction ``x - r`` it
+    broadcasts is that of ``x + d``, the same towards every peer and in its own transcript (changing
+    the message on the wire instead would be a broadcast inconsistency, which the broadcast digest
+    catches before the generation's own check)."""
+
+    needs = "generation"
+    target = "dabits"
+
+    def wrap_preprocessing(self, session: str, pre: Preprocessing) -> Preprocessing:
+        return InputShift(pre, self) if self.first_online(session) else pre
+
+    def shift(self, clear: np.ndarray, names: list[str]) -> np.ndarray:
+        if self.fired or FIELD_INPUT not in names or generating(names) != self.target:
+            return clear
+        offsets = self.offsets(clear.shape[1])
+        if offsets is None:
+            return clear
+        f = self.field
+        return f.sub(clear, f.from_ints([d % f.modulus for d in offsets]))
+
+    def offsets(self, size: int) -> list[int] | None:
+        """``d`` per element of the input (``None``: leave this input alone)."""
+        raise NotImplementedError
+
+
+class EdabitMismatch(FieldInputAttack):
+    """An edaBit whose private bits do not match its field value: the cheater inputs its private
+    edaBits' bits honestly in binary and their field values off by ``d`` (one item, or all): caught by
+    the cut-and-choose or the bucket check (``PreprocessingError``)."""
+
+    name = "edabit-mismatch"
+    description = "a private edaBit whose field value does not match its bits (one item or all)"
+    target = "edabits"
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.d = self.rng.choice([1, -1, self.delta()])
+        self.all = self.rng.random() < 0.5
+        which = "every item" if self.all else "one item"
+        self.plan = f"its private edaBits: field value + {self.d} ({which})"
+
+    def offsets(self, size: int) -> list[int] | None:
+        items = list(range(size)) if self.all else [self.rng.randrange(size)]
+        where = "every item" if self.all else f"item {items[0]}"
+        self.act(f"edaBits: its field input + {self.d} at {where} of {size}, its bits as drawn")
+        return [self.d if i in items else 0 for i in range(size)]
+
+
+class DabitComplement(FieldInputAttack):
+    """A daBit inconsistent between the domains: the cheater's field input is the complement ``1 - u``
+    of its binary share ``u`` (one daBit, or all), so every field value is still a bit: caught by the
+    parity check (``PreprocessingError``)."""
+
+    name = "dabit-complement"
+    description = "a daBit whose field input is the complement of its binary share (one or all)"
+    target = "dabits"
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.all = self.rng.random() < 0.5
+        self.plan = f"first daBits: field input 1 - u for {'every daBit' if self.all else 'one daBit'}"
+
+    def offsets(self, size: int) -> list[int] | None:
+        shares = caller_local(FIELD_INPUT, "values")  # its binary shares u, which it inputs
+        if shares is None or len(shares) != size or any(int(u) not in (0, 1) for u in shares):
+            return None
+        items = list(range(size)) if self.all else [self.rng.randrange(size)]
+        where = "every daBit" if self.all else f"daBit {items[0]}"
+        self.act(f"daBits: its field input 1 - u at {where} of {size}")
+        return [1 - 2 * int(shares[i]) if i in items else 0 for i in range(size)]
+
+
+def ot_end_on_stack() -> Any:
+    """The OT-extension end (``self`` of the innermost ``protocols.ot`` method) on the stack, if any."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith("protocols.ot.") and "self" in frame.f_locals:
+            return frame.f_locals["self"]
+        frame = frame.f_back
+    return None
+
+
+class BitAuthOT(BinaryAttack):
+    """Bit authentication's correlated OTs (the binary party's own OT extension, SoftSpokenOT or KOS,
+    with the MAC key share as the sender's correlation) with inconsistent choice bits: as the receiver
+    towards one victim, one OT's choice bit flipped in half of the correction rows (KOS's 128 columns,
+    SoftSpokenOT's blocks of ``k``). Caught by the extension's correlation check."""
+
+    name = "bit-auth-ot"
+    description = "inconsistent choice bits in the binary domain's correlated OTs towards one party"
+    needs = "generation"
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.victim = self.rng.choice(ctx.peers)
+        self.plan = f"first bit authentication: inconsistent choice bits towards party {self.victim}"
+
+    def on_send(self, tap: SessionTap, out: Outgoing) -> list[Send]:
+        keep = [(out.to, out.step, out.msg)]
+        m = out.msg
+        if self.fired or out.kind != "pair" or out.channel != cot_channel(self.party, self.victim):
+            return keep
+        if not (isinstance(m, list) and len(m) == 2 and isinstance(m[0], bytes) and len(m[0]) > 32):
+            return keep
+        k = getattr(ot_end_on_stack(), "k", None)  # SoftSpokenOT's block size; KOS has none
+        rows = 128 if k is None else -(-128 // k)
+        if len(m[0]) % (8 * rows):
+            return keep
+        u = np.frombuffer(m[0], dtype=np.uint64).reshape(rows, -1).copy()
+        ot = self.rng.randrange(64)
+        for r in sorted(self.rng.sample(range(rows), rows // 2)):
+            u[r, ot // 64] ^= np.uint64(1) << np.uint64(ot % 64)
+        flipped = f"OT {ot}'s choice bit flipped in {rows // 2} of {rows} rows"
+        self.act(f"correlated-OT corrections to party {self.victim}: {flipped}")
+        return [(out.to, out.step, [u.tobytes(), m[1]])]
+
+
 # ------------------------------------------------------------------------------------------ catalogue
 ADVERSARIES: Mapping[str, type[Adversary]] = MappingProxyType(
     {
@@ -1133,12 +1504,24 @@ ADVERSARIES: Mapping[str, type[Adversary]] = MappingProxyType(
             MascotSacrifice,
             StrayIncarnation,
             Withhold,
+            BinaryShare,
+            BinaryMac,
+            LeakyAnd,
+            EdabitMismatch,
+            DabitComplement,
+            BitAuthOT,
         )
     }
 )
 """Every strategy by name (``Withhold`` documents a known gap and is not in ``--adversary all``)."""
 
-SWEEP: tuple[str, ...] = tuple(name for name, cls in ADVERSARIES.items() if cls.sweep)
+SWEEP: tuple[str, ...] = tuple(name for name, cls in ADVERSARIES.items() if cls.sweep and not cls.binary)
+"""``--adversary all``: the field-domain strategies (every program has targets for them)."""
+
+BINARY: tuple[str, ...] = tuple(name for name, cls in ADVERSARIES.items() if cls.binary)
+"""The binary-domain strategies: for the programs that run the binary domain (``cmp-binary``, ``bits``),
+named one by one (``--adversary binary-share,binary-mac,...``); not in ``all``, whose other programs
+have no target for them."""
 
 
 def make_adversary(name: str, ctx: AttackContext) -> Adversary:
@@ -1171,6 +1554,7 @@ def catalogue() -> list[AdversaryInfo]:
 
 __all__ = [
     "ADVERSARIES",
+    "BINARY",
     "SWEEP",
     "Adversary",
     "AdversaryInfo",

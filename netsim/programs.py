@@ -11,6 +11,17 @@ checks (each a coin toss and a commit-and-reveal of sigma), ``masks(n)`` its
 requests for input masks (every input and every private output), ``triples`` its requests for triples
 and ``owners(n)`` the parties that broadcast an input correction, in program order at ``n`` parties;
 adversaries pick their targets among them.
+
+Two programs run the binary domain (``protocols.binary``; ``binary`` says which of its steps, for the
+adversaries that attack them): ``cmp-binary``, comparisons on the binary path over the dealer's mixed
+material (online: AND-layer openings, daBit conversions, the binary MAC check), and ``bits``, which makes
+its own binary material inside the session (``BinaryParty`` set-up, bit inputs, AND triples, daBits,
+edaBits, with field material from the session's preprocessing) and uses it. ``binary_openings(n)``
+counts their binary openings (sending steps of ``BitChecker.open``), ``preprocessing`` the sources a
+program can run on (only the dealer deals mixed material today). Their field messages are counted as
+above (the binary domain's are not: ``netsim.adversaries.from_binary``), so the field strategies find
+their targets in them too; where a count grows with ``n`` (``bits``: the daBits' XORs in the field), the
+count at 2 parties is given, which every ``n`` has.
 """
 
 from __future__ import annotations
@@ -23,7 +34,12 @@ from typing import Any
 
 import numpy as np
 
+from protocols import comparison
+from protocols.binary import AuthBits, BinaryContext, BinaryParty, BitSession
+from protocols.binary.dabits import bit_to_field, generate_dabits
+from protocols.binary.edabits import extra_bits, generate_edabits, sum_numbers
 from protocols.online import Session
+from protocols.shares import SharedArray
 
 Inputs = list[list[int] | None]  # per party: its input vector, or None if it owns no input
 
@@ -42,6 +58,9 @@ class SimProgram:
     triples: int
     masks: Callable[[int], int]
     owners: Callable[[int], tuple[int, ...]]
+    binary: frozenset[str] = frozenset()  # "openings", "dealt", "generation": see the module docstring
+    binary_openings: Callable[[int], int] = lambda n: 0
+    preprocessing: tuple[str, ...] = ("dealer", "mascot")
 
 
 # ---------------------------------------------------------------------------------------------- mul
@@ -97,6 +116,103 @@ def _sum_expected(inputs: Inputs, n: int) -> list[Any]:
     return [total] * n
 
 
+# ---------------------------------------------------------------------------------------- cmp-binary
+CMP_BITS = 16  # declared bit length of the compared differences (|x - y| <= 2,000)
+
+
+def _cmp_inputs(rng: random.Random, n: int) -> Inputs:
+    xs = [rng.randint(-1000, 1000) for _ in range(3)]
+    ys = [x if rng.random() < 0.3 else rng.randint(-1000, 1000) for x in xs]  # some equal pairs
+    return [xs if i == 0 else ys if i == 1 else None for i in range(n)]
+
+
+async def _cmp_binary(s: Session, mine: list[int] | None) -> tuple[Any, Any]:
+    """x (party 0) < y (party 1) to everyone and x == y to the last party, both on the binary path
+    (edaBit masks, AND layers, daBit conversions, the binary MAC check in every output's check)."""
+    x = await s.input(np.array(mine) if s.party == 0 else None, owner=0)
+    y = await s.input(np.array(mine) if s.party == 1 else None, owner=1)
+    lt = await comparison.ltz(s, x - y, CMP_BITS, domain="binary")
+    eq = await comparison.eqz(s, x - y, CMP_BITS, domain="binary")
+    return await s.output(lt), await s.output(eq, to=s.n - 1)
+
+
+def _cmp_expected(inputs: Inputs, n: int) -> list[Any]:
+    xs, ys = inputs[0], inputs[1]
+    assert xs is not None and ys is not None
+    lt = [int(a < b) for a, b in zip(xs, ys, strict=True)]
+    eq = [int(a == b) for a, b in zip(xs, ys, strict=True)]
+    return [(lt, eq if i == n - 1 else None) for i in range(n)]
+
+
+# ---------------------------------------------------------------------------------------------- bits
+BITS = 5  # input bits of parties 0 and 1
+EDABITS, EDABIT_BITS = 3, 4  # edaBits the program makes, and their width
+
+
+def _bits_inputs(rng: random.Random, n: int) -> Inputs:
+    vec = [[rng.randrange(2) for _ in range(BITS)] for _ in range(2)]
+    return [vec[i] if i < 2 else None for i in range(n)]
+
+
+def _to_field(d_field: SharedArray, opened: np.ndarray) -> SharedArray:
+    return bit_to_field(d_field, opened)
+
+
+async def _bits(s: Session, mine: list[int] | None) -> tuple[Any, Any, Any]:
+    """Binary material made inside the session, then used: a ``BinaryParty`` (base OTs), the bits x
+    (party 0) and y (party 1) authenticated, ``x AND y`` on freshly made AND triples, the result
+    taken to the field through fresh daBits, and fresh edaBits whose bits, taken to the field the same
+    way, must compose to their field value. Outputs: ``x AND y`` (binary output), the same from the
+    field, and ``r - sum_j 2^j r_j`` for every edaBit (zeros)."""
+    party = BinaryParty(s.party, s.n)
+    await party.setup(s)
+    bs = BitSession(s, party)
+    f = s.field
+    x = await bs.input(mine if s.party == 0 else None, owner=0)
+    y = await bs.input(mine if s.party == 1 else None, owner=1)
+    z = await bs.and_(x, y, await bs.and_triples(BITS))
+    d_field, d_bits = await generate_dabits(s, bs, BITS + EDABITS * EDABIT_BITS)
+    r_field, r_bits = await generate_edabits(s, bs, EDABITS, EDABIT_BITS)
+    # both into the field in one binary opening: z, then the edaBits' bits (element by element)
+    (masked,) = await bs.open_unchecked([AuthBits.concat([z, r_bits]) ^ d_bits])
+    in_field = _to_field(d_field, masked)
+    z_field = in_field[np.arange(BITS)]
+    composed = None
+    for j in range(EDABIT_BITS):
+        bit_j = in_field[np.arange(BITS + j, BITS + EDABITS * EDABIT_BITS, EDABIT_BITS)]
+        term = bit_j.mul_public_field(f.from_ints([1 << j] * EDABITS))
+        composed = term if composed is None else composed + term
+    assert composed is not None
+    z_out = await bs.output(z)
+    z_from_field = await s.output(z_field)
+    zeros = await s.output(r_field - composed)
+    await bs.finish()
+    return z_out, z_from_field, zeros
+
+
+def _bits_binary_openings(n: int) -> int:
+    """``bits``' binary openings: 14, and one per AND layer of the edaBits' sum of ``n`` numbers."""
+    ctx = BinaryContext(0, 2, np.zeros(2, dtype=np.uint64))
+    zero = AuthBits(ctx, np.zeros(1, np.uint8), np.zeros((1, 2), np.uint64))
+    width = EDABIT_BITS + extra_bits(n, EDABIT_BITS)
+    circuit = sum_numbers([[zero] * EDABIT_BITS for _ in range(n)], width)
+    layers = 0
+    try:
+        request = circuit.send(None)  # type: ignore[arg-type]
+        while True:
+            layers += 1
+            request = circuit.send([zero] * len(request[0]))
+    except StopIteration:
+        return 14 + layers
+
+
+def _bits_expected(inputs: Inputs, n: int) -> list[Any]:
+    xs, ys = inputs[0], inputs[1]
+    assert xs is not None and ys is not None
+    z = [a & b for a, b in zip(xs, ys, strict=True)]
+    return [(z, z, [0] * EDABITS)] * n
+
+
 _MUL = SimProgram(
     "mul",
     "inputs of parties 0 and 1, a Beaver multiplication, an output to all and one to the last party",
@@ -130,6 +246,35 @@ PROGRAMS: Mapping[str, SimProgram] = MappingProxyType(
             triples=0,
             masks=lambda n: n,
             owners=lambda n: tuple(range(n)),
+        ),
+        "cmp-binary": SimProgram(
+            "cmp-binary",
+            "x < y and x == y on the binary path (dealt edaBits, AND triples, daBits; binary MAC check)",
+            _cmp_binary,
+            _cmp_inputs,
+            _cmp_expected,
+            openings=4,
+            checks=3,
+            triples=0,
+            masks=lambda n: 3,
+            owners=lambda n: (0, 1),
+            binary=frozenset({"openings", "dealt"}),
+            binary_openings=lambda n: 10,
+            preprocessing=("dealer",),
+        ),
+        "bits": SimProgram(
+            "bits",
+            "AND triples, daBits and edaBits made in the session (BinaryParty, BitSession), then used",
+            _bits,
+            _bits_inputs,
+            _bits_expected,
+            openings=9,
+            checks=5,
+            triples=4,
+            masks=lambda n: 3 * n,
+            owners=lambda n: tuple(range(n)) * 3,
+            binary=frozenset({"openings", "generation"}),
+            binary_openings=_bits_binary_openings,
         ),
     }
 )

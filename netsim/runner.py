@@ -244,6 +244,12 @@ def simulate(
     report = Report(
         seed, prog.name, n, _faults_name(faults, profile), name, cheater, preprocessing, material is not None
     )
+    if preprocessing not in prog.preprocessing:  # e.g. mixed material under ``outage``, which needs MASCOT
+        report.outcome = "n/a"
+        report.reason = (
+            f"{prog.name} runs on {' or '.join(prog.preprocessing)} preprocessing only, not {preprocessing}"
+        )
+        return report
     run = _Run(
         prog, n, profile, adversary, seed, cheater, get_field(field), preprocessing, material, link,
         deadline, batch, sessions, early_start, submit_timeout, script, report,
