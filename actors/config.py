@@ -60,6 +60,9 @@ Layout (what ``write_config`` writes; the tables and keys marked optional may be
     square = [0, 0]
     bit = [0, 0]
     random = [0, 0]
+    and_triple = [0, 0]          #   binary material (docs/offline.md): AND triples, daBits, and
+    dabit = [0, 0]               #   edaBits of any bit length k, "edabit:<k>" or "loose:<k>" (quoted),
+    # "edabit:32" = [0, 0]       #   e.g. this; [0, 0] = made on demand only, when a session waits
 
     [pool.batch]                 # optional: how many of each kind one MASCOT batch makes
     triple = 8192
@@ -67,6 +70,9 @@ Layout (what ``write_config`` writes; the tables and keys marked optional may be
     square = 4096
     bit = 4096
     random = 4096
+    and_triple = 65536           #   binary kinds: by name, or "edabit" for every "edabit:<k>"
+    dabit = 8192
+    edabit = 1024
 
     [memory]                     # optional: this party's memory bounds for preprocessing, in MiB
     pool_mb = 256                #   material made ahead of use: refills stop where the pools would
@@ -94,6 +100,7 @@ from protocols.field import get_field
 from protocols.online import DEFAULT_KING_MIN
 from protocols.ot.extension import DEFAULT as DEFAULT_OT
 from protocols.ot.extension import EXTENSIONS as OT_EXTENSIONS
+from protocols.preprocessing import mixed
 
 from .offline import MIN_POOL_BYTES, Watermarks, check_memory
 from .peerlink import LinkConfig
@@ -414,7 +421,7 @@ def load_config(path: Path | str, *, check_files: bool = True) -> PartyConfig:
         preprocessing=preprocessing,
         insecure_dealer=insecure_dealer,
         ot_extension=r.choice(doc, "ot_extension", "ot_extension", tuple(sorted(OT_EXTENSIONS)), DEFAULT_OT),
-        watermarks=_read_memory(r, doc, _read_pool(r, doc), field, n),
+        watermarks=_read_memory(r, doc, _read_pool(r, doc, field, n), field, n),
         log_level=log_level,
         log_format=log_format,
         peer_timeout=peer_timeout,
@@ -476,26 +483,51 @@ def _check_ports(r: _Reader, listen: Address, peers: dict[int, Address], metrics
         )
 
 
-def _read_pool(r: _Reader, doc: dict[str, Any]) -> Watermarks:
+def _mixed_key(r: _Reader, key: str, name: str, field: str, n: int) -> None:
+    """A binary kind's name as a ``[pool]`` key: known, and a bit length this field and ``n`` allow."""
+    why = mixed.invalid(name, 1, get_field(field), n)
+    if why is not None:
+        raise r.error(key, f"{why} (binary kinds: {', '.join(_mixed_names())})")
+
+
+def _mixed_names() -> list[str]:
+    return [k.name(32) if k.sized else k.name() for k in mixed.KINDS.values()]
+
+
+def _read_pool(r: _Reader, doc: dict[str, Any], field: str = "p127", n: int = 3) -> Watermarks:
     pool_t = r.table(doc, "pool", "pool")
-    r.only(pool_t, (*POOL_KINDS, "batch"), "pool.")
+    unsized = [k.family for k in mixed.KINDS.values() if not k.sized]
+    sized = [k for k in pool_t if mixed.SEP in k]  # "edabit:32": checked below
+    r.only(pool_t, (*POOL_KINDS, *unsized, *sized, "batch"), "pool.")
     base = Watermarks()
     marks: dict[str, Any] = {}
-    for kind in POOL_KINDS:
-        key = f"pool.{kind}"
-        ok = lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(x) and x >= 0 for x in v)  # noqa: E731
+    binary: dict[str, tuple[int, int]] = {}
+    ok = lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(x) and x >= 0 for x in v)  # noqa: E731
+    for kind in (*POOL_KINDS, *unsized, *sized):
+        key = f"pool.{kind}" if mixed.SEP not in kind else f'pool."{kind}"'
+        if kind not in POOL_KINDS:
+            _mixed_key(r, key, kind, field, n)
         low, high = r.get(
             pool_t, kind, key, ok, "[low, high], two non-negative integers", list(base.of(kind))
         )
         if low > high:
             raise r.error(key, f"low watermark {low} is above high watermark {high}")
-        marks[kind] = (low, high)
+        if kind in POOL_KINDS:
+            marks[kind] = (low, high)
+        elif high:  # [0, 0] is the default: made on demand only
+            binary[kind] = (low, high)
     batch_t = r.table(pool_t, "batch", "pool.batch")
-    r.only(batch_t, POOL_KINDS, "pool.batch.")
+    families = list(mixed.KINDS)
+    sized_batches = [k for k in batch_t if mixed.SEP in k]
+    r.only(batch_t, (*POOL_KINDS, *families, *sized_batches), "pool.batch.")
     batch = dict(base.batch)
-    for kind in POOL_KINDS:
-        batch[kind] = r.integer(batch_t, kind, f"pool.batch.{kind}", 1, 1 << 24, base.batch_of(kind))
-    return Watermarks(**marks, batch=batch)
+    for kind in (*POOL_KINDS, *families, *sized_batches):
+        key = f"pool.batch.{kind}" if mixed.SEP not in kind else f'pool.batch."{kind}"'
+        if kind in sized_batches:
+            _mixed_key(r, key, kind, field, n)
+        if kind in batch_t or kind in POOL_KINDS:
+            batch[kind] = r.integer(batch_t, kind, key, 1, 1 << 24, base.batch_of(kind))
+    return Watermarks(**marks, mixed=binary, batch=batch)
 
 
 def _read_memory(r: _Reader, doc: dict[str, Any], marks: Watermarks, field: str, n: int) -> Watermarks:
@@ -573,6 +605,10 @@ def _toml_str(s: str) -> str:
     return "".join(out)
 
 
+def _toml_key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else _toml_str(k)
+
+
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -637,8 +673,12 @@ def render_config(cfg: PartyConfig, path: Path) -> str:
         f"initial = {_toml_value(float(cfg.reconnect.initial))}",
         f"max = {_toml_value(float(cfg.reconnect.max))}",
     ]
-    lines += ["", "[pool]"] + [f"{k} = {_toml_value(list(cfg.watermarks.of(k)))}" for k in POOL_KINDS]
-    lines += ["", "[pool.batch]"] + [f"{k} = {cfg.watermarks.batch_of(k)}" for k in POOL_KINDS]
+    marks = cfg.watermarks
+    unsized = [k.family for k in mixed.KINDS.values() if not k.sized]
+    pool_kinds = [*POOL_KINDS, *dict.fromkeys([*unsized, *sorted(marks.mixed)])]
+    lines += ["", "[pool]"] + [f"{_toml_key(k)} = {_toml_value(list(marks.of(k)))}" for k in pool_kinds]
+    batch_kinds = [*POOL_KINDS, *(k for k in marks.batch if k not in POOL_KINDS)]
+    lines += ["", "[pool.batch]"] + [f"{_toml_key(k)} = {marks.batch_of(k)}" for k in batch_kinds]
     mib = 1 << 20
     lines += [
         "",

@@ -163,11 +163,15 @@ class Engine:
         session: str | None = None,
         pre: Preprocessing | None = None,
         idle_ok: bool = False,
+        options: dict[str, Any] | None = None,
     ) -> Any:
         """Run ``prog`` as session ``session`` (default: a fresh id); ``pre`` overrides the party's
         preprocessing source (the offline service runs its own sessions with a key-only one).
         ``idle_ok``: the session may wait for a peer indefinitely (the offline service's lifeline and
-        batch sessions, which wait for the leader's next plan); others abort after ``recv_timeout``."""
+        batch sessions, which wait for the leader's next plan); others abort after ``recv_timeout``.
+        ``options`` override the engine's ``Session`` options for this session (the offline service's
+        sessions compute no comparisons: they run with ``comparison="field"`` whatever the party's
+        sessions use)."""
         sid = session or new_session_id()
         if pre is None:
             # a pooled source that is replacing its MAC key (after an abort) is waited for, not failed on
@@ -185,7 +189,7 @@ class Engine:
         if self.interceptor is not None:
             net = self.interceptor.wrap_net(sid, net)
             pre = self.interceptor.wrap_preprocessing(sid, pre)
-        sess = Session(net, pre, sid, **self.session_options)
+        sess = Session(net, pre, sid, **{**self.session_options, **(options or {})})
         self.running.add(sid)
         log.info("session_started", session=sid, party=self.party)
         try:

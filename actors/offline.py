@@ -17,9 +17,18 @@ different number of failed set-ups than the others; set-up sessions with differe
 meet, and the cluster never becomes ready again. A name that one party picks and the others follow
 cannot drift: a restarted party, leader or follower, is in the next epoch as soon as it is connected.
 
+The same epochs and batch sessions make the binary material of ``MixedPreprocessing`` (AND triples,
+daBits, edaBits: the kinds of ``protocols.preprocessing.mixed``): every epoch sets up a
+``BinaryParty`` (the binary key share Delta_i and its correlated-OT ends) in the same set-up session
+as its ``MascotParty``, a binary batch is announced as ``[kind, count]`` like a field one (``dabit``,
+``and_triple``, ``edabit:<k>``), and its field material (triples, input masks, bits) comes from MASCOT
+inside the batch session itself (``_BatchMaterial``; ``mixed``'s docstring says why not from the
+pools). A session's ``PooledSession`` draws both, under the epoch's two keys; the epoch retires both.
+
 The leader keeps each kind between its low and high watermark: below low it generates, at high it
 stops, and it sleeps while every kind is full until a session draws something. Kinds with watermark 0
-(bits and squares by default) are made on demand only, when a session is waiting for them.
+(bits, squares and every binary kind by default) are made on demand only, when a session is waiting
+for them.
 
 Memory is bounded in bytes, per party (``Watermarks.pool_bytes`` and ``batch_bytes``, a config's
 ``[memory] pool_mb`` and ``batch_mb``; every party should use the same values):
@@ -33,11 +42,11 @@ Memory is bounded in bytes, per party (``Watermarks.pool_bytes`` and ``batch_byt
   bigger than the pools waits only until they are full (``wait_for``), and the rest of it is made
   while it runs (``stop_refills``).
 
-Any failed batch, and any failed MAC check in an online session that used this epoch's key, retires
-the epoch: the key share is zeroed, the pools are purged (all of it was authenticated under a key
-that may now be known). The leader then waits until every peer is connected and opens the next
-epoch. A retirement names the epoch it is about, so the several reports of one failure retire it
-once.
+Any failed batch, and any failed MAC check (field or binary) in an online session that used this
+epoch's keys, retires the epoch: both key shares are zeroed, every pool is purged, binary ones too
+(all of it was authenticated under keys that may now be known). The leader then waits until every
+peer is connected and opens the next epoch. A retirement names the epoch it is about, so the several
+reports of one failure retire it once.
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ from typing import Any
 import structlog
 import trio
 
+from protocols.binary import BinaryParty
 from protocols.concurrency import task_group
 from protocols.errors import AbortError, ConfigError, ProtocolError
 from protocols.field import PrimeField
@@ -58,8 +68,9 @@ from protocols.mascot import MascotParty, memory
 from protocols.net import Net, expect_list
 from protocols.ot.extension import DEFAULT as DEFAULT_OT
 from protocols.ot.extension import lookup as lookup_ot
+from protocols.preprocessing import mixed
 from protocols.preprocessing.pool import KINDS_FIXED, LEADER, Batch, Pool, PooledSession, mask_kind
-from protocols.shares import ShareContext
+from protocols.shares import ShareContext, SharedArray
 
 from .sessions import MASCOT_PREFIX, mascot_session
 
@@ -69,7 +80,9 @@ log = structlog.get_logger("spdz.offline")
 DEFAULT_POOL_BYTES = 256 << 20
 DEFAULT_BATCH_BYTES = 384 << 20
 MIN_POOL_BYTES = 1 << 20
-POOL_KINDS = ("triple", "mask", "square", "bit", "random")  # the watermarks' kinds
+POOL_KINDS = ("triple", "mask", "square", "bit", "random")  # the watermarks' field kinds
+OFFLINE_OPTIONS = {"comparison": "field"}  # the service's sessions compare nothing (``Engine.run``)
+DEFAULT_MIXED_BATCH = {"and_triple": 1 << 16, "dabit": 8192, "edabit": 1024}
 
 
 @dataclass
@@ -81,8 +94,19 @@ class Watermarks:
     square: tuple[int, int] = (0, 0)
     bit: tuple[int, int] = (0, 0)
     random: tuple[int, int] = (0, 0)
+    # binary kinds ("and_triple", "dabit", "edabit:32", ...; ``protocols.preprocessing.mixed``): none
+    # made ahead of use unless named here
+    mixed: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # per kind; a binary kind's batch may be given by its family ("edabit" for every "edabit:<k>")
     batch: dict[str, int] = field(
-        default_factory=lambda: {"triple": 8192, "mask": 4096, "square": 4096, "bit": 4096, "random": 4096}
+        default_factory=lambda: {
+            "triple": 8192,
+            "mask": 4096,
+            "square": 4096,
+            "bit": 4096,
+            "random": 4096,
+            **DEFAULT_MIXED_BATCH,
+        }
     )
     pool_bytes: int = DEFAULT_POOL_BYTES  # material made ahead of use: refills stop at this many bytes
     batch_bytes: int = DEFAULT_BATCH_BYTES  # one batch's estimated working set: counts are cut to fit
@@ -96,15 +120,31 @@ class Watermarks:
         masks = max((v for k, v in need.items() if k.startswith("mask")), default=0)
         kinds = {k: need.get(k, 0) for k in ("triple", "square", "bit", "random")}
         kinds["mask"] = masks
+        kinds.update({k: v for k, v in need.items() if mixed.is_mixed(k) and v > 0})
         sizes = {k: max(1, -(-v // max(1, -(-v // batch)))) for k, v in kinds.items()}
         up = {k: -(-v // sizes[k]) * sizes[k] for k, v in kinds.items()}
-        return cls(**{k: (up[k], up[k]) for k in kinds}, batch=sizes)
+        fixed = {k: (up[k], up[k]) for k in (*POOL_KINDS,)}
+        binary = {k: (up[k], up[k]) for k in kinds if k not in fixed}
+        return cls(**fixed, mixed=binary, batch={**DEFAULT_MIXED_BATCH, **sizes})
 
     def of(self, kind: str) -> tuple[int, int]:
-        return self.mask if kind.startswith("mask") else getattr(self, kind)
+        if kind.startswith("mask"):
+            return self.mask
+        if kind in POOL_KINDS:
+            return getattr(self, kind)  # type: ignore[no-any-return]
+        return self.mixed.get(kind, (0, 0))
 
     def batch_of(self, kind: str) -> int:
-        return self.batch["mask" if kind.startswith("mask") else kind]
+        if kind.startswith("mask"):
+            return self.batch["mask"]
+        if kind in self.batch:
+            return self.batch[kind]
+        family = kind.partition(mixed.SEP)[0]
+        return self.batch.get(family, DEFAULT_MIXED_BATCH.get(family, 1024))
+
+    def mixed_kinds(self) -> list[str]:
+        """The binary kinds these watermarks name (every other one is made on demand only)."""
+        return sorted(self.mixed)
 
 
 class _KeyOnly:
@@ -117,6 +157,42 @@ class _KeyOnly:
 
     def compromised(self) -> None:
         self._retire(self._epoch, "an offline session was aborted or cancelled")
+
+
+class _BatchMaterial(_KeyOnly):
+    """The ``Preprocessing`` of one batch session: the field material a binary generator draws
+    (``generate_dabits``' triples, input masks and bits) made by MASCOT in that same session, on
+    request, in the order the generator asks (the same at every party)."""
+
+    def __init__(self, mascot: MascotParty, retire: Any, epoch: str) -> None:
+        super().__init__(mascot.ctx, retire, epoch)
+        self._mascot = mascot
+        self._s: Any = None
+
+    def bind(self, s: Any) -> None:
+        self._s = s
+
+    def _session(self) -> Any:
+        if self._s is None:
+            raise RuntimeError("a field batch drew preprocessing")
+        return self._s
+
+    async def triples(self, n: int) -> Any:
+        return await self._mascot.triples(self._session(), n)
+
+    async def squares(self, n: int) -> Any:
+        return await self._mascot.squares(self._session(), n)
+
+    async def bits(self, n: int) -> Any:
+        if n == 0:
+            return SharedArray(self.ctx, self.ctx.field.zeros(0), self.ctx.field.zeros(0))
+        return await self._mascot.bits(self._session(), n)
+
+    async def randoms(self, n: int) -> Any:
+        return await self._mascot.randoms(self._session(), n)
+
+    async def input_masks(self, owner: int, n: int) -> Any:
+        return await self._mascot.input_masks(self._session(), owner, n)
 
 
 class OfflineService:
@@ -148,10 +224,13 @@ class OfflineService:
         self._offer = ""  # the newest set-up the leader opened that we have not joined
         self._offered = trio.Event()
         self.mascot: MascotParty | None = None
+        self.binary: BinaryParty | None = None  # this epoch's binary key share and OT ends
         self._epoch_scope: trio.CancelScope | None = None
         self._ready = trio.Event()
         self.generated: dict[str, int] = {}
         self.gen_seconds = 0.0
+        self.kind_seconds: dict[str, float] = {}  # generation time per kind
+        self._max_batches: dict[str, int] = {}
         self.failures: list[str] = []
         self.crashes = 0
         self._batches_this_epoch = 0
@@ -160,9 +239,9 @@ class OfflineService:
 
     # ------------------------------------------------------------------ what sessions see
     def for_session(self, session_id: str, net: Net) -> PooledSession:
-        if self.mascot is None:
+        if self.mascot is None or self.binary is None:
             raise AbortError("preprocessing is not ready: the MAC key is being replaced")
-        return PooledSession(self.pool, self.mascot.ctx, net, self._compromised, self.epoch)
+        return PooledSession(self.pool, self.mascot.ctx, net, self._compromised, self.epoch, self.binary.ctx)
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
@@ -189,7 +268,7 @@ class OfflineService:
         ask for): once a job's planned material is made, no generation competes with the job for the
         CPU. If the pools' byte bound stopped ``wait_for`` short of the job's needs, the rest of it
         (and no more) is made as room frees up, while the job runs."""
-        self.marks = dataclasses.replace(self.marks, **dict.fromkeys(POOL_KINDS, (0, 0)))
+        self.marks = dataclasses.replace(self.marks, **dict.fromkeys(POOL_KINDS, (0, 0)), mixed={})
         levels = self.pool.levels()
         rest = {k: v - levels.get(k, 0) for k, v in (self._planned or {}).items()}
         self._quota = {k: v for k, v in rest.items() if v > 0}
@@ -197,7 +276,7 @@ class OfflineService:
         self.pool.notify()  # the planner re-plans under the new targets
 
     def metrics(self) -> dict[str, Any]:
-        rate = {k: v / self.gen_seconds for k, v in self.generated.items()} if self.gen_seconds else {}
+        rate = {k: v / t for k, v in self.generated.items() if (t := self.kind_seconds.get(k, 0.0)) > 0}
         return {
             "epoch": self.epoch,
             "keys": self.keys,
@@ -235,6 +314,9 @@ class OfflineService:
         if self.mascot is not None:
             self.mascot.retire()
             self.mascot = None
+        if self.binary is not None:
+            self.binary.retire()  # zeroes Delta_i, drops the binary OT ends
+            self.binary = None
         self.pool.purge()
         if self._ready.is_set():  # waiters on an unset event keep it: it is set when the new key is
             self._ready = trio.Event()  # ready (replacing it would leave them waiting forever)
@@ -290,7 +372,8 @@ class OfflineService:
 
     async def _run_epoch(self, epoch: str) -> None:
         mascot = MascotParty(self.field, self.party, self.n, ot_extension=self.ot_extension)
-        self.mascot = mascot
+        binary = BinaryParty(self.party, self.n)
+        self.mascot, self.binary = mascot, binary
         self.epoch = epoch
         self.keys += 1
         pre = _KeyOnly(mascot.ctx, self.retire, epoch)
@@ -299,11 +382,13 @@ class OfflineService:
             await self.engine.run(
                 _setup_prog,
                 mascot,
+                binary,
                 epoch,
                 self.ot_extension,
                 session=mascot_session(epoch, "setup"),
                 pre=pre,
                 idle_ok=True,
+                options=OFFLINE_OPTIONS,
             )
             self._ready.set()
             log.info("offline_ready", party=self.party, epoch=epoch)
@@ -311,10 +396,22 @@ class OfflineService:
             while True:
                 plan = await self._plan() if self.party == LEADER else None
                 t0 = trio.current_time()
+                material = _BatchMaterial(mascot, self.retire, epoch)
                 kind, count, batch = await self.engine.run(
-                    _batch_prog, mascot, plan, session=mascot_session(epoch, k), pre=pre, idle_ok=True
+                    _batch_prog,
+                    mascot,
+                    binary,
+                    plan,
+                    material,
+                    self._and_chunk(),
+                    session=mascot_session(epoch, k),
+                    pre=material,
+                    idle_ok=True,
+                    options=OFFLINE_OPTIONS,
                 )
-                self.gen_seconds += trio.current_time() - t0
+                took = trio.current_time() - t0
+                self.gen_seconds += took
+                self.kind_seconds[kind] = self.kind_seconds.get(kind, 0.0) + took
                 self.generated[kind] = self.generated.get(kind, 0) + count
                 if kind in self._quota:
                     self._quota[kind] -= count
@@ -335,15 +432,44 @@ class OfflineService:
         the engine retires the epoch there too. A late notice for an epoch already retired does
         nothing."""
         await self.engine.run(
-            _lifeline_prog, session=mascot_session(epoch, "lifeline"), pre=pre, idle_ok=True
+            _lifeline_prog,
+            session=mascot_session(epoch, "lifeline"),
+            pre=pre,
+            idle_ok=True,
+            options=OFFLINE_OPTIONS,
         )
 
     def _kinds(self) -> list[str]:
-        return [*KINDS_FIXED, *(mask_kind(i) for i in range(self.n))]
+        """The kinds the planner keeps an eye on: the field kinds, then the binary kinds that the
+        watermarks or a planned job name (any other binary kind is made when a session waits)."""
+        field_kinds = [*KINDS_FIXED, *(mask_kind(i) for i in range(self.n))]
+        named = [*self.marks.mixed_kinds(), *sorted(self._quota), *sorted(self._planned or {})]
+        binary = [k for k in dict.fromkeys(named) if self._makes(k)]
+        return field_kinds + binary
+
+    def _makes(self, kind: str) -> bool:
+        """Whether ``kind`` is a binary kind this field and party count can make."""
+        return mixed.is_mixed(kind) and mixed.invalid(kind, 1, self.field, self.n) is None
 
     def _max_batch(self, kind: str) -> int:
         """The largest batch of ``kind`` whose estimated working set fits ``marks.batch_bytes``."""
-        return max(1, memory.max_count(self.field, self.n, kind, self.marks.batch_bytes))
+        if not mixed.is_mixed(kind):
+            return max(1, memory.max_count(self.field, self.n, kind, self.marks.batch_bytes))
+        got = self._max_batches.get(kind)
+        if got is None:
+            got = self._max_batches[kind] = max(
+                1, mixed.max_count(self.field, self.n, kind, self.marks.batch_bytes)
+            )
+        return got
+
+    def _and_chunk(self) -> int:
+        """The AND sub-batch of binary batches under ``marks.batch_bytes`` (``mixed.and_chunk``)."""
+        return mixed.and_chunk(self.field, self.n, self.marks.batch_bytes)
+
+    def _item_bytes(self, kind: str) -> int:
+        if mixed.is_mixed(kind):
+            return mixed.item_bytes(self.field, kind)
+        return memory.item_bytes(self.field, kind)
 
     def _refill(self, kind: str) -> int:
         """How many of ``kind`` to make ahead of use now (0: none). Below the low watermark (or, after
@@ -362,16 +488,17 @@ class OfflineService:
             count = min(self.marks.batch_of(kind), max(MIN_DEMAND_BATCH, level))
         if want <= 0:
             return 0
-        room = max(0, self.marks.pool_bytes - self.pool.nbytes) // memory.item_bytes(self.field, kind)
+        room = max(0, self.marks.pool_bytes - self.pool.nbytes) // self._item_bytes(kind)
         if room < min(MIN_DEMAND_BATCH, want):
             return 0
         return min(count, room, self._max_batch(kind))
 
     async def _plan(self) -> list[Any]:
         """Leader: the next ``[kind, count]``; waits while every pool is full and nobody waits."""
-        kinds = self._kinds()
         while True:
-            demanded = [k for k in kinds if self.pool.demand.get(k)]
+            kinds = self._kinds()
+            waited = [k for k in self.pool.demand if k not in kinds and self._makes(k)]
+            demanded = [k for k in [*kinds, *waited] if self.pool.demand.get(k)]
             if demanded:
                 # made for a session that waits: handed out at once, so not held to the pools' byte
                 # bound (which it may pass by at most one batch), only to the batch bound
@@ -414,6 +541,12 @@ MIN_DEMAND_BATCH = 1024
 _SETUP = re.compile(re.escape(MASCOT_PREFIX) + r"([0-9]{1,9}-[0-9a-f]{16})/setup")
 
 
+def _short(value: Any) -> str:
+    """A peer's value for an error message, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def demand_batch(demand: int, batch: int) -> int:
     """The size of a batch made because a session waits for ``demand`` items: big enough to amortise a
     batch's fixed rounds, small enough that a session asking for a little does not wait for a whole
@@ -444,7 +577,7 @@ async def _from_leader(s: Any, value: Any) -> Any:
     return value
 
 
-async def _setup_prog(s: Any, mascot: MascotParty, epoch: str, ot: str) -> None:
+async def _setup_prog(s: Any, mascot: MascotParty, binary: BinaryParty, epoch: str, ot: str) -> None:
     # The leader's first message opens the epoch at the followers (``OfflineService._session_seen``)
     # before anything else of the set-up, in which it might otherwise wait for them first. It also
     # names the leader's OT extension: parties configured with different ones would otherwise fail
@@ -458,17 +591,37 @@ async def _setup_prog(s: Any, mascot: MascotParty, epoch: str, ot: str) -> None:
             f"{ot!r}: set ot_extension alike in every party's config"
         )
     await mascot.setup(s)
+    await binary.setup(s)  # the epoch's binary key share: its correlated-OT ends with every peer
 
 
-async def _batch_prog(s: Any, mascot: MascotParty, plan: list[Any] | None) -> tuple[str, int, Batch]:
+async def _batch_prog(
+    s: Any,
+    mascot: MascotParty,
+    binary: BinaryParty,
+    plan: list[Any] | None,
+    material: _BatchMaterial,
+    and_chunk: int,
+) -> tuple[str, int, Batch]:
     assert (plan is not None) == (s.party == LEADER)
     plan = expect_list(await _from_leader(s, plan), LEADER, "batch plan", 2)
     kind, count = plan
+    parsed = mixed.parse(kind)
+    if parsed is not None or (isinstance(kind, str) and kind.partition(mixed.SEP)[0] in mixed.KINDS):
+        why = mixed.invalid(kind, count, s.field, s.n)
+        if why is not None:
+            raise ProtocolError(
+                f"party {LEADER} announced an invalid batch of binary material {_short(plan)}: {why}",
+                culprit=LEADER,
+            )
+        assert parsed is not None
+        material.bind(s)
+        parts = await mixed.make_batch(s, binary, parsed[0], parsed[1], count, and_chunk)
+        return kind, count, Batch(-1, kind, parts, None, parsed[0].widths(parsed[1]))
     valid = kind in KINDS_FIXED or (
         isinstance(kind, str) and kind.startswith("mask") and kind[4:].isdigit() and int(kind[4:]) < s.n
     )
     if not valid or not isinstance(count, int) or not 0 < count <= 1 << 20:
-        raise ProtocolError(f"party {LEADER} announced an invalid batch {plan!r}", culprit=LEADER)
+        raise ProtocolError(f"party {LEADER} announced an invalid batch {_short(plan)}", culprit=LEADER)
     if kind == "triple":
         parts, clear = list(await mascot.triples(s, count)), None
     elif kind == "square":

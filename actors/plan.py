@@ -15,12 +15,21 @@ from .cluster import local_cluster
 
 
 async def preprocessing_plan(
-    program: Any, n: int, *args: Any, modulus: int | str | None = None, **kwargs: Any
+    program: Any,
+    n: int,
+    *args: Any,
+    modulus: int | str | None = None,
+    comparison: str | None = None,
+    **kwargs: Any,
 ) -> dict[str, int]:
     """Party 0's consumption when ``n`` parties run ``program(session, *args, **kwargs)``, by pool,
-    from a dry run on the INSECURE dealer (see the module's note on which arguments to pass)."""
+    from a dry run on the INSECURE dealer (see the module's note on which arguments to pass).
+    ``comparison`` is the sessions' ``Session(comparison=...)`` (``"binary"``: the plan counts AND
+    triples, daBits and edaBits, ``and_triple``, ``dabit``, ``edabit:<k>``, as the pools name them)."""
     rec = PlanRecorder()
     options: dict[str, Any] = {} if modulus is None else {"modulus": modulus}
+    if comparison is not None:
+        options["session_options"] = {"comparison": comparison}
     async with local_cluster(n, preprocessing="dealer", interceptors={0: rec}, **options) as c:
         await c.run(program, *args, **kwargs)
     return dict(rec.counts)

@@ -65,7 +65,10 @@ def snapshot(d: PartyDaemon) -> dict[str, Any]:
             "epoch": m["epoch"],
             "keys": m["keys"],
             "levels": m["levels"],
-            "watermarks": {k: list(d.cfg.watermarks.of(k)) for k in ("triple", "mask", "square", "bit")},
+            "watermarks": {
+                k: list(d.cfg.watermarks.of(k))
+                for k in ("triple", "mask", "square", "bit", *d.cfg.watermarks.mixed_kinds())
+            },
             "bytes": m["pool_bytes"],
             "bytes_bound": d.cfg.watermarks.pool_bytes,
             "generated": m["generated"],

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .net import Net
+from .preprocessing import mixed
 from .preprocessing.base import Preprocessing
 from .shares import SharedArray
 
@@ -63,7 +64,9 @@ class Forwarding:
 
     def drawn(self, kind: str, n: int, owner: int | None = None) -> None:
         """Called before a request for ``n`` items of ``kind`` (``triples``, ``squares``, ``bits``,
-        ``randoms``, ``input_masks`` with its ``owner``) is passed on. Does nothing here."""
+        ``randoms``, ``input_masks`` with its ``owner``; binary material: ``and_triples``, ``dabits``,
+        ``edabits`` with the bit length in place of the owner, and any other ``MixedPreprocessing``
+        method, ``protocols.preprocessing.mixed``) is passed on. Does nothing here."""
 
     async def triples(self, n: int) -> tuple[SharedArray, SharedArray, SharedArray]:
         self.drawn("triples", n)
@@ -85,13 +88,35 @@ class Forwarding:
         self.drawn("input_masks", n, owner)
         return await self.inner.input_masks(owner, n)
 
+    # binary material (``MixedPreprocessing``), where the inner source has it
+    async def and_triples(self, n: int) -> Any:
+        self.drawn("and_triples", n)
+        return await self.inner.and_triples(n)  # type: ignore[attr-defined]
+
+    async def dabits(self, n: int) -> Any:
+        self.drawn("dabits", n)
+        return await self.inner.dabits(n)  # type: ignore[attr-defined]
+
+    async def edabits(self, n: int, k: int) -> Any:
+        self.drawn("edabits", n, k)
+        return await self.inner.edabits(n, k)  # type: ignore[attr-defined]
+
     def compromised(self) -> None:
         self.inner.compromised()
 
     def __getattr__(self, name: str) -> Any:
         if name == "inner":  # not set yet (during __init__, or a copy): no recursion
             raise AttributeError(name)
-        return getattr(self.inner, name)
+        value = getattr(self.inner, name)
+        if name in mixed.BY_METHOD and callable(value):  # another binary kind: watched as well
+            sized = mixed.BY_METHOD[name].sized
+
+            async def draw(n: int, *k: Any) -> Any:
+                self.drawn(name, n, *(k if sized else ()))
+                return await value(n, *k)
+
+            return draw
+        return value
 
 
 class Stocked(Forwarding):

@@ -11,6 +11,7 @@ that reveal the same).
 
     need = await actors.plan.preprocessing_plan(prog, 3, *args)
     # {"triple": 11930, "bit": 28087, "random": 200, "mask0": 160, ...}  (pool names)
+    # binary material too: {"and_triple": 57000, "dabit": 1000, "edabit:32": 1000, ...}
 
 This module only records (``PlanRecorder``, an engine interceptor); the dry run needs a cluster of
 parties, which is ``actors``' business, and ``protocols`` never imports ``actors``.
@@ -21,6 +22,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ..intercept import Forwarding, PassThrough
+from . import mixed
 from .base import Preprocessing
 
 # request method -> the offline service's pool name
@@ -29,7 +31,8 @@ POOL_OF = {"triples": "triple", "squares": "square", "bits": "bit", "randoms": "
 
 class RecordingPreprocessing(Forwarding):
     """Passes every request on to ``inner`` and writes it down in ``rec``: its size under the pool's
-    name in ``rec.counts`` (input masks under ``mask<owner>``) and, for triples, squares, bits and
+    name in ``rec.counts`` (input masks under ``mask<owner>``, binary material under its pool kind,
+    ``mixed.py``: ``and_triple``, ``dabit``, ``edabit:<k>``) and, for triples, squares, bits and
     randoms, ``(method, size)`` in order in ``rec.requests``."""
 
     def __init__(self, inner: Preprocessing, rec: PlanRecorder) -> None:
@@ -39,6 +42,9 @@ class RecordingPreprocessing(Forwarding):
     def drawn(self, kind: str, n: int, owner: int | None = None) -> None:
         if kind == "input_masks":
             self._rec.counts[f"mask{owner}"] += n
+        elif kind in mixed.BY_METHOD:
+            binary = mixed.BY_METHOD[kind]
+            self._rec.counts[binary.name(owner or 0)] += n
         else:
             self._rec.counts[POOL_OF[kind]] += n
             self._rec.requests.append((kind, n))

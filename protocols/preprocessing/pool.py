@@ -12,6 +12,11 @@ overlaps one already used or runs past the batch, so material is never handed ou
 a triple"). Allocations of concurrent sessions may reach a follower in any order, so ranges need not
 be contiguous with the previous one. If the batch has not arrived locally yet the follower waits for
 it. Material taken by a session is gone, whether the session succeeds or aborts.
+
+Binary material (``MixedPreprocessing``: AND triples, daBits, edaBits; the kinds of ``mixed.py``) is
+pooled and allocated the same way. Its batches hold ``AuthBits`` parts beside ``SharedArray`` ones,
+and a part may hold several elements per item (``Batch.widths``: an edaBit of ``k`` bits has one field
+element and ``k`` bits).
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from typing import Any
 import numpy as np
 import trio
 
+from ..binary.bits import AuthBits, BinaryContext
 from ..errors import AbortError, ProtocolError
 from ..net import Net, PairChannel, expect_list
 from ..shares import ShareContext, SharedArray
+from . import mixed
 
 ALLOC_CHANNEL = 0x7000
 LEADER = 0
@@ -38,21 +45,35 @@ def mask_kind(owner: int) -> str:
 
 
 def parts_of(kind: str) -> int:
-    return 1 if kind.startswith("mask") else PARTS[kind]
+    if kind.startswith("mask"):
+        return 1
+    if kind in PARTS:
+        return PARTS[kind]
+    parsed = mixed.parse(kind)
+    if parsed is None:
+        raise KeyError(kind)
+    return len(parsed[0].layout)
 
 
 @dataclass
 class Batch:
     batch_id: int
     kind: str
-    parts: list[SharedArray]
+    parts: list[Any]  # SharedArray (field) or AuthBits (binary) parts, flat
     clear: np.ndarray | None = None  # input masks: the clear values, at their owner only
+    widths: list[int] | None = None  # elements of each part per item (default: one)
     cursor: int = 0  # the leader allocates from here on
     used: np.ndarray | None = None  # which items have been handed out
     nused: int = 0
     nbytes: int = field(default=0, init=False)  # what the batch occupies (see ``Pool``)
 
     def __post_init__(self) -> None:
+        if self.widths is None:
+            self.widths = [1] * len(self.parts)
+        if len(self.widths) != len(self.parts) or any(
+            p.size != self.size * w for p, w in zip(self.parts, self.widths, strict=True)
+        ):
+            raise ValueError(f"a {self.kind} batch with parts of {[p.size for p in self.parts]} elements")
         self.used = np.zeros(self.size, dtype=bool)
         self.nbytes = sum(_nbytes(p) for p in self.parts)
         if self.kind.startswith("mask"):  # the clear values: counted at every party, so that every
@@ -60,7 +81,8 @@ class Batch:
 
     @property
     def size(self) -> int:
-        return self.parts[0].size
+        assert self.widths is not None
+        return self.parts[0].size // self.widths[0]
 
     @property
     def left(self) -> int:
@@ -68,9 +90,11 @@ class Batch:
 
 
 def _nbytes(part: Any) -> int:
-    """Bytes of one part of a batch: value and MAC shares (or a bare array)."""
+    """Bytes of one part of a batch: value and MAC shares (or bit and MAC shares, or a bare array)."""
     if hasattr(part, "mac"):
         return int(part.value.nbytes + part.mac.nbytes)
+    if hasattr(part, "macs"):
+        return int(part.bits.nbytes + part.macs.nbytes)
     return int(np.asarray(part).nbytes)
 
 
@@ -126,13 +150,13 @@ class Pool:
         self.nbytes = 0
         self._notify()
 
-    def _take(self, batch: Batch, lo: int, count: int) -> tuple[list[SharedArray], np.ndarray | None]:
+    def _take(self, batch: Batch, lo: int, count: int) -> tuple[list[Any], np.ndarray | None]:
         hi = lo + count
-        assert batch.used is not None
+        assert batch.used is not None and batch.widths is not None
         batch.used[lo:hi] = True
         batch.nused += count
         batch.cursor = max(batch.cursor, hi)
-        parts = [p[lo:hi] for p in batch.parts]
+        parts = [p[lo * w : hi * w] for p, w in zip(batch.parts, batch.widths, strict=True)]
         clear = batch.clear[:, lo:hi] if batch.clear is not None else None
         if batch.left == 0:
             q = self.batches[batch.kind]
@@ -210,10 +234,23 @@ def _parse_ranges(msg: Any, leader: int, want: int) -> list[list[int]]:
 
 
 class PooledSession:
-    """A session's ``Preprocessing`` backed by a ``Pool`` and the leader's allocations."""
+    """A session's ``Preprocessing`` backed by a ``Pool`` and the leader's allocations; with a binary
+    key share ``bctx`` also a ``MixedPreprocessing`` (AND triples, daBits, edaBits from the pools
+    of ``mixed.KINDS``; a kind registered there is drawn by its ``method`` name here)."""
 
-    def __init__(self, pool: Pool, ctx: ShareContext, net: Net, on_compromise: Any, epoch: int) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        ctx: ShareContext,
+        net: Net,
+        on_compromise: Any,
+        epoch: Any,
+        bctx: BinaryContext | None = None,
+    ) -> None:
         self.ctx = ctx
+        if bctx is not None:
+            self.bctx = bctx
+        self._generation = pool.generation  # a purge (the epoch retired) ends this session's supply
         self._pool = pool
         self._net = net
         self._on_compromise = on_compromise
@@ -226,7 +263,7 @@ class PooledSession:
             ch = self._channels[peer] = PairChannel(self._net, peer, ALLOC_CHANNEL)
         return ch
 
-    async def _get(self, kind: str, want: int) -> tuple[list[SharedArray], np.ndarray | None]:
+    async def _get(self, kind: str, want: int) -> tuple[list[Any], np.ndarray | None]:
         if want < 0:
             raise ValueError("negative preprocessing request")
         k = parts_of(kind)
@@ -234,6 +271,11 @@ class PooledSession:
             f = self.ctx.field
             empty = [SharedArray(self.ctx, f.zeros(0), f.zeros(0)) for _ in range(k)]
             return empty, f.zeros(0)
+        if self._pool.generation != self._generation:
+            raise AbortError(
+                f"the MAC keys of epoch {self.epoch} were retired: its preprocessing is gone (the "
+                "session started under them cannot draw the next epoch's)"
+            )
         pieces: list[Any] = []
         got = 0
         me = self._net.party
@@ -250,7 +292,7 @@ class PooledSession:
             pieces.extend(new)
             got += sum(r[2] for r in ranges)
         parts = [
-            SharedArray.concat([p[0][i] for p in pieces]) if len(pieces) > 1 else pieces[0][0][i]
+            type(pieces[0][0][i]).concat([p[0][i] for p in pieces]) if len(pieces) > 1 else pieces[0][0][i]
             for i in range(k)
         ]
         clears = [p[1] for p in pieces if p[1] is not None]
@@ -281,5 +323,65 @@ class PooledSession:
             raise AbortError("input masks arrived without their clear values at their owner")
         return r, (clear if owner == self.ctx.party else None)
 
+    # ------------------------------------------------------------------ binary material
+    async def _mixed(self, name: str, n: int) -> list[Any]:
+        bctx = getattr(self, "bctx", None)
+        if bctx is None:
+            raise AttributeError("this pooled session has no binary key share: no binary material")
+        parsed = mixed.parse(name)
+        if parsed is None:
+            raise ValueError(f"no binary material of kind {name!r}")
+        kind, k = parsed
+        if kind.sized:
+            assert kind.max_bits is not None
+            top = kind.max_bits(self.ctx.field, self.ctx.n)
+            if not 1 <= k <= top:
+                raise ValueError(f"{kind.method} of {k} bits: this field and party count allow 1 to {top}")
+        if n < 0:
+            raise ValueError("negative preprocessing request")
+        if n == 0:
+            f = self.ctx.field
+            empty = {"field": lambda: SharedArray(self.ctx, f.zeros(0), f.zeros(0))}
+            return [empty.get(part, lambda: _no_bits(bctx))() for part in kind.layout]
+        parts, _ = await self._get(name, n)
+        return parts
+
+    async def and_triples(self, n: int) -> tuple[AuthBits, AuthBits, AuthBits]:
+        a, b, c = await self._mixed("and_triple", n)
+        return a, b, c
+
+    async def dabits(self, n: int) -> tuple[SharedArray, AuthBits]:
+        b, bb = await self._mixed("dabit", n)
+        return b, bb
+
+    async def edabits(self, n: int, k: int) -> tuple[SharedArray, AuthBits]:
+        r, bits = await self._mixed(f"edabit{mixed.SEP}{k}", n)
+        return r, bits
+
+    async def loose_edabits(self, n: int, k: int) -> tuple[SharedArray, AuthBits]:
+        r, bits = await self._mixed(f"loose{mixed.SEP}{k}", n)
+        return r, bits
+
+    def __getattr__(self, name: str) -> Any:
+        """The draw of any other registered mixed kind, by its ``method`` name (``mixed.register``)."""
+        kind = mixed.BY_METHOD.get(name)
+        if kind is None or name.startswith("_") or "bctx" not in self.__dict__:
+            raise AttributeError(name)
+        if kind.sized:
+
+            async def draw_sized(n: int, k: int) -> tuple[Any, ...]:
+                return tuple(await self._mixed(kind.name(k), n))
+
+            return draw_sized
+
+        async def draw(n: int) -> tuple[Any, ...]:
+            return tuple(await self._mixed(kind.name(), n))
+
+        return draw
+
     def compromised(self) -> None:
         self._on_compromise(self.epoch)
+
+
+def _no_bits(bctx: BinaryContext) -> AuthBits:
+    return AuthBits.empty(bctx)
