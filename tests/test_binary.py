@@ -31,6 +31,7 @@ from protocols.net import PairChannel
 from protocols.online import Session
 from protocols.ot import KOSReceiver, KOSSender
 from protocols.ot.gf128 import ONE, gcm_mul, xor_bytes
+from protocols.ot.softspoken import SoftSpokenReceiver, SoftSpokenSender
 
 DEADLINE = 60.0
 N_PARTIES = [2, 3]
@@ -271,6 +272,62 @@ async def test_kos_sender_with_a_given_delta() -> None:
     for bad in (np.zeros(3, np.uint64), np.zeros(2, np.int64), b"short"):
         with pytest.raises(ValueError, match="delta"):
             KOSSender(b"", delta=bad)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 8], ids=lambda k: f"k{k}")
+async def test_softspoken_sender_with_a_given_delta(k: int) -> None:
+    """``SoftSpokenSender(context, k, delta=...)`` punctures its trees at that Delta: ``q + t = x Delta``
+    for the correlated rows, at every block size (the last block shorter where k does not divide 128)."""
+    wanted = np.frombuffer(os.urandom(16), dtype=np.uint64).copy()
+    x = np.frombuffer(os.urandom(300), dtype=np.uint8) & 1
+
+    async def prog(s: Session, form: str) -> Any:
+        ch = PairChannel(s.net, 1 - s.party, 5)
+        ctx = context_bytes(s.session_id, "softspoken-delta")
+        if s.party == 0:
+            snd = SoftSpokenSender(ctx, k, delta=wanted if form == "array" else wanted.tobytes())
+            await snd.setup(ch)
+            return snd.delta, await snd.extend_correlated(ch, x.size)
+        rcv = SoftSpokenReceiver(ctx, k)
+        await rcv.setup(ch)
+        return await rcv.extend_correlated(ch, x)
+
+    for form in ("array", "bytes"):
+        (((delta, q), t),) = await run_with(2, [(prog, (form,))])
+        assert np.array_equal(delta, wanted)
+        assert np.array_equal(q ^ t, times_delta(x, wanted))
+    for bad in (np.zeros(3, np.uint64), np.zeros(2, np.int64), b"short"):
+        with pytest.raises(ValueError, match="delta"):
+            SoftSpokenSender(b"", delta=bad)
+
+
+async def test_binary_parties_on_either_extension() -> None:
+    """The binary domain on KOS and on SoftSpokenOT (the default) alike: exact material, and SoftSpokenOT
+    sends fewer bytes for the same random bits; an unknown extension is refused by name."""
+    sent: dict[str, int] = {}
+    for name in ("kos", "softspoken"):
+        parties = [BinaryParty(i, 2, ot_extension=name) for i in range(2)]
+        assert parties[0].ot_extension == name
+
+        async def prog(s: Session, parties: Sequence[BinaryParty]) -> Any:
+            bs = BitSession(s, parties[s.party])
+            x, y, z = await bs.and_triples(2000)
+            bits = await bs.random_bits(1 << 16)
+            out = [await bs.output(v) for v in (x, y, z)]
+            await bs.finish()
+            return out, bits.size
+
+        async with actors.local_cluster(2, preprocessing="dealer") as cluster:
+            raise_any(await cluster.run_each(setup_prog, parties))
+            before = sum(cluster.hub.bytes_sent)
+            res = await cluster.run_each(prog, parties)
+            sent[name] = sum(cluster.hub.bytes_sent) - before
+        raise_any(res)
+        (x, y, z), size = res[0]
+        assert size == 1 << 16 and np.array_equal(z, x & y) and res[1][0][2].tolist() == z.tolist()
+    assert sent["softspoken"] < 0.75 * sent["kos"], sent
+    with pytest.raises(ValueError, match="unknown OT extension 'iknp'"):
+        BinaryParty(0, 2, ot_extension="iknp")
 
 
 # ---------------------------------------------------------------------------------------- protocols

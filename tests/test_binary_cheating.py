@@ -19,6 +19,7 @@ What must catch each deviation:
 | a KOS sender with another Delta towards one receiver | bit-authentication (consistency) check |
 | a receiver with other choice bits towards one peer | bit-authentication check |
 | a receiver with inconsistent choices inside one KOS instance | KOS's correlation check |
+| a receiver with inconsistent choices inside one SoftSpokenOT instance (the default) | SoftSpokenOT's correlation check |
 | a wrong or split announcement of the consistency combination | that check / broadcast digest |
 | a wrong half-AND d, a wrong leaky-AND row W, a wrong z share (or z + r) before bucketing | leaky-AND check |
 | a z + r share told differently to different parties | broadcast digest |
@@ -50,6 +51,7 @@ from protocols.intercept import PassThrough
 from protocols.net import Net, PairChannel
 from protocols.online import Session
 from protocols.ot.bitmatrix import unpack_bits
+from protocols.ot.softspoken import DEFAULT_K
 
 pytestmark = pytest.mark.slow  # ~100 clusters with fresh base OTs: left out of the fast subset
 
@@ -251,6 +253,22 @@ def kos_column(parties: Sequence[BinaryParty], cheater: int, victim: int) -> Rul
     return Rule(lambda w: w.channel == channel and w.k == 0 and isinstance(w.msg, list), mutate)
 
 
+def softspoken_block(parties: Sequence[BinaryParty], cheater: int, victim: int) -> Rule:
+    """The cheater's SoftSpokenOT corrections to the victim with bits flipped in one block where the
+    victim's Delta block is not 0: inconsistent choices inside one SoftSpokenOT instance."""
+
+    def mutate(w: Wire) -> list[Any]:
+        k = DEFAULT_K
+        bits = unpack_bits(parties[victim].ctx.delta, 128)
+        block = next(b for b in range(128 // k) if bits[b * k : (b + 1) * k].any())
+        c = np.frombuffer(bytes(w.msg[0]), dtype=np.uint64).reshape(128 // k, -1).copy()
+        c[block, 0] ^= np.uint64(0b100101)
+        return [c.tobytes(), w.msg[1]]
+
+    channel = cot_channel(cheater, victim)
+    return Rule(lambda w: w.channel == channel and w.k == 0 and isinstance(w.msg, list), mutate)
+
+
 @dataclass
 class Case:
     kind: str  # "random_bits", "input" (the cheater owns it) or "triples"
@@ -262,6 +280,7 @@ class Case:
     text: str | tuple[str, ...] | None = None  # what the error says (one of these)
     culprit: bool = False  # the detector must name the cheater
     at_output: bool = False  # the cheat is in the opening after the generator returned
+    ot: str = "softspoken"  # the parties' OT extension (the default; "kos" for KOS's own check)
 
 
 def simple(rule: Callable[[int, int], Rule]) -> RuleFactory:
@@ -288,7 +307,14 @@ DETECTED: dict[str, Case] = {
     "input-owner-with-other-choices-towards-one-peer": Case("input", prepare=flip_choices, text=AUTH),
     "triples-with-other-choices-towards-one-peer": Case("triples", prepare=flip_choices, text=AUTH),
     "receiver-inconsistent-inside-kos": Case(
-        "random_bits", kos_column, detector=AbortError, text="correlation check", culprit=True
+        "random_bits", kos_column, detector=AbortError, text="correlation check", culprit=True, ot="kos"
+    ),
+    "receiver-inconsistent-inside-softspoken": Case(
+        "random_bits",
+        softspoken_block,
+        detector=AbortError,
+        text="SoftSpokenOT correlation check",
+        culprit=True,
     ),
     "wrong-announcement": Case(  # the cheater's own transcript keeps the true value: either check
         "random_bits",
@@ -423,7 +449,7 @@ class Run:
 
 
 async def run_case(case: Case, n: int, cheater: int, live: bool, monkeypatch: pytest.MonkeyPatch) -> Run:
-    parties = [BinaryParty(i, n) for i in range(n)]
+    parties = [BinaryParty(i, n, ot_extension=case.ot) for i in range(n)]
     victim = (cheater + 1) % n
     hits: list[int] = []
     if case.other_delta:

@@ -22,8 +22,7 @@ Per batch of ``m`` outputs, with ``(B, C) = edabit_parameters(m)`` and ``N = m B
 4. **Strict**: the ``L`` top bits ``t_j`` are removed with daBits ``(d, [[d]])``: open
    ``o = t_j XOR d`` (uniform), take ``[t_j] = o + [d] (1 - 2 o)`` and ``[r] -= 2^j [t_j]``. Now
    ``r = (sum_i r_i) mod 2^k``, uniform if one ``r_i`` is, with exactly its ``k`` bits. (The loose
-   variant would keep the ``L`` bits and ``r = sum_i r_i`` up to ``n 2^k``; a comparison would then
-   have to mask with a non-uniform ``r`` or deal with the extra bits itself: we do not offer it.)
+   variant below keeps them, and ``HIDE`` more bits.)
 5. **Cut-and-choose and bucketing**, from a coin tossed after everything above is fixed: a uniform
    permutation of the ``N`` items; the last ``C`` are opened in both domains and must agree; the
    others form ``m`` buckets of ``B``. In each bucket the first item ``a`` is the output and is
@@ -50,6 +49,27 @@ with the largest such probability over ``j`` at most ``2^-40`` and the fewest da
 ``C`` is never 0: an adversary could otherwise make every item bad and hope. A wrong carry or sum bit
 in any adder is a wrong share of an opened value or of a value the check opens, so the MAC checks
 catch it; the generation's own failure events (daBits, AND triples, each ``2^-40``) add up.
+
+**Loose edaBits** (``generate_loose_edabits``: the comparisons' masks; our variant, for review).
+Every party draws ``R_i`` uniform in ``[0, 2^(k + HIDE))`` (``HIDE = 42``), inputs it in the field and
+all its ``k + HIDE`` bits in binary; ``R = sum_i R_i`` in the field, and the binary sum keeps every
+carry (``k + HIDE + L`` bits). Nothing is made strict, so no daBit is needed: the bucket check of
+``(a, f)`` adds the two *full* binary values (one ripple-carry adder over ``k + HIDE + L`` bits) and
+opens ``a + f`` in both domains, compared over the integers; cut-and-choose opens items whole. The
+soundness argument above holds word for word (a check passes iff ``e_a + e_f = 0``, an opened item
+iff ``e = 0``), so ``edabit_parameters`` is the same. The outputs are ``[R]`` and the ``k`` low bits
+of ``R``: ``R mod 2^k`` is uniform (an honest ``R_h`` is), ``R < n 2^(k + HIDE)``, and ``floor(R /
+2^k)`` holds an honest party's ``HIDE`` uniform bits. The check opens ``a + f``: its low ``k`` bits
+are uniform (``f`` is used once), and its high part ``floor(a / 2^k) + floor(f / 2^k) + carry``
+leaves ``floor(a / 2^k)`` within statistical distance about ``2^(1 - HIDE)`` of what it was, which is
+what a later masked opening ``c = b + a`` needs to hide its own carry (``comparison_binary``). Why
+not strict: for a comparison only ``R mod 2^k`` must be known in binary, and ``b mod 2^k = (c - R)
+mod 2^k`` needs no field value of ``R mod 2^k``; the sign bit comes out of the binary subtraction,
+so the ``B L + B - 1`` daBits of a strict edaBit (``n`` field triples each) are saved, for ``HIDE``
+more bits in every adder. One loose edaBit also replaces the second edaBit of a strict mask (the
+bounded ``r''``). Limit: ``a + f < 2 n 2^(k + HIDE)`` must fit the field (``loose_max_bits``: 82
+bits at ``2^127 - 1`` for three parties, 16 at ``2^61 - 1``); above, the comparisons use strict
+edaBits.
 
 Cost per edaBit (``B`` from the batch size, ``C`` amortised away): ``B`` private edaBits per party,
 ``B (n - 1) + B - 1`` ``k``-bit adders (``k`` ANDs each, plus one per carry-save level), ``B L + B - 1``

@@ -2,9 +2,11 @@
 
 ``BinaryParty`` is to the binary domain what ``MascotParty`` is to the field: created once per party
 set, ``setup`` once inside some session (128 base OTs per ordered pair; every one of this party's
-KOS senders is built with ``Delta_i`` as its correlation, ``KOSSender(context, delta=...)``), then
-used from any number of sessions through ``BitSession``. The OT ends are KOS instances of their own
-(not MASCOT's: their Delta is the MAC key share) on channels ``auth.cot_channel``.
+OT-extension senders is built with ``Delta_i`` as its correlation, ``SoftSpokenSender(context,
+delta=...)`` or ``KOSSender(context, delta=...)``), then used from any number of sessions through
+``BitSession``. The OT ends are instances of their own (not MASCOT's: their Delta is the MAC key
+share) on channels ``auth.cot_channel``. SoftSpokenOT (k = 2, the default) sends half of KOS's bytes
+per authenticated bit.
 
 If a check fails, the key share may have leaked (a failed check can reveal Delta times an error the
 adversary knows), and the OT ends may be out of step with the peers': ``retire()`` zeroes the key
@@ -13,13 +15,14 @@ and drops the ends; the owner builds a new ``BinaryParty``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..concurrency import task_group
 from ..errors import AbortError
-from ..ot.kos import KOSReceiver, KOSSender
+from ..ot.extension import DEFAULT as DEFAULT_OT
+from ..ot.extension import lookup as lookup_ot
 from ..prg import PRG
 from .auth import cot_channel
 from .bits import BinaryContext
@@ -29,7 +32,12 @@ if TYPE_CHECKING:
 
 
 class BinaryParty:
-    def __init__(self, party: int, n: int) -> None:
+    def __init__(self, party: int, n: int, ot_extension: str = DEFAULT_OT) -> None:
+        """``ot_extension``: the correlated OTs' extension (``protocols.ot.extension``: ``"softspoken"``,
+        the default, sends 8 bytes per authenticated bit and peer, ``"kos"`` 16); every party of a set
+        must use the same one."""
+        self.sender_cls, self.receiver_cls = lookup_ot(ot_extension)
+        self.ot_extension = ot_extension
         if not 0 <= party < n or n < 2:
             raise ValueError(f"party {party} of {n} is not a party of a set of at least 2")
         if n > 64:
@@ -37,8 +45,8 @@ class BinaryParty:
         self.ctx = BinaryContext(party, n, PRG().random_words(2))
         self.party = party
         self.n = n
-        self.cot_send: dict[int, KOSSender] = {}
-        self.cot_recv: dict[int, KOSReceiver] = {}
+        self.cot_send: dict[int, Any] = {}  # OTExtensionSender with a fixed delta
+        self.cot_recv: dict[int, Any] = {}
         self.hashed: dict[tuple[int, int], int] = {}  # (receiver, sender) -> OTs hashed (tweaks)
         self.ready = False
         self.retired = False
@@ -66,8 +74,8 @@ class BinaryParty:
                 for j in range(self.n):
                     if j == me:
                         continue
-                    self.cot_send[j] = KOSSender(context, delta=self._sender_delta(j))
-                    self.cot_recv[j] = KOSReceiver(context)
+                    self.cot_send[j] = self.sender_cls(context, delta=self._sender_delta(j))  # type: ignore[call-arg]
+                    self.cot_recv[j] = self.receiver_cls(context)
                     nursery.start_soon(as_receiver, j)
                     nursery.start_soon(as_sender, j)
         except AbortError:

@@ -315,6 +315,19 @@ def plant_trees(
     return [bytes(sums), bytes(gamma_sums), _pprf_digest(ctx, gammas)], seeds
 
 
+def choices_for(layout: Layout, delta_bits: np.ndarray) -> np.ndarray:
+    """The sender's base-OT choice bits that make its punctured points spell ``delta_bits`` (128 bits,
+    LSB first): ``open_trees`` walks block ``b`` from the root, the unknown node's index gaining
+    ``1 - choice`` at each level, and reads Delta's bit ``i`` of the block as bit ``i`` of the final
+    index; so level ``l``'s choice is ``1 - delta[col0 + d - 1 - l]``."""
+    choices = np.zeros(KAPPA, dtype=np.uint8)
+    for b, d in enumerate(layout.depths):
+        off = layout.col0[b]
+        for level in range(d):
+            choices[off + level] = 1 - int(delta_bits[off + d - 1 - level])
+    return choices
+
+
 def open_trees(
     layout: Layout,
     keys: np.ndarray,
@@ -492,13 +505,30 @@ def _chi_seed(ctx: bytes, receivers: bytes, senders: bytes) -> bytes:
 class SoftSpokenSender:
     """The extension sender: holds Delta (the punctured points), gets both messages of every OT."""
 
-    def __init__(self, context: bytes = b"", k: int = DEFAULT_K) -> None:
+    def __init__(
+        self, context: bytes = b"", k: int = DEFAULT_K, delta: np.ndarray | bytes | None = None
+    ) -> None:
         """``context`` names the session, the same at both ends; ``k``: bits per block (1..8), the same
-        at both ends."""
+        at both ends.
+
+        ``delta`` (16 bytes, or ``uint64`` of shape (2,)) fixes Delta instead of ``setup`` drawing it,
+        as ``KOSSender``'s does (the binary MACs of ``protocols.binary``: one Delta towards every
+        receiver). Delta is the punctured points of the sender's GGM trees, which its base-OT choices
+        pick (``choices_for``), so fixing it changes nothing but who draws those choices."""
         self._ep = _Endpoint(context, k)
         self._delta_bits: np.ndarray | None = None
         self._delta = np.zeros(2, dtype=np.uint64)
         self._delta_cols: list[int] = []
+        self._fixed: np.ndarray | None = None
+        if isinstance(delta, np.ndarray):
+            if delta.dtype != np.uint64 or delta.shape != (2,):
+                raise ValueError(f"delta must be uint64 of shape (2,), got {delta.dtype} {delta.shape}")
+            self._fixed = unpack_bits(delta.copy(), KAPPA).astype(bool)
+        elif delta is not None:
+            raw = bytes(delta)
+            if len(raw) != 16:
+                raise ValueError(f"delta must be 16 bytes, got {len(raw)}")
+            self._fixed = unpack_bits(np.frombuffer(raw, dtype=np.uint64), KAPPA).astype(bool)
 
     @property
     def k(self) -> int:
@@ -524,7 +554,10 @@ class SoftSpokenSender:
         """Base OTs as their receiver (random choices), then open the receiver's GGM trees."""
         ep, peer = self._ep, ch.peer
         layout = ep.layout
-        choices = unpack_bits(np.frombuffer(os.urandom(16), dtype=np.uint64), KAPPA)
+        if self._fixed is not None:
+            choices = choices_for(layout, self._fixed)
+        else:
+            choices = unpack_bits(np.frombuffer(os.urandom(16), dtype=np.uint64), KAPPA)
         keys = await base_ot_recv(ch, choices, context=ep.base_context())
         msg = expect_list(await ch.recv(), peer, "SoftSpokenOT tree message", 3)
         sums = bytes(expect_bytes(msg[0], peer, "the GGM level sums", layout.sums_bytes))
@@ -538,6 +571,8 @@ class SoftSpokenSender:
                 culprit=peer,
             )
         delta_bits, rows, seeds = opened
+        if self._fixed is not None and not np.array_equal(delta_bits.astype(bool), self._fixed):
+            raise RuntimeError("the punctured points differ from the Delta they were chosen for")
         ep.streams = await run_sync(_LeafStreams, layout.leaves, rows, seeds)
         self._delta_bits = delta_bits
         self._delta = pack_bits(delta_bits, 2)
