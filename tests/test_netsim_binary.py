@@ -118,6 +118,18 @@ def test_binary_material_from_mascot_field_material() -> None:
     assert_caught(cheat, "PreprocessingError", CAUGHT_BY["dabit-complement"][2])
 
 
+@pytest.mark.slow
+def test_bits_after_an_outage(tls3: SimTls) -> None:
+    """``outage`` (MASCOT; about 25 s): an honest party killed in the first session and restarted after
+    the peer timeout; the first session aborts everywhere, the one after the restart makes its binary
+    material again and is right at every party, with a cheater whose deviation came too late or not."""
+    for seed, adversary in ((0, None), (1, "dabit-complement")):
+        r = simulate("bits", 3, faults="outage", adversary=adversary, seed=seed, tls=tls3)
+        assert r.preprocessing == "mascot" and r.outcome == "abort", r.describe()
+        for p in honest(r):  # session 0 aborted, the one after the restart was right
+            assert p.status == "abort" and p.detail.startswith("sessions [0]: "), r.describe()
+
+
 def test_mixed_material_comes_only_from_the_dealer() -> None:
     """``cmp-binary`` needs dealt mixed material: on MASCOT (which ``outage`` needs) it is not
     applicable, rather than failing with an error."""
