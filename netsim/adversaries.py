@@ -26,7 +26,11 @@ online session a 32-byte message is a commitment, ``[nonce, 32 bytes]`` a coin-t
 sigma + digest]`` a MAC-check opening, a list of ints an input's shape, the bytes one step after a
 shape its correction, and any other bytes an opened share. MASCOT's pairwise sub-protocols use
 ``PairChannel`` steps ``channel * 2^40 + k`` with the channel ids of ``auth.cope_channel`` and
-``triples.ot_channel``.
+``triples.ot_channel``. Binary-domain messages (``protocols.binary``) share those formats (packed bits
+are bytes), so they are told apart by where the honest code sends them from (``origin``: the protocol
+functions on the sending task's stack) and classified as ``binary``: the field strategies never count
+or hit them, and the binary ones (``BINARY``, for the programs with ``SimProgram.binary``) look for
+their own targets by origin too (``docs/netsim.md``).
 
 What must happen. Strategies deviate once: in the party's first online session, or in the first key
 epoch's MASCOT sessions. No strategy may make an honest party accept a wrong output. Every one but the
@@ -141,12 +145,13 @@ HELPERS = ("protocols.net.", "protocols.commitments.", "protocols.concurrency.")
 
 
 def from_binary(names: list[str]) -> bool:
-    """Whether a message comes from the binary domain (``protocols.binary``, its OTs): the innermost
-    protocol function on the stack that is not a generic helper decides, so the field inputs,
-    products and openings of daBit and edaBit generation stay field messages."""
+    """Whether a message comes from the binary domain (``protocols.binary``): the innermost protocol
+    function on the stack that is not a generic helper decides, so the field inputs, products and
+    openings of daBit and edaBit generation stay field messages. (OT extensions talk on pair
+    channels, which are classified before this.)"""
     for name in names:
         if not name.startswith(HELPERS):
-            return name.startswith(("protocols.binary.", "protocols.ot."))
+            return name.startswith("protocols.binary.")
     return False
 
 
