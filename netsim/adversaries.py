@@ -1299,6 +1299,57 @@ class BinaryMac(BinaryAttack):
         return MixedTamper(pre, self) if self.first_online(session) else pre
 
 
+class BinarySigma(BinaryAttack):
+    """A wrong MAC share in the binary MAC check itself: in the first check that covers openings it
+    commits to, and reveals, its sigma (``sum_j chi_j (m_ij + b_j Delta_i)``, its MAC shares of the
+    opened bits) XOR a random 128-bit value, consistently (a valid commitment, the same to every
+    peer). The parties' sigmas no longer add up to 0: the binary MAC check fails."""
+
+    name = "binary-sigma"
+    description = "commits to and reveals a wrong sigma (its MAC shares) in a binary MAC check"
+
+    CHECK = "protocols.binary.check.BitChecker.check"
+    REVEAL = "protocols.commitments.commit_and_reveal"
+    COIN = "protocols.commitments.coin_toss"
+
+    def __init__(self, ctx: AttackContext) -> None:
+        super().__init__(ctx)
+        self.e = self.rng.randbytes(16)
+        while not any(self.e):
+            self.e = self.rng.randbytes(16)
+        self.step: int | None = None  # the commitment's step; the opening is the next one
+        self.commitment = b""
+        self.opening: list[bytes] = []
+        self.plan = f"first binary MAC check with openings: its sigma XOR {self.e.hex()}"
+
+    def on_send(self, tap: SessionTap, out: Outgoing) -> list[Send]:
+        keep = [(out.to, out.step, out.msg)]
+        if out.kind != "binary":
+            return keep
+        if self.step is None:
+            names = origin()
+            if self.CHECK not in names or self.REVEAL not in names or self.COIN in names:
+                return keep
+            if not caller_local(self.CHECK, "bits"):  # nothing opened since the last check
+                return keep
+            data = caller_local(self.REVEAL, "data")
+            context = caller_local(self.REVEAL, "context")
+            if not isinstance(data, bytes) or not isinstance(context, bytes) or len(data) < 16:
+                return keep
+            wrong = bytes(a ^ b for a, b in zip(data[:16], self.e, strict=True)) + data[16:]
+            self.commitment, nonce = commit(context, self.party, wrong)
+            self.opening = [nonce, wrong]
+            self.step = out.step
+        where = f"binary MAC check (step {out.step}) to party {out.to}"
+        if out.step == self.step:
+            self.act(f"{where}: committed to its sigma XOR {self.e.hex()}")
+            return [(out.to, out.step, self.commitment)]
+        if out.step == self.step + 1:
+            self.act(f"{where}: opened its sigma XOR {self.e.hex()}")
+            return [(out.to, out.step, list(self.opening))]
+        return keep
+
+
 class LeakyAnd(BinaryAttack):
     """A bad leaky-AND input in AND-triple generation: as the half-AND sender towards one victim it
     sends wrong corrections ``d`` (every bit flipped) or wrong check rows ``W`` (a random 128-bit value
@@ -1511,6 +1562,7 @@ ADVERSARIES: Mapping[str, type[Adversary]] = MappingProxyType(
             Withhold,
             BinaryShare,
             BinaryMac,
+            BinarySigma,
             LeakyAnd,
             EdabitMismatch,
             DabitComplement,

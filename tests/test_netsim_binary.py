@@ -58,6 +58,7 @@ CAUGHT_BY: dict[str, tuple[tuple[str, ...], str, str]] = {
     # daBit conversion inside daBit/edaBit generation (their field check runs before the binary one)
     "binary-share": (BINARY_PROGRAMS, "MacCheckError", "MAC check failed"),
     "binary-mac": (("cmp-binary",), "MacCheckError", "binary MAC check failed"),
+    "binary-sigma": (BINARY_PROGRAMS, "MacCheckError", "binary MAC check failed"),
     "leaky-and": (("bits",), "MacCheckError", "binary relation check failed"),
     "edabit-mismatch": (("bits",), "PreprocessingError", "edaBit check failed"),
     "dabit-complement": (
