@@ -27,11 +27,14 @@ Timed (**e2e**): from creating the parties (TLS connections, base OTs, all prepr
 party's checked output; **comparisons/s** = N / e2e. **offline**: until the pools held the plan
 (planned only). **kB/cmp**: payload bytes one party sent, divided by N (the mean over parties; TLS:
 what crossed the links, framing included). **CPU s**: user and system CPU seconds of every party's
-process (the machine has 2 cores: a run is CPU-bound when e2e is about CPU / 2). A line for the
-binary-domain path will join this one.
+process (the machine has 2 cores: a run is CPU-bound when e2e is about CPU / 2).
+
+Two comparison protocols (``--path``): ``field`` (the field-only one: random field bits and triples, all
+MASCOT) and ``binary`` (``protocols.comparison_binary``: a loose edaBit, AND triples and a daBit per
+comparison, made by the offline service's binary pools, their field material by MASCOT).
 
     python benchmarks/compare_bench.py [--size 2000] [--parties 2,3] [--mode memory,procs]
-                                       [--prep planned] [--repeat 1]
+                                       [--prep planned] [--path field,binary] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -97,10 +100,13 @@ def operands(size: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-async def compare_program(s: Any, size: int) -> list[int]:
-    """``x < y`` on ``size`` int32 pairs; each party makes only its own operand."""
+async def compare_program(s: Any, size: int, path: str = "field") -> list[int]:
+    """``x < y`` on ``size`` int32 pairs; each party makes only its own operand. ``path``: the
+    comparison protocol, ``field`` (random field bits and triples) or ``binary`` (edaBits, AND
+    triples and a daBit from the binary domain, ``protocols.comparison_binary``)."""
     from protocols.sectypes import SecretInt
 
+    s.comparison = path
     x, y = operands(size)
     sx = await SecretInt.input(s, x if s.party == 0 else None, owner=0, k=32)
     sy = await SecretInt.input(s, y if s.party == 1 else None, owner=1, k=32)
@@ -129,7 +135,7 @@ async def memory_main(job: dict[str, Any]) -> None:
             await c.stock(need, poll=0.05)
         t_ready = time.monotonic()
         sent0 = list(c.hub.bytes_sent)
-        outs = await c.run(compare_program, size)
+        outs = await c.run(compare_program, size, job["path"])
         t_end = time.monotonic()
         sent = list(c.hub.bytes_sent)
         generated = c.parties[0].offline.metrics()["generated"] if c.parties[0].offline else {}
@@ -170,7 +176,7 @@ async def party_main(job: dict[str, Any], party: int) -> None:
             await off.wait_for(need)
         t_ready = time.monotonic()
         sent0 = p.links.bytes_sent
-        out = await p.run(compare_program, size, session=job["session"])
+        out = await p.run(compare_program, size, job["path"], session=job["session"])
         t_end = time.monotonic()
         rec = {
             "party": party,
@@ -265,11 +271,13 @@ def launch(job: dict[str, Any], who: list[str], root: Path, timeout: float) -> l
     return records
 
 
-def run_config(mode: str, n: int, size: int, need: dict[str, int] | None, timeout: float) -> dict[str, Any]:
+def run_config(
+    mode: str, n: int, size: int, need: dict[str, int] | None, timeout: float, path: str = "field"
+) -> dict[str, Any]:
     """One cold run: the cluster-level figures."""
     with tempfile.TemporaryDirectory(prefix="spdz-compare-bench-") as tmp:
         root = Path(tmp)
-        job: dict[str, Any] = {"n": n, "size": size, "need": need}
+        job: dict[str, Any] = {"n": n, "size": size, "need": need, "path": path}
         if mode == "memory":
             (r,) = launch(job, ["memory"], root, timeout)
             return {
@@ -313,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parties", default="2,3", help="party counts (default 2,3)")
     ap.add_argument("--mode", default="memory,procs", help="memory (one process), procs (one per party)")
     ap.add_argument("--prep", default="planned", help="planned (pools sized to a dry run), demand")
+    ap.add_argument("--path", default="field,binary", help="comparison protocols: field, binary")
     ap.add_argument("--repeat", type=int, default=1, help="cold runs per configuration (median)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     args = ap.parse_args(argv)
@@ -320,20 +329,20 @@ def main(argv: list[str] | None = None) -> int:
     size = args.size
     print(f"{size:,} int32 comparisons x < y, MASCOT from a cold start, p127; a fresh process tree per run")
     print(
-        f"{'mode':<8}{'prep':<9}{'n':>2}{'e2e s':>9}{'offline s':>10}{'online s':>9}{'cmp/s':>9}"
+        f"{'path':<7}{'mode':<8}{'prep':<9}{'n':>2}{'e2e s':>9}{'offline s':>10}{'online s':>9}{'cmp/s':>9}"
         f"{'kB/cmp':>9}{'CPU s':>8}{'peak RSS MB':>13}{'per party':>11}  check"
     )
     failed = False
-    for n in (int(v) for v in args.parties.split(",")):
+    for n, path in ((int(v), p) for v in args.parties.split(",") for p in args.path.split(",")):
         need: dict[str, int] | None = None
         if "planned" in args.prep:
             from actors.plan import preprocessing_plan
 
-            need = trio.run(preprocessing_plan, compare_program, n, size)
+            need = trio.run(preprocessing_plan, compare_program, n, size, path)
         for prep in args.prep.split(","):
             for mode in args.mode.split(","):
                 runs = [
-                    run_config(mode, n, size, need if prep == "planned" else None, args.timeout)
+                    run_config(mode, n, size, need if prep == "planned" else None, args.timeout, path)
                     for _ in range(args.repeat)
                 ]
                 r = sorted(runs, key=lambda r: r["e2e"])[len(runs) // 2]
@@ -343,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
                 ok = all(x["ok"] for x in runs)
                 failed |= not ok
                 print(
-                    f"{mode:<8}{prep:<9}{n:>2}{r['e2e']:9.1f}{off}{r['online']:9.2f}{size / r['e2e']:9.1f}"
+                    f"{path:<7}{mode:<8}{prep:<9}{n:>2}{r['e2e']:9.1f}{off}{r['online']:9.2f}"
+                    f"{size / r['e2e']:9.1f}"
                     f"{r['bytes'] / size / 1e3:9.1f}{r['cpu']:8.0f}{rss:13.0f}{per:10.0f}"
                     f"{'~' if r['shared'] else ' '}"
                     f"  {'ok' if ok else 'FAIL'}",

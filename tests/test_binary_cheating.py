@@ -19,9 +19,10 @@ What must catch each deviation:
 | a KOS sender with another Delta towards one receiver | bit-authentication (consistency) check |
 | a receiver with other choice bits towards one peer | bit-authentication check |
 | a receiver with inconsistent choices inside one KOS instance | KOS's correlation check |
-| a receiver with inconsistent choices inside one SoftSpokenOT instance (the default) | SoftSpokenOT's correlation check |
+| the same inside one SoftSpokenOT instance (the default) | SoftSpokenOT's correlation check |
 | a wrong or split announcement of the consistency combination | that check / broadcast digest |
 | a wrong half-AND d, a wrong leaky-AND row W, a wrong z share (or z + r) before bucketing | leaky-AND check |
+| a wrong z share in a later slice of the leaky triples (``LEAKY_SLICE``) | leaky-AND check |
 | a z + r share told differently to different parties | broadcast digest |
 
 Every case asserts that the cheat fired, that every honest party raised an ``AbortError`` (its own,
@@ -42,9 +43,10 @@ import numpy as np
 import pytest
 from test_binary import deltas_of, held, reconstruct, run_with, setup_prog
 
+import protocols.binary.session as session_module
 import protocols.binary.triples as triples_module
 from netsim.adversaries import plain
-from protocols.binary import AuthBits, BinaryParty, BitSession
+from protocols.binary import AuthBits, BinaryParty, BitSession, bucket_size
 from protocols.binary.auth import cot_channel
 from protocols.errors import AbortError, MacCheckError, ProtocolError
 from protocols.intercept import PassThrough
@@ -215,6 +217,11 @@ def wrong_z_share(bs: BitSession, victim: int, live: bool, hits: list[int]) -> N
     hits.append(1)
 
 
+def wrong_z_share_late(bs: BitSession, victim: int, live: bool, hits: list[int]) -> None:
+    """As ``wrong_z_share``, in the last slice of leaky triples only (``LEAKY_SLICE`` made small)."""
+    wrong_z_share(bs, victim, live, hits)
+
+
 def flip_share(items: list[AuthBits], live: bool, hits: list[int]) -> list[AuthBits]:
     hits.append(1)
     if not live:
@@ -333,6 +340,7 @@ DETECTED: dict[str, Case] = {
         "triples", simple(lambda c, v: Rule(half_and_message(c, v), flip_w_rows)), text=RELATION
     ),
     "wrong-triple-share-before-bucketing": Case("triples", prepare=wrong_z_share, text=RELATION),
+    "wrong-triple-share-in-a-later-slice": Case("triples", prepare=wrong_z_share_late, text=RELATION),
     "leaky-and-wrong-z-plus-r": Case(  # the cheater's own transcript keeps its true value
         "triples",
         simple(lambda c, v: Rule(opened_share(E_BYTES), flip_bit(77))),
@@ -461,13 +469,19 @@ async def run_case(case: Case, n: int, cheater: int, live: bool, monkeypatch: py
             return other if live and peer == victim else real(peer)
 
         parties[cheater]._sender_delta = sender_delta  # type: ignore[method-assign]
-    if case.prepare is wrong_z_share:
+    if case.prepare in (wrong_z_share, wrong_z_share_late):
         original = triples_module.half_and
+        late = case.prepare is wrong_z_share_late
+        calls: list[int] = []
+        if late:  # COUNT triples, B leaky ones each: several slices, the cheat in the last one
+            monkeypatch.setattr(session_module, "LEAKY_SLICE", COUNT * bucket_size(COUNT) // 3 + 1)
 
         def half_and(*args: Any) -> tuple[np.ndarray, np.ndarray]:
             z, acc = original(*args)
             if CHEATER.get():
-                z[7] ^= 1
+                calls.append(1)
+                if not late or len(calls) == 3:
+                    z[7] ^= 1
             return z, acc
 
         monkeypatch.setattr(triples_module, "half_and", half_and)
