@@ -144,8 +144,15 @@ def trunc_steps(
         (out,) = yield [Trunc(a, k, m, kappa, None if domain is None else domain_of(domain))]
         return out  # type: ignore[no-any-return]
     f, a = a.ctx.field, flat(a)
-    low = yield from mod2m_steps(a.add_public_field(pow2(f, k - 1)), k, m, kappa, domain=domain)
+    where = domain_of(domain) if domain is not None else truncation_domain()
+    low = yield from mod2m_steps(a.add_public_field(pow2(f, k - 1)), k, m, kappa, domain=where)
     return (a - low).mul_public_field(inv_pow2(f, m))
+
+
+def truncation_domain() -> str:
+    """The ``truncation_domain`` of the session running the caller (``"field"`` outside one)."""
+    s = current_session()
+    return s.truncation_domain if s is not None else "field"
 
 
 def mod2m_steps(

@@ -133,10 +133,19 @@ class Session:
 
     @property
     def comparison_domain(self) -> str:
-        """``"binary"`` or ``"field"``: where this session's comparisons and truncations compute."""
+        """``"binary"`` or ``"field"``: where this session's comparisons, equality tests and bit
+        decompositions compute."""
         if self.comparison == "auto":
             return "binary" if has_binary_material(self.pre) else "field"
         return self.comparison
+
+    @property
+    def truncation_domain(self) -> str:
+        """Where this session's truncations compute: ``"binary"`` only when asked for (``comparison=
+        "binary"``). ``"auto"`` keeps them on field bits: a truncation needs the field value of its
+        mask's low part, i.e. *strict* edaBits, whose daBits cost about what the field bits cost at
+        three parties (``docs/bits.md``); comparisons mask with loose edaBits, which need none."""
+        return "binary" if self.comparison == "binary" else "field"
 
     def attach(self, key: str, make: Callable[[], A]) -> A:
         """The sub-protocol state filed under ``key``, made by ``make`` on first use. Its ``check()``

@@ -14,7 +14,7 @@ list of requests, gets their results back, and yields again. Requests are
   served after the field round by ``binary.circuits.fulfil`` in ONE binary opening: a step that has
   both field and binary round requests costs two rounds.
 
-``Trunc`` takes its masks from the session's ``comparison_domain``: field random bits, or the field
+``Trunc`` takes its masks from the session's ``truncation_domain``: field random bits, or the field
 halves of two edaBits (``binary``).
 
 ``run`` executes one such generator: per step it fetches all preprocessing the step asks for (in
@@ -66,7 +66,7 @@ class Mul:
 @dataclass(frozen=True, eq=False)
 class Trunc:
     """Round request: ``a / 2^m`` rounded probabilistically, ``a`` a ``k``-bit signed value; the masks
-    from ``domain`` (``"field"`` or ``"binary"``; ``None``: the session's ``comparison_domain``)."""
+    from ``domain`` (``"field"`` or ``"binary"``; ``None``: the session's ``truncation_domain``)."""
 
     a: SharedArray
     k: int
@@ -269,7 +269,7 @@ async def _fulfil_step(s: Session, reqs: Sequence[Request]) -> list[Any]:
     bit_reqs = [i for i, r in enumerate(reqs) if isinstance(r, Bits)]
     trunc_reqs = [i for i, r in enumerate(reqs) if isinstance(r, Trunc)]
     mul_reqs = [i for i, r in enumerate(reqs) if isinstance(r, Mul)]
-    domains = {i: reqs[i].domain or s.comparison_domain for i in trunc_reqs}  # type: ignore[union-attr]
+    domains = {i: reqs[i].domain or s.truncation_domain for i in trunc_reqs}  # type: ignore[union-attr]
     # one bits request for the step's Bits and its field truncations' masks
     nbits = sum(reqs[i].n for i in bit_reqs)  # type: ignore[union-attr]
     nbits += sum(

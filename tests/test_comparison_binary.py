@@ -337,6 +337,40 @@ async def test_the_path_is_a_session_option() -> None:
     assert any(isinstance(r, MissingBinaryMaterial) for r in res), res
 
 
+async def test_auto_compares_on_bits_and_truncates_on_field_bits() -> None:
+    """``auto``: comparisons, equality and bit decomposition draw loose edaBits; truncations (exact and
+    probabilistic) draw field bits, as on the field path; ``binary`` moves truncations too."""
+    vals = [5, -9, 1000, -1]
+
+    async def prog(s: Session) -> list[Any]:
+        x = await s.input(mine(s, vals, 0), owner=0)
+        pre = s.pre
+        assert isinstance(pre, Counting)
+        out = []
+        for op in (
+            lambda: cmp.ltz(s, x, 16),
+            lambda: cmp.eqz(s, x, 16),
+            lambda: cmp.trunc(s, x, 16, 3),
+            lambda: cmp.trunc_pr(s, x, 16, 3),
+        ):
+            c0 = Counter(pre.counts)
+            r = await op()
+            out.append((dict(pre.counts - c0), (await s.output(r)).tolist()))
+        return [s.comparison_domain, s.truncation_domain, out]
+
+    for mode in ("auto", "binary"):
+        ics = {i: Cheat(pre=Counting) for i in range(2)}
+        res = (await run_cluster(2, P127, prog, session_options={"comparison": mode}, interceptors=ics))[0]
+        domain, tdomain, ops = res
+        assert domain == "binary" and tdomain == ("field" if mode == "auto" else "binary")
+        (lt_c, lt), (eq_c, eq), (tr_c, tr), (pr_c, pr) = ops
+        assert lt == [0, 1, 0, 1] and eq == [0, 0, 0, 0] and tr == [v >> 3 for v in vals]
+        assert all(abs(p - v / 8) < 1 for p, v in zip(pr, vals, strict=True))
+        assert lt_c.get("loose") == eq_c.get("loose") == len(vals) and "edabit" not in lt_c
+        strict = "edabit" in tr_c and "edabit" in pr_c
+        assert strict == (mode == "binary"), (tr_c, pr_c)
+
+
 # ---------------------------------------------------------------------------------------- cheating
 XS, YS = np.array([3, -4, 5, 0, 7]), np.array([-6, 7, 5, 0, 2**31 - 1])
 
