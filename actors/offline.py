@@ -83,6 +83,11 @@ MIN_POOL_BYTES = 1 << 20
 POOL_KINDS = ("triple", "mask", "square", "bit", "random")  # the watermarks' field kinds
 OFFLINE_OPTIONS = {"comparison": "field"}  # the service's sessions compare nothing (``Engine.run``)
 DEFAULT_MIXED_BATCH = {"and_triple": 1 << 16, "dabit": 8192, "edabit": 1024}
+PLAN_MIXED_BATCH = {"and_triple": 1 << 19, "dabit": 1 << 16, "edabit": 1 << 14, "loose": 1 << 15}
+"""A planned job's largest batch per binary family (``Watermarks.for_plan``): the bigger the batch, the
+smaller its bucket (AND triples: B = 3 from 276,325, edaBits: B = 4 from 4,689, ``docs/bits.md``) and
+the fewer its fixed costs (a daBit batch's checks); ``[memory] batch_mb`` still cuts every batch to
+fit (``_max_batch``), and AND triples come in sub-batches (``mixed.and_chunk``)."""
 
 
 @dataclass
@@ -115,13 +120,18 @@ class Watermarks:
     def for_plan(cls, need: dict[str, int], batch: int = 2048) -> Watermarks:
         """Pools that hold ``need`` (pool name -> count, e.g. from ``protocols.preprocessing.plan``)
         and hardly more: for a job whose consumption is known in advance. Each kind is made in equal
-        batches of at most ``batch``, sized so that the last one is not mostly waste (8,319 triples:
-        3 batches of 2,773, not 3 of 4,096)."""
+        batches of at most ``batch`` (binary kinds: ``PLAN_MIXED_BATCH``), sized so that the last one
+        is not mostly waste (8,319 triples: 3 batches of 2,773, not 3 of 4,096)."""
         masks = max((v for k, v in need.items() if k.startswith("mask")), default=0)
         kinds = {k: need.get(k, 0) for k in ("triple", "square", "bit", "random")}
         kinds["mask"] = masks
         kinds.update({k: v for k, v in need.items() if mixed.is_mixed(k) and v > 0})
-        sizes = {k: max(1, -(-v // max(1, -(-v // batch)))) for k, v in kinds.items()}
+
+        def cap(kind: str) -> int:
+            family = kind.partition(mixed.SEP)[0]
+            return PLAN_MIXED_BATCH.get(family, batch) if mixed.is_mixed(kind) else batch
+
+        sizes = {k: max(1, -(-v // max(1, -(-v // cap(k))))) for k, v in kinds.items()}
         up = {k: -(-v // sizes[k]) * sizes[k] for k, v in kinds.items()}
         fixed = {k: (up[k], up[k]) for k in (*POOL_KINDS,)}
         binary = {k: (up[k], up[k]) for k in kinds if k not in fixed}

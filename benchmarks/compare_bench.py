@@ -67,6 +67,7 @@ import trio  # noqa: E402
 SEED = 2032
 BATCH = 2048  # Watermarks.for_plan's batch size (as ``spdz demo``)
 TAG = "COMPARE_BENCH "
+BATCH_MB = [0]  # --batch-mb: one batch's memory bound in the memory mode (0: the default)
 MP_SPDZ_RSS_MB = 260.0  # the issue's yardstick: MP-SPDZ's peak RSS per party on this run
 
 
@@ -127,6 +128,8 @@ async def memory_main(job: dict[str, Any]) -> None:
 
     n, size, need = job["n"], job["size"], job.get("need")
     marks = Watermarks.for_plan(need, BATCH) if need else None
+    if marks is not None and job.get("batch_mb"):
+        marks.batch_bytes = job["batch_mb"] << 20
     t0 = time.monotonic()
     async with actors.local_cluster(n, preprocessing="mascot", watermarks=marks) as c:
         assert c.hub is not None
@@ -277,7 +280,7 @@ def run_config(
     """One cold run: the cluster-level figures."""
     with tempfile.TemporaryDirectory(prefix="spdz-compare-bench-") as tmp:
         root = Path(tmp)
-        job: dict[str, Any] = {"n": n, "size": size, "need": need, "path": path}
+        job: dict[str, Any] = {"n": n, "size": size, "need": need, "path": path, "batch_mb": BATCH_MB[0]}
         if mode == "memory":
             (r,) = launch(job, ["memory"], root, timeout)
             return {
@@ -322,10 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", default="memory,procs", help="memory (one process), procs (one per party)")
     ap.add_argument("--prep", default="planned", help="planned (pools sized to a dry run), demand")
     ap.add_argument("--path", default="field,binary", help="comparison protocols: field, binary")
+    ap.add_argument("--batch-mb", type=int, default=0, help="[memory] batch_mb (memory mode; 0: the default)")
     ap.add_argument("--repeat", type=int, default=1, help="cold runs per configuration (median)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     args = ap.parse_args(argv)
     quiet_logs()
+    BATCH_MB[0] = args.batch_mb
     size = args.size
     print(f"{size:,} int32 comparisons x < y, MASCOT from a cold start, p127; a fresh process tree per run")
     print(

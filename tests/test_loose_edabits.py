@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from test_binary import deltas_of, held, reconstruct, setup_prog
 from test_dabits import alpha_of, field_held, field_reconstruct, raise_any, run_honest, run_with
-from test_edabits import CHEATER
+from test_edabits import CHEATER, check_edabits, edabit_prog
 
 import protocols.binary.edabits as edabits_module
 from protocols.binary import AuthBits, BinaryParty, BitSession
@@ -324,3 +324,23 @@ async def test_control_run_of_each_cheat_is_correct(name: str, monkeypatch: pyte
     assert hits, "the patch never fired: its target is wrong"
     raise_any(results)
     check_loose(results, parties, P127, [(COUNT, K)], 3)
+
+
+async def test_items_input_in_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Private values input and summed ``ITEM_SLICE`` items at a time: exact, strict and loose; and a
+    cheat in the last slice only is caught by every honest party."""
+    monkeypatch.setattr(edabits_module, "ITEM_SLICE", 97)  # 100 outputs, B = 6: 605 items, 7 slices
+    requests = [(COUNT, K)]
+    res, parties = await run_honest(3, loose_prog, requests)
+    check_loose(res, parties, P127, requests, 3)
+    res, parties = await run_honest(2, edabit_prog, requests)
+    check_edabits(res, parties, P127, requests)
+    calls: list[int] = []
+
+    def late(values: np.ndarray, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(1)
+        return off_by_one(values, bits) if len(calls) == -(-_sizes()[0] // 97) else (values, bits)
+
+    results, returned, hits, _ = await run_attack(Attack(private=late), 3, 1, True, monkeypatch)
+    assert hits and len(calls) == -(-_sizes()[0] // 97)
+    assert all(isinstance(results[i], AbortError) for i in (0, 2)) and not returned

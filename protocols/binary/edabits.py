@@ -101,6 +101,10 @@ if TYPE_CHECKING:
     from .session import BitSession
 
 STAT_SEC = 40
+ITEM_SLICE = 1 << 13
+"""Items whose private values are input and summed at a time (the bucketing spans the whole batch):
+bounds the authenticated input bits and the adders' widest layers to a slice (about 40 MB at 75
+bits and three parties) instead of the batch."""
 HIDE = STAT_SEC + 2
 """Loose edaBits: the uniform bits of every private value above the ``k`` that the binary side keeps;
 they hide the carries of a masked opening (statistical distance about ``2^(1 - HIDE)``)."""
@@ -477,20 +481,29 @@ async def _generate(
     checked = full if loose else k  # the bits each bucket check adds
     need = items * sum_circuit_ands(s.n, width) + checks * check_circuit_ands(checked)
     supply = AndSupply(bs, need)
-    # 2. private edaBits, in both domains
-    values, bits = private_edabits(items, width)
-    field_parts: list[SharedArray] = []
-    numbers: list[Number] = []
-    for owner in range(s.n):
-        mine = s.party == owner
-        field_parts.append(await s.input(values if mine else None, owner=owner))
-        numbers.append(list(planes_of(await bs.input(bits if mine else None, owner=owner), width)))
-    # 3. the sum, in both domains
-    total = field_parts[0]
-    for part in field_parts[1:]:
-        total = total + part
-    planes = await run_gates(bs, supply, sum_numbers(numbers, full))
-    planes = [solid(ctx, p, items) for p in planes]
+    # 2-3. private edaBits in both domains, and their sum, in slices of ITEM_SLICE items (their
+    # authenticated input bits and the adders' layers are the batch's largest arrays)
+    totals: list[SharedArray] = []
+    sliced: list[list[AuthBits]] = []
+    for lo in range(0, items, ITEM_SLICE):
+        size = min(ITEM_SLICE, items - lo)
+        values, bits = private_edabits(size, width)
+        field_parts: list[SharedArray] = []
+        numbers: list[Number] = []
+        for owner in range(s.n):
+            mine = s.party == owner
+            field_parts.append(await s.input(values if mine else None, owner=owner))
+            numbers.append(list(planes_of(await bs.input(bits if mine else None, owner=owner), width)))
+        part_total = field_parts[0]
+        for part in field_parts[1:]:
+            part_total = part_total + part
+        totals.append(part_total)
+        sums = await run_gates(bs, supply, sum_numbers(numbers, full))
+        sliced.append([solid(ctx, p, size) for p in sums])
+        del numbers, field_parts
+    total = totals[0] if len(totals) == 1 else SharedArray.concat(totals)
+    planes = [p[0] if len(sliced) == 1 else AuthBits.concat(list(p)) for p in zip(*sliced, strict=True)]
+    del sliced, totals
     # 4. strict: the carries above bit k leave the field value through daBits
     if extra and not loose:
         tops = AuthBits.concat(planes[k:])

@@ -44,7 +44,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..binary.bits import AuthBits
 from ..binary.dabits import dabit_cost, generate_dabits
-from ..binary.edabits import edabit_cost, generate_edabits, generate_loose_edabits, max_bits
+from ..binary.edabits import (
+    ITEM_SLICE,
+    AndSupply,
+    edabit_cost,
+    generate_edabits,
+    generate_loose_edabits,
+    max_bits,
+)
 from ..binary.edabits import loose_edabit_cost as loose_cost
 from ..binary.edabits import loose_max_bits as loose_bits
 from ..binary.session import BitSession
@@ -204,26 +211,40 @@ async def make_batch(
 # ---------------------------------------------------------------------------------------- memory
 BIT_ITEM = 1 + 16  # a bit in a pool: its uint8 share and its 128-bit MAC share
 AND_HELD = 4 * 3 * BIT_ITEM  # an AND triple made and not yet used, with the gathers around it
-AUTH_BIT = 80  # per authenticated bit per party: the owner's shares, the KOS rows, the announcements
-AUTH_BIT_PEER = 64  # ... and per peer: correlated-OT rows and the extension's matrices
-LEAKY = 320  # per leaky AND triple in a bucketing, at one party: bits, MACs, permutation, gathers
-LEAKY_PEER = 480  # ... and per peer: the half-AND and leaky-AND rows, three KOS rows per leaky triple
+AUTH_BIT = 48  # per authenticated bit per party: the owner's shares, the OT rows, the announcements
+AUTH_BIT_PEER = 32  # ... and per peer: correlated-OT rows and the extension's matrices
+# (calibrated: loose edaBits of 33 bits at n = 3, 2,000 and 10,000 per batch, peak RSS 70-90% of the
+# estimate)
+LEAKY = 260  # per leaky AND triple in a bucketing, at one party: bits, MACs, permutation, gathers
+LEAKY_PEER = 40  # ... and per peer (the OT rows are per slice of 2^17 leaky triples: BitSession)
+# (peak RSS of and_triples(2^19), B = 3, minus the idle process: ~300 B per leaky triple at n = 2
+# and 3 alike, once the leaky triples are made in slices)
 MIN_AND_CHUNK = 3044  # AND sub-batches from here on bucket with B = 4 (B = 5 below)
+AND_SUPPLY_CHUNK = AndSupply.CHUNK
+ITEM_HELD = 3 * BIT_ITEM  # per bit of an edaBit item: its sum plane, the bucket check's gathers
+# (edabits.ITEM_SLICE items are input and summed at a time)
 
 
 def leaky_bytes(parties: int) -> int:
     return LEAKY + LEAKY_PEER * (parties - 1)
 
 
+AND_FIXED_PEER = 48 << 20  # per peer, whatever the count: the OT extensions' stream chunks and buffers
+
+
 def and_batch_bytes(parties: int, count: int) -> int:
-    """The working set of one ``and_triples(count)`` at one party (its ``count * B`` leaky triples)."""
-    return count * bucket_size(count) * leaky_bytes(parties) if count else 0
+    """The working set of one ``and_triples(count)`` at one party (its ``count * B`` leaky triples,
+    and the OT extensions' buffers)."""
+    if not count:
+        return 0
+    return count * bucket_size(count) * leaky_bytes(parties) + AND_FIXED_PEER * (parties - 1)
 
 
 def and_chunk(field: PrimeField, parties: int, budget: int) -> int:
     """The AND sub-batch of batches under ``budget``: the largest count whose working set takes at
-    most half of what MASCOT's scratch leaves, at least ``MIN_AND_CHUNK``, at most 2^19."""
-    room = max(0, budget - mascot_memory.scratch_bytes(field, parties)) // 2
+    most half of the budget (MASCOT's scratch is not alive at the same time: ``batch_bytes``), at
+    least ``MIN_AND_CHUNK``, at most 2^19."""
+    room = budget // 2
     lo, hi = MIN_AND_CHUNK, 1 << 19
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -257,14 +278,23 @@ def batch_bytes(field: PrimeField, parties: int, name: str, count: int, budget: 
         raise ValueError(f"no mixed kind {name!r}")
     kind, k = parsed
     need = field_need(kind, k, count, field, parties)
-    total = mascot_memory.scratch_bytes(field, parties)
     ands = need["and_triples"]
+    # transient, one at a time: MASCOT's chunk scratch (while the field material is made) or one AND
+    # sub-batch (while AND triples are made); the rest is held across the batch
+    uses_mascot = any(need[fk] for fk in ("triple", "mask", "bit"))
+    transient = mascot_memory.scratch_bytes(field, parties) if uses_mascot else 0
     if ands:
-        total += and_batch_bytes(parties, min(ands, and_chunk(field, parties, budget)))
+        transient = max(transient, and_batch_bytes(parties, min(ands, and_chunk(field, parties, budget))))
+    total = transient
     for fk in ("triple", "mask", "bit"):
         total += need[fk] * mascot_memory.per_item_bytes(field, parties, fk)
-    total += need["auth_bits"] * (AUTH_BIT + AUTH_BIT_PEER * (parties - 1))
-    total += ands * AND_HELD
+    auth = need["auth_bits"]
+    if cost_items := kind.cost(count, k, parties)["items"]:  # edaBits: inputs and adders in item slices
+        per_item = auth // max(1, cost_items)
+        total += cost_items * per_item // parties * ITEM_HELD  # every item's sum planes, held
+        auth = min(auth, ITEM_SLICE * per_item)
+    total += auth * (AUTH_BIT + AUTH_BIT_PEER * (parties - 1))
+    total += min(ands, AND_SUPPLY_CHUNK) * AND_HELD  # edabits.AndSupply holds one chunk at a time
     total += count * item_bytes(field, name)
     return int(total)
 
