@@ -242,9 +242,9 @@ def and_batch_bytes(parties: int, count: int) -> int:
 
 def and_chunk(field: PrimeField, parties: int, budget: int) -> int:
     """The AND sub-batch of batches under ``budget``: the largest count whose working set takes at
-    most half of the budget (MASCOT's scratch is not alive at the same time: ``batch_bytes``), at
-    least ``MIN_AND_CHUNK``, at most 2^19."""
-    room = budget // 2
+    most 60% of the budget (MASCOT's scratch is not alive at the same time: ``batch_bytes``), at
+    least ``MIN_AND_CHUNK``, at most 2^19 (``[memory] batch_mb = 768`` allows B = 3 at n = 3)."""
+    room = budget * 3 // 5
     lo, hi = MIN_AND_CHUNK, 1 << 19
     while lo < hi:
         mid = (lo + hi + 1) // 2
