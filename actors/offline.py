@@ -382,7 +382,7 @@ class OfflineService:
 
     async def _run_epoch(self, epoch: str) -> None:
         mascot = MascotParty(self.field, self.party, self.n, ot_extension=self.ot_extension)
-        binary = BinaryParty(self.party, self.n)
+        binary = BinaryParty(self.party, self.n, ot_extension=self.ot_extension)
         self.mascot, self.binary = mascot, binary
         self.epoch = epoch
         self.keys += 1

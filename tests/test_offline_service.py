@@ -367,6 +367,24 @@ async def test_parties_configured_with_different_ot_extensions_are_told_so() -> 
     assert all(p.offline is not None and not (p.offline.mascot and p.offline.mascot.ready) for p in parties)
 
 
+async def test_the_binary_key_uses_the_configured_ot_extension() -> None:
+    """The epoch's ``BinaryParty`` authenticates bits over the same OT extension as MASCOT's."""
+    for ot in ("kos", "softspoken"):
+        hub = actors.inprocess.MemoryHub(2)
+        parties = [actors.Party(i, 2, hub.links(i), None) for i in range(2)]
+        for p in parties:
+            p.use_mascot(get_field(P61), marks(), ot)
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                for p in parties:
+                    await nursery.start(p.serve)
+                for p in parties:
+                    assert p.offline is not None
+                    await p.offline.wait_ready()
+                assert all(p.offline.binary.ot_extension == ot for p in parties)  # type: ignore[union-attr]
+                nursery.cancel_scope.cancel()
+
+
 def test_an_unknown_ot_extension_is_refused_when_the_service_is_made() -> None:
     hub = actors.inprocess.MemoryHub(2)
     party = actors.Party(0, 2, hub.links(0), None)
