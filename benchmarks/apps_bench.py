@@ -16,6 +16,26 @@ only in ``benchmarks/.venv-mpyc``, made on first use). MPyC is Shamir secret sha
 corrupt parties: the columns differ in what they buy as well as in speed. ``--no-mpyc`` skips it.
 
     python benchmarks/apps_bench.py [--size 10000] [--fn-size 1000] [--repeat 3] [--no-mpyc]
+
+**Comparisons, old path against new** (issue #13, ``--comparisons`` adds the section after the table,
+``--comparisons-only`` runs it alone; not in the default run: at 10,000 comparisons the field path
+takes about a quarter of an hour per row at three parties, the whole section an hour or more). For
+p127 with int32 ``x < y`` (``--cmp-size``, default 10,000) and p61 with 16-bit operands (int32 needs
+33 + 40 bits, which 2^61 - 1 cannot hold on either path; ``--cmp-p61-bits``), at n = 2 and 3
+(``--cmp-parties``): comparisons/s end to end with MASCOT from a cold start (set-up, all preprocessing
+made by the offline services, the comparisons and their checked output), kB sent per comparison per
+party, peak RSS (the process's and per party) and the ratios new/old, for the field-only protocol
+(old, ``Session(comparison="field")``) against the binary one (new: AND triples, a daBit and one loose
+edaBit per comparison, ``"binary"``). Each row is ``compare_bench.py``'s ``measure``: a fresh process
+tree per run, the revealed bits checked against numpy (a mismatch exits non-zero); ``--cmp-mode
+memory`` (default: the n parties in one process, memory transport; RSS per party its n-th part) or
+``procs`` (one process per party over TLS: each party's own RSS); ``--cmp-prep planned`` (default: pools
+sized to a dry run, filled, then the program) or ``demand``. The binary path at p61 masks with two
+strict edaBits where one loose edaBit of ``bits + 1`` bits does not fit (n = 3 at 16 bits): the
+``mask`` column says which.
+
+    python benchmarks/apps_bench.py --comparisons-only [--cmp-size 10000] [--cmp-parties 2,3]
+                                    [--cmp-moduli p127,p61] [--cmp-p61-bits 16] [--cmp-mode memory]
 """
 
 from __future__ import annotations
@@ -34,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # compare_bench
 
 import numpy as np  # noqa: E402
 import structlog  # noqa: E402
@@ -152,6 +173,59 @@ async def end_to_end(name: str, size: int) -> tuple[float, float, dict[str, int]
         made = c.parties[0].offline.metrics()["generated"] if c.parties[0].offline else {}
     total = time.perf_counter() - t0
     return total, max(r[1] for r in res) - min(r[0] for r in res), made
+
+
+# ---------------------------------------------------------------------------------------- old vs new
+def comparison_section(args: argparse.Namespace) -> bool:
+    """Issue #13's comparison rows: the field path (old) against the binary one (new), cold starts
+    with MASCOT, through ``compare_bench.measure``. False if some revealed bit was wrong."""
+    import compare_bench as cb
+
+    size, ok = args.cmp_size, True
+    moduli = [m.strip() for m in args.cmp_moduli.split(",") if m.strip()]
+    parties = [int(v) for v in args.cmp_parties.split(",") if v.strip()]
+    where = (
+        "n parties in one process, memory transport"
+        if args.cmp_mode == "memory"
+        else "a process per party, TLS"
+    )
+    print()
+    print(f"comparisons x < y, old (field) against new (binary) path: {size:,} per run, MASCOT from a cold")
+    print(f"start ({args.cmp_prep} preprocessing), {where}; a fresh process tree per run")
+    print(
+        f"{'field':<6}{'bits':>5}{'n':>3}  {'path':<11}{'e2e s':>8}{'cmp/s':>9}{'kB/cmp':>9}"
+        f"{'RSS MB':>8}{'per party':>10}  {'mask':<7}check"
+    )
+    for modulus in moduli:
+        bits = 32 if modulus == "p127" else args.cmp_p61_bits
+        for n in parties:
+            rows = {}
+            for path, label in (("field", "old field"), ("binary", "new binary")):
+                r = cb.measure(args.cmp_mode, n, size, path, args.cmp_prep, modulus=modulus, bits=bits)
+                rows[path] = r
+                ok &= r["ok"]
+                mask = cb.binary_mask(modulus, n, bits) if path == "binary" else "-"
+                shared = "~" if r["shared"] else " "
+                print(
+                    f"{modulus:<6}{bits:>5}{n:>3}  {label:<11}{r['e2e']:8.1f}{r['rate']:9.1f}{r['kb']:9.1f}"
+                    f"{r['rss']:8.0f}{r['per_party']:9.0f}{shared}  {mask:<7}{'ok' if r['ok'] else 'FAIL'}",
+                    flush=True,
+                )
+            x = {k: rows["binary"][k] / rows["field"][k] for k in ("e2e", "rate", "kb", "rss", "per_party")}
+            print(
+                f"{'':<14}  {'new/old':<11}{x['e2e']:7.2f}x{x['rate']:8.2f}x{x['kb']:8.2f}x"
+                f"{x['rss']:7.2f}x{x['per_party']:8.2f}x"
+            )
+    print("e2e: from creating the parties to the last checked output; kB/cmp: payload bytes one party sent")
+    print("(mean over parties) / comparisons; RSS: peak resident set, memory mode: the one process of all")
+    print(
+        "n parties (~: per party its n-th part), procs: the largest party's own; mask (new path): one loose"
+    )
+    gb = cb.MP_SPDZ_RSS_MB / 1e3
+    print(f"edaBit, or two strict ones where it does not fit. MP-SPDZ: {gb:.2f} GB per party")
+    if not ok:
+        print("CORRECTNESS CHECK FAILED: some revealed x < y differs from numpy's")
+    return ok
 
 
 # ---------------------------------------------------------------------------------------- MPyC beside
@@ -304,8 +378,21 @@ def main() -> argparse.Namespace:
     ap.add_argument(
         "--e2e-size", type=int, default=500, help=f"elements for {E2E_OP!r} end to end with MASCOT (0: skip)"
     )
+    cmp = ap.add_argument_group("comparisons, old path against new (issue #13)")
+    cmp.add_argument("--comparisons", action="store_true", help="add the section after the table")
+    cmp.add_argument("--comparisons-only", action="store_true", help="run only that section")
+    cmp.add_argument("--cmp-size", type=int, default=10_000, help="comparisons per run (default 10000)")
+    cmp.add_argument("--cmp-parties", default="2,3", help="party counts (default 2,3)")
+    cmp.add_argument("--cmp-moduli", default="p127,p61", help="fields (default p127,p61)")
+    cmp.add_argument("--cmp-p61-bits", type=int, default=16, help="operand bits at p61 (default 16)")
+    cmp.add_argument("--cmp-mode", default="memory", choices=("memory", "procs"), help="(default memory)")
+    cmp.add_argument("--cmp-prep", default="planned", choices=("planned", "demand"), help="(default planned)")
     args = ap.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    args.cmp_ok = True
+    if args.comparisons_only:
+        args.cmp_ok = comparison_section(args)
+        return args
     mpyc, notes = ({}, []) if args.no_mpyc else mpyc_ops(args)
     if mpyc is None:  # not installable or not running: no second try for the training
         args.no_mpyc, mpyc = True, {}
@@ -343,6 +430,8 @@ def main() -> argparse.Namespace:
             f"  {total:.1f} s in all = {args.e2e_size / total:,.0f} ops/s; of that the operation itself "
             f"{online:.2f} s (preprocessing arrives while it runs); generated: {stuff}"
         )
+    if args.comparisons:
+        args.cmp_ok = comparison_section(args)
     return args
 
 
@@ -436,4 +525,6 @@ def _save_hospitals(path: Path, data: Any) -> None:
 
 if __name__ == "__main__":
     options = main()
-    train_example_model(with_mpyc=not options.no_mpyc)
+    if not options.comparisons_only:
+        train_example_model(with_mpyc=not options.no_mpyc)
+    raise SystemExit(0 if options.cmp_ok else 1)

@@ -1,7 +1,9 @@
 """Secure comparisons end to end with MASCOT from a cold start: comparisons/s, bytes and peak RSS per party.
 
 ``N`` int32 comparisons ``x < y`` (``SecretInt``, ``protocols.comparison.ltz``; x from party 0, y from
-party 1, fixed public seed) at n = 2 and 3 parties on the p127 field, each configuration in a fresh
+party 1, fixed public seed) at n = 2 and 3 parties on the p127 field (``--modulus p61 --bits 16``: 16-bit
+operands in ``[-2^15, 2^15)``, ``SecretInt(k=16)``, on 2^61 - 1, which cannot hold an int32 comparison's
+33 bits plus 40 of masking on either path), each configuration in a fresh
 process tree (so "cold" is cold: no set-up, no preprocessing, no warm allocator), and the revealed
 bits checked against numpy's ``x < y`` (a mismatch makes the benchmark exit non-zero).
 
@@ -35,6 +37,9 @@ comparison, made by the offline service's binary pools, their field material by 
 
     python benchmarks/compare_bench.py [--size 2000] [--parties 2,3] [--mode memory,procs]
                                        [--prep planned] [--path field,binary] [--repeat 1]
+                                       [--modulus p127|p61] [--bits 32|16] [--batch-mb 0]
+
+``measure`` (one configuration, ``--repeat`` cold runs) is what ``apps_bench.py --comparisons`` calls.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ import tempfile  # noqa: E402
 import threading  # noqa: E402
 import traceback  # noqa: E402
 import uuid  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -92,31 +98,37 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def operands(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The public benchmark data: ``size`` int32 pairs (x at party 0, y at party 1)."""
+DEFAULT_BITS = {"p127": 32, "p61": 16}  # --bits per --modulus: int32 where it fits, else 16 bits
+
+
+def operands(size: int, bits: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """The public benchmark data: ``size`` pairs of ``bits``-bit signed integers (x at party 0, y at
+    party 1; int32 by default)."""
     rng = np.random.default_rng(SEED)
-    x = rng.integers(-(2**31), 2**31, size, dtype=np.int64)
-    y = rng.integers(-(2**31), 2**31, size, dtype=np.int64)
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1)
+    x = rng.integers(lo, hi, size, dtype=np.int64)
+    y = rng.integers(lo, hi, size, dtype=np.int64)
     y[: size // 16] = x[: size // 16]  # some equal pairs: x < y must be 0 there
     return x, y
 
 
-async def compare_program(s: Any, size: int, path: str = "field") -> list[int]:
-    """``x < y`` on ``size`` int32 pairs; each party makes only its own operand. ``path``: the
-    comparison protocol, ``field`` (random field bits and triples) or ``binary`` (edaBits, AND
-    triples and a daBit from the binary domain, ``protocols.comparison_binary``)."""
+async def compare_program(s: Any, size: int, path: str = "field", bits: int = 32) -> list[int]:
+    """``x < y`` on ``size`` pairs of ``bits``-bit integers (``SecretInt(k=bits)``); each party makes
+    only its own operand. ``path``: the comparison protocol, ``field`` (random field bits and
+    triples) or ``binary`` (edaBits, AND triples and a daBit from the binary domain,
+    ``protocols.comparison_binary``)."""
     from protocols.sectypes import SecretInt
 
     s.comparison = path
-    x, y = operands(size)
-    sx = await SecretInt.input(s, x if s.party == 0 else None, owner=0, k=32)
-    sy = await SecretInt.input(s, y if s.party == 1 else None, owner=1, k=32)
+    x, y = operands(size, bits)
+    sx = await SecretInt.input(s, x if s.party == 0 else None, owner=0, k=bits)
+    sy = await SecretInt.input(s, y if s.party == 1 else None, owner=1, k=bits)
     lt = await (sx < sy)
     return [int(v) for v in await lt.reveal()]
 
 
-def check(result: list[int], size: int) -> bool:
-    x, y = operands(size)
+def check(result: list[int], size: int, bits: int = 32) -> bool:
+    x, y = operands(size, bits)
     return bool(np.array_equal(np.asarray(result, dtype=np.int64), (x < y).astype(np.int64)))
 
 
@@ -126,19 +138,19 @@ async def memory_main(job: dict[str, Any]) -> None:
     import actors
     from actors.offline import Watermarks
 
-    n, size, need = job["n"], job["size"], job.get("need")
+    n, size, need, bits = job["n"], job["size"], job.get("need"), job["bits"]
     marks = Watermarks.for_plan(need, BATCH) if need else None
     if marks is not None and job.get("batch_mb"):
         marks.batch_bytes = job["batch_mb"] << 20
     t0 = time.monotonic()
-    async with actors.local_cluster(n, preprocessing="mascot", watermarks=marks) as c:
+    async with actors.local_cluster(n, modulus=job["modulus"], preprocessing="mascot", watermarks=marks) as c:
         assert c.hub is not None
         t_setup = time.monotonic()
         if need:
             await c.stock(need, poll=0.05)
         t_ready = time.monotonic()
         sent0 = list(c.hub.bytes_sent)
-        outs = await c.run(compare_program, size, job["path"])
+        outs = await c.run(compare_program, size, job["path"], bits)
         t_end = time.monotonic()
         sent = list(c.hub.bytes_sent)
         generated = c.parties[0].offline.metrics()["generated"] if c.parties[0].offline else {}
@@ -156,7 +168,7 @@ async def memory_main(job: dict[str, Any]) -> None:
                 "rss": [rss],
                 "cpu": cpu_seconds(),
                 "shared": True,
-                "ok": all(check(o, size) for o in outs) and all(o == outs[0] for o in outs),
+                "ok": all(check(o, size, bits) for o in outs) and all(o == outs[0] for o in outs),
                 "generated": generated,
             }
         ),
@@ -179,7 +191,7 @@ async def party_main(job: dict[str, Any], party: int) -> None:
             await off.wait_for(need)
         t_ready = time.monotonic()
         sent0 = p.links.bytes_sent
-        out = await p.run(compare_program, size, job["path"], session=job["session"])
+        out = await p.run(compare_program, size, job["path"], job["bits"], session=job["session"])
         t_end = time.monotonic()
         rec = {
             "party": party,
@@ -191,7 +203,7 @@ async def party_main(job: dict[str, Any], party: int) -> None:
             "sent_online": p.links.bytes_sent - sent0,
             "rss": hwm_mb(),
             "cpu": cpu_seconds(),
-            "ok": check(out, size),
+            "ok": check(out, size, job["bits"]),
             "digest": hash(tuple(out)),
         }
         print(TAG + json.dumps(rec), flush=True)
@@ -275,12 +287,21 @@ def launch(job: dict[str, Any], who: list[str], root: Path, timeout: float) -> l
 
 
 def run_config(
-    mode: str, n: int, size: int, need: dict[str, int] | None, timeout: float, path: str = "field"
+    mode: str,
+    n: int,
+    size: int,
+    need: dict[str, int] | None,
+    timeout: float,
+    path: str = "field",
+    *,
+    modulus: str = "p127",
+    bits: int = 32,
 ) -> dict[str, Any]:
     """One cold run: the cluster-level figures."""
     with tempfile.TemporaryDirectory(prefix="spdz-compare-bench-") as tmp:
         root = Path(tmp)
         job: dict[str, Any] = {"n": n, "size": size, "need": need, "path": path, "batch_mb": BATCH_MB[0]}
+        job.update(modulus=modulus, bits=bits)
         if mode == "memory":
             (r,) = launch(job, ["memory"], root, timeout)
             return {
@@ -296,10 +317,26 @@ def run_config(
         from actors.cluster import loopback_configs, planned_configs
         from actors.config import Backoff
 
-        if need:
+        if need and modulus == "p127":
             paths = planned_configs(root / "cluster", n, need, BATCH)
+        elif need:  # planned_configs' settings on another field
+            from actors.offline import Watermarks
+
+            marks = Watermarks.for_plan(need, BATCH)
+            paths = loopback_configs(
+                root / "cluster",
+                n,
+                field=modulus,
+                preprocessing="mascot",
+                insecure_dealer=False,
+                watermarks=marks,
+                log_level="error",
+                reconnect=Backoff(0.05, 0.5),
+            )
         else:
-            paths = loopback_configs(root / "cluster", n, log_level="error", reconnect=Backoff(0.05, 0.5))
+            paths = loopback_configs(
+                root / "cluster", n, field=modulus, log_level="error", reconnect=Backoff(0.05, 0.5)
+            )
         job.update(configs=[str(p) for p in paths], session=f"compare-bench-{uuid.uuid4().hex[:8]}")
         recs = sorted(launch(job, [str(i) for i in range(n)], root, timeout), key=lambda r: r["party"])
         t0 = min(r["t0"] for r in recs)
@@ -315,6 +352,57 @@ def run_config(
         }
 
 
+def plan(n: int, size: int, path: str, modulus: str = "p127", bits: int = 32) -> dict[str, int]:
+    """What the program consumes, by pool (a dry run on the INSECURE dealer, in this process)."""
+    from actors.plan import preprocessing_plan
+
+    return trio.run(partial(preprocessing_plan, modulus=modulus), compare_program, n, size, path, bits)
+
+
+def binary_mask(modulus: str, n: int, bits: int) -> str:
+    """The binary path's mask for ``bits``-bit ``x < y`` (a ``bits + 1``-bit difference): ``loose``
+    (one loose edaBit) where it fits the field at ``n`` parties, else ``strict`` (two strict edaBits)."""
+    from protocols.comparison import KAPPA
+    from protocols.comparison_binary import loose_fits
+    from protocols.field import get_field
+
+    return "loose" if loose_fits(get_field(modulus), n, bits + 1, KAPPA) else "strict"
+
+
+def measure(
+    mode: str,
+    n: int,
+    size: int,
+    path: str,
+    prep: str = "planned",
+    *,
+    modulus: str = "p127",
+    bits: int = 32,
+    repeat: int = 1,
+    timeout: float = 1800.0,
+    need: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """One configuration: ``repeat`` cold runs (``run_config``), the median by e2e, with ``rss`` the
+    largest of the runs, ``per_party`` the peak RSS per party (the n-th part where the parties share
+    a process), ``rate`` comparisons/s, ``kb`` kB per comparison per party and ``ok`` every run's
+    check. ``need``: the plan (made here if ``prep`` is planned and it is not given)."""
+    if prep == "planned" and need is None:
+        need = plan(n, size, path, modulus, bits)
+    runs = [
+        run_config(
+            mode, n, size, need if prep == "planned" else None, timeout, path, modulus=modulus, bits=bits
+        )
+        for _ in range(repeat)
+    ]
+    r = dict(sorted(runs, key=lambda r: r["e2e"])[len(runs) // 2])
+    r["rss"] = max(x["rss"] for x in runs)
+    r["per_party"] = r["rss"] / n if r["shared"] else r["rss"]
+    r["rate"] = size / r["e2e"]
+    r["kb"] = r["bytes"] / size / 1e3
+    r["ok"] = all(x["ok"] for x in runs)
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if "--child" in argv:
@@ -326,40 +414,49 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prep", default="planned", help="planned (pools sized to a dry run), demand")
     ap.add_argument("--path", default="field,binary", help="comparison protocols: field, binary")
     ap.add_argument("--batch-mb", type=int, default=0, help="[memory] batch_mb (memory mode; 0: the default)")
+    ap.add_argument("--modulus", default="p127", choices=tuple(DEFAULT_BITS), help="field (default p127)")
+    ap.add_argument(
+        "--bits", type=int, default=0, help="operand bits (default: 32 at p127, 16 at p61, the most it holds)"
+    )
     ap.add_argument("--repeat", type=int, default=1, help="cold runs per configuration (median)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     args = ap.parse_args(argv)
     quiet_logs()
     BATCH_MB[0] = args.batch_mb
-    size = args.size
-    print(f"{size:,} int32 comparisons x < y, MASCOT from a cold start, p127; a fresh process tree per run")
+    size, modulus = args.size, args.modulus
+    bits = args.bits or DEFAULT_BITS[modulus]
+    print(
+        f"{size:,} int{bits} comparisons x < y, MASCOT from a cold start, {modulus}; a fresh process tree "
+        "per run"
+    )
     print(
         f"{'path':<7}{'mode':<8}{'prep':<9}{'n':>2}{'e2e s':>9}{'offline s':>10}{'online s':>9}{'cmp/s':>9}"
         f"{'kB/cmp':>9}{'CPU s':>8}{'peak RSS MB':>13}{'per party':>11}  check"
     )
     failed = False
     for n, path in ((int(v), p) for v in args.parties.split(",") for p in args.path.split(",")):
-        need: dict[str, int] | None = None
-        if "planned" in args.prep:
-            from actors.plan import preprocessing_plan
-
-            need = trio.run(preprocessing_plan, compare_program, n, size, path)
+        need = plan(n, size, path, modulus, bits) if "planned" in args.prep else None
         for prep in args.prep.split(","):
             for mode in args.mode.split(","):
-                runs = [
-                    run_config(mode, n, size, need if prep == "planned" else None, args.timeout, path)
-                    for _ in range(args.repeat)
-                ]
-                r = sorted(runs, key=lambda r: r["e2e"])[len(runs) // 2]
-                rss = max(x["rss"] for x in runs)
-                per = rss / n if r["shared"] else rss
+                r = measure(
+                    mode,
+                    n,
+                    size,
+                    path,
+                    prep,
+                    modulus=modulus,
+                    bits=bits,
+                    repeat=args.repeat,
+                    timeout=args.timeout,
+                    need=need,
+                )
                 off = f"{r['offline']:10.1f}" if r["offline"] is not None else f"{'-':>10}"
-                ok = all(x["ok"] for x in runs)
+                ok = r["ok"]
                 failed |= not ok
                 print(
                     f"{path:<7}{mode:<8}{prep:<9}{n:>2}{r['e2e']:9.1f}{off}{r['online']:9.2f}"
-                    f"{size / r['e2e']:9.1f}"
-                    f"{r['bytes'] / size / 1e3:9.1f}{r['cpu']:8.0f}{rss:13.0f}{per:10.0f}"
+                    f"{r['rate']:9.1f}"
+                    f"{r['kb']:9.1f}{r['cpu']:8.0f}{r['rss']:13.0f}{r['per_party']:10.0f}"
                     f"{'~' if r['shared'] else ' '}"
                     f"  {'ok' if ok else 'FAIL'}",
                     flush=True,

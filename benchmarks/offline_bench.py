@@ -18,8 +18,24 @@ one machine. MP-SPDZ's figures (``mascot-party.x``, 2 parties over loopback, one
 are printed beside ours as a yardstick, not as a like-for-like comparison.
 
 Correctness: after the timed batches every configuration opens a few triples (MAC-checked) and checks
-``c = a b``; a failure makes the benchmark exit non-zero. A line for the KOS OT extension alone
-(``ot_bench.py``'s measurement) comes last.
+``c = a b``; a failure makes the benchmark exit non-zero. Each row also prints the child's peak RSS
+(``VmHWM``: all n parties together).
+
+Two sections for issue #13 follow (``--sections mascot,binary,ot``, default all; ``--only`` applies):
+
+* **binary**: the new comparisons' material through the offline service, ``offline_binary_bench.py``'s
+  rows (imported: ``_row``), one fresh process each: AND triples/s, daBits/s, edaBits/s and loose
+  edaBits/s (``--binary-kinds``; by default ``and_triple,dabit,edabit:32,loose:32`` at p127 and
+  ``...:16`` at p61, where loose edaBits hold at most 16 bits at three parties), kB per item per party
+  (MASCOT's field material included), the planner's batch and peak RSS; ``--quick`` uses its quick
+  targets. Then, old against new, what ONE comparison draws on each path (``compare_bench.plan``: a
+  dry run on the dealer), int32 at p127 and 16-bit at p61: the field path's triples and random bits
+  (the MASCOT rows above) against the binary path's AND triples, daBit and edaBit(s);
+* **ot**: SoftSpokenOT (new, MASCOT's default) against KOS (old), ``ot_bench.bench`` (imported), each
+  in a fresh process: random OTs/s, bytes per OT (both ways), set-up, peak RSS, and new/old.
+
+    python benchmarks/offline_bench.py [--quick] [--only p127:3] [--sections binary,ot]
+                                       [--binary-kinds and_triple,dabit] [--ot-log2m 20]
 """
 
 from __future__ import annotations
@@ -27,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,6 +62,17 @@ YARDSTICK = {  # MP-SPDZ mascot-party.x, 2 parties, loopback: (triples/s, kB sen
     "p127": (8750.0, 19.5),
     "p61": (11400.0, 5.7),
 }
+
+
+def _hwm_mb() -> float:
+    """This process's peak resident set (``VmHWM``; ``ru_maxrss`` where there is no /proc), in MB."""
+    try:
+        for ln in Path("/proc/self/status").read_text().splitlines():
+            if ln.startswith("VmHWM:"):
+                return int(ln.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 class _KeyOnly:
@@ -129,19 +157,95 @@ def _one(args: argparse.Namespace) -> int:
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    r = trio.run(_run_mascot, args.modulus, args.n, args.batch, args.repeats, 8, args.ot)
+    if args.child_binary:  # one offline_binary_bench row
+        import offline_binary_bench as obb
+
+        from protocols.field import get_field
+
+        family = args.child_binary.partition(":")[0]
+        target = (obb.QUICK_TARGETS if args.quick else obb.TARGETS)[family]
+        r = trio.run(obb._row, args.n, args.child_binary, target, get_field(args.modulus).modulus)
+    elif args.child_ot:  # one ot_bench extension
+        import ot_bench
+
+        r = trio.run(ot_bench.bench, 1 << args.ot_log2m, args.repeats, args.child_ot)
+    else:
+        r = trio.run(_run_mascot, args.modulus, args.n, args.batch, args.repeats, 8, args.ot)
+    r["rss"] = _hwm_mb()
     print(json.dumps(r))
     return 0
 
 
-def _ot_rate(log2m: int, repeats: int) -> dict[str, Any]:
-    import structlog
+BINARY_KINDS = {"p127": "and_triple,dabit,edabit:32,loose:32", "p61": "and_triple,dabit,edabit:16,loose:16"}
 
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import ot_bench
 
-    return trio.run(ot_bench.bench, 1 << log2m, repeats)
+def _binary_section(configs: list[tuple[str, int]], args: argparse.Namespace) -> bool:
+    """The new comparisons' material through the offline service (``offline_binary_bench``'s rows, a
+    fresh process each), then one comparison's material on either path. False if a check failed."""
+    print()
+    print("binary material through the offline service (MASCOT for its field part, memory transport,")
+    print(
+        f"default [memory] bounds; offline_binary_bench.py's rows{', quick targets' if args.quick else ''});"
+    )
+    print("fresh process per row; items/s: the service's own rate over its batches, wall/s: until every pool")
+    print("held the target")
+    print(
+        f"{'field':<6}{'n':>3} {'kind':>11}{'made':>9}{'items/s':>11}{'wall/s':>10}{'batch':>8}"
+        f"{'kB/item':>9}{'set-up s':>10}{'RSS MB':>8}  check"
+    )
+    ok = True
+    for mod, n in configs:
+        for kind in (args.binary_kinds or BINARY_KINDS[mod]).split(","):
+            argv = ["--one", "--child-binary", kind, "--modulus", mod, "--n", str(n)]
+            r = _subprocess(argv + (["--quick"] if args.quick else []))
+            print(
+                f"{mod:<6}{n:>3} {kind:>11}{r['made']:>9}{r['rate']:>11,.0f}{r['wall_rate']:>10,.0f}"
+                f"{r['batch']:>8}{r['kb_item']:>9.2f}{r['setup']:>10.2f}{r['rss']:>8.0f}  "
+                f"{'ok' if r['ok'] else 'FAIL'}",
+                flush=True,
+            )
+            ok &= r["ok"]
+    import compare_bench
+
+    print("one comparison x < y draws, old (field path) against new (binary path), besides its inputs:")
+    for mod, n in configs:
+        bits = compare_bench.DEFAULT_BITS[mod]
+        for path, label in (("field", "old"), ("binary", "new")):
+            need = compare_bench.plan(n, 64, path, mod, bits)
+            items = ", ".join(
+                f"{v / 64:g} {k}" for k, v in need.items() if not k.startswith(("mask", "random"))
+            )
+            print(f"  {mod} int{bits} (n = {n}) {label}: {items}")
+    return ok
+
+
+def _ot_section(args: argparse.Namespace) -> None:
+    """SoftSpokenOT (new) against KOS (old): ``ot_bench.bench`` in a fresh process each."""
+    log2m = args.ot_log2m or (18 if args.quick else 20)
+    repeats = 2 if args.quick else 4
+    print()
+    print(
+        f"OT extensions, m = 2^{log2m} random OTs per extend, mean of {repeats} (ot_bench.py), both parties"
+    )
+    print("in one process (memory transport); fresh process per row")
+    print(f"{'extension':<22}{'OTs/s':>12}{'bytes/OT':>10}{'set-up ms':>11}{'set-up kB':>11}{'RSS MB':>8}")
+    rows = {}
+    for ext, label in (("kos", "KOS"), ("softspoken", "SoftSpoken")):
+        r = _subprocess(["--one", "--child-ot", ext, "--ot-log2m", str(log2m), "--repeats", str(repeats)])
+        rows[ext] = r
+        label += f" k={r['k']} (new)" if r["k"] else " (old)"
+        print(
+            f"{label:<22}{r['m'] / r['wall']:>12,.0f}{r['r2s'] + r['s2r']:>10.3f}"
+            f"{r['setup'] * 1e3:>11.1f}{r['setup_bytes'] / 1e3:>11.1f}{r['rss']:>8.0f}",
+            flush=True,
+        )
+    old, new = rows["kos"], rows["softspoken"]
+    print(
+        f"{'new/old':<22}{old['wall'] / new['wall']:>11.2f}x"
+        f"{(new['r2s'] + new['s2r']) / (old['r2s'] + old['s2r']):>9.2f}x{new['setup'] / old['setup']:>10.2f}x"
+        f"{new['setup_bytes'] / old['setup_bytes']:>10.2f}x{new['rss'] / old['rss']:>7.2f}x"
+    )
+    print("bytes/OT: both ways (receiver -> sender + sender -> receiver), payload as the memory hub counts")
 
 
 def _subprocess(argv: list[str]) -> dict[str, Any]:
@@ -153,33 +257,14 @@ def _subprocess(argv: list[str]) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--batch", type=int, default=0, help="triples per batch (default: 8000 at n=2, 4000 at n=3)"
-    )
-    ap.add_argument("--repeats", type=int, default=3, help="batches per configuration (default 3)")
-    ap.add_argument("--quick", action="store_true", help="small batches, for a smoke test")
-    ap.add_argument("--only", default="", help="e.g. p127:2 to run one configuration")
-    ap.add_argument(
-        "--ot", default="kos,softspoken", help="OT extensions to run MASCOT on, comma-separated (both)"
-    )
-    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child mode
-    ap.add_argument("--modulus", default="p127", help=argparse.SUPPRESS)
-    ap.add_argument("--n", type=int, default=2, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    if args.one:
-        return _one(args)
-    configs = [(m, n) for m in ("p61", "p127") for n in (2, 3)]
-    if args.only:
-        mod, _, nn = args.only.partition(":")
-        configs = [(m, n) for m, n in configs if m == mod and (not nn or n == int(nn))]
+def _mascot_section(configs: list[tuple[str, int]], args: argparse.Namespace) -> bool:
+    """MASCOT's field triples on each OT extension, a fresh process per row. False if a check failed."""
     print("MASCOT triples, all parties in one process (memory transport); fresh process per row")
     print(
         f"{'field':<6}{'n':>3}{'ot':>11}{'batch':>7}{'setup s':>9}{'first s':>9}{'cold/s':>9}{'first/s':>9}"
-        f"{'warm/s':>9}{'kB/tri':>8}{'setup kB':>10}  check   MP-SPDZ n=2"
+        f"{'warm/s':>9}{'kB/tri':>8}{'setup kB':>10}{'RSS MB':>8}  check   MP-SPDZ n=2"
     )
-    failed = False
+    ok = True
     extensions = [e.strip() for e in args.ot.split(",") if e.strip()]
     for mod, n in configs:
         for ext in extensions:
@@ -194,18 +279,51 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{mod:<6}{n:>3}{ext:>11}{batch:>7}{r['setup']:9.3f}{r['first']:9.3f}{cold:9.0f}"
                 f"{batch / r['first']:9.0f}{warm}{r['bytes_per_triple'] / 1e3:8.2f}"
-                f"{r['setup_bytes'] / 1e3:10.1f}  "
-                f"{'ok  ' if r['ok'] else 'FAIL'}    {ys[0]:,.0f}/s, {ys[1]} kB"
+                f"{r['setup_bytes'] / 1e3:10.1f}{r['rss']:8.0f}  "
+                f"{'ok  ' if r['ok'] else 'FAIL'}    {ys[0]:,.0f}/s, {ys[1]} kB",
+                flush=True,
             )
-            failed |= not r["ok"]
-    log2m = 18 if args.quick else 20
-    ot = _ot_rate(log2m, 2 if args.quick else 4)
-    print(
-        f"KOS OT extension alone, m = 2^{log2m}, both parties in one process: "
-        f"{ot['m'] / ot['wall']:,.0f} random OTs/s (base OTs {ot['setup'] * 1e3:.0f} ms)"
+            ok &= r["ok"]
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--batch", type=int, default=0, help="triples per batch (default: 8000 at n=2, 4000 at n=3)"
     )
+    ap.add_argument("--repeats", type=int, default=3, help="batches per configuration (default 3)")
+    ap.add_argument("--quick", action="store_true", help="small batches, for a smoke test")
+    ap.add_argument("--only", default="", help="e.g. p127:2 to run one configuration")
+    ap.add_argument(
+        "--ot", default="kos,softspoken", help="OT extensions to run MASCOT on, comma-separated (both)"
+    )
+    ap.add_argument("--sections", default="mascot,binary,ot", help="mascot, binary, ot (default all)")
+    ap.add_argument("--binary-kinds", default="", help="binary kinds (default: by field, see above)")
+    ap.add_argument("--ot-log2m", type=int, default=0, help="OTs per extend: 2^N (default 20, quick 18)")
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child mode
+    ap.add_argument("--child-binary", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--child-ot", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--modulus", default="p127", help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, default=2, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # offline_binary_bench, ot_bench, compare_bench
+    if args.one:
+        return _one(args)
+    sections = {x.strip() for x in args.sections.split(",") if x.strip()}
+    configs = [(m, n) for m in ("p61", "p127") for n in (2, 3)]
+    if args.only:
+        mod, _, nn = args.only.partition(":")
+        configs = [(m, n) for m, n in configs if m == mod and (not nn or n == int(nn))]
+    failed = False
+    if "mascot" in sections:
+        failed |= not _mascot_section(configs, args)
+    if "binary" in sections:
+        failed |= not _binary_section(configs, args)
+    if "ot" in sections:
+        _ot_section(args)
     if failed:
-        print("CORRECTNESS CHECK FAILED: some opened triple has c != a b")
+        print("CORRECTNESS CHECK FAILED: some opened triple or binary item was wrong")
         return 1
     return 0
 

@@ -30,6 +30,8 @@ import numpy as np  # noqa: E402
 import trio  # noqa: E402
 
 CHECK = 16
+TARGETS = {"and_triple": 1 << 18, "dabit": 8192, "edabit": 128, "loose": 128}  # items per row, by family
+QUICK_TARGETS = {"and_triple": 8192, "dabit": 512, "edabit": 16, "loose": 16}  # --quick
 
 
 async def _check(s: Any, kind: str) -> bool:
@@ -105,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     modulus = P127 if args.modulus == "p127" else P61
-    targets = {"and_triple": 1 << 18, "dabit": 8192, "edabit": 128, "loose": 128}
-    if args.quick:
-        targets = {"and_triple": 8192, "dabit": 512, "edabit": 16, "loose": 16}
+    targets = QUICK_TARGETS if args.quick else TARGETS
     print(f"binary material through the offline service, {args.modulus}, MASCOT, memory transport")
     print(
         f"{'n':>2} {'kind':>11}{'made':>9}{'items/s':>11}{'wall/s':>10}{'batch':>8}{'max':>8}"
