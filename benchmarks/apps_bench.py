@@ -20,8 +20,9 @@ corrupt parties: the columns differ in what they buy as well as in speed. ``--no
 **Comparisons, old path against new** (issue #13, ``--comparisons`` adds the section after the table,
 ``--comparisons-only`` runs it alone; not in the default run: at 10,000 comparisons the field path
 takes about a quarter of an hour per row at three parties, the whole section an hour or more). For
-p127 with int32 ``x < y`` (``--cmp-size``, default 10,000) and p61 with 16-bit operands (int32 needs
-33 + 40 bits, which 2^61 - 1 cannot hold on either path; ``--cmp-p61-bits``), at n = 2 and 3
+p127 with int32 ``x < y`` (``--cmp-size``, default 10,000) and p61 with 15-bit operands (int32 needs
+33 + 40 bits, which 2^61 - 1 cannot hold on either path; a 15-bit ``x - y`` has 16 bits, the most a
+loose edaBit holds at p61 with three parties; ``--cmp-p61-bits``), at n = 2 and 3
 (``--cmp-parties``): comparisons/s end to end with MASCOT from a cold start (set-up, all preprocessing
 made by the offline services, the comparisons and their checked output), kB sent per comparison per
 party, peak RSS (the process's and per party) and the ratios new/old, for the field-only protocol
@@ -35,7 +36,7 @@ strict edaBits where one loose edaBit of ``bits + 1`` bits does not fit (n = 3 a
 ``mask`` column says which.
 
     python benchmarks/apps_bench.py --comparisons-only [--cmp-size 10000] [--cmp-parties 2,3]
-                                    [--cmp-moduli p127,p61] [--cmp-p61-bits 16] [--cmp-mode memory]
+                                    [--cmp-moduli p127,p61] [--cmp-p61-bits 15] [--cmp-mode memory]
 """
 
 from __future__ import annotations
@@ -384,7 +385,7 @@ def main() -> argparse.Namespace:
     cmp.add_argument("--cmp-size", type=int, default=10_000, help="comparisons per run (default 10000)")
     cmp.add_argument("--cmp-parties", default="2,3", help="party counts (default 2,3)")
     cmp.add_argument("--cmp-moduli", default="p127,p61", help="fields (default p127,p61)")
-    cmp.add_argument("--cmp-p61-bits", type=int, default=16, help="operand bits at p61 (default 16)")
+    cmp.add_argument("--cmp-p61-bits", type=int, default=15, help="operand bits at p61 (default 15)")
     cmp.add_argument("--cmp-mode", default="memory", choices=("memory", "procs"), help="(default memory)")
     cmp.add_argument("--cmp-prep", default="planned", choices=("planned", "demand"), help="(default planned)")
     args = ap.parse_args()
