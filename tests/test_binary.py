@@ -247,21 +247,34 @@ def test_permutation_is_a_shared_uniform_permutation() -> None:
     assert not np.array_equal(p, permutation(os.urandom(32), 1000))
 
 
-# ------------------------------------------------------------------------ KOS with a given Delta
-async def test_kos_sender_with_a_given_delta() -> None:
-    """``KOSSender(context, delta=...)`` uses that Delta (16 bytes or uint64 (2,)): the correlated
-    rows satisfy ``q + t = x Delta``; a malformed Delta is a ValueError at construction."""
+# ------------------------------------------------------------------------ OT extensions with a given Delta
+@pytest.mark.parametrize(
+    "ext", ["kos", "softspoken-1", "softspoken-2", "softspoken-3", "softspoken-5", "softspoken-8"]
+)
+async def test_an_ot_extension_sender_with_a_given_delta(ext: str) -> None:
+    """``KOSSender(context, delta=...)`` and ``SoftSpokenSender(context, k, delta=...)`` use that Delta
+    (16 bytes or uint64 (2,)): the correlated rows satisfy ``q + t = x Delta``, at every SoftSpokenOT
+    block size (the last block shorter where k does not divide 128); a malformed Delta is a
+    ValueError at construction."""
+    name, _, k = ext.partition("-")
+
+    def sender(ctx: bytes, delta: Any) -> Any:
+        return KOSSender(ctx, delta=delta) if name == "kos" else SoftSpokenSender(ctx, int(k), delta=delta)
+
+    def receiver(ctx: bytes) -> Any:
+        return KOSReceiver(ctx) if name == "kos" else SoftSpokenReceiver(ctx, int(k))
+
     wanted = np.frombuffer(os.urandom(16), dtype=np.uint64).copy()
     x = np.frombuffer(os.urandom(300), dtype=np.uint8) & 1
 
     async def prog(s: Session, form: str) -> Any:
         ch = PairChannel(s.net, 1 - s.party, 5)
-        ctx = context_bytes(s.session_id, "kos-delta")
+        ctx = context_bytes(s.session_id, "given-delta")
         if s.party == 0:
-            snd = KOSSender(ctx, delta=wanted if form == "array" else wanted.tobytes())
+            snd = sender(ctx, wanted if form == "array" else wanted.tobytes())
             await snd.setup(ch)
             return snd.delta, await snd.extend_correlated(ch, x.size)
-        rcv = KOSReceiver(ctx)
+        rcv = receiver(ctx)
         await rcv.setup(ch)
         return await rcv.extend_correlated(ch, x)
 
@@ -271,34 +284,7 @@ async def test_kos_sender_with_a_given_delta() -> None:
         assert np.array_equal(q ^ t, times_delta(x, wanted))
     for bad in (np.zeros(3, np.uint64), np.zeros(2, np.int64), b"short"):
         with pytest.raises(ValueError, match="delta"):
-            KOSSender(b"", delta=bad)
-
-
-@pytest.mark.parametrize("k", [1, 2, 3, 5, 8], ids=lambda k: f"k{k}")
-async def test_softspoken_sender_with_a_given_delta(k: int) -> None:
-    """``SoftSpokenSender(context, k, delta=...)`` punctures its trees at that Delta: ``q + t = x Delta``
-    for the correlated rows, at every block size (the last block shorter where k does not divide 128)."""
-    wanted = np.frombuffer(os.urandom(16), dtype=np.uint64).copy()
-    x = np.frombuffer(os.urandom(300), dtype=np.uint8) & 1
-
-    async def prog(s: Session, form: str) -> Any:
-        ch = PairChannel(s.net, 1 - s.party, 5)
-        ctx = context_bytes(s.session_id, "softspoken-delta")
-        if s.party == 0:
-            snd = SoftSpokenSender(ctx, k, delta=wanted if form == "array" else wanted.tobytes())
-            await snd.setup(ch)
-            return snd.delta, await snd.extend_correlated(ch, x.size)
-        rcv = SoftSpokenReceiver(ctx, k)
-        await rcv.setup(ch)
-        return await rcv.extend_correlated(ch, x)
-
-    for form in ("array", "bytes"):
-        (((delta, q), t),) = await run_with(2, [(prog, (form,))])
-        assert np.array_equal(delta, wanted)
-        assert np.array_equal(q ^ t, times_delta(x, wanted))
-    for bad in (np.zeros(3, np.uint64), np.zeros(2, np.int64), b"short"):
-        with pytest.raises(ValueError, match="delta"):
-            SoftSpokenSender(b"", delta=bad)
+            sender(b"", bad)
 
 
 async def test_binary_parties_on_either_extension() -> None:

@@ -426,20 +426,7 @@ async def generate_edabits(s: Session, bs: BitSession, n: int, k: int) -> tuple[
     ``[0, 2^k)`` and ``r = sum_j 2^j r_j`` exactly; bits element by element, least significant
     first. ``PreprocessingError`` if a party's private bits do not match its field values (or any
     item is inconsistent), ``MacCheckError`` for a wrong share anywhere in the adders or openings."""
-    count = check_count(n, "edaBits")
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
-        raise TypeError(f"the bit length must be an int, got {type(k).__name__}")
-    top = max_bits(s.field, s.n)
-    if not 1 <= k <= top:
-        raise ValueError(f"edaBits of {k} bits: this field and party count allow 1 to {top}")
-    if bs.s is not s:
-        raise ValueError("the BitSession belongs to another session")
-    if count == 0:
-        return empty_field(s), AuthBits.empty(bs.ctx)
-    bucket, opened = edabit_parameters(count)
-    if (count * bucket + opened) * int(k) > MAX_BITS:
-        raise ValueError(f"{count} edaBits of {k} bits need more than {MAX_BITS} input bits: ask in parts")
-    return await _generate(s, bs, count, int(k), bucket, opened)
+    return await _request(s, bs, n, k, loose=False)
 
 
 async def generate_loose_edabits(s: Session, bs: BitSession, n: int, k: int) -> tuple[SharedArray, AuthBits]:
@@ -450,20 +437,26 @@ async def generate_loose_edabits(s: Session, bs: BitSession, n: int, k: int) -> 
     ``R < n 2^(k + HIDE)`` (see "Loose edaBits" in the module docstring). No daBits at all.
     ``PreprocessingError`` if some party's bits do not match its field values, ``MacCheckError`` for
     a wrong share anywhere."""
-    count = check_count(n, "loose edaBits")
+    return await _request(s, bs, n, k, loose=True)
+
+
+async def _request(s: Session, bs: BitSession, n: int, k: int, *, loose: bool) -> tuple[SharedArray, Any]:
+    """Check a request (before anything is sent), then make it."""
+    what = "loose edaBits" if loose else "edaBits"
+    count = check_count(n, what)
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
         raise TypeError(f"the bit length must be an int, got {type(k).__name__}")
-    top = loose_max_bits(s.field, s.n)
+    top = (loose_max_bits if loose else max_bits)(s.field, s.n)
     if not 1 <= k <= top:
-        raise ValueError(f"loose edaBits of {k} bits: this field and party count allow 1 to {top}")
+        raise ValueError(f"{what} of {k} bits: this field and party count allow 1 to {top}")
     if bs.s is not s:
         raise ValueError("the BitSession belongs to another session")
     if count == 0:
         return empty_field(s), AuthBits.empty(bs.ctx)
     bucket, opened = edabit_parameters(count)
-    if (count * bucket + opened) * (int(k) + HIDE) > MAX_BITS:
-        raise ValueError(f"{count} loose edaBits of {k} bits need over {MAX_BITS} input bits: ask in parts")
-    return await _generate(s, bs, count, int(k), bucket, opened, loose=True)
+    if (count * bucket + opened) * (int(k) + (HIDE if loose else 0)) > MAX_BITS:
+        raise ValueError(f"{count} {what} of {k} bits need more than {MAX_BITS} input bits: ask in parts")
+    return await _generate(s, bs, count, int(k), bucket, opened, loose=loose)
 
 
 async def _generate(
