@@ -440,17 +440,18 @@ def _sizes(n: int) -> tuple[int, int]:
 
 
 async def attack_prog(
-    s: Session, parties: Sequence[BinaryParty], cheater: int, returned: dict[int, Any]
+    s: Session, parties: Sequence[BinaryParty], cheater: int, returned: dict[int, Any], make: Any
 ) -> Any:
+    """``make(s, bs, COUNT, K)`` at every party, the cheater's task marked (``CHEATER``)."""
     bs = BitSession(s, parties[s.party])
     if s.party == cheater:
         CHEATER.set(True)
         try:
-            r, bits = await generate_edabits(s, bs, COUNT, K)
+            r, bits = await make(s, bs, COUNT, K)
         except AbortError as e:  # the cheater keeps quiet: the honest parties must find out themselves
             return e
     else:
-        r, bits = await generate_edabits(s, bs, COUNT, K)
+        r, bits = await make(s, bs, COUNT, K)
     returned[s.party] = True
     out = {"alpha": alpha_of(s), "items": [{"field": field_held(r), "bin": held(bits), "opened": None}]}
     await bs.finish()
@@ -458,17 +459,25 @@ async def attack_prog(
     return out
 
 
+async def run_installed(
+    n: int, cheater: int, make: Any = generate_edabits
+) -> tuple[list[Any], dict[int, Any], list[BinaryParty]]:
+    """One generation by ``make`` with whatever cheat is installed: results, who returned, parties."""
+    parties = [BinaryParty(i, n) for i in range(n)]
+    returned: dict[int, Any] = {}
+    setup, results = await run_with(
+        n, [(setup_prog, (parties,)), (attack_prog, (parties, cheater, returned, make))]
+    )
+    assert setup == [True] * n
+    return results, returned, parties
+
+
 async def run_attack(
     attack: Attack, n: int, cheater: int, live: bool, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[list[Any], dict[int, Any], int, list[BinaryParty]]:
     hits: list[int] = []
     install(attack, monkeypatch, hits, live, n)
-    parties = [BinaryParty(i, n) for i in range(n)]
-    returned: dict[int, Any] = {}
-    setup, results = await run_with(
-        n, [(setup_prog, (parties,)), (attack_prog, (parties, cheater, returned))]
-    )
-    assert setup == [True] * n
+    results, returned, parties = await run_installed(n, cheater)
     return results, returned, len(hits), parties
 
 

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_binary import deltas_of, held, reconstruct, setup_prog
-from test_dabits import alpha_of, field_held, field_reconstruct, raise_any, run_honest, run_with
-from test_edabits import CHEATER, check_edabits, edabit_prog
+from test_binary import deltas_of, held, reconstruct
+from test_dabits import alpha_of, field_held, field_reconstruct, raise_any, run_honest
+from test_edabits import CHEATER, check_edabits, edabit_prog, run_installed
 
 import protocols.binary.edabits as edabits_module
 from protocols.binary import AuthBits, BinaryParty, BitSession
@@ -265,36 +265,12 @@ def install(attack: Attack, monkeypatch: pytest.MonkeyPatch, hits: list[int], li
         monkeypatch.setattr(Session, "open_unchecked", fopen)
 
 
-async def attack_prog(
-    s: Session, parties: Sequence[BinaryParty], cheater: int, returned: dict[int, Any]
-) -> Any:
-    bs = BitSession(s, parties[s.party])
-    if s.party == cheater:
-        CHEATER.set(True)
-        try:
-            r, bits = await generate_loose_edabits(s, bs, COUNT, K)
-        except AbortError as e:  # the cheater keeps quiet: the honest parties must find out themselves
-            return e
-    else:
-        r, bits = await generate_loose_edabits(s, bs, COUNT, K)
-    returned[s.party] = True
-    out = {"alpha": alpha_of(s), "items": [{"field": field_held(r), "bin": held(bits)}]}
-    await bs.finish()
-    await s.mac_check()
-    return out
-
-
 async def run_attack(
     attack: Attack, n: int, cheater: int, live: bool, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[list[Any], dict[int, Any], int, list[BinaryParty]]:
     hits: list[int] = []
     install(attack, monkeypatch, hits, live, n)
-    parties = [BinaryParty(i, n) for i in range(n)]
-    returned: dict[int, Any] = {}
-    setup, results = await run_with(
-        n, [(setup_prog, (parties,)), (attack_prog, (parties, cheater, returned))]
-    )
-    assert setup == [True] * n
+    results, returned, parties = await run_installed(n, cheater, generate_loose_edabits)
     return results, returned, len(hits), parties
 
 
