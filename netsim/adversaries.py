@@ -250,6 +250,9 @@ class Adversary(PassThrough):
     sweep: ClassVar[bool] = True  # part of ``--adversary all``
     needs_triples: ClassVar[bool] = False
     binary: ClassVar[bool] = False  # attacks the binary domain: only programs with ``SimProgram.binary``
+    programs: ClassVar[tuple[str, ...]] = ("mul",)
+    """The programs ``--adversary all`` (and a named adversary without ``--program``) runs it on; a run's
+    seed picks one of them (``program_for``)."""
 
     def __init__(self, ctx: AttackContext) -> None:
         self.ctx = ctx
@@ -1181,6 +1184,7 @@ class BinaryAttack(Adversary):
 
     binary = True
     needs: ClassVar[str] = "openings"
+    programs = ("cmp-binary", "bits")
 
     def __init__(self, ctx: AttackContext) -> None:
         super().__init__(ctx)
@@ -1279,6 +1283,7 @@ class BinaryMac(BinaryAttack):
     name = "binary-mac"
     description = "uses a wrong binary MAC share of a dealt AND triple, daBit or edaBit bit"
     needs = "dealt"
+    programs = ("cmp-binary",)
     KINDS = ("and-a", "and-b", "dabit", "edabit")
 
     def __init__(self, ctx: AttackContext) -> None:
@@ -1360,6 +1365,7 @@ class LeakyAnd(BinaryAttack):
     name = "leaky-and"
     description = "a wrong half-AND d or leaky-AND W message in AND-triple generation (to one party)"
     needs = "generation"
+    programs = ("bits",)
 
     def __init__(self, ctx: AttackContext) -> None:
         super().__init__(ctx)
@@ -1425,6 +1431,7 @@ class FieldInputAttack(BinaryAttack):
     catches before the generation's own check)."""
 
     needs = "generation"
+    programs = ("bits",)
     target = "dabits"
 
     def wrap_preprocessing(self, session: str, pre: Preprocessing) -> Preprocessing:
@@ -1446,24 +1453,31 @@ class FieldInputAttack(BinaryAttack):
 
 class EdabitMismatch(FieldInputAttack):
     """An edaBit whose private bits do not match its field value: the cheater inputs its private
-    edaBits' bits honestly in binary and their field values off by ``d`` (one item, or all): caught by
-    the cut-and-choose or the bucket check (``PreprocessingError``)."""
+    edaBits' bits honestly in binary and their field values off by ``d`` (one item, or all), in the
+    strict edaBits' generation or the loose ones' (chosen by the seed, where the program makes both):
+    caught by the cut-and-choose or the bucket check (``PreprocessingError``)."""
 
     name = "edabit-mismatch"
-    description = "a private edaBit whose field value does not match its bits (one item or all)"
+    description = "a private edaBit (strict or loose) whose field value does not match its bits"
     target = "edabits"
+    GENERATE = "protocols.binary.edabits._generate"
 
     def __init__(self, ctx: AttackContext) -> None:
         super().__init__(ctx)
         self.d = self.rng.choice([1, -1, self.delta()])
         self.all = self.rng.random() < 0.5
+        self.loose = self.rng.random() < 0.5 if "loose" in ctx.program.binary else False
         which = "every item" if self.all else "one item"
-        self.plan = f"its private edaBits: field value + {self.d} ({which})"
+        kind = "loose" if self.loose else "strict"
+        self.plan = f"its private {kind} edaBits: field value + {self.d} ({which})"
 
     def offsets(self, size: int) -> list[int] | None:
+        if bool(caller_local(self.GENERATE, "loose")) != self.loose:
+            return None
         items = list(range(size)) if self.all else [self.rng.randrange(size)]
         where = "every item" if self.all else f"item {items[0]}"
-        self.act(f"edaBits: its field input + {self.d} at {where} of {size}, its bits as drawn")
+        kind = "loose edaBits" if self.loose else "edaBits"
+        self.act(f"{kind}: its field input + {self.d} at {where} of {size}, its bits as drawn")
         return [self.d if i in items else 0 for i in range(size)]
 
 
@@ -1510,6 +1524,7 @@ class BitAuthOT(BinaryAttack):
     name = "bit-auth-ot"
     description = "inconsistent choice bits in the binary domain's correlated OTs towards one party"
     needs = "generation"
+    programs = ("bits",)
 
     def __init__(self, ctx: AttackContext) -> None:
         super().__init__(ctx)
@@ -1572,13 +1587,32 @@ ADVERSARIES: Mapping[str, type[Adversary]] = MappingProxyType(
 )
 """Every strategy by name (``Withhold`` documents a known gap and is not in ``--adversary all``)."""
 
-SWEEP: tuple[str, ...] = tuple(name for name, cls in ADVERSARIES.items() if cls.sweep and not cls.binary)
-"""``--adversary all``: the field-domain strategies (every program has targets for them)."""
+SWEEP: tuple[str, ...] = tuple(name for name, cls in ADVERSARIES.items() if cls.sweep)
+"""``--adversary all``: every strategy but ``withhold``, each on its own programs (``Adversary.programs``:
+the field strategies on ``mul``, the binary ones on ``cmp-binary`` and ``bits``)."""
+
+FIELD: tuple[str, ...] = tuple(name for name in SWEEP if not ADVERSARIES[name].binary)
+"""The field-domain strategies of the sweep (every program has targets for them; ``all`` runs them on
+``mul``)."""
 
 BINARY: tuple[str, ...] = tuple(name for name, cls in ADVERSARIES.items() if cls.binary)
-"""The binary-domain strategies: for the programs that run the binary domain (``cmp-binary``, ``bits``),
-named one by one (``--adversary binary-share,binary-mac,...``); not in ``all``, whose other programs
-have no target for them."""
+"""The binary-domain strategies: for the programs that run the binary domain (``cmp-binary``, ``bits``;
+``NotApplicable`` elsewhere)."""
+
+HONEST_PROGRAMS = ("mul",)
+"""The programs of the honest control (``none``) in a sweep without ``--program``."""
+
+
+def programs_of(name: str | None) -> tuple[str, ...]:
+    """The programs a sweep without ``--program`` runs adversary ``name`` (None: honest) on."""
+    return HONEST_PROGRAMS if name is None else ADVERSARIES[name].programs
+
+
+def program_for(name: str | None, seed: int) -> str:
+    """The program of ``name``'s run with ``seed`` in a sweep without ``--program``: its programs in
+    turn, by seed (so that ``--replay SEED`` finds the same one)."""
+    progs = programs_of(name)
+    return progs[seed % len(progs)]
 
 
 def make_adversary(name: str, ctx: AttackContext) -> Adversary:
@@ -1600,11 +1634,12 @@ class AdversaryInfo:
     mascot: bool
     filtered: bool
     sweep: bool
+    programs: tuple[str, ...] = ("mul",)
 
 
 def catalogue() -> list[AdversaryInfo]:
     return [
-        AdversaryInfo(name, cls.description, cls.mascot, cls.filtered, cls.sweep)
+        AdversaryInfo(name, cls.description, cls.mascot, cls.filtered, cls.sweep, cls.programs)
         for name, cls in ADVERSARIES.items()
     ]
 
@@ -1612,6 +1647,8 @@ def catalogue() -> list[AdversaryInfo]:
 __all__ = [
     "ADVERSARIES",
     "BINARY",
+    "FIELD",
+    "HONEST_PROGRAMS",
     "SWEEP",
     "Adversary",
     "AdversaryInfo",
@@ -1621,4 +1658,6 @@ __all__ = [
     "SessionTap",
     "catalogue",
     "make_adversary",
+    "program_for",
+    "programs_of",
 ]

@@ -17,7 +17,7 @@ from typing import TextIO
 from actors import logs
 from protocols.errors import ConfigError
 
-from .adversaries import ADVERSARIES, SWEEP, catalogue
+from .adversaries import ADVERSARIES, HONEST_PROGRAMS, SWEEP, catalogue, program_for, programs_of
 from .profile import PROFILE_SPECS
 from .programs import PROGRAMS
 from .runner import SIM_PROFILES, SWEEP_PROFILES, Report, fault_profile, summary_table, sweep
@@ -26,12 +26,17 @@ from .runner import SIM_PROFILES, SWEEP_PROFILES, Report, fault_profile, summary
 def print_catalogue(out: TextIO | None = None) -> None:
     """``--list``: adversaries, fault profiles and programs, each with what it means."""
     out = out or sys.stdout
-    print("adversaries (--adversary NAME; 'all' runs the ones marked *):", file=out)
+    print(
+        "adversaries (--adversary NAME; 'all' runs the ones marked *; without --program each runs on its\n"
+        "own programs, in [], a seed on one of them; 'none', the honest control, on "
+        f"{', '.join(HONEST_PROGRAMS)}):",
+        file=out,
+    )
     for info in catalogue():
         tags = [t for t, on in (("MASCOT", info.mascot), ("may be filtered", info.filtered)) if on]
         mark = "*" if info.sweep else " "
         extra = f"  [{', '.join(tags)}]" if tags else ""
-        print(f"  {mark} {info.name:<24s} {info.description}{extra}", file=out)
+        print(f"  {mark} {info.name:<24s} [{', '.join(info.programs)}] {info.description}{extra}", file=out)
     print(f"\nfault profiles (--faults NAME or SPEC; 'all' = {', '.join(SWEEP_PROFILES)}):", file=out)
     for name, spec in {**PROFILE_SPECS, **SIM_PROFILES}.items():
         print(f"    {name:<10s} {spec or '(no faults)'}", file=out)
@@ -73,7 +78,7 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print_catalogue(out)
         return 0
     try:
-        if args.program not in PROGRAMS:
+        if args.program is not None and args.program not in PROGRAMS:
             raise ConfigError(f"unknown program {args.program!r}; programs: {', '.join(PROGRAMS)}")
         if args.parties < 2:
             raise ConfigError(f"a simulation needs at least 2 parties, got {args.parties}")
@@ -88,7 +93,6 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     total = len(adversaries) * len(faults) * len(seeds)
     jobs = args.jobs if args.jobs is not None else (min(2, os.cpu_count() or 1) if total > 20 else 1)
     options = {
-        "program": args.program,
         "n": args.parties,
         "field": args.field,
         "preprocessing": args.preprocessing,
@@ -108,14 +112,19 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
             print(report.line(), file=out)
         out.flush()
 
+    if args.program is not None:
+        programs = repr(args.program)
+    else:  # each adversary on its own programs
+        names = {p for a in adversaries for p in programs_of(a) if any(program_for(a, s) == p for s in seeds)}
+        programs = ", ".join(repr(p) for p in PROGRAMS if p in names) + " (each adversary on its own)"
     print(
-        f"spdz simulate: {total} run(s) of {args.program!r} at {args.parties} parties: "
+        f"spdz simulate: {total} run(s) of {programs} at {args.parties} parties: "
         f"{len(adversaries)} adversary setting(s) x {len(faults)} fault profile(s) x {len(seeds)} seed(s), "
         f"{jobs} worker(s); virtual time, TLS {'off' if args.no_tls else 'on'}",
         file=out,
     )
     t0 = time.perf_counter()
-    reports = sweep(adversaries, faults, seeds, jobs=jobs, on_report=show, **options)
+    reports = sweep(adversaries, faults, seeds, program=args.program, jobs=jobs, on_report=show, **options)
     elapsed = time.perf_counter() - t0
     print("\n" + summary_table(reports), file=out)
     failed = [r for r in reports if r.failed]
@@ -131,7 +140,11 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if failed:
         print("failed runs (replay one with --replay SEED and the same options):", file=out)
         for r in failed[:20]:
-            print(f"  --adversary {r.adversary} --faults {r.faults} --replay {r.seed}: {r.outcome}", file=out)
+            print(
+                f"  --program {r.program} --adversary {r.adversary} --faults {r.faults} --replay {r.seed}: "
+                f"{r.outcome}",
+                file=out,
+            )
     return 1 if failed else 0
 
 

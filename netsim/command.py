@@ -30,10 +30,26 @@ def register(sub: Any) -> None:
     si.add_argument(
         "--faults", action="append", metavar="SPEC", help="fault profile name or spec; 'all'; repeatable"
     )
-    si.add_argument("--adversary", action="append", metavar="NAME", help="adversary, 'none' or 'all'")
+    si.add_argument(
+        "--adversary",
+        action="append",
+        metavar="NAME",
+        help="adversary, 'none' or 'all' (every adversary but withhold, each on its own programs unless "
+        "--program is given: the field ones on mul, the binary ones on cmp-binary and bits, a seed on "
+        "one of them; see --list); comma-separated, repeatable",
+    )
     si.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    si.add_argument("--runs", type=int, default=1, help="seeds per adversary and profile (default 1)")
-    si.add_argument("--program", default="mul", help="program to run (default mul; see --list)")
+    si.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="seeds per adversary and profile (default 1; an adversary with several programs spreads them)",
+    )
+    si.add_argument(
+        "--program",
+        help="program every run runs (see --list); default: each adversary's own programs (mul for the "
+        "field adversaries and 'none', cmp-binary and bits for the binary ones)",
+    )
     si.add_argument("--replay", type=int, metavar="SEED", help="run SEED alone and print its full report")
     si.add_argument("--list", action="store_true", help="list adversaries, fault profiles and programs")
     si.add_argument(

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -37,7 +37,14 @@ import numpy as np
 from protocols import comparison
 from protocols.binary import AuthBits, BinaryContext, BinaryParty, BitSession
 from protocols.binary.dabits import bit_to_field, generate_dabits
-from protocols.binary.edabits import extra_bits, generate_edabits, sum_numbers
+from protocols.binary.edabits import (
+    HIDE,
+    extra_bits,
+    generate_edabits,
+    generate_loose_edabits,
+    ripple_add,
+    sum_numbers,
+)
 from protocols.online import Session
 from protocols.shares import SharedArray
 
@@ -61,6 +68,9 @@ class SimProgram:
     binary: frozenset[str] = frozenset()  # "openings", "dealt", "generation": see the module docstring
     binary_openings: Callable[[int], int] = lambda n: 0
     preprocessing: tuple[str, ...] = ("dealer", "mascot")
+    batch: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """MASCOT batch sizes by pool kind (field kinds and binary families) for this program, over the
+    runner's default (8 of every field kind)."""
 
 
 # ---------------------------------------------------------------------------------------------- mul
@@ -147,6 +157,8 @@ def _cmp_expected(inputs: Inputs, n: int) -> list[Any]:
 # ---------------------------------------------------------------------------------------------- bits
 BITS = 5  # input bits of parties 0 and 1
 EDABITS, EDABIT_BITS = 3, 4  # edaBits the program makes, and their width
+LOOSE, LOOSE_BITS = 2, 4  # loose edaBits the program makes, and their width
+DABITS = BITS + EDABITS * EDABIT_BITS + LOOSE * LOOSE_BITS
 
 
 def _bits_inputs(rng: random.Random, n: int) -> Inputs:
@@ -158,12 +170,26 @@ def _to_field(d_field: SharedArray, opened: np.ndarray) -> SharedArray:
     return bit_to_field(d_field, opened)
 
 
-async def _bits(s: Session, mine: list[int] | None) -> tuple[Any, Any, Any]:
+def _composed(in_field: SharedArray, start: int, items: int, k: int, f: Any) -> SharedArray:
+    """``sum_j 2^j b_j`` per item of the ``items`` k-bit numbers at ``in_field[start:]`` (bits element
+    by element, least significant first)."""
+    composed = None
+    for j in range(k):
+        bit_j = in_field[np.arange(start + j, start + items * k, k)]
+        term = bit_j.mul_public_field(f.from_ints([1 << j] * items))
+        composed = term if composed is None else composed + term
+    assert composed is not None
+    return composed
+
+
+async def _bits(s: Session, mine: list[int] | None) -> tuple[Any, Any, Any, Any]:
     """Binary material made inside the session, then used: a ``BinaryParty`` (base OTs), the bits x
     (party 0) and y (party 1) authenticated, ``x AND y`` on freshly made AND triples, the result
-    taken to the field through fresh daBits, and fresh edaBits whose bits, taken to the field the same
-    way, must compose to their field value. Outputs: ``x AND y`` (binary output), the same from the
-    field, and ``r - sum_j 2^j r_j`` for every edaBit (zeros)."""
+    taken to the field through fresh daBits, and fresh edaBits, strict and loose, whose bits, taken
+    to the field the same way, must compose to their field value (a loose one's ``R`` only modulo
+    ``2^k``). Outputs: ``x AND y`` (binary output), the same from the field, ``r - sum_j 2^j r_j`` for
+    every strict edaBit (zeros) and ``(R - sum_j 2^j R_j) mod 2^k`` for every loose one (zeros: ``R -
+    sum_j 2^j R_j`` is ``R``'s high part times ``2^k``, opened here, which only a simulation may)."""
     party = BinaryParty(s.party, s.n)
     await party.setup(s)
     bs = BitSession(s, party)
@@ -171,46 +197,67 @@ async def _bits(s: Session, mine: list[int] | None) -> tuple[Any, Any, Any]:
     x = await bs.input(mine if s.party == 0 else None, owner=0)
     y = await bs.input(mine if s.party == 1 else None, owner=1)
     z = await bs.and_(x, y, await bs.and_triples(BITS))
-    d_field, d_bits = await generate_dabits(s, bs, BITS + EDABITS * EDABIT_BITS)
+    d_field, d_bits = await generate_dabits(s, bs, DABITS)
     r_field, r_bits = await generate_edabits(s, bs, EDABITS, EDABIT_BITS)
-    # both into the field in one binary opening: z, then the edaBits' bits (element by element)
-    (masked,) = await bs.open_unchecked([AuthBits.concat([z, r_bits]) ^ d_bits])
+    l_field, l_bits = await generate_loose_edabits(s, bs, LOOSE, LOOSE_BITS)
+    # all into the field in one binary opening: z, the edaBits' bits, the loose ones' (item by item)
+    (masked,) = await bs.open_unchecked([AuthBits.concat([z, r_bits, l_bits]) ^ d_bits])
     in_field = _to_field(d_field, masked)
     z_field = in_field[np.arange(BITS)]
-    composed = None
-    for j in range(EDABIT_BITS):
-        bit_j = in_field[np.arange(BITS + j, BITS + EDABITS * EDABIT_BITS, EDABIT_BITS)]
-        term = bit_j.mul_public_field(f.from_ints([1 << j] * EDABITS))
-        composed = term if composed is None else composed + term
-    assert composed is not None
+    composed = _composed(in_field, BITS, EDABITS, EDABIT_BITS, f)
+    loose = _composed(in_field, BITS + EDABITS * EDABIT_BITS, LOOSE, LOOSE_BITS, f)
     z_out = await bs.output(z)
     z_from_field = await s.output(z_field)
     zeros = await s.output(r_field - composed)
+    high = await s.output(l_field - loose)  # signed: back to [0, p) before taking it modulo 2^k
     await bs.finish()
-    return z_out, z_from_field, zeros
+    low = [int(v) % f.modulus % (1 << LOOSE_BITS) for v in np.asarray(high).reshape(-1)]
+    return z_out, z_from_field, zeros, low
 
 
 def _bits_binary_openings(n: int) -> int:
-    """``bits``' binary openings: 14, and one per AND layer of the edaBits' sum of ``n`` numbers."""
+    """``bits``' binary openings: 14, one per AND layer of the strict edaBits' sum of ``n`` numbers,
+    and for the loose edaBits 2, one per AND layer of their sum and of their bucket check's adder
+    (over the sum's full width: ``k + HIDE`` bits and the carries of ``n`` numbers)."""
+    loose = LOOSE_BITS + HIDE
+    full = loose + extra_bits(n, loose)
+    return 14 + _sum_layers(n, EDABIT_BITS) + 2 + _sum_layers(n, loose) + _ripple_layers(full)
+
+
+def _zero() -> AuthBits:
     ctx = BinaryContext(0, 2, np.zeros(2, dtype=np.uint64))
-    zero = AuthBits(ctx, np.zeros(1, np.uint8), np.zeros((1, 2), np.uint64))
-    width = EDABIT_BITS + extra_bits(n, EDABIT_BITS)
-    circuit = sum_numbers([[zero] * EDABIT_BITS for _ in range(n)], width)
-    layers = 0
+    return AuthBits(ctx, np.zeros(1, np.uint8), np.zeros((1, 2), np.uint64))
+
+
+def _layers(circuit: Any) -> int:
+    """The AND layers (rounds of openings) of one of ``protocols.binary.edabits``' circuits."""
+    zero, layers = _zero(), 0
     try:
-        request = circuit.send(None)  # type: ignore[arg-type]
+        request = circuit.send(None)
         while True:
             layers += 1
             request = circuit.send([zero] * len(request[0]))
     except StopIteration:
-        return 14 + layers
+        return layers
+
+
+def _sum_layers(n: int, bits: int) -> int:
+    """The AND layers of ``sum_numbers`` over ``n`` numbers of ``bits`` bits (edaBit generation)."""
+    zero = _zero()
+    return _layers(sum_numbers([[zero] * bits for _ in range(n)], bits + extra_bits(n, bits)))
+
+
+def _ripple_layers(bits: int) -> int:
+    """The AND layers of ``ripple_add`` on two numbers of ``bits`` bits (an edaBit bucket check)."""
+    zero = _zero()
+    return _layers(ripple_add([zero] * bits, [zero] * bits))
 
 
 def _bits_expected(inputs: Inputs, n: int) -> list[Any]:
     xs, ys = inputs[0], inputs[1]
     assert xs is not None and ys is not None
     z = [a & b for a, b in zip(xs, ys, strict=True)]
-    return [(z, z, [0] * EDABITS)] * n
+    return [(z, z, [0] * EDABITS, [0] * LOOSE)] * n
 
 
 _MUL = SimProgram(
@@ -260,7 +307,8 @@ PROGRAMS: Mapping[str, SimProgram] = MappingProxyType(
             owners=lambda n: (0, 1),
             binary=frozenset({"openings", "dealt"}),
             binary_openings=lambda n: 10,
-            preprocessing=("dealer",),
+            # its binary material from the offline service on MASCOT: small on-demand batches
+            batch=MappingProxyType({"and_triple": 64, "dabit": 8, "loose": 8, "edabit": 8}),
         ),
         "bits": SimProgram(
             "bits",
@@ -268,13 +316,15 @@ PROGRAMS: Mapping[str, SimProgram] = MappingProxyType(
             _bits,
             _bits_inputs,
             _bits_expected,
-            openings=9,
-            checks=5,
+            openings=11,
+            checks=7,
             triples=4,
-            masks=lambda n: 3 * n,
-            owners=lambda n: tuple(range(n)) * 3,
-            binary=frozenset({"openings", "generation"}),
+            masks=lambda n: 4 * n,
+            owners=lambda n: tuple(range(n)) * 4,
+            binary=frozenset({"openings", "generation", "loose"}),
             binary_openings=_bits_binary_openings,
+            # on MASCOT its daBits' parity checks draw 3,720 field bits: batches of 8 took 25 s a run
+            batch=MappingProxyType({"triple": 256, "mask": 256, "bit": 2048}),
         ),
     }
 )

@@ -64,7 +64,15 @@ from protocols.errors import AbortError
 from protocols.field import PrimeField, get_field
 from protocols.preprocessing.dealer import InsecureDealer
 
-from .adversaries import ADVERSARIES, Adversary, AttackContext, NotApplicable, make_adversary
+from .adversaries import (
+    ADVERSARIES,
+    Adversary,
+    AttackContext,
+    NotApplicable,
+    make_adversary,
+    program_for,
+    programs_of,
+)
 from .events import FaultEvent
 from .network import Network
 from .profile import PROFILE_SPECS, FaultProfile
@@ -197,7 +205,7 @@ def simulate(
     tls: bool | SimTls = True,
     link: LinkConfig = DEFAULT_LINK,
     deadline: float = DEFAULT_DEADLINE,
-    batch: int = DEFAULT_BATCH,
+    batch: int | None = None,
     sessions: int = 1,
     early_start: bool = False,
     submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
@@ -211,7 +219,8 @@ def simulate(
     adversary attacks it). ``tls``: run TLS 1.3 under the links (needed for ``corrupt`` faults to be
     caught; pass a ``SimTls`` to reuse key material across runs). ``link``: the parties' link timing
     (``peer_timeout`` above all). ``deadline``: virtual seconds after which a party without a result
-    counts as hung. ``batch``: MASCOT batch size (pools are filled on demand only). ``sessions``: how
+    counts as hung. ``batch``: MASCOT batch size of the field kinds (pools are filled on demand only;
+    default ``DEFAULT_BATCH``, then the program's own sizes, ``SimProgram.batch``). ``sessions``: how
     many times the program runs, one session after another at each party (the adversary deviates in
     the first; the later ones show whether the parties recover). Sessions start once every honest
     party's MASCOT set-up is done, as with ``local_cluster`` and ``spdz submit``; like a submit, that
@@ -332,7 +341,7 @@ class _Run:
     tls: SimTls | None
     link: LinkConfig
     deadline: float
-    batch: int
+    batch: int | None
     sessions: int
     early_start: bool
     submit_timeout: float
@@ -357,7 +366,8 @@ class _Run:
         """Party ``i`` with fresh state (also a restarted one: new links, new incarnation)."""
         n, f = self.n, self.field
         dealer_seed = random.Random(f"{self.seed}/dealer").randbytes(32)  # noqa: S311 -- the insecure dealer
-        sizes = dict.fromkeys(("triple", "mask", "square", "bit", "random"), self.batch)
+        sizes = dict.fromkeys(("triple", "mask", "square", "bit", "random"), self.batch or DEFAULT_BATCH)
+        sizes.update({k: v for k, v in self.prog.batch.items() if self.batch is None or k not in sizes})
         source = InsecureDealer(f, n, i, dealer_seed) if self.preprocessing == "dealer" else None
         interceptor = adversary if i == self.cheater else None
         party = Party(i, n, transport.links(i), source, interceptor=interceptor)  # type: ignore[arg-type]
@@ -570,6 +580,7 @@ _SEVERITY = ("wrong", "error", "hang", "abort", "correct")
 @dataclass(frozen=True)
 class _Chunk:
     adversary: str | None
+    program: str
     faults: str
     seeds: tuple[int, ...]
     options: dict[str, Any]
@@ -585,7 +596,10 @@ def _run_chunk(chunk: _Chunk) -> list[Report]:
         opts["tls"] = SimTls.create(opts.get("n", 3))
     else:
         opts["tls"] = False
-    return [simulate(faults=chunk.faults, adversary=chunk.adversary, seed=s, **opts) for s in chunk.seeds]
+    return [
+        simulate(chunk.program, faults=chunk.faults, adversary=chunk.adversary, seed=s, **opts)
+        for s in chunk.seeds
+    ]
 
 
 def sweep(
@@ -593,6 +607,7 @@ def sweep(
     faults: Sequence[str],
     seeds: Iterable[int],
     *,
+    program: str | None = None,
     jobs: int = 1,
     chunk: int = 10,
     on_report: Callable[[Report], None] | None = None,
@@ -601,17 +616,23 @@ def sweep(
     """``simulate`` for every adversary x fault profile x seed; ``options`` go to each run (and
     ``log_level`` configures the parties' logging in worker processes).
 
+    ``program``: every run's program; None runs each adversary on its own programs
+    (``Adversary.programs``: ``mul`` for the field strategies and the honest control, ``cmp-binary``
+    and ``bits`` for the binary ones), a seed on one of them (``adversaries.program_for``): an
+    adversary with two programs runs half of the seeds on each.
+
     ``jobs > 1`` spreads the runs over worker processes (each run is one process's ``trio.run``; runs
     share nothing). ``on_report`` sees each report as its chunk finishes (for progress output); the
     returned list is in sweep order whatever ``jobs`` is.
     """
     seeds = tuple(seeds)
-    chunks = [
-        _Chunk(a, fa, seeds[i : i + chunk], options)
-        for a in adversaries
-        for fa in faults
-        for i in range(0, len(seeds), chunk)
-    ]
+    chunks = []
+    for a in adversaries:
+        for fa in faults:
+            for prog in (program,) if program is not None else programs_of(a):
+                mine = seeds if program is not None else tuple(s for s in seeds if program_for(a, s) == prog)
+                for i in range(0, len(mine), chunk):
+                    chunks.append(_Chunk(a, prog, fa, mine[i : i + chunk], options))
     results: list[list[Report]] = [[] for _ in chunks]
     if jobs <= 1:
         for k, c in enumerate(chunks):
@@ -633,24 +654,24 @@ def sweep(
 
 def summary_table(reports: Sequence[Report]) -> str:
     """Outcome counts per adversary x fault profile, with totals (the CLI's closing table)."""
-    groups: dict[tuple[str, str], list[Report]] = {}
+    groups: dict[tuple[str, str, str], list[Report]] = {}
     for r in reports:
-        groups.setdefault((r.adversary, r.faults), []).append(r)
+        groups.setdefault((r.adversary, r.faults, r.program), []).append(r)
     cols = ("runs", *OUTCOMES, "fired", "detected", "wall s")
-    head = f"{'adversary':<24s} {'faults':<10s} " + " ".join(f"{c:>8s}" for c in cols)
+    head = f"{'adversary':<24s} {'faults':<10s} {'program':<10s} " + " ".join(f"{c:>8s}" for c in cols)
     lines = [head, "-" * len(head)]
 
-    def row(label: str, faults: str, rs: Sequence[Report]) -> str:
+    def row(label: str, faults: str, program: str, rs: Sequence[Report]) -> str:
         c = Counter(r.outcome for r in rs)
         vals = [len(rs), *(c.get(o, 0) for o in OUTCOMES)]
         vals += [sum(r.fired for r in rs), sum(bool(r.detected) for r in rs)]
         cells = [f"{v:>8d}" for v in vals] + [f"{sum(r.wall_time for r in rs):>8.1f}"]
-        return f"{label:<24s} {faults:<10s} " + " ".join(cells)
+        return f"{label:<24s} {faults:<10s} {program:<10s} " + " ".join(cells)
 
-    for (adv, fa), rs in groups.items():
-        lines.append(row(adv, fa, rs))
+    for (adv, fa, prog), rs in groups.items():
+        lines.append(row(adv, fa, prog, rs))
     lines.append("-" * len(head))
-    lines.append(row("total", "", reports))
+    lines.append(row("total", "", "", reports))
     return "\n".join(lines)
 
 

@@ -5,14 +5,15 @@ path over the dealer's mixed material) and ``bits`` (a ``BinaryParty`` set up in
 triples, daBits and edaBits made there from the session's field preprocessing, then used). What must
 hold:
 
-* both compute the plaintext answer, honestly, at 2 and 3 parties, under faults, and ``bits`` also on
-  MASCOT's field material;
+* both compute the plaintext answer, honestly, at 2 and 3 parties, under faults, and on MASCOT:
+  ``bits`` from its field material, ``cmp-binary`` on the binary material the offline service pools;
 * each binary-domain adversary (``netsim.adversaries.BINARY``) fires, and every honest party aborts
   with the error of the check that catches it (its own, or another party's abort notice naming it),
   some honest party detecting it itself; no honest party ever returns an output; a control run of
   the same program and seed is right;
-* they apply only to the programs with their target (``NotApplicable`` elsewhere) and are not in
-  ``--adversary all``; the field-domain adversaries work on the binary programs too;
+* they apply only to the programs with their target (``NotApplicable`` elsewhere), which they
+  declare (``Adversary.programs``: what ``--adversary all`` runs them on); the field-domain
+  adversaries work on the binary programs too;
 * the programs' declared counts (openings, checks, material requests, binary openings) are what a run
   does: the adversaries pick their targets among them;
 * SoftSpokenOT, MASCOT's default OT extension, is covered by ``mascot-ot``: its correlation check is
@@ -36,6 +37,7 @@ from netsim import ADVERSARIES, SWEEP, Report, SimTls, simulate
 from netsim.adversaries import (
     BINARY,
     BINARY_OPEN,
+    FIELD,
     Adversary,
     AttackContext,
     NotApplicable,
@@ -131,12 +133,15 @@ def test_bits_after_an_outage(tls3: SimTls) -> None:
             assert p.status == "abort" and p.detail.startswith("sessions [0]: "), r.describe()
 
 
-def test_mixed_material_comes_only_from_the_dealer() -> None:
-    """``cmp-binary`` needs dealt mixed material: on MASCOT (which ``outage`` needs) it is not
-    applicable, rather than failing with an error."""
+def test_comparisons_on_binary_material_from_the_offline_service() -> None:
+    """``cmp-binary`` on MASCOT (as ``outage`` runs it): its AND triples, daBits and loose edaBits come
+    from the offline service's pools, made on demand in small batches (``SimProgram.batch``); a wrong
+    binary MAC share of that material is caught by the binary MAC check."""
     r = simulate("cmp-binary", 3, seed=0, tls=False, preprocessing="mascot")
-    assert r.outcome == "n/a" and "dealer" in r.reason, r.describe()
-    assert PROGRAMS["bits"].preprocessing == ("dealer", "mascot")
+    assert r.outcome == "correct" and r.preprocessing == "mascot", r.describe()
+    assert all(PROGRAMS[p].preprocessing == ("dealer", "mascot") for p in BINARY_PROGRAMS)
+    cheat = simulate("cmp-binary", 3, adversary="binary-mac", seed=1, tls=False, preprocessing="mascot")
+    assert_caught(cheat, "MacCheckError", CAUGHT_BY["binary-mac"][2])
 
 
 # ---------------------------------------------------------------------------------------- adversaries
@@ -164,11 +169,13 @@ def test_binary_adversaries_under_faults_never_lead_to_a_wrong_output(name: str,
 
 
 def test_the_catalogue_covers_the_binary_steps() -> None:
+    """Every binary adversary is in the sweep, on the programs it has a target in."""
     assert set(BINARY) == set(CAUGHT_BY)
     for name in BINARY:
         cls = ADVERSARIES[name]
-        assert cls.binary and name not in SWEEP and cls.__doc__ and cls.description
-    assert not set(BINARY) & set(SWEEP)
+        assert cls.binary and name in SWEEP and cls.__doc__ and cls.description
+        assert cls.programs == CAUGHT_BY[name][0], name
+    assert not set(BINARY) & set(FIELD)
 
 
 @pytest.mark.parametrize("name", BINARY)
@@ -189,7 +196,7 @@ def test_binary_adversaries_apply_only_where_their_target_is(name: str) -> None:
 def test_field_adversaries_on_the_binary_programs(program: str) -> None:
     """The field-domain catalogue finds its targets in the binary programs' field messages (the
     binary messages are classified apart) and never leads to a wrong output there."""
-    online = [a for a in SWEEP if not ADVERSARIES[a].mascot]
+    online = [a for a in FIELD if not ADVERSARIES[a].mascot]
     for k, name in enumerate(online):
         r = simulate(program, 3, adversary=name, seed=k, tls=False)
         if r.outcome == "n/a":
@@ -197,6 +204,18 @@ def test_field_adversaries_on_the_binary_programs(program: str) -> None:
             continue
         assert r.fired and r.outcome in ("abort", "correct"), r.describe()
         assert ADVERSARIES[name].filtered or r.outcome == "abort", r.describe()
+
+
+def test_edabit_mismatch_covers_loose_edabits() -> None:
+    """``bits`` makes loose edaBits too; ``edabit-mismatch`` picks strict or loose by the seed, and a
+    loose one whose field value does not match its bits is caught by the loose bucket check."""
+    plans = {}
+    for seed in range(8):
+        r = simulate("bits", 3, adversary="edabit-mismatch", seed=seed, tls=False)
+        assert_caught(r, *CAUGHT_BY["edabit-mismatch"][1:])
+        plans["loose" in r.plan] = r
+    assert set(plans) == {True, False}, [r.plan for r in plans.values()]
+    assert any(a.startswith("loose edaBits: ") for a in plans[True].actions), plans[True].describe()
 
 
 def test_the_same_seed_replays_a_binary_attack() -> None:

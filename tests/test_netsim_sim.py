@@ -10,6 +10,10 @@ the tests are plain functions; a run that would hang ends at its virtual deadlin
 * each adversary in the catalogue makes the honest parties abort, or (for the deviations the link
   layer filters: replay, reorder, forge) leaves their output correct, and never makes an honest party
   accept a wrong output; MASCOT deviations are caught before any material enters a pool;
+* every adversary of the sweep (``--adversary all``) fires on each of its own programs: the field ones
+  on ``mul`` (all of them here), the binary ones on ``cmp-binary`` and ``bits``
+  (``tests/test_netsim_binary.py`` has what catches each); a sweep without a program runs each on its
+  own;
 * the same seed gives the same fault schedule, adversary actions and outcome;
 * ``spdz simulate`` runs, prints its table and exits non-zero exactly when a run failed.
 
@@ -30,13 +34,14 @@ from actors.peerlink import LinkConfig
 from actors.tls import TlsConnector, TlsListener
 from actors.tlsstream import TlsStream
 from netsim import ADVERSARIES, SWEEP, Network, Report, SimTls, SimTransport, simulate, sweep
+from netsim.adversaries import FIELD, HONEST_PROGRAMS, program_for, programs_of
 from netsim.programs import PROGRAMS
 from protocols.concurrency import inline_compute, run_sync
 from protocols.field import P61
 from protocols.online import Session
 
-ONLINE = [name for name in SWEEP if not ADVERSARIES[name].mascot]
-MASCOT = [name for name in SWEEP if ADVERSARIES[name].mascot]
+ONLINE = [name for name in FIELD if not ADVERSARIES[name].mascot]
+MASCOT = [name for name in FIELD if ADVERSARIES[name].mascot]
 
 
 @pytest.fixture(scope="module")
@@ -270,6 +275,34 @@ def test_a_stray_incarnation_aborts_sessions_cleanly_and_the_link_heals(tls3: Si
     assert healed, [r.describe() for r in ran]
 
 
+def test_the_sweep_runs_every_adversary_on_its_own_programs() -> None:
+    """``--adversary all``: every strategy but ``withhold``; the field ones (every one of them tested
+    on ``mul`` above) and the honest control on ``mul``, the binary ones on their programs, where each
+    has its target; a seed picks one program, the same in a sweep as in its replay."""
+    assert set(SWEEP) == {name for name in ADVERSARIES if name != "withhold"}
+    assert set(FIELD) == set(ONLINE) | set(MASCOT) and HONEST_PROGRAMS == ("mul",)
+    for name in FIELD:
+        assert programs_of(name) == ("mul",), name
+    for name in SWEEP:
+        progs = programs_of(name)
+        assert progs and set(progs) <= set(PROGRAMS), name
+        assert {program_for(name, s) for s in range(4)} == set(progs), name  # seeds reach each program
+    binary = [name for name in SWEEP if name not in FIELD]
+    assert binary and all(set(programs_of(n)) <= {"cmp-binary", "bits"} for n in binary)
+    reports = sweep(["binary-share", None], ["none"], [0, 1], tls=False, chunk=1)
+    assert [(r.adversary, r.program, r.seed) for r in reports] == [
+        ("binary-share", "cmp-binary", 0),
+        ("binary-share", "bits", 1),
+        ("none", "mul", 0),
+        ("none", "mul", 1),
+    ]
+    assert [r.outcome for r in reports] == ["abort", "abort", "correct", "correct"], [
+        r.describe() for r in reports
+    ]
+    fixed = sweep(["wrong-share"], ["none"], [0], program="sum", tls=False)
+    assert [(r.program, r.fired) for r in fixed] == [("sum", True)]
+
+
 def test_an_adversary_without_a_target_is_not_applicable() -> None:
     r = simulate("sum", 3, adversary="bad-triple", seed=0, tls=False)
     assert r.outcome == "n/a" and not r.fired and "multiplication" in r.reason
@@ -400,6 +433,7 @@ def test_cli_lists_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for name in [*ADVERSARIES, "flaky", "lossy", "storm", *PROGRAMS]:
         assert name in out
+    assert "[cmp-binary, bits]" in out and "[mul]" in out
 
 
 def test_cli_runs_a_sweep_and_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
@@ -429,7 +463,7 @@ def test_cli_replay_prints_the_schedule_and_a_hang_fails(capsys: pytest.CaptureF
     assert "fault schedule" in out and "party 0: correct" in out
     code = cli_main(["simulate", "--adversary", "withhold", "--deadline", "60", "--no-tls"])
     out = capsys.readouterr().out
-    assert code == 1 and "HANG" in out and "--replay 0" in out
+    assert code == 1 and "HANG" in out and "--program mul --adversary withhold" in out and "--replay 0" in out
 
 
 def test_cli_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
