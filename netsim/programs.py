@@ -13,12 +13,13 @@ and ``owners(n)`` the parties that broadcast an input correction, in program ord
 adversaries pick their targets among them.
 
 Two programs run the binary domain (``protocols.binary``; ``binary`` says which of its steps, for the
-adversaries that attack them): ``cmp-binary``, comparisons on the binary path over the dealer's mixed
-material (online: AND-layer openings, daBit conversions, the binary MAC check), and ``bits``, which makes
-its own binary material inside the session (``BinaryParty`` set-up, bit inputs, AND triples, daBits,
-edaBits, with field material from the session's preprocessing) and uses it. ``binary_openings(n)``
-counts their binary openings (sending steps of ``BitChecker.open``), ``preprocessing`` the sources a
-program can run on (only the dealer deals mixed material today). Their field messages are counted as
+adversaries that attack them): ``cmp-binary``, comparisons on the binary path over mixed material
+(online: AND-layer openings, daBit conversions, the binary MAC check), dealt, or pooled by the offline
+service on MASCOT, and ``bits``, which makes its own binary material inside the session
+(``BinaryParty`` set-up, bit inputs, AND triples, daBits, edaBits strict and loose, with field material
+from the session's preprocessing) and uses it. ``binary_openings(n)`` counts their binary openings
+(sending steps of ``BitChecker.open``), ``preprocessing`` the sources a program can run on, ``batch``
+its MASCOT batch sizes (on-demand batches small enough for one run). Their field messages are counted as
 above (the binary domain's are not: ``netsim.adversaries.from_binary``), so the field strategies find
 their targets in them too; where a count grows with ``n`` (``bits``: the daBits' XORs in the field), the
 count at 2 parties is given, which every ``n`` has.
