@@ -240,6 +240,7 @@ def and_batch_bytes(parties: int, count: int) -> int:
     return count * bucket_size(count) * leaky_bytes(parties) + AND_FIXED_PEER * (parties - 1)
 
 
+@lru_cache(maxsize=64)
 def and_chunk(field: PrimeField, parties: int, budget: int) -> int:
     """The AND sub-batch of batches under ``budget``: the largest count whose working set takes at
     most 60% of the budget (MASCOT's scratch is not alive at the same time: ``batch_bytes``), at
