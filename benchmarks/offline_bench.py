@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import resource
 import statistics
 import subprocess
 import sys
@@ -62,17 +61,6 @@ YARDSTICK = {  # MP-SPDZ mascot-party.x, 2 parties, loopback: (triples/s, kB sen
     "p127": (8750.0, 19.5),
     "p61": (11400.0, 5.7),
 }
-
-
-def _hwm_mb() -> float:
-    """This process's peak resident set (``VmHWM``; ``ru_maxrss`` where there is no /proc), in MB."""
-    try:
-        for ln in Path("/proc/self/status").read_text().splitlines():
-            if ln.startswith("VmHWM:"):
-                return int(ln.split()[1]) / 1024.0
-    except (OSError, ValueError, IndexError):
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 class _KeyOnly:
@@ -171,7 +159,9 @@ def _one(args: argparse.Namespace) -> int:
         r = trio.run(ot_bench.bench, 1 << args.ot_log2m, args.repeats, args.child_ot)
     else:
         r = trio.run(_run_mascot, args.modulus, args.n, args.batch, args.repeats, 8, args.ot)
-    r["rss"] = _hwm_mb()
+    from compare_bench import hwm_mb  # the same VmHWM reading as the comparison rows
+
+    r["rss"] = hwm_mb()
     print(json.dumps(r))
     return 0
 
