@@ -1201,7 +1201,7 @@ class BinaryShare(BinaryAttack):
 
     def __init__(self, ctx: AttackContext) -> None:
         super().__init__(ctx)
-        self.occurrence = self.rng.randrange(ctx.program.binary_openings(ctx.n))
+        self.occurrence = self.rng.randrange(ctx.program.binary_openings(ctx.n, ctx.field))
         self.victims = self.subset(strict=False)
         self.steps: list[int] = []
         self.bit: int | None = None
@@ -1484,7 +1484,7 @@ class EdabitMismatch(FieldInputAttack):
 class DabitComplement(FieldInputAttack):
     """A daBit inconsistent between the domains: the cheater's field input is the complement ``1 - u``
     of its binary share ``u`` (one daBit, or all), so every field value is still a bit: caught by the
-    parity check (``PreprocessingError``)."""
+    integer check (``PreprocessingError``)."""
 
     name = "dabit-complement"
     description = "a daBit whose field input is the complement of its binary share (one or all)"

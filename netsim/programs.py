@@ -17,7 +17,7 @@ adversaries that attack them): ``cmp-binary``, comparisons on the binary path ov
 (online: AND-layer openings, daBit conversions, the binary MAC check), dealt, or pooled by the offline
 service on MASCOT, and ``bits``, which makes its own binary material inside the session
 (``BinaryParty`` set-up, bit inputs, AND triples, daBits, edaBits strict and loose, with field material
-from the session's preprocessing) and uses it. ``binary_openings(n)`` counts their binary openings
+from the session's preprocessing) and uses it. ``binary_openings(n, field)`` counts their binary openings
 (sending steps of ``BitChecker.open``), ``preprocessing`` the sources a program can run on, ``batch``
 its MASCOT batch sizes (on-demand batches small enough for one run). Their field messages are counted as
 above (the binary domain's are not: ``netsim.adversaries.from_binary``), so the field strategies find
@@ -37,15 +37,17 @@ import numpy as np
 
 from protocols import comparison
 from protocols.binary import AuthBits, BinaryContext, BinaryParty, BitSession
-from protocols.binary.dabits import bit_to_field, generate_dabits
+from protocols.binary.dabits import bit_to_field, check_shape, generate_dabits
 from protocols.binary.edabits import (
     HIDE,
+    edabit_cost,
     extra_bits,
     generate_edabits,
     generate_loose_edabits,
     ripple_add,
     sum_numbers,
 )
+from protocols.field import PrimeField
 from protocols.online import Session
 from protocols.shares import SharedArray
 
@@ -67,7 +69,7 @@ class SimProgram:
     masks: Callable[[int], int]
     owners: Callable[[int], tuple[int, ...]]
     binary: frozenset[str] = frozenset()  # "openings", "dealt", "generation": see the module docstring
-    binary_openings: Callable[[int], int] = lambda n: 0
+    binary_openings: Callable[[int, PrimeField], int] = lambda n, f: 0
     preprocessing: tuple[str, ...] = ("dealer", "mascot")
     batch: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     """MASCOT batch sizes by pool kind (field kinds and binary families) for this program, over the
@@ -216,13 +218,18 @@ async def _bits(s: Session, mine: list[int] | None) -> tuple[Any, Any, Any, Any]
     return z_out, z_from_field, zeros, low
 
 
-def _bits_binary_openings(n: int) -> int:
-    """``bits``' binary openings: 14, one per AND layer of the strict edaBits' sum of ``n`` numbers,
-    and for the loose edaBits 2, one per AND layer of their sum and of their bucket check's adder
-    (over the sum's full width: ``k + HIDE`` bits and the carries of ``n`` numbers)."""
+def _bits_binary_openings(n: int, f: PrimeField) -> int:
+    """``bits``' binary openings: 14, one per AND layer of the two daBit checks (the program's daBits
+    and the strict edaBits' own: ``dabits.check_shape``) and one for each check's AND-triple
+    bucketing, one per AND layer of the strict edaBits' sum
+    of ``n`` numbers, and for the loose edaBits 2, one per AND layer of their sum and of their bucket
+    check's adder (over the sum's full width: ``k + HIDE`` bits and the carries of ``n`` numbers)."""
     loose = LOOSE_BITS + HIDE
     full = loose + extra_bits(n, loose)
-    return 14 + _sum_layers(n, EDABIT_BITS) + 2 + _sum_layers(n, loose) + _ripple_layers(full)
+    checks = (
+        check_shape(DABITS, f, n)[1] + check_shape(edabit_cost(EDABITS, EDABIT_BITS, n)["dabits"], f, n)[1]
+    )
+    return 14 + 2 + checks + _sum_layers(n, EDABIT_BITS) + 2 + _sum_layers(n, loose) + _ripple_layers(full)
 
 
 def _zero() -> AuthBits:
@@ -307,7 +314,7 @@ PROGRAMS: Mapping[str, SimProgram] = MappingProxyType(
             masks=lambda n: 3,
             owners=lambda n: (0, 1),
             binary=frozenset({"openings", "dealt"}),
-            binary_openings=lambda n: 10,
+            binary_openings=lambda n, f: 10,
             # its binary material from the offline service on MASCOT: small on-demand batches
             batch=MappingProxyType({"and_triple": 64, "dabit": 8, "loose": 8, "edabit": 8}),
         ),
@@ -317,15 +324,14 @@ PROGRAMS: Mapping[str, SimProgram] = MappingProxyType(
             _bits,
             _bits_inputs,
             _bits_expected,
-            openings=11,
+            openings=9,
             checks=7,
-            triples=4,
-            masks=lambda n: 4 * n,
-            owners=lambda n: tuple(range(n)) * 4,
+            triples=2,
+            masks=lambda n: 6 * n,
+            owners=lambda n: tuple(range(n)) * 6,
             binary=frozenset({"openings", "generation", "loose"}),
             binary_openings=_bits_binary_openings,
-            # on MASCOT its daBits' parity checks draw 3,720 field bits: batches of 8 took 25 s a run
-            batch=MappingProxyType({"triple": 256, "mask": 256, "bit": 2048}),
+            batch=MappingProxyType({"triple": 256, "mask": 256}),
         ),
     }
 )

@@ -7,8 +7,9 @@ honest party raises an ``AbortError`` and that no honest party's generator retur
 
 | deviation | caught by |
 |---|---|
-| a party inputs into the field the complement of its binary share (one daBit, or all) | parity check |
-| a party inputs 2 in place of a 0 share (a field value that is not a bit) | bit check |
+| a party inputs the complement of its binary share (one daBit, or all) | integer check |
+| a party inputs 2 in place of a 0 share (a field value that is not a bit) | integer check |
+| a party's input off by ``2^40`` (one) or ``2^80`` (all): above a weight's bits | integer check |
 | a flipped share in the field opening of the check | field MAC check |
 | a flipped share in the binary opening of the check | binary MAC check |
 
@@ -31,14 +32,15 @@ import actors
 import protocols.binary.dabits as dabits_module
 from protocols.binary import AuthBits, BinaryParty, BitSession
 from protocols.binary.dabits import (
-    PARITY_CHECKS,
+    MAX_CHUNK,
+    STAT_SEC,
+    CheckPlan,
+    check_plan,
     chunks,
+    compress,
+    compress_shape,
     dabit_cost,
     generate_dabits,
-    mask_bits,
-    max_chunk,
-    subset_xors,
-    subsets,
 )
 from protocols.errors import AbortError, MacCheckError, PreprocessingError
 from protocols.field import P61, P127, PrimeField, get_field
@@ -135,46 +137,81 @@ async def run_honest(
 
 
 # ---------------------------------------------------------------------------------------- local parts
-def test_chunks_and_mask_bits() -> None:
-    """A chunk's opened sum stays below p: 2^18 daBits per chunk for 2^61 - 1, one chunk for 2^127 - 1
-    up to 2^30; chunks are near-equal and cover the range."""
+def test_check_plan_fits_the_field() -> None:
+    """With 2^127 - 1: one check of 40-bit weights over chunks of 2^16; with 2^61 - 1: smaller chunks
+    and narrower weights, ``checks * m >= 40``, and in both the largest opened value stays below p and
+    the private values are field inputs."""
     f61, f127 = get_field(P61), get_field(P127)
-    assert max_chunk(f61) == 1 << 18
-    assert max_chunk(f127) == 1 << 30
+    assert check_plan(f127, 3) == CheckPlan(MAX_CHUNK, 40, 1, 40 + 17 + 40)
     for f in (f61, f127):
-        c = max_chunk(f)
-        assert c + 1 + 2 * (2 ** mask_bits(c) - 1) < f.modulus
-        assert 2 * c + 1 + 2 * (2 ** mask_bits(2 * c) - 1) >= f.modulus or c == 1 << 30
-    assert mask_bits(100) == 47
-    for count in (1, 5, (1 << 18) + 1, 3 << 19):
-        parts = chunks(count, f61)
+        for n in (2, 3, 5, 10):
+            plan = check_plan(f, n)
+            assert plan.checks * plan.m >= STAT_SEC
+            assert plan.width == plan.m + plan.chunk.bit_length() + STAT_SEC
+            assert plan.chunk * (2**plan.m - 1) + n * (2**plan.width - 1) < f.modulus
+            assert 2**plan.width - 1 <= f.half
+    p61 = check_plan(f61, 3)
+    assert p61.chunk < MAX_CHUNK and 4 <= p61.m < 40 and p61.checks > 1
+    for count in (1, 5, MAX_CHUNK + 1, 3 * MAX_CHUNK):
+        parts = chunks(count, f127, 3)
         assert parts[0][0] == 0 and parts[-1][1] == count
         assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
-        assert max(hi - lo for lo, hi in parts) <= 1 << 18
+        assert max(hi - lo for lo, hi in parts) <= MAX_CHUNK
     assert chunks(0, f61) == []
     cost = dabit_cost(1000, f127, 3)
-    assert cost["triples"] == 3 * (1000 + PARITY_CHECKS) and cost["field_bits"] == PARITY_CHECKS * 50
+    assert cost["triples"] == 2 * 1000 and cost["field_bits"] == 0
+    assert cost["input_masks"] == 3 * (1000 + 1)
+    assert 20_000 <= cost["and_triples"] <= 30_000  # 20 per daBit, plus the padding (about 40% at 1,000)
 
 
-def test_subsets_and_subset_xors() -> None:
-    """The subsets are a deterministic function of the seed, about half of the range each; the XOR of
-    a subset of a dealt sharing is the XOR of the selected bits, with a valid MAC."""
+def test_compress_adds_weighted_bits() -> None:
+    """``compress`` on dealt sharings, its ANDs done by a trusted helper: every check's result is the
+    weighted sum of its bits, and the AND count is what ``compress_ands`` predicts from the heights."""
     from test_binary import deal
 
     from protocols.binary import BinaryContext
 
-    seed = bytes(range(32))
-    sel = subsets(seed, 1000)
-    assert sel.shape == (PARITY_CHECKS, 1000)
-    assert np.array_equal(sel, subsets(seed, 1000))
-    assert 400 < int(sel[0].sum()) < 600
-    rng = np.random.default_rng(3)
-    ctxs = [BinaryContext(i, 3, rng.integers(0, 2**64, 2, dtype=np.uint64)) for i in range(3)]
-    x = rng.integers(0, 2, 1000, dtype=np.uint8)
-    shares = deal(x, ctxs, rng)
-    got = [subset_xors(sh, sel) for sh in shares]
-    value = reconstruct([held(g) for g in got], [c.delta for c in ctxs], "subset xors")
-    assert np.array_equal(value, (sel.astype(int) @ x.astype(int)) % 2)
+    rng = np.random.default_rng(8)
+    ctxs = [BinaryContext(i, 2, rng.integers(0, 2**64, 2, dtype=np.uint64)) for i in range(2)]
+    deltas = [c.delta for c in ctxs]
+    heights = [[7, 0, 12, 3, 1], [1, 5, 0, 0, 9, 2]]
+    values = [[rng.integers(0, 2, h, dtype=np.uint8) for h in hs] for hs in heights]
+    want = [sum(int(v.sum()) << t for t, v in enumerate(vs)) for vs in values]
+    dealt = [[deal(v, ctxs, rng) if v.size else None for v in vs] for vs in values]
+    gens = [
+        compress(
+            [[d[i] if d is not None else None for d in ds] for ds in dealt],
+            AuthBits(ctxs[i], np.zeros(1, np.uint8), np.zeros((1, 2), np.uint64)),
+        )
+        for i in range(2)
+    ]
+    reqs = [g.send(None) for g in gens]
+    ands = 0
+    while True:
+        lefts = [AuthBits.concat(r[0]) for r in reqs]
+        rights = [AuthBits.concat(r[1]) for r in reqs]
+        x = reconstruct([held(v) for v in lefts], deltas, "lefts")
+        y = reconstruct([held(v) for v in rights], deltas, "rights")
+        ands += x.size
+        z = deal((x & y).astype(np.uint8), ctxs, rng)
+        outs = []
+        for i, g in enumerate(gens):
+            try:
+                reqs[i] = g.send(z[i].split([v.size for v in reqs[i][0]]))
+            except StopIteration as done:
+                outs.append(done.value)
+        if outs:
+            assert len(outs) == 2
+            break
+    assert ands == compress_shape(heights)[0]
+    got = [0, 0]
+    for t, (p0, p1) in enumerate(zip(*outs, strict=True)):
+        if p0 is None:
+            continue
+        bits = reconstruct([held(p0), held(p1)], deltas, f"plane {t}")
+        for q in range(2):
+            got[q] += int(bits[q]) << t
+    assert got == want
 
 
 # ---------------------------------------------------------------------------------------- honest
@@ -225,13 +262,15 @@ async def test_dabits_are_exact(n: int) -> None:
     assert res[0]["items"][2]["field"][0].shape[1] == 0
 
 
-@pytest.mark.slow
 async def test_dabits_in_chunks_mod_p61() -> None:
-    """With p = 2^61 - 1 a batch above 2^18 is checked in two chunks (each with its own 40 checks)."""
-    count = (1 << 18) + 5
+    """With p = 2^61 - 1 the check's chunks are small and its weights narrow (several checks per
+    chunk): a batch just above one chunk is checked in two."""
+    f = get_field(P61)
+    plan = check_plan(f, 2)
+    count = plan.chunk + 5
+    assert len(chunks(count, f, 2)) == 2 and plan.checks > 1
     res, parties = await run_honest(2, dabit_prog, [count], modulus=P61)
-    assert len(chunks(count, get_field(P61))) == 2
-    check_dabits(res, parties, get_field(P61), [count])
+    check_dabits(res, parties, f, [count])
 
 
 async def misuse_prog(s: Session, bs: BitSession) -> list[str]:
@@ -254,7 +293,7 @@ async def test_usage_errors_before_anything_is_sent() -> None:
 # ---------------------------------------------------------------------------------------- cheating
 @dataclass
 class Attack:
-    inputs: Callable[[np.ndarray], np.ndarray] | None = None  # what the cheater inputs into the field
+    inputs: Callable[[np.ndarray], Any] | None = None  # what the cheater inputs into the field
     flip_field_opening: bool = False
     flip_binary_opening: bool = False
     detector: type[AbortError] = PreprocessingError
@@ -278,17 +317,28 @@ def two_for_zero(bits: np.ndarray) -> np.ndarray:
     return out
 
 
+def plus_2_40_one(bits: np.ndarray) -> list[int]:
+    out = [int(b) for b in bits]
+    out[7] += 1 << 40
+    return out
+
+
+def plus_2_80_all(bits: np.ndarray) -> list[int]:
+    return [int(b) + (1 << 80) for b in bits]
+
+
+MISMATCH = "field and binary values"
 ATTACKS: dict[str, Attack] = {
-    "field-input-differs-for-one-dabit": Attack(inputs=complement_one, text="field and binary values"),
-    "field-input-differs-for-every-dabit": Attack(inputs=complement_all, text="field and binary values"),
-    "field-input-not-a-bit": Attack(inputs=two_for_zero, text="not a bit"),
+    "field-input-differs-for-one-dabit": Attack(inputs=complement_one, text=MISMATCH),
+    "field-input-differs-for-every-dabit": Attack(inputs=complement_all, text=MISMATCH),
+    "field-input-not-a-bit": Attack(inputs=two_for_zero, text=MISMATCH),
+    "field-input-plus-2^40-for-one-dabit": Attack(inputs=plus_2_40_one, text=MISMATCH),
+    "field-input-plus-2^80-for-every-dabit": Attack(inputs=plus_2_80_all, text=MISMATCH),
     "flipped-share-in-field-check-opening": Attack(flip_field_opening=True, detector=MacCheckError),
     "flipped-share-in-binary-check-opening": Attack(flip_binary_opening=True, detector=MacCheckError),
 }
-CONFIGS = [(2, 1), (3, 2), (3, 0)]  # (n, cheater)
-param_config = pytest.mark.parametrize(
-    ("n", "cheater"), CONFIGS, ids=[f"n{n}-cheater{c}" for n, c in CONFIGS]
-)
+CONFIGS = [(2, 1), (3, 2), (3, 0), (3, 1)]  # (n, cheater)
+CASES = [(name, n, c) for name in ATTACKS for n, c in CONFIGS]
 
 
 def install(attack: Attack, monkeypatch: pytest.MonkeyPatch, hits: list[int], live: bool) -> None:
@@ -296,7 +346,7 @@ def install(attack: Attack, monkeypatch: pytest.MonkeyPatch, hits: list[int], li
     if attack.inputs is not None:
         inputs = attack.inputs
 
-        def cheat_inputs(bits: np.ndarray) -> np.ndarray:
+        def cheat_inputs(bits: np.ndarray) -> Any:
             if CHEATER.get():
                 hits.append(1)
                 return inputs(bits) if live else bits
@@ -307,15 +357,12 @@ def install(attack: Attack, monkeypatch: pytest.MonkeyPatch, hits: list[int], li
         real_open = Session.open_unchecked
 
         async def open_field(self: Session, xs: list[SharedArray]) -> list[np.ndarray]:
-            if CHEATER.get() and len(xs) == 2 and xs[1].shape == ():  # the check's [y, bit check]
+            if CHEATER.get() and len(xs) == 1:  # the check's [y]
                 hits.append(1)
                 if live:
                     y = xs[0]
                     f = y.ctx.field
-                    xs = [
-                        SharedArray(y.ctx, f.add(y.value, f.from_ints([1] + [0] * (y.size - 1))), y.mac),
-                        xs[1],
-                    ]
+                    xs = [SharedArray(y.ctx, f.add(y.value, f.from_ints([1] + [0] * (y.size - 1))), y.mac)]
             return await real_open(self, xs)
 
         monkeypatch.setattr(Session, "open_unchecked", open_field)
@@ -323,12 +370,7 @@ def install(attack: Attack, monkeypatch: pytest.MonkeyPatch, hits: list[int], li
         real_bopen = BitSession.open_unchecked
 
         async def open_bin(self: BitSession, xs: Sequence[AuthBits]) -> list[np.ndarray]:
-            if (
-                CHEATER.get()
-                and len(xs) == 1
-                and xs[0].size % PARITY_CHECKS == 0
-                and xs[0].size <= 4 * PARITY_CHECKS
-            ):
+            if CHEATER.get() and len(xs) == 1:  # the check's [[z]] (an AND opens two vectors)
                 hits.append(1)
                 if live:
                     z = xs[0]
@@ -374,8 +416,7 @@ async def run_attack(
 
 
 @pytest.mark.slow
-@param_config
-@pytest.mark.parametrize("name", list(ATTACKS))
+@pytest.mark.parametrize(("name", "n", "cheater"), CASES, ids=[f"{a}-n{n}-cheater{c}" for a, n, c in CASES])
 async def test_cheat_is_caught_by_every_honest_party(
     name: str, n: int, cheater: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:

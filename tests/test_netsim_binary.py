@@ -307,7 +307,9 @@ def test_declared_counts_are_what_the_programs_do(program: str, n: int) -> None:
     for party in range(n):
         c = trio.run(_count, prog, n, party)
         kinds = {k: len(v) for k, v in c.taps[0]._kind_steps.items()}
-        assert c.binary_openings and len(c.binary_openings) == prog.binary_openings(n), program
+        assert c.binary_openings and len(c.binary_openings) == prog.binary_openings(n, get_field(P61)), (
+            program
+        )
         at_least = kinds.get("share", 0) >= prog.openings and kinds.get("sigma-open", 0) == prog.checks
         assert at_least and (kinds.get("share", 0) == prog.openings or n > 2), (program, n, kinds)
         triples = sum(1 for kind, _ in c.drawn if kind == "triples")

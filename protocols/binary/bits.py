@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ..prg import PRG
+
 U64 = np.uint64
 
 
@@ -174,3 +176,21 @@ class AuthBits:
         return self.and_public(other)
 
     __rand__ = __and__
+
+
+def uniform_values(count: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` uniform values below ``2^k`` (uint64 up to 64 bits, Python ints above) and their bits,
+    element by element, least significant first."""
+    words = -(-k // 64)
+    w = PRG().random_words((count, words))
+    if k % 64:
+        w[:, -1] &= U64((1 << (k % 64)) - 1)
+    shifts = np.arange(64, dtype=U64)
+    bits = np.concatenate([(w[:, i, None] >> shifts) & U64(1) for i in range(words)], axis=1)
+    bits = bits[:, :k].astype(np.uint8).reshape(-1)
+    if words == 1:
+        return w[:, 0].copy(), bits
+    values = np.zeros(count, dtype=object)
+    for i in range(words):
+        values += w[:, i].astype(object) << (64 * i)
+    return values, bits

@@ -88,9 +88,8 @@ import numpy as np
 
 from ..commitments import coin_toss
 from ..errors import PreprocessingError
-from ..prg import PRG
 from ..shares import SharedArray
-from .bits import U64, AuthBits, BinaryContext
+from .bits import U64, AuthBits, BinaryContext, uniform_values
 from .dabits import bit_to_field, check_count, empty_field, generate_dabits
 from .session import MAX_BITS
 from .triples import permutation
@@ -402,22 +401,9 @@ def solid(ctx: BinaryContext, plane: Plane, size: int) -> AuthBits:
 
 
 def private_edabits(count: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """This party's private edaBits: ``count`` uniform values below ``2^k`` (uint64 up to 64 bits,
-    Python ints above) and their bits, element by element, least significant first. (The tests make
-    a cheater return other values.)"""
-    words = -(-k // 64)
-    w = PRG().random_words((count, words))
-    if k % 64:
-        w[:, -1] &= U64((1 << (k % 64)) - 1)
-    shifts = np.arange(64, dtype=U64)
-    bits = np.concatenate([(w[:, i, None] >> shifts) & U64(1) for i in range(words)], axis=1)
-    bits = bits[:, :k].astype(np.uint8).reshape(-1)
-    if words == 1:
-        return w[:, 0].copy(), bits
-    values = np.zeros(count, dtype=object)
-    for i in range(words):
-        values += w[:, i].astype(object) << (64 * i)
-    return values, bits
+    """This party's private edaBits: ``bits.uniform_values(count, k)``. (A hook: the tests make a
+    cheater return other values.)"""
+    return uniform_values(count, k)
 
 
 # ---------------------------------------------------------------------------------------- protocol

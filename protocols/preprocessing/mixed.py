@@ -261,13 +261,13 @@ def field_need(kind: MixedKind, k: int, count: int, field: PrimeField, parties: 
     binary work: AND triples, authenticated bits (every owner's, counted once each)."""
     cost = kind.cost(count, k, parties)
     das = cost["dabits"]
-    dc = dabit_cost(das, field, parties) if das else {"triples": 0, "input_masks": 0, "field_bits": 0}
+    dc = dabit_cost(das, field, parties)
     return {
         "triple": dc["triples"],
         "mask": dc["input_masks"] + parties * cost["items"],
         "bit": dc["field_bits"],
-        "and_triples": cost["and_triples"],
-        "auth_bits": (das + 40 * (1 if das else 0)) * parties + parties * cost["input_bits"],
+        "and_triples": cost["and_triples"] + dc["and_triples"],
+        "auth_bits": dc["binary_bits"] * parties + parties * cost["input_bits"],
     }
 
 
