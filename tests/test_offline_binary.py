@@ -428,7 +428,8 @@ async def test_refills_of_binary_kinds_stop_at_the_pools_byte_bound() -> None:
 
 def test_batch_counts_fit_the_batch_bound() -> None:
     """``max_count`` inverts ``batch_bytes``; a bigger budget allows bigger batches; the AND
-    sub-batch of a binary batch grows with the budget from ``MIN_AND_CHUNK`` (B = 4) up."""
+    sub-batch of a binary batch grows with the budget from ``MIN_AND_CHUNK`` (B = 4) up to 2^19, and
+    the default budget already allows B = 3."""
     budget = 384 << 20
     for n in (2, 3):
         for name in ("and_triple", "dabit", "edabit:32", "loose:12"):
@@ -437,8 +438,10 @@ def test_batch_counts_fit_the_batch_bound() -> None:
             assert mixed.batch_bytes(F61, n, name, m, budget) <= budget
             assert mixed.batch_bytes(F61, n, name, m + 1, budget) > budget or m == mixed.MAX_ITEMS_PER_BATCH
             assert mixed.max_count(F61, n, name, 2 * budget) > m or m == mixed.MAX_ITEMS_PER_BATCH
-        assert mixed.and_chunk(F61, n, budget) >= mixed.MIN_AND_CHUNK
-        assert mixed.and_chunk(F61, n, 4 * budget) > mixed.and_chunk(F61, n, budget)
+        assert mixed.and_chunk(F61, n, 1) == mixed.MIN_AND_CHUNK
+        chunks = [mixed.and_chunk(F61, n, mb << 20) for mb in (64, 128, 256, 384, 512, 1024)]
+        assert chunks == sorted(chunks) and chunks[0] < chunks[-1] == 1 << 19
+        assert mixed.and_chunk(F61, n, budget) >= mixed.B3_FROM  # the default budget buckets with B = 3
     assert mixed.item_bytes(F61, "and_triple") == 3 * 17
     assert mixed.item_bytes(F61, "edabit:32") == 2 * F61.elem_bytes + 32 * 17
 
@@ -488,14 +491,17 @@ async def test_a_binary_batch_stays_within_its_estimate(n: int) -> None:
     ``mixed.batch_bytes``. AND-triple batches use no MASCOT, so they must fit the estimate without
     MASCOT's scratch: one of 30,000, and one of 20 minimal sub-batches under a budget that forces the
     minimum (made whole, its leaky triples alone would be ~6x that estimate at n = 3); only batches
-    with field material count MASCOT's scratch."""
+    with field material count MASCOT's scratch (its OT matrices only for products)."""
     budget = 384 << 20
-    scratch = memory.scratch_bytes(F61, n)
+    scratch = memory.scratch_bytes(F61, n)  # with Gilboa's products (triples: daBits, strict edaBits)
+    cope = memory.scratch_bytes(F61, n, gilboa=False)  # input masks only (loose edaBits)
     for name, count in (("dabit", 2048), ("edabit:16", 32), ("loose:10", 32), ("and_triple", 30_000)):
         peak, parts = await batch_peak(n, name, count, budget)
         est = mixed.batch_bytes(F61, n, name, count, budget)
         assert peak <= est, (name, peak, est)
-        assert (est >= scratch) == (name != "and_triple")  # only batches with field material run MASCOT
+        # only batches with field material count MASCOT's scratch, and only products its OT matrices
+        assert (est >= scratch) == (name in ("dabit", "edabit:16")), (name, est, scratch)
+        assert est >= cope or name == "and_triple", (name, est, cope)
         assert all(p is not None and p[0].size >= count for p in parts)
     small = mixed.MIN_AND_CHUNK
     assert mixed.and_chunk(F61, n, 1) == small

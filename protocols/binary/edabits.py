@@ -100,10 +100,10 @@ if TYPE_CHECKING:
     from .session import BitSession
 
 STAT_SEC = 40
-ITEM_SLICE = 1 << 13
+ITEM_SLICE = 1 << 11
 """Items whose private values are input and summed at a time (the bucketing spans the whole batch):
-bounds the authenticated input bits and the adders' widest layers to a slice (about 40 MB at 75
-bits and three parties) instead of the batch."""
+bounds the authenticated input bits and the adders' widest layers to a slice (about 50 MB at 75
+bits and three parties, with the binary inputs' OT buffers) instead of the batch."""
 HIDE = STAT_SEC + 2
 """Loose edaBits: the uniform bits of every private value above the ``k`` that the binary side keeps;
 they hide the carries of a masked opening (statistical distance about ``2^(1 - HIDE)``)."""
@@ -277,7 +277,10 @@ class AndSupply:
 
     def __init__(self, bs: BitSession, need: int) -> None:
         self.bs = bs
-        parts = -(-need // self.CHUNK)
+        # a session that makes its AND triples in smaller sub-batches (the offline service's
+        # ``mixed.BoundedBitSession``) gets requests of that size: no more is held at once
+        chunk = min(self.CHUNK, getattr(bs, "and_chunk", self.CHUNK))
+        parts = -(-need // chunk)
         self.plan = [need // parts + (1 if i < need % parts else 0) for i in range(parts)] if need else []
         self.a = self.b = self.c = AuthBits.empty(bs.ctx)
         self.used = 0

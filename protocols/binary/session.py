@@ -24,7 +24,7 @@ from ..errors import AbortError, ProtocolError
 from .auth import cot_batch, random_bits
 from .bits import AuthBits, BinaryContext, as_bits
 from .check import DEFAULT_CHECK_BOUND, BitChecker
-from .triples import bucket_size, check_count, combine, leaky_triples
+from .triples import bucket_size, check_count, combine, leaky_triples, permutation
 
 if TYPE_CHECKING:
     from ..online import Session
@@ -143,11 +143,27 @@ class BitSession:
         parts = []  # made in slices: arrays of a few MB stay in cache and in malloc's heap
         for lo in range(0, total, LEAKY_SLICE):
             parts.append(await leaky_triples(self, min(LEAKY_SLICE, total - lo)))
-        x, y, z = (AuthBits.concat([p[i] for p in parts]) for i in range(3))
-        await self.checker.check()  # authentications and the leaky-AND relation
+            # the slice's authentications and leaky-AND relation, checked now: what the check keeps
+            # per triple (every owner's MAC rows, the relation's sums) is three times the triple
+            await self.checker.check()
+        # one component at a time, each slice's copy dropped as it is joined (peak: the triples and
+        # one component's copy, not twice the triples)
+        cols = [[p[i] for p in parts] for i in range(3)]
+        del parts
+        joined = []
+        for col in cols:
+            joined.append(AuthBits.concat(col))
+            col.clear()
+        x, y, z = joined
+        del joined, cols
         steps = (s.next_step(), s.next_step())
         seed = await coin_toss(s.net, steps, s.commit_context("binary-buckets", steps[0]))
-        out = await combine(self, x, y, z, count, bucket, seed)
+        perm = permutation(seed, total)
+        x = x[perm]  # each gathered in turn, the unpermuted one dropped at once
+        y = y[perm]
+        z = z[perm]
+        del perm
+        out = await combine(self, x, y, z, count, bucket)
         await self.checker.check()  # the openings of the bucketing
         return out
 

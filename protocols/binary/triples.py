@@ -228,13 +228,12 @@ def permutation(seed: bytes, size: int) -> np.ndarray:
 
 
 async def combine(
-    bs: BitSession, x: AuthBits, y: AuthBits, z: AuthBits, count: int, bucket: int, seed: bytes
+    bs: BitSession, xp: AuthBits, yp: AuthBits, zp: AuthBits, count: int, bucket: int
 ) -> tuple[AuthBits, AuthBits, AuthBits]:
-    """Step 6: ``count`` triples from ``count * bucket`` checked leaky ones (openings left unchecked).
-    Bucket k holds the leaky triples at positions ``k * bucket .. k * bucket + bucket - 1`` of the
-    permutation, so member r of every bucket is the strided slice ``r::bucket``."""
-    perm = permutation(seed, count * bucket)
-    xp, yp, zp = x[perm], y[perm], z[perm]
+    """Step 6: ``count`` triples from ``count * bucket`` checked leaky ones, already in the order of the
+    coin-tossed ``permutation`` (openings left unchecked). Bucket k holds the leaky triples at
+    positions ``k * bucket .. k * bucket + bucket - 1``, so member r of every bucket is the strided
+    slice ``r::bucket``."""
     xs = [xp[r::bucket] for r in range(bucket)]
     ys = [yp[r::bucket] for r in range(bucket)]
     zs = [zp[r::bucket] for r in range(bucket)]

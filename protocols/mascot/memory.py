@@ -48,11 +48,15 @@ def _kind(kind: str) -> str:
     return "mask" if kind.startswith("mask") else kind
 
 
-def scratch_bytes(field: PrimeField, n: int) -> int:
-    """The chunk scratch of one batch at one party, whatever its size: both roles with every peer."""
+def scratch_bytes(field: PrimeField, n: int, gilboa: bool = True) -> int:
+    """The chunk scratch of one batch at one party, whatever its size: both roles with every peer.
+    ``gilboa=False``: a batch that only authenticates (input masks: COPE, no OT extension), which
+    neither uses the extension's matrices nor keeps any."""
     matrix = ot_chunk(n) * OT_STRING
     passes = COPE_PASS_BUFFERS * field.bits * COPE_CHUNK * field.elem_bytes
     cope = COPE_MESSAGES * cope_message_bytes(field, n) + passes
+    if not gilboa:
+        return int(SLACK * (n - 1) * cope)
     return int(SLACK * (n - 1) * (OT_KEPT * matrix + max(GILBOA_MATRICES * matrix, cope)))
 
 

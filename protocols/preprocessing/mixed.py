@@ -215,11 +215,14 @@ AUTH_BIT = 48  # per authenticated bit per party: the owner's shares, the OT row
 AUTH_BIT_PEER = 32  # ... and per peer: correlated-OT rows and the extension's matrices
 # (calibrated: loose edaBits of 33 bits at n = 3, 2,000 and 10,000 per batch, peak RSS 70-90% of the
 # estimate)
-LEAKY = 260  # per leaky AND triple in a bucketing, at one party: bits, MACs, permutation, gathers
-LEAKY_PEER = 40  # ... and per peer (the OT rows are per slice of 2^17 leaky triples: BitSession)
-# (peak RSS of and_triples(2^19), B = 3, minus the idle process: ~300 B per leaky triple at n = 2
-# and 3 alike, once the leaky triples are made in slices)
+LEAKY = 100  # per leaky AND triple in a bucketing, at one party: bits, MACs, the permuted copies
+LEAKY_PEER = 10  # ... and per peer
+# (tracemalloc peaks of and_triples at 30,000 / 100,000 / 300,000, minus the fixed part: 80-190 B
+# per leaky triple, falling with the count; peak RSS at 2^19, n = 3: ~140 B, once every slice of
+# leaky triples is checked as it is made and the permutation is gathered one component at a time;
+# ~300 B before)
 MIN_AND_CHUNK = 3044  # AND sub-batches from here on bucket with B = 4 (B = 5 below)
+B3_FROM = 276_325  # ... and from here on with B = 3 (``triples.bucket_size``)
 AND_SUPPLY_CHUNK = AndSupply.CHUNK
 ITEM_HELD = 3 * BIT_ITEM  # per bit of an edaBit item: its sum plane, the bucket check's gathers
 # (edabits.ITEM_SLICE items are input and summed at a time)
@@ -229,7 +232,7 @@ def leaky_bytes(parties: int) -> int:
     return LEAKY + LEAKY_PEER * (parties - 1)
 
 
-AND_FIXED_PEER = 48 << 20  # per peer, whatever the count: the OT extensions' stream chunks and buffers
+AND_FIXED_PEER = 72 << 20  # per peer, whatever the count: the OT extensions' stream chunks, a slice's rows
 
 
 def and_batch_bytes(parties: int, count: int) -> int:
@@ -243,17 +246,24 @@ def and_batch_bytes(parties: int, count: int) -> int:
 @lru_cache(maxsize=64)
 def and_chunk(field: PrimeField, parties: int, budget: int) -> int:
     """The AND sub-batch of batches under ``budget``: the largest count whose working set takes at
-    most 60% of the budget (MASCOT's scratch is not alive at the same time: ``batch_bytes``), at
-    least ``MIN_AND_CHUNK``, at most 2^19 (``[memory] batch_mb = 768`` allows B = 3 at n = 3)."""
-    room = budget * 3 // 5
-    lo, hi = MIN_AND_CHUNK, 1 << 19
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if and_batch_bytes(parties, mid) <= room:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    most 65% of the budget (MASCOT's scratch is not alive at the same time: ``batch_bytes``), at
+    least ``MIN_AND_CHUNK``, at most 2^19. The working set is not monotone in the count (the bucket
+    shrinks from 4 to 3 at ``B3_FROM`` triples), so the search runs within each bucket size."""
+    room = budget * 13 // 20
+
+    def largest(lo: int, hi: int) -> int:
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if and_batch_bytes(parties, mid) <= room:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    top = 1 << 19
+    if and_batch_bytes(parties, B3_FROM) <= room:
+        return largest(B3_FROM, top)
+    return largest(MIN_AND_CHUNK, B3_FROM - 1)
 
 
 def field_need(kind: MixedKind, k: int, count: int, field: PrimeField, parties: int) -> dict[str, int]:
@@ -283,7 +293,8 @@ def batch_bytes(field: PrimeField, parties: int, name: str, count: int, budget: 
     # transient, one at a time: MASCOT's chunk scratch (while the field material is made) or one AND
     # sub-batch (while AND triples are made); the rest is held across the batch
     uses_mascot = any(need[fk] for fk in ("triple", "mask", "bit"))
-    transient = mascot_memory.scratch_bytes(field, parties) if uses_mascot else 0
+    gilboa = bool(need["triple"] or need["bit"])  # products; masks alone are COPE only
+    transient = mascot_memory.scratch_bytes(field, parties, gilboa) if uses_mascot else 0
     if ands:
         transient = max(transient, and_batch_bytes(parties, min(ands, and_chunk(field, parties, budget))))
     total = transient
@@ -295,7 +306,8 @@ def batch_bytes(field: PrimeField, parties: int, name: str, count: int, budget: 
         total += cost_items * per_item // parties * ITEM_HELD  # every item's sum planes, held
         auth = min(auth, ITEM_SLICE * per_item)
     total += auth * (AUTH_BIT + AUTH_BIT_PEER * (parties - 1))
-    total += min(ands, AND_SUPPLY_CHUNK) * AND_HELD  # edabits.AndSupply holds one chunk at a time
+    # edabits.AndSupply holds one sub-batch at a time
+    total += min(ands, AND_SUPPLY_CHUNK, and_chunk(field, parties, budget)) * AND_HELD
     total += count * item_bytes(field, name)
     return int(total)
 
