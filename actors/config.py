@@ -77,7 +77,7 @@ Layout (what ``write_config`` writes; the tables and keys marked optional may be
     [memory]                     # optional: this party's memory bounds for preprocessing, in MiB
     pool_mb = 256                #   material made ahead of use: refills stop where the pools would
     #                            #   pass it (the rest of a planned job is made while it runs)
-    batch_mb = 384               #   one MASCOT batch's estimated working set: batch counts are cut to
+    batch_mb = 640               #   one MASCOT batch's estimated working set: batch counts are cut to
     #                            #   fit it (at least what 1,024 items need at this n: checked here).
     #                            #   Every party should use the same values.
 """

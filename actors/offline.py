@@ -78,7 +78,7 @@ log = structlog.get_logger("spdz.offline")
 
 
 DEFAULT_POOL_BYTES = 256 << 20
-DEFAULT_BATCH_BYTES = 384 << 20
+DEFAULT_BATCH_BYTES = 640 << 20  # binary batches: AND triples with B = 3, loose edaBits with B = 4 at n = 3
 MIN_POOL_BYTES = 1 << 20
 POOL_KINDS = ("triple", "mask", "square", "bit", "random")  # the watermarks' field kinds
 OFFLINE_OPTIONS = {"comparison": "field"}  # the service's sessions compare nothing (``Engine.run``)

@@ -373,10 +373,10 @@ BAD: list[tuple[str, list[tuple[str, str]], str, str]] = [
     ),
     ("unknown table", [("[log]\n", "[logging]\n")], "logging", "unknown key"),
     ("pool_mb too small", [("pool_mb = 256", "pool_mb = 0")], "memory.pool_mb", "an integer in 1.."),
-    ("batch_mb as string", [("batch_mb = 384", 'batch_mb = "384"')], "memory.batch_mb", "an integer"),
+    ("batch_mb as string", [("batch_mb = 640", 'batch_mb = "384"')], "memory.batch_mb", "an integer"),
     (
         "batch_mb below one batch",
-        [("batch_mb = 384", "batch_mb = 8")],
+        [("batch_mb = 640", "batch_mb = 8")],
         "memory.batch_mb",
         "a MASCOT batch at 3 parties on p127 needs about",
     ),
