@@ -485,21 +485,26 @@ class OfflineService:
         """How many of ``kind`` to make ahead of use now (0: none). Below the low watermark (or, after
         ``stop_refills``, while the job's quota lasts) a batch, ramped up from small ones while the
         pool is nearly empty so that a fresh party serves its first sessions within a fraction of a
-        second (field kinds: binary ones cost more per item in small batches), no larger than what
-        the low watermark still wants (or ``MIN_DEMAND_BATCH``); cut to the room left under
-        ``marks.pool_bytes`` and to ``_max_batch``, and none at all if that room is too small to be
-        worth a batch. The same at every party that holds the same batches (``wait_for`` relies on
-        it)."""
+        second, and no larger than what the low watermark wants or ``MIN_DEMAND_BATCH``; binary kinds,
+        which cost more per item in small batches, are made in the largest batch that stays under
+        the high watermark. Then cut to the room left under ``marks.pool_bytes`` and to
+        ``_max_batch``, and none at all if that room is too small to be worth a batch. The same at
+        every party that holds the same batches (``wait_for`` relies on it)."""
         level = self.pool.level(kind)
         if self._quota:
             want = self._quota.get(kind, 0)
             count = min(self.marks.batch_of(kind), want)
         else:
-            low = self.marks.of(kind)[0]
+            low, high = self.marks.of(kind)
             want = low - level
-            # binary kinds skip the ramp: a small batch of them costs more per item (larger buckets)
-            ramp = self.marks.batch_of(kind) if mixed.is_mixed(kind) else max(MIN_DEMAND_BATCH, level)
-            count = min(self.marks.batch_of(kind), ramp, max(MIN_DEMAND_BATCH, want))
+            if mixed.is_mixed(kind):
+                # no ramp (a small batch of binary material costs more per item: larger buckets) and
+                # never past the high watermark (a daBit is tens of kB: a plan's pools, low = high,
+                # get exactly the plan)
+                count = min(self.marks.batch_of(kind), high - level)
+            else:
+                ramp = max(MIN_DEMAND_BATCH, level)
+                count = min(self.marks.batch_of(kind), ramp, max(MIN_DEMAND_BATCH, want))
         if want <= 0:
             return 0
         room = max(0, self.marks.pool_bytes - self.pool.nbytes) // self._item_bytes(kind)

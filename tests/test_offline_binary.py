@@ -153,8 +153,9 @@ async def test_one_session_draws_field_triples_and_every_binary_kind(n: int) -> 
 
 async def test_the_plan_counts_binary_material_and_a_planned_job_runs_on_its_stock() -> None:
     """``preprocessing_plan(comparison="binary")`` counts AND triples, daBits and edaBits under their
-    pool names; ``Watermarks.for_plan`` and ``Cluster.stock`` make exactly that before the job, which
-    then runs on it without a single batch made on demand."""
+    pool names; ``Watermarks.for_plan`` and ``Cluster.stock`` make that before the job (binary kinds:
+    up to the plan's equal batches, not one batch more), which then runs on it without a single batch
+    made on demand."""
     n = 2
     a, b = values(10, seed=7)
     need = await preprocessing_plan(compare, n, a, b, 5, modulus=P61, comparison="binary")
@@ -182,6 +183,19 @@ async def test_the_plan_counts_binary_material_and_a_planned_job_runs_on_its_sto
     for lv, made in zip(levels, before, strict=True):
         for kind, count in need.items():
             assert made[kind] - lv.get(kind, 0) == count, kind  # exactly the plan was drawn
+            if binary_kinds({kind: count}):  # and made: up to the plan's equal batches, no further
+                assert made[kind] == wm.of(kind)[1] < count + wm.batch_of(kind), (kind, made[kind], count)
+
+
+async def test_a_planned_binary_pool_is_made_in_one_batch_of_the_plan() -> None:
+    """A plan of 3,000 daBits gets 3,000: not ramped up from 1,024 (1,024 + 1,024 + 2,048 = 4,096 made,
+    a quarter of it waste at tens of kB per daBit), not past the watermark."""
+    need = {"dabit": 3000}
+    with trio.fail_after(DEADLINE):
+        async with actors.local_cluster(2, modulus=P61, watermarks=Watermarks.for_plan(need)) as c:
+            await c.stock(need)
+            svcs = [p.offline for p in c.parties]
+            assert [svc.generated.get("dabit") for svc in svcs] == [3000, 3000]
 
 
 # ---------------------------------------------------------------------------------------- retirement
