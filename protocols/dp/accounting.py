@@ -1,0 +1,135 @@
+"""Privacy accounting for noisy outputs, with Google's ``dp-accounting`` doing every piece of the math.
+
+Each noisy output is a mechanism with an integer sensitivity (in units of the output's fixed-point
+resolution) and integer noise:
+
+* ``DiscreteGaussian(sigma2, sensitivity)``: noise ``N_Z(0, sigma2)`` (``sampling.discrete_gaussian``).
+  For the distributed mechanism, ``sigma2`` is what *one* honest party's draw gives, since that is
+  all the guarantee may count on;
+* ``Binomial(m, sensitivity)``: noise ``Bin(m, 1/2) - m/2`` from ``m`` shared random bits. It is not
+  zCDP (its support is bounded: a shifted output can fall where the unshifted one cannot), only
+  ``(epsilon, delta)``, so it is accounted through its exact privacy loss distribution.
+
+``Accountant`` composes the mechanisms' privacy loss distributions (``dp_accounting.pld``: the
+discrete Gaussian's from the library's own constructor, the binomial's from its two exact probability
+mass functions) and reads ``epsilon`` for a ``delta`` off the composition; no composition theorem or
+conversion is written here. ``calibrate_sigma2`` searches the smallest discrete Gaussian for a target
+``(epsilon, delta)`` with the same accountant. ``zcdp_rho`` is the discrete Gaussian's zCDP parameter
+``sensitivity^2 / (2 sigma2)`` (Canonne-Kamath-Steinke 2020), reported for users who budget in rho.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+from dp_accounting.pld import privacy_loss_distribution as pld
+
+DISCRETIZATION = 1e-4  # the PLD's privacy-loss grid (pessimistic rounding: epsilon only grows)
+
+
+def _positive_int(x: object, what: str) -> int:
+    if isinstance(x, bool) or not isinstance(x, int) or x <= 0:
+        raise ValueError(f"{what} must be a positive int, got {x!r}")
+    return x
+
+
+@dataclass(frozen=True)
+class DiscreteGaussian:
+    sigma2: Fraction
+    sensitivity: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sigma2, bool) or not isinstance(self.sigma2, (int, Fraction)) or self.sigma2 <= 0:
+            raise ValueError(f"sigma2 must be a positive int or Fraction, got {self.sigma2!r}")
+        _positive_int(self.sensitivity, "the sensitivity")
+
+    def pld(self) -> pld.PrivacyLossDistribution:
+        return pld.from_discrete_gaussian_mechanism(
+            math.sqrt(self.sigma2), sensitivity=self.sensitivity, value_discretization_interval=DISCRETIZATION
+        )
+
+
+@dataclass(frozen=True)
+class Binomial:
+    m: int
+    sensitivity: int = 1
+
+    def __post_init__(self) -> None:
+        _positive_int(self.m, "the number of coins")
+        _positive_int(self.sensitivity, "the sensitivity")
+        if self.sensitivity > self.m:
+            raise ValueError(f"{self.m} coins cannot hide a sensitivity of {self.sensitivity}")
+
+    def log_pmf(self, shift: int = 0) -> dict[int, float]:
+        """``log P[Bin(m, 1/2) + shift = x]`` over its support."""
+        m = self.m
+        top = math.lgamma(m + 1) - m * math.log(2)
+        return {k + shift: top - math.lgamma(k + 1) - math.lgamma(m - k + 1) for k in range(m + 1)}
+
+    def pld(self) -> pld.PrivacyLossDistribution:
+        return pld.from_two_probability_mass_functions(
+            self.log_pmf(0), self.log_pmf(self.sensitivity), value_discretization_interval=DISCRETIZATION
+        )
+
+
+Mechanism = DiscreteGaussian | Binomial
+
+
+class Accountant:
+    """The composition of noisy outputs so far; ``epsilon(delta)`` of all of them together."""
+
+    def __init__(self) -> None:
+        self._pld: pld.PrivacyLossDistribution | None = None
+        self.mechanisms: list[Mechanism] = []
+
+    def add(self, mechanism: Mechanism, count: int = 1) -> None:
+        _positive_int(count, "count")
+        one = mechanism.pld()
+        step = one.self_compose(count) if count > 1 else one
+        self._pld = step if self._pld is None else self._pld.compose(step)
+        self.mechanisms.extend([mechanism] * count)
+
+    def epsilon(self, delta: float) -> float:
+        if not 0 < delta < 1:
+            raise ValueError(f"delta must be in (0, 1), got {delta!r}")
+        return 0.0 if self._pld is None else float(self._pld.get_epsilon_for_delta(delta))
+
+    def delta(self, epsilon: float) -> float:
+        if epsilon < 0:
+            raise ValueError(f"epsilon must not be negative, got {epsilon!r}")
+        return 0.0 if self._pld is None else float(self._pld.get_delta_for_epsilon(epsilon))
+
+
+def zcdp_rho(sigma2: Fraction | int, sensitivity: int = 1) -> float:
+    """The discrete Gaussian's zCDP parameter ``sensitivity^2 / (2 sigma2)``."""
+    return sensitivity * sensitivity / (2 * float(sigma2))
+
+
+def calibrate_sigma2(epsilon: float, delta: float, sensitivity: int = 1) -> Fraction:
+    """The smallest ``sigma2`` (to 1 part in 1,000, rounded up to a rational) whose discrete Gaussian
+    is ``(epsilon, delta)``-DP by the accountant."""
+    if not epsilon > 0 or not 0 < delta < 1:
+        raise ValueError(f"need epsilon > 0 and 0 < delta < 1, got {epsilon!r}, {delta!r}")
+    _positive_int(sensitivity, "the sensitivity")
+
+    def ok(s2: Fraction) -> bool:
+        acc = Accountant()
+        acc.add(DiscreteGaussian(s2, sensitivity))
+        return acc.epsilon(delta) <= epsilon
+
+    hi = Fraction(sensitivity * sensitivity)
+    while not ok(hi):
+        hi *= 2
+    lo = hi / 2 if hi > sensitivity * sensitivity else Fraction(0)
+    while hi - lo > hi / 1000:
+        mid = (lo + hi) / 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi.limit_denominator(1000) if ok(hi.limit_denominator(1000)) else hi
+
+
+__all__ = ["Accountant", "Binomial", "DiscreteGaussian", "calibrate_sigma2", "zcdp_rho"]

@@ -1,0 +1,127 @@
+"""Privacy accounting (``protocols.dp.accounting``): the totals are the library's (``dp-accounting``),
+the binomial mechanism behaves like the Gaussian of the same variance, calibration is tight, and bad
+parameters are refused."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import dp_accounting
+import pytest
+from dp_accounting.pld import privacy_loss_distribution as pld
+from dp_accounting.rdp import RdpAccountant
+
+from protocols.dp.accounting import (
+    DISCRETIZATION,
+    Accountant,
+    Binomial,
+    DiscreteGaussian,
+    calibrate_sigma2,
+    zcdp_rho,
+)
+
+DELTA = 1e-9
+
+
+def test_a_mixed_sequence_totals_what_the_library_composes() -> None:
+    """Three discrete Gaussians (two of sensitivity 1, one of 3) and two binomial outputs: the same
+    epsilon as the library's own privacy loss distributions composed by hand, for three deltas."""
+    acc = Accountant()
+    acc.add(DiscreteGaussian(Fraction(100)), count=2)
+    acc.add(DiscreteGaussian(Fraction(900), sensitivity=3))
+    acc.add(Binomial(1600, sensitivity=2), count=2)
+    g = pld.from_discrete_gaussian_mechanism(
+        10.0, sensitivity=1, value_discretization_interval=DISCRETIZATION
+    )
+    g3 = pld.from_discrete_gaussian_mechanism(
+        30.0, sensitivity=3, value_discretization_interval=DISCRETIZATION
+    )
+    b = Binomial(1600, 2)
+    bl = pld.from_two_probability_mass_functions(
+        b.log_pmf(0), b.log_pmf(2), value_discretization_interval=DISCRETIZATION
+    )
+    total = g.self_compose(2).compose(g3).compose(bl.self_compose(2))
+    for delta in (1e-5, 1e-9, 1e-12):
+        assert acc.epsilon(delta) == pytest.approx(total.get_epsilon_for_delta(delta), rel=1e-9)
+    assert len(acc.mechanisms) == 5
+
+
+def test_gaussians_are_no_worse_than_the_librarys_zcdp_bound() -> None:
+    """For discrete Gaussians alone the library's RDP accountant (zCDP events of rho = 1 / (2 sigma2))
+    gives an upper bound; the privacy loss distribution is tighter, but not by more than half."""
+    acc = Accountant()
+    rdp = RdpAccountant()
+    for sigma2 in (Fraction(50), Fraction(200), Fraction(81, 2)):
+        acc.add(DiscreteGaussian(sigma2))
+        rdp.compose(dp_accounting.ZCDpEvent(zcdp_rho(sigma2)))
+    ours, bound = acc.epsilon(DELTA), rdp.get_epsilon(DELTA)
+    assert 0.5 * bound < ours <= bound
+
+
+def test_binomial_noise_is_close_to_the_gaussian_of_its_variance() -> None:
+    """Bin(m, 1/2) has variance m / 4: at m = 400 its epsilon is within 10% of the discrete Gaussian's
+    with sigma2 = 100; more coins give less epsilon, a larger sensitivity more."""
+    eps = {}
+    for m in (100, 400, 1600):
+        a = Accountant()
+        a.add(Binomial(m))
+        eps[m] = a.epsilon(DELTA)
+    g = Accountant()
+    g.add(DiscreteGaussian(Fraction(100)))
+    assert eps[400] == pytest.approx(g.epsilon(DELTA), rel=0.1)
+    assert eps[100] > eps[400] > eps[1600]
+    two = Accountant()
+    two.add(Binomial(400, sensitivity=2))
+    assert two.epsilon(DELTA) > eps[400]
+
+
+def test_epsilon_and_delta_are_inverse_and_monotone() -> None:
+    acc = Accountant()
+    assert acc.epsilon(DELTA) == 0.0 and acc.delta(1.0) == 0.0
+    acc.add(DiscreteGaussian(Fraction(30)))
+    e = acc.epsilon(DELTA)
+    assert acc.epsilon(1e-6) < e < acc.epsilon(1e-12)
+    assert acc.delta(e) <= DELTA * 1.01
+    assert acc.delta(e * 0.9) > DELTA
+
+
+@pytest.mark.parametrize(("epsilon", "sensitivity"), [(1.0, 1), (0.1, 1), (1.0, 4)])
+def test_calibration_is_the_smallest_sigma2_that_meets_the_target(epsilon: float, sensitivity: int) -> None:
+    s2 = calibrate_sigma2(epsilon, DELTA, sensitivity)
+    ok = Accountant()
+    ok.add(DiscreteGaussian(s2, sensitivity))
+    assert ok.epsilon(DELTA) <= epsilon
+    under = Accountant()
+    under.add(DiscreteGaussian(s2 * Fraction(99, 100), sensitivity))
+    assert under.epsilon(DELTA) > epsilon
+    # the classical analytic bound is looser: it asks for more noise
+    assert math.sqrt(s2) < sensitivity * math.sqrt(2 * math.log(1.25 / DELTA)) / epsilon
+
+
+@pytest.mark.parametrize(
+    ("call", "text"),
+    [
+        (lambda: DiscreteGaussian(Fraction(0)), "sigma2"),
+        (lambda: DiscreteGaussian(2.5), "sigma2"),  # type: ignore[arg-type]
+        (lambda: DiscreteGaussian(Fraction(4), sensitivity=0), "sensitivity"),
+        (lambda: Binomial(0), "coins"),
+        (lambda: Binomial(4, sensitivity=5), "cannot hide"),
+        (lambda: Accountant().epsilon(0), "delta"),
+        (lambda: Accountant().add(Binomial(8), count=0), "count"),
+        (lambda: calibrate_sigma2(0, DELTA), "epsilon"),
+    ],
+    ids=[
+        "zero-sigma2",
+        "float-sigma2",
+        "zero-sensitivity",
+        "no-coins",
+        "too-few-coins",
+        "zero-delta",
+        "zero-count",
+        "zero-epsilon",
+    ],
+)
+def test_bad_parameters_are_refused(call: object, text: str) -> None:
+    with pytest.raises(ValueError, match=text):
+        call()  # type: ignore[operator]
