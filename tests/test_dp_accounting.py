@@ -17,6 +17,7 @@ from protocols.dp.accounting import (
     Accountant,
     Binomial,
     DiscreteGaussian,
+    calibrate_coins,
     calibrate_sigma2,
     zcdp_rho,
 )
@@ -97,6 +98,21 @@ def test_calibration_is_the_smallest_sigma2_that_meets_the_target(epsilon: float
     assert under.epsilon(DELTA) > epsilon
     # the classical analytic bound is looser: it asks for more noise
     assert math.sqrt(s2) < sensitivity * math.sqrt(2 * math.log(1.25 / DELTA)) / epsilon
+
+
+@pytest.mark.parametrize("epsilon", [1.0, 0.1])
+def test_coin_calibration_meets_the_target_with_about_the_gaussians_variance(epsilon: float) -> None:
+    """The binomial needs about ``4 sigma2`` coins for the discrete Gaussian's ``sigma2`` (within 15%),
+    meets the target, and 2% fewer coins do not."""
+    m = calibrate_coins(epsilon, DELTA)
+    assert m % 2 == 0
+    ok = Accountant()
+    ok.add(Binomial(m))
+    assert ok.epsilon(DELTA) <= epsilon
+    fewer = Accountant()
+    fewer.add(Binomial(m - 2 * max(1, m // 50)))
+    assert fewer.epsilon(DELTA) > epsilon
+    assert m / 4 == pytest.approx(float(calibrate_sigma2(epsilon, DELTA)), rel=0.15)
 
 
 @pytest.mark.parametrize(

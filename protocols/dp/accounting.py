@@ -132,4 +132,25 @@ def calibrate_sigma2(epsilon: float, delta: float, sensitivity: int = 1) -> Frac
     return hi.limit_denominator(1000) if ok(hi.limit_denominator(1000)) else hi
 
 
-__all__ = ["Accountant", "Binomial", "DiscreteGaussian", "calibrate_sigma2", "zcdp_rho"]
+def calibrate_coins(epsilon: float, delta: float, sensitivity: int = 1) -> int:
+    """The fewest coins ``m`` (even, so that ``m / 2`` is an integer) whose binomial noise is
+    ``(epsilon, delta)``-DP by the accountant (to within 1%: the search steps by 1% of ``m``)."""
+    if not epsilon > 0 or not 0 < delta < 1:
+        raise ValueError(f"need epsilon > 0 and 0 < delta < 1, got {epsilon!r}, {delta!r}")
+    _positive_int(sensitivity, "the sensitivity")
+
+    def ok(m: int) -> bool:
+        acc = Accountant()
+        acc.add(Binomial(m, sensitivity))
+        return acc.epsilon(delta) <= epsilon
+
+    # start from the Gaussian of the same variance (m / 4 = sigma2), then walk
+    m = max(2 * sensitivity, 2 * math.ceil(2 * float(calibrate_sigma2(epsilon, delta, sensitivity))))
+    while not ok(m):
+        m += max(2, 2 * (m // 200))
+    while m > 2 and ok(m - max(2, 2 * (m // 200))):
+        m -= max(2, 2 * (m // 200))
+    return m
+
+
+__all__ = ["Accountant", "Binomial", "DiscreteGaussian", "calibrate_coins", "calibrate_sigma2", "zcdp_rho"]
