@@ -455,8 +455,13 @@ class Session:
         return x.sum()
 
     # ------------------------------------------------------------------ outputs
-    async def output(self, x: SharedArray, to: int | None = None) -> np.ndarray | None:
-        """Reveal ``x`` (to all, or to party ``to`` only) after MAC checks; signed integers."""
+    async def output(self, x: SharedArray, to: int | None = None, dp: Any = None) -> np.ndarray | None:
+        """Reveal ``x`` (to all, or to party ``to`` only) after MAC checks; signed integers. With
+        ``dp=protocols.dp.DP(...)``, secret noise for that guarantee is added first (``dp.output``)."""
+        if dp is not None:
+            from .dp.output import add_noise
+
+            x = await add_noise(self, x, dp)
         f = self.field
         if to is None:
             await self.mac_check()

@@ -1,0 +1,93 @@
+"""``Session.output(x, dp=DP(...))``: a differentially private output, noise added inside the MPC.
+
+``DP`` names the guarantee (``epsilon`` and ``delta``, or ``rho`` for zCDP with the Gaussian), the
+sensitivity of the value in its own units, the value's fixed-point ``scale`` (``2^f``; 1 for
+integers) and the mechanism:
+
+* ``"gaussian"`` (the default): the distributed discrete Gaussian. Every party draws
+  ``N_Z(0, sigma2)`` with the ``sigma2`` that alone meets the guarantee and inputs it, so the
+  guarantee holds while one party is honest; the output's noise variance is ``n`` times that;
+* ``"binomial"``: ``Bin(m, 1/2) - m/2`` from ``m`` shared random bits per element, ``m`` the fewest
+  coins that meet the guarantee; nobody can remove any of it.
+
+The sensitivity is turned into integer units of the encoding, rounded up (``ceil(sensitivity *
+scale)``), and the noise is calibrated for that by ``accounting`` (the library's arithmetic). Every
+party computes the same parameters from the same ``DP``, which is part of the program every party
+runs. Not built yet: the budget ledger that each party charges before the value is opened.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+from .accounting import calibrate_coins, calibrate_sigma2
+from .noise import binomial, distributed_gaussian
+
+if TYPE_CHECKING:
+    from ..online import Session
+    from ..shares import SharedArray
+
+MECHANISMS = ("gaussian", "binomial")
+
+
+@dataclass(frozen=True)
+class DP:
+    sensitivity: Fraction | int | float = 1
+    epsilon: float | None = None
+    delta: float | None = None
+    rho: float | None = None
+    mechanism: str = "gaussian"
+    scale: int = 1
+
+    def __post_init__(self) -> None:
+        if self.mechanism not in MECHANISMS:
+            raise ValueError(f"unknown DP mechanism {self.mechanism!r}: use one of {MECHANISMS}")
+        if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale <= 0:
+            raise ValueError(f"the scale must be a positive int (2^f for fixed point), got {self.scale!r}")
+        if isinstance(self.sensitivity, bool) or not self.sensitivity > 0:
+            raise ValueError(f"the sensitivity must be positive, got {self.sensitivity!r}")
+        if self.rho is not None:
+            if self.epsilon is not None or self.delta is not None:
+                raise ValueError("give rho (zCDP) or epsilon and delta, not both")
+            if self.mechanism != "gaussian":
+                raise ValueError("rho (zCDP) needs the Gaussian: the binomial is only (epsilon, delta)-DP")
+            if not self.rho > 0:
+                raise ValueError(f"rho must be positive, got {self.rho!r}")
+        elif self.epsilon is None or self.delta is None:
+            raise ValueError("a DP output needs epsilon and delta, or rho")
+        elif not self.epsilon > 0 or not 0 < self.delta < 1:
+            raise ValueError(f"need epsilon > 0 and 0 < delta < 1, got {self.epsilon!r}, {self.delta!r}")
+
+    @property
+    def units(self) -> int:
+        """The sensitivity in integer units of the encoding, rounded up."""
+        return math.ceil(Fraction(self.sensitivity) * self.scale)
+
+    def sigma2(self) -> Fraction:
+        """The discrete Gaussian variance parameter one party's draw needs."""
+        if self.rho is not None:
+            return Fraction(self.units * self.units) / (2 * Fraction(self.rho))
+        assert self.epsilon is not None and self.delta is not None
+        return calibrate_sigma2(self.epsilon, self.delta, self.units)
+
+    def coins(self) -> int:
+        assert self.epsilon is not None and self.delta is not None
+        return calibrate_coins(self.epsilon, self.delta, self.units)
+
+
+async def add_noise(s: Session, x: SharedArray, dp: DP) -> SharedArray:
+    """``x`` plus secret noise for ``dp``, element by element (nothing is opened)."""
+    if not isinstance(dp, DP):
+        raise TypeError(f"dp= takes a protocols.dp.DP, got {type(dp).__name__}")
+    size = x.size
+    if dp.mechanism == "gaussian":
+        noise = await distributed_gaussian(s, dp.sigma2(), size)
+    else:
+        noise = await binomial(s, dp.coins(), size)
+    return x + noise.reshape(x.shape)
+
+
+__all__ = ["DP", "add_noise"]
