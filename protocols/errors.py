@@ -56,6 +56,16 @@ class PreprocessingError(AbortError):
     """Preprocessing material failed its checks or could not be supplied."""
 
 
+class BudgetExceeded(AbortError):
+    """A party refused a differentially private output: its privacy budget for ``dataset`` would be
+    exceeded (or it has no budget of that name)."""
+
+    def __init__(self, dataset: str, why: str, *, culprit: int | None = None, remote: bool = False) -> None:
+        super().__init__(f"privacy budget of dataset {dataset!r}: {why}", culprit=culprit, remote=remote)
+        self.dataset = dataset
+        self.why = why
+
+
 class ConfigError(SpdzError):
     """A configuration file or option is missing, malformed or inconsistent."""
 
