@@ -21,13 +21,14 @@ import json
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from protocols.dp.accounting import Accountant, Binomial, DiscreteGaussian, Mechanism
 from protocols.errors import BudgetExceeded
+
+from .config import Budget
 
 BUSY_TIMEOUT_S = 30.0
 SCHEMA = """
@@ -41,20 +42,6 @@ CREATE TABLE IF NOT EXISTS charges (
 );
 CREATE INDEX IF NOT EXISTS charges_by_dataset ON charges (dataset);
 """
-
-
-@dataclass(frozen=True)
-class Budget:
-    """``(epsilon, delta)`` for everything ever released about one dataset."""
-
-    epsilon: float
-    delta: float
-
-    def __post_init__(self) -> None:
-        if not self.epsilon > 0 or not 0 < self.delta < 1:
-            raise ValueError(
-                f"a budget needs epsilon > 0 and 0 < delta < 1, got {self.epsilon!r}, {self.delta!r}"
-            )
 
 
 def encode(mechanisms: Sequence[Mechanism]) -> str:

@@ -145,6 +145,37 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return cmd_status(args)
 
 
+def _cmd_budget(args: argparse.Namespace) -> int:
+    import json
+
+    from protocols.errors import ConfigError
+
+    from .budget import BudgetLedger
+    from .config import load_config
+
+    try:
+        cfg = load_config(args.config, check_files=False)
+    except ConfigError as e:
+        print(f"spdz budget: {e}", file=sys.stderr)
+        return 2
+    if not cfg.budgets:
+        print(f"{cfg.source}: no [budget.datasets] in this config", file=sys.stderr)
+        return 1
+    with BudgetLedger(cfg.ledger_path, cfg.budgets) as led:
+        status = led.status()
+    if args.json:
+        print(json.dumps({"ledger": str(cfg.ledger_path), "datasets": status}, indent=2))
+        return 0
+    print(f"privacy budgets of party {cfg.party} (ledger {cfg.ledger_path})")
+    print(f"{'dataset':<24} {'epsilon':>9} {'delta':>9} {'spent':>9} {'remaining':>9} {'charges':>8}")
+    for name, st in status.items():
+        print(
+            f"{name:<24} {st['epsilon']:>9.4g} {st['delta']:>9.2g} {st['spent']:>9.4g} "
+            f"{st['remaining']:>9.4g} {int(st['charges']):>8}"
+        )
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """A usage mistake is one line on stderr and exit status 2 (argparse would add the usage)."""
 
@@ -254,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--config", required=True, help="the party's TOML file (for its control socket)")
     st.add_argument("--json", action="store_true", help="print the status as JSON")
     st.set_defaults(func=_cmd_status)
+    bu = sub.add_parser("budget", help="show this party's privacy budgets: spent and remaining per dataset")
+    bu.add_argument("--config", required=True, help="the party's TOML file (its [budget] section)")
+    bu.add_argument("--json", action="store_true", help="print the budgets as JSON")
+    bu.set_defaults(func=_cmd_budget)
     for ep in entry_points(group=COMMANDS):  # subcommands other packages add (netsim: simulate)
         try:
             ep.load()(sub)

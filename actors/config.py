@@ -140,6 +140,7 @@ _TOP_KEYS = (
     "reconnect",
     "pool",
     "memory",
+    "budget",
 )
 _ID_RE = re.compile(r"0|[1-9][0-9]{0,8}")
 _MISSING: Any = object()
@@ -159,6 +160,21 @@ class Backoff:
 
     initial: float = 0.5
     max: float = 30.0
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A privacy budget, ``(epsilon, delta)`` for everything ever released about one dataset
+    (``[budget.datasets.<name>]``; enforced by ``actors.budget.BudgetLedger``)."""
+
+    epsilon: float
+    delta: float
+
+    def __post_init__(self) -> None:
+        if not self.epsilon > 0 or not 0 < self.delta < 1:
+            raise ValueError(
+                f"a budget needs epsilon > 0 and 0 < delta < 1, got {self.epsilon!r}, {self.delta!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -184,7 +200,14 @@ class PartyConfig:
     reconnect: Backoff = Backoff()
     metrics_port: int | None = None
     king_min: int = DEFAULT_KING_MIN
+    budgets: dict[str, Budget] = dataclasses.field(default_factory=dict)
+    budget_ledger: Path | None = None  # default: state_dir / "budget.db"
     source: Path | None = dataclasses.field(default=None, compare=False)
+
+    @property
+    def ledger_path(self) -> Path:
+        """Where this party's privacy budget ledger lives (``[budget] ledger``)."""
+        return self.budget_ledger or self.state_dir / "budget.db"
 
     @classmethod
     def for_cluster(
@@ -407,6 +430,7 @@ def load_config(path: Path | str, *, check_files: bool = True) -> PartyConfig:
             "reconnect.max", f"must be at least reconnect.initial ({backoff.initial}), got {backoff.max}"
         )
 
+    budgets, ledger = _read_budget(r, doc)
     cfg = PartyConfig(
         party=party,
         n=n,
@@ -429,6 +453,8 @@ def load_config(path: Path | str, *, check_files: bool = True) -> PartyConfig:
         reconnect=backoff,
         metrics_port=metrics or None,
         king_min=king_min,
+        budgets=budgets,
+        budget_ledger=ledger,
         source=path,
     )
     if check_files:
@@ -544,6 +570,36 @@ def _read_memory(r: _Reader, doc: dict[str, Any], marks: Watermarks, field: str,
     except ConfigError as e:
         raise r.error("memory.batch_mb", str(e)) from None
     return marks
+
+
+_DATASET_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _read_budget(r: _Reader, doc: dict[str, Any]) -> tuple[dict[str, Budget], Path | None]:
+    """``[budget]``: the ledger's path and one ``(epsilon, delta)`` budget per dataset
+    (``[budget.datasets.<name>]``), for differentially private outputs (``actors.budget``)."""
+    bud_t = r.table(doc, "budget", "budget")
+    r.only(bud_t, ("ledger", "datasets"), "budget.")
+    ledger = r.path(bud_t, "ledger", "budget.ledger") if "ledger" in bud_t else None
+    sets = r.table(bud_t, "datasets", "budget.datasets")
+    budgets: dict[str, Budget] = {}
+    for name, value in sets.items():
+        key = f"budget.datasets.{name}"
+        if not _DATASET_RE.fullmatch(name):
+            raise r.error(key, "a dataset name is 1 to 64 letters, digits, '_', '.' or '-'")
+        if not isinstance(value, dict):
+            raise r.error(key, "must be a table with epsilon and delta")
+        r.only(value, ("epsilon", "delta"), key + ".")
+        if "epsilon" not in value or "delta" not in value:
+            raise r.error(key, "needs both epsilon and delta")
+        ok = lambda v: (_is_int(v) or isinstance(v, float)) and math.isfinite(v) and v > 0  # noqa: E731
+        eps = float(r.get(value, "epsilon", key + ".epsilon", ok, "a positive number"))
+        delta = float(r.get(value, "delta", key + ".delta", ok, "a positive number below 1"))
+        try:
+            budgets[name] = Budget(eps, delta)
+        except ValueError as e:
+            raise r.error(key, str(e)) from None
+    return budgets, ledger
 
 
 def check_tls_files(cfg: PartyConfig, r: _Reader | None = None) -> None:
@@ -686,6 +742,17 @@ def render_config(cfg: PartyConfig, path: Path) -> str:
         f"pool_mb = {-(-cfg.watermarks.pool_bytes // mib)}",
         f"batch_mb = {-(-cfg.watermarks.batch_bytes // mib)}",
     ]
+    if cfg.budgets or cfg.budget_ledger is not None:
+        lines += ["", "[budget]"]
+        if cfg.budget_ledger is not None:
+            lines.append(f"ledger = {_toml_str(_rel(cfg.budget_ledger, base))}")
+        for name, b in sorted(cfg.budgets.items()):
+            lines += [
+                "",
+                f"[budget.datasets.{_toml_key(name)}]",
+                f"epsilon = {_toml_value(float(b.epsilon))}",
+                f"delta = {_toml_value(float(b.delta))}",
+            ]
     return "\n".join(lines) + "\n"
 
 

@@ -121,3 +121,80 @@ def test_bad_budgets_and_charges_are_refused(tmp_path: Path) -> None:
         pytest.raises(ValueError, match="at least one"),
     ):
         led.charge("patients", "s", [])
+
+
+# ---------------------------------------------------------------------------------------- config, CLI
+def _config_with_budgets(tmp_path: Path) -> Path:
+    from actors.pki import make_cluster
+
+    root = tmp_path / "cluster"
+    make_cluster(root, 3)
+    path = root / "party1" / "party.toml"
+    text = path.read_text() + (
+        '\n[budget]\nledger = "dp-ledger.db"\n\n[budget.datasets.patients]\nepsilon = 1.0\ndelta = 1e-9\n'
+        "\n[budget.datasets.claims]\nepsilon = 3\ndelta = 1e-9\n"
+    )
+    path.write_text(text)
+    return path
+
+
+def test_the_config_reads_budgets_and_the_ledger_path(tmp_path: Path) -> None:
+    from actors.config import load_config, write_config
+
+    path = _config_with_budgets(tmp_path)
+    cfg = load_config(path)
+    assert cfg.budgets == {"patients": Budget(1.0, DELTA), "claims": Budget(3.0, DELTA)}
+    assert cfg.ledger_path == path.parent / "dp-ledger.db"
+    assert load_config(write_config(cfg, tmp_path / "copy.toml")) == cfg  # round trip
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "phrase"),
+    [
+        ("epsilon = 1.0", "epsilon = -1.0", "budget.datasets.patients.epsilon", "a positive number"),
+        (
+            "delta = 1e-9\n\n[budget.datasets.claims]",
+            "delta = 2.0\n\n[budget.datasets.claims]",
+            "budget.datasets.patients",
+            "0 < delta < 1",
+        ),
+        ("epsilon = 1.0\n", "", "budget.datasets.patients", "needs both epsilon and delta"),
+        ("[budget.datasets.claims]", '[budget.datasets."a b"]', "budget.datasets.a b", "a dataset name"),
+        ('ledger = "dp-ledger.db"', 'ledger = "x"\nrho = 1', "budget.rho", "unknown key"),
+    ],
+    ids=["negative-epsilon", "delta-above-1", "missing-epsilon", "bad-name", "unknown-key"],
+)
+def test_bad_budget_configs_name_the_key(tmp_path: Path, old: str, new: str, key: str, phrase: str) -> None:
+    from actors.config import load_config
+    from protocols.errors import ConfigError
+
+    path = _config_with_budgets(tmp_path)
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert f"'{key}'" in str(info.value) and phrase in str(info.value), str(info.value)
+
+
+def test_spdz_budget_shows_spent_and_remaining(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from actors.cli import main
+    from actors.config import load_config
+
+    path = _config_with_budgets(tmp_path)
+    cfg = load_config(path)
+    with BudgetLedger(cfg.ledger_path, cfg.budgets) as led:
+        spent = led.charge("patients", "s-1", [half()])
+    assert main(["budget", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "patients" in out and "claims" in out and f"{spent:.4g}" in out
+    assert main(["budget", "--config", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["datasets"]["patients"]["charges"] == 1
+    assert doc["datasets"]["patients"]["remaining"] == pytest.approx(1.0 - spent)
+    assert doc["datasets"]["claims"]["spent"] == 0
+    path.write_text(path.read_text().replace("epsilon = 3", "epsilon = -3"))
+    assert main(["budget", "--config", str(path)]) == 2
+    assert "budget.datasets.claims.epsilon" in capsys.readouterr().err
