@@ -61,7 +61,9 @@ def test_parameters_follow_the_guarantee_and_the_scale() -> None:
     """rho gives ``sigma2 = units^2 / (2 rho)``; a fixed-point scale multiplies the sensitivity's
     units (rounded up); a larger sensitivity or a smaller epsilon asks for more noise."""
     assert DP(rho=0.5).sigma2() == 1
-    assert DP(sensitivity=Fraction(1, 2), scale=2**16, rho=2).units == 2**15
+    assert DP(sensitivity=Fraction(1, 2), scale=2**8, rho=2).units == 2**7
+    with pytest.raises(ValueError, match="coarser resolution"):
+        DP(sensitivity=20, scale=2**20, rho=1)  # 2 x 10^7 units: the accountant's table would not fit
     assert DP(sensitivity=0.3, scale=10, rho=1).units == 3
     assert DP(sensitivity=2, epsilon=1, delta=DELTA).sigma2() > DP(epsilon=1, delta=DELTA).sigma2()
     assert DP(epsilon=0.1, delta=DELTA).sigma2() > 50 * DP(epsilon=1, delta=DELTA).sigma2()

@@ -75,31 +75,92 @@ def _shape_out(t: Table, values: np.ndarray | None) -> Result:
     return float(values.reshape(-1)[0]) if t.vector else values
 
 
-async def count(s: Session, data: Any, *, to: int | None = None) -> int | None:
+async def count(s: Session, data: Any, *, to: int | None = None, dp: Any = None) -> int | None:
     """The total number of rows over all parties. Reveals only that total: each party inputs its own
-    row count as one secret integer (the rows themselves are not input), the counts are added."""
+    row count as one secret integer (the rows themselves are not input), the counts are added. With
+    ``dp=protocols.dp.DP(epsilon=..., delta=...)`` (owner-private rows): the total plus noise for a
+    sensitivity of one row, added inside the MPC (``protocols.dp.output``)."""
     if isinstance(data, Table):
+        if dp is not None:
+            raise ValueError("dp= needs owner-private rows: a Table's row count is already public")
         return data.rows if to is None or to == s.party else None
     local = await pl.local_parts(s, data)
     if local is None:
         raise TypeError("count takes rows or a Table")
     parts, _ = local
     acc = await pl.int_totals(s, parts, lambda a: np.asarray([a.shape[0]]), 1, COUNT_BITS)
+    if dp is not None:
+        acc = SecretInt(s, await _noisy(s, acc.shares, dp, sensitivity=1, scale=1), COUNT_BITS + 2)
     out = await acc.reveal(to)
     return None if out is None else int(out.reshape(-1)[0])
 
 
-async def total(s: Session, data: Any, *, fmt: FixedFormat | None = None, to: int | None = None) -> Result:
-    """Column sums over every party's rows. Reveals the sums."""
+async def _noisy(s: Session, x: SharedArray, dp: Any, *, sensitivity: float, scale: int) -> SharedArray:
+    """``x`` plus noise for ``dp`` with the sensitivity the statistic's bounds give (the caller's
+    ``DP`` supplies the guarantee and the mechanism; its own sensitivity and scale are replaced)."""
+    import dataclasses
+
+    from ..dp.output import DP, add_noise
+
+    if not isinstance(dp, DP):
+        raise TypeError(f"dp= takes a protocols.dp.DP, got {type(dp).__name__}")
+    return await add_noise(s, x, dataclasses.replace(dp, sensitivity=sensitivity, scale=scale))
+
+
+async def total(
+    s: Session,
+    data: Any,
+    *,
+    fmt: FixedFormat | None = None,
+    to: int | None = None,
+    dp: Any = None,
+    bounds: tuple[float, float] | None = None,
+) -> Result:
+    """Column sums over every party's rows. Reveals the sums. With ``dp=DP(...)`` and public
+    ``bounds=(lo, hi)`` (owner-private rows, one column): every owner clamps its own rows to the bounds
+    and rounds its sum to a grid of ``2^-g`` (the finest with ``max(|lo|, |hi|) 2^g <= 1,023``), so one
+    row moves the total by at most ``max(|lo|, |hi|) 2^g + 1`` grid units, and noise for that
+    sensitivity is added inside the MPC before the total is opened."""
     local = await pl.local_parts(s, data)
     if local is not None:
         parts, vector = local
         d = pl.columns_of(parts, vector)
         fmt = fmt or FixedFormat()
-        summ = await pl.summaries(s, parts, lambda a: pl._as_matrix(a).sum(axis=0), d, fmt=fmt)
-        return _out(vector, await SecretFix(s, pl.added(summ), fmt).reveal(to))
+        if dp is None:
+            summ = await pl.summaries(s, parts, lambda a: pl._as_matrix(a).sum(axis=0), d, fmt=fmt)
+            return _out(vector, await SecretFix(s, pl.added(summ), fmt).reveal(to))
+        lo, hi = _bounds(bounds)
+        if d != 1:
+            raise ValueError("dp= sums one column at a time: each column is an output of its own")
+        # every owner rounds its clamped sum to a grid of 2^-g, g the finest that keeps the
+        # sensitivity (one row, plus the rounding) within 1,024 units; the noise is far coarser
+        bound = max(abs(lo), abs(hi))
+        g = max(0, min(fmt.f, math.floor(math.log2(1023 / bound)))) if bound < 1023 else 0
+        grid = 1 << g
+
+        def rounded(a: np.ndarray) -> np.ndarray:
+            return np.rint(np.clip(pl._as_matrix(a), lo, hi).sum(axis=0) * grid).astype(np.int64)
+
+        bits = COUNT_BITS + g + 1 + math.ceil(math.log2(bound + 1))
+        acc = await pl.int_totals(s, parts, rounded, 1, bits)
+        noisy = await _noisy(s, acc.shares, dp, sensitivity=math.ceil(bound * grid) + 1, scale=1)
+        out = await SecretInt(s, noisy, acc.k + 2).reveal(to)
+        return None if out is None else _out(vector, np.asarray(out, dtype=np.float64) / grid)
+    if dp is not None:
+        raise ValueError("dp= needs owner-private rows (each owner clamps its own rows to the bounds)")
     t = await ensure_table(s, data, fmt)
     return _shape_out(t, await t.x.sum(axis=0).reveal(to))
+
+
+def _bounds(bounds: Any) -> tuple[float, float]:
+    if (
+        not isinstance(bounds, tuple)
+        or len(bounds) != 2
+        or not all(isinstance(b, (int, float)) and math.isfinite(b) for b in bounds)
+        or not bounds[0] < bounds[1]
+    ):
+        raise ValueError(f"dp= needs public clipping bounds=(lo, hi) with lo < hi, got {bounds!r}")
+    return float(bounds[0]), float(bounds[1])
 
 
 async def secret_mean(t: Table) -> SecretFix:

@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     from ..shares import SharedArray
 
 MECHANISMS = ("gaussian", "binomial")
+MAX_UNITS = 1 << 12
+"""The largest sensitivity in units of the encoding: the accountant's discrete Gaussian is a table over
+about ``10 sigma`` integers, so a value at a fine fixed-point resolution (sensitivity 20 at ``2^20``
+is 2 x 10^7 units) must first be rounded to a coarser one (``stats.total`` rounds each owner's
+summary)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,11 @@ class DP:
             raise ValueError(f"the scale must be a positive int (2^f for fixed point), got {self.scale!r}")
         if isinstance(self.sensitivity, bool) or not self.sensitivity > 0:
             raise ValueError(f"the sensitivity must be positive, got {self.sensitivity!r}")
+        if self.units > MAX_UNITS:
+            raise ValueError(
+                f"a sensitivity of {self.units} units of the encoding is above {MAX_UNITS}: round the "
+                "value to a coarser resolution before adding noise (a smaller scale)"
+            )
         if self.rho is not None:
             if self.epsilon is not None or self.delta is not None:
                 raise ValueError("give rho (zCDP) or epsilon and delta, not both")
