@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 from dp_accounting.pld import privacy_loss_distribution as pld
 
@@ -46,9 +47,7 @@ class DiscreteGaussian:
         _positive_int(self.sensitivity, "the sensitivity")
 
     def pld(self) -> pld.PrivacyLossDistribution:
-        return pld.from_discrete_gaussian_mechanism(
-            math.sqrt(self.sigma2), sensitivity=self.sensitivity, value_discretization_interval=DISCRETIZATION
-        )
+        return _gaussian_pld(Fraction(self.sigma2), self.sensitivity)
 
 
 @dataclass(frozen=True)
@@ -69,9 +68,24 @@ class Binomial:
         return {k + shift: top - math.lgamma(k + 1) - math.lgamma(m - k + 1) for k in range(m + 1)}
 
     def pld(self) -> pld.PrivacyLossDistribution:
-        return pld.from_two_probability_mass_functions(
-            self.log_pmf(0), self.log_pmf(self.sensitivity), value_discretization_interval=DISCRETIZATION
-        )
+        return _binomial_pld(self.m, self.sensitivity)
+
+
+@lru_cache(maxsize=256)
+def _gaussian_pld(sigma2: Fraction, sensitivity: int) -> pld.PrivacyLossDistribution:
+    """(Cached: the library tabulates about ``10 sigma`` integers, seconds at ``sigma = 10^5``; a
+    ledger recomposes every past charge.)"""
+    return pld.from_discrete_gaussian_mechanism(
+        math.sqrt(sigma2), sensitivity=sensitivity, value_discretization_interval=DISCRETIZATION
+    )
+
+
+@lru_cache(maxsize=256)
+def _binomial_pld(m: int, sensitivity: int) -> pld.PrivacyLossDistribution:
+    b = Binomial(m, sensitivity)
+    return pld.from_two_probability_mass_functions(
+        b.log_pmf(0), b.log_pmf(sensitivity), value_discretization_interval=DISCRETIZATION
+    )
 
 
 Mechanism = DiscreteGaussian | Binomial
@@ -107,6 +121,7 @@ def zcdp_rho(sigma2: Fraction | int, sensitivity: int = 1) -> float:
     return sensitivity * sensitivity / (2 * float(sigma2))
 
 
+@lru_cache(maxsize=256)
 def calibrate_sigma2(epsilon: float, delta: float, sensitivity: int = 1) -> Fraction:
     """The smallest ``sigma2`` (to 1 part in 1,000, rounded up to a rational) whose discrete Gaussian
     is ``(epsilon, delta)``-DP by the accountant."""
@@ -132,6 +147,7 @@ def calibrate_sigma2(epsilon: float, delta: float, sensitivity: int = 1) -> Frac
     return hi.limit_denominator(1000) if ok(hi.limit_denominator(1000)) else hi
 
 
+@lru_cache(maxsize=256)
 def calibrate_coins(epsilon: float, delta: float, sensitivity: int = 1) -> int:
     """The fewest coins ``m`` (even, so that ``m / 2`` is an integer) whose binomial noise is
     ``(epsilon, delta)``-DP by the accountant (to within 1%: the search steps by 1% of ``m``)."""
