@@ -27,6 +27,7 @@ from actors.plan import preprocessing_plan
 from protocols.binary import BinaryParty
 from protocols.binary.bits import AuthBits
 from protocols.binary.circuits import checker
+from protocols.binary.triples import bucket_size
 from protocols.errors import AbortError, MacCheckError, ProtocolError
 from protocols.field import P61, get_field
 from protocols.intercept import Forwarding, PassThrough
@@ -456,6 +457,8 @@ def test_batch_counts_fit_the_batch_bound() -> None:
         chunks = [mixed.and_chunk(F61, n, mb << 20) for mb in (64, 128, 256, 384, 512, 1024)]
         assert chunks == sorted(chunks) and chunks[0] < chunks[-1] == 1 << 19
         assert mixed.and_chunk(F61, n, budget) >= mixed.B3_FROM  # the default budget buckets with B = 3
+    # B3_FROM is where the AND triples' bucket drops to 3 (and_chunk's search depends on it)
+    assert bucket_size(mixed.B3_FROM) == 3 and bucket_size(mixed.B3_FROM - 1) == 4
     assert mixed.item_bytes(F61, "and_triple") == 3 * 17
     assert mixed.item_bytes(F61, "edabit:32") == 2 * F61.elem_bytes + 32 * 17
 

@@ -121,18 +121,26 @@ def zcdp_rho(sigma2: Fraction | int, sensitivity: int = 1) -> float:
     return sensitivity * sensitivity / (2 * float(sigma2))
 
 
-@lru_cache(maxsize=256)
-def calibrate_sigma2(epsilon: float, delta: float, sensitivity: int = 1) -> Fraction:
-    """The smallest ``sigma2`` (to 1 part in 1,000, rounded up to a rational) whose discrete Gaussian
-    is ``(epsilon, delta)``-DP by the accountant."""
+def _target(epsilon: float, delta: float, sensitivity: int) -> None:
     if not epsilon > 0 or not 0 < delta < 1:
         raise ValueError(f"need epsilon > 0 and 0 < delta < 1, got {epsilon!r}, {delta!r}")
     _positive_int(sensitivity, "the sensitivity")
 
+
+def _meets(mechanism: Mechanism, epsilon: float, delta: float) -> bool:
+    acc = Accountant()
+    acc.add(mechanism)
+    return acc.epsilon(delta) <= epsilon
+
+
+@lru_cache(maxsize=256)
+def calibrate_sigma2(epsilon: float, delta: float, sensitivity: int = 1) -> Fraction:
+    """The smallest ``sigma2`` (to 1 part in 1,000, rounded up to a rational) whose discrete Gaussian
+    is ``(epsilon, delta)``-DP by the accountant."""
+    _target(epsilon, delta, sensitivity)
+
     def ok(s2: Fraction) -> bool:
-        acc = Accountant()
-        acc.add(DiscreteGaussian(s2, sensitivity))
-        return acc.epsilon(delta) <= epsilon
+        return _meets(DiscreteGaussian(s2, sensitivity), epsilon, delta)
 
     hi = Fraction(sensitivity * sensitivity)
     while not ok(hi):
@@ -151,14 +159,10 @@ def calibrate_sigma2(epsilon: float, delta: float, sensitivity: int = 1) -> Frac
 def calibrate_coins(epsilon: float, delta: float, sensitivity: int = 1) -> int:
     """The fewest coins ``m`` (even, so that ``m / 2`` is an integer) whose binomial noise is
     ``(epsilon, delta)``-DP by the accountant (to within 1%: the search steps by 1% of ``m``)."""
-    if not epsilon > 0 or not 0 < delta < 1:
-        raise ValueError(f"need epsilon > 0 and 0 < delta < 1, got {epsilon!r}, {delta!r}")
-    _positive_int(sensitivity, "the sensitivity")
+    _target(epsilon, delta, sensitivity)
 
     def ok(m: int) -> bool:
-        acc = Accountant()
-        acc.add(Binomial(m, sensitivity))
-        return acc.epsilon(delta) <= epsilon
+        return _meets(Binomial(m, sensitivity), epsilon, delta)
 
     # start from the Gaussian of the same variance (m / 4 = sigma2), then walk
     m = max(2 * sensitivity, 2 * math.ceil(2 * float(calibrate_sigma2(epsilon, delta, sensitivity))))
