@@ -36,10 +36,11 @@ from typing import Any
 import numpy as np
 
 from protocols import comparison
-from protocols.binary import AuthBits, BinaryContext, BinaryParty, BitSession
+from protocols.binary import AuthBits, BinaryParty, BitSession
 from protocols.binary.dabits import bit_to_field, check_shape, generate_dabits
 from protocols.binary.edabits import (
     HIDE,
+    circuit_shape,
     edabit_cost,
     extra_bits,
     generate_edabits,
@@ -232,33 +233,19 @@ def _bits_binary_openings(n: int, f: PrimeField) -> int:
     return 14 + 2 + checks + _sum_layers(n, EDABIT_BITS) + 2 + _sum_layers(n, loose) + _ripple_layers(full)
 
 
-def _zero() -> AuthBits:
-    ctx = BinaryContext(0, 2, np.zeros(2, dtype=np.uint64))
-    return AuthBits(ctx, np.zeros(1, np.uint8), np.zeros((1, 2), np.uint64))
-
-
-def _layers(circuit: Any) -> int:
-    """The AND layers (rounds of openings) of one of ``protocols.binary.edabits``' circuits."""
-    zero, layers = _zero(), 0
-    try:
-        request = circuit.send(None)
-        while True:
-            layers += 1
-            request = circuit.send([zero] * len(request[0]))
-    except StopIteration:
-        return layers
-
-
 def _sum_layers(n: int, bits: int) -> int:
     """The AND layers of ``sum_numbers`` over ``n`` numbers of ``bits`` bits (edaBit generation)."""
-    zero = _zero()
-    return _layers(sum_numbers([[zero] * bits for _ in range(n)], bits + extra_bits(n, bits)))
+    width = bits + extra_bits(n, bits)
+    return circuit_shape(
+        lambda plane: sum_numbers([[plane() for _ in range(bits)] for _ in range(n)], width)
+    )[1]
 
 
 def _ripple_layers(bits: int) -> int:
     """The AND layers of ``ripple_add`` on two numbers of ``bits`` bits (an edaBit bucket check)."""
-    zero = _zero()
-    return _layers(ripple_add([zero] * bits, [zero] * bits))
+    return circuit_shape(
+        lambda plane: ripple_add([plane() for _ in range(bits)], [plane() for _ in range(bits)])
+    )[1]
 
 
 def _bits_expected(inputs: Inputs, n: int) -> list[Any]:

@@ -382,6 +382,30 @@ def install(attack: Attack, monkeypatch: pytest.MonkeyPatch, hits: list[int], li
         monkeypatch.setattr(BitSession, "open_unchecked", open_bin)
 
 
+def assert_caught(
+    results: list[Any],
+    returned: dict[int, Any],
+    hits: int,
+    n: int,
+    cheater: int,
+    detector: type[AbortError],
+    text: str,
+    what: str,
+) -> list[int]:
+    """The cheat fired, every honest party aborted, none returned ``what``, and some honest party
+    raised ``detector`` itself with ``text`` in it; the honest parties' ids."""
+    assert hits, "the cheat never fired"
+    honest = [i for i in range(n) if i != cheater]
+    for i in honest:
+        assert isinstance(results[i], AbortError), f"honest party {i} gave {results[i]!r}"
+    leaked = sorted(set(returned) & set(honest))
+    assert not leaked, f"{what} were returned at honest parties {leaked}"
+    own = [results[i] for i in honest if isinstance(results[i], detector) and not results[i].remote]
+    assert own, f"no honest party raised {detector.__name__} itself: {results!r}"
+    assert any(text in str(e) for e in own), f"{text!r} not in {own!r}"
+    return honest
+
+
 async def attack_prog(
     s: Session, parties: Sequence[BinaryParty], cheater: int, count: int, returned: dict[int, Any]
 ) -> Any:
@@ -422,15 +446,7 @@ async def test_cheat_is_caught_by_every_honest_party(
 ) -> None:
     attack = ATTACKS[name]
     results, returned, hits, _ = await run_attack(attack, n, cheater, True, monkeypatch)
-    assert hits, "the cheat never fired"
-    honest = [i for i in range(n) if i != cheater]
-    for i in honest:
-        assert isinstance(results[i], AbortError), f"honest party {i} gave {results[i]!r}"
-    leaked = sorted(set(returned) & set(honest))
-    assert not leaked, f"daBits were returned at honest parties {leaked}"
-    own = [results[i] for i in honest if isinstance(results[i], attack.detector) and not results[i].remote]
-    assert own, f"no honest party raised {attack.detector.__name__} itself: {results!r}"
-    assert any(attack.text in str(e) for e in own), f"{attack.text!r} not in {own!r}"
+    assert_caught(results, returned, hits, n, cheater, attack.detector, attack.text, "daBits")
 
 
 @pytest.mark.slow

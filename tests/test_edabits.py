@@ -28,7 +28,15 @@ from typing import Any
 import numpy as np
 import pytest
 from test_binary import deal, deltas_of, held, reconstruct, setup_prog
-from test_dabits import alpha_of, field_held, field_reconstruct, raise_any, run_honest, run_with
+from test_dabits import (
+    alpha_of,
+    assert_caught,
+    field_held,
+    field_reconstruct,
+    raise_any,
+    run_honest,
+    run_with,
+)
 
 import protocols.binary.edabits as edabits_module
 from protocols.binary import AuthBits, BinaryContext, BinaryParty, BitSession
@@ -470,30 +478,6 @@ async def run_installed(
     )
     assert setup == [True] * n
     return results, returned, parties
-
-
-def assert_caught(
-    results: list[Any],
-    returned: dict[int, Any],
-    hits: int,
-    n: int,
-    cheater: int,
-    detector: type[AbortError],
-    text: str,
-    what: str,
-) -> list[int]:
-    """The cheat fired, every honest party aborted, none returned ``what``, and some honest party
-    raised ``detector`` itself with ``text`` in it; the honest parties' ids."""
-    assert hits, "the cheat never fired"
-    honest = [i for i in range(n) if i != cheater]
-    for i in honest:
-        assert isinstance(results[i], AbortError), f"honest party {i} gave {results[i]!r}"
-    leaked = sorted(set(returned) & set(honest))
-    assert not leaked, f"{what} were returned at honest parties {leaked}"
-    own = [results[i] for i in honest if isinstance(results[i], detector) and not results[i].remote]
-    assert own, f"no honest party raised {detector.__name__} itself: {results!r}"
-    assert any(text in str(e) for e in own), f"{text!r} not in {own!r}"
-    return honest
 
 
 async def run_attack(

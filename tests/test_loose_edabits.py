@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pytest
 from test_binary import deltas_of, held, reconstruct
-from test_dabits import alpha_of, field_held, field_reconstruct, raise_any, run_honest
-from test_edabits import CHEATER, assert_caught, check_edabits, edabit_prog, run_installed
+from test_dabits import alpha_of, assert_caught, field_held, field_reconstruct, raise_any, run_honest
+from test_edabits import CHEATER, check_edabits, edabit_prog, run_installed
 
 import protocols.binary.edabits as edabits_module
 from protocols.binary import AuthBits, BinaryParty, BitSession

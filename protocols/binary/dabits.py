@@ -69,7 +69,7 @@ from ..commitments import coin_toss
 from ..errors import PreprocessingError
 from ..prg import PRG
 from ..shares import SharedArray
-from .bits import U64, AuthBits, BinaryContext, uniform_values
+from .bits import U64, AuthBits, uniform_values
 from .check import sub_seed
 
 if TYPE_CHECKING:
@@ -278,7 +278,7 @@ def compress(columns: Sequence[Columns], zero: Column) -> Gates[list[Column | No
     for stage in stages:
         lefts: list[AuthBits] = []
         rights: list[AuthBits] = []
-        plan: list[tuple[int, int, int, int, AuthBits | None, AuthBits | None]] = []
+        plan: list[tuple[int, int, int, int, AuthBits | None]] = []
         for q, row in enumerate(stage):
             while len(cols[q]) < len(row):
                 cols[q].append(None)
@@ -294,11 +294,11 @@ def compress(columns: Sequence[Columns], zero: Column) -> Gates[list[Column | No
                 if ha:
                     lefts.append(col[3 * fa : 3 * fa + 1])
                     rights.append(col[3 * fa + 1 : 3 * fa + 2])
-                plan.append((q, t, fa, ha, z, None))
+                plan.append((q, t, fa, ha, z))
         products = yield (lefts, rights)
         at = 0
         incoming: dict[tuple[int, int], list[AuthBits]] = {}
-        for q, t, fa, ha, z, _ in plan:
+        for q, t, fa, ha, z in plan:
             col = cols[q][t]
             assert col is not None
             used = 3 * fa + 2 * ha
@@ -337,27 +337,21 @@ def compress(columns: Sequence[Columns], zero: Column) -> Gates[list[Column | No
 def compress_shape(heights: Sequence[Sequence[int]]) -> tuple[int, int]:
     """``(AND gates, AND layers)`` of ``compress`` on columns of these heights (``heights[q][t]``):
     both depend on the heights only."""
+    from .edabits import circuit_shape
+
     stages, cols = dadda_stages(heights)
     ands = sum(fa + ha for stage in stages for row in stage for fa, ha in row)
     layers = len(stages)
     width = max(len(c) for c in cols)
     present = [[any(t < len(c) and c[t] > r for c in cols) for t in range(width)] for r in range(2)]
-    plane = AuthBits(
-        BinaryContext(0, 2, np.zeros(2, dtype=U64)), np.zeros(1, np.uint8), np.zeros((1, 2), U64)
+    adder_ands, adder_layers = circuit_shape(
+        lambda plane: prefix_add(
+            [plane() if present[0][t] else None for t in range(width)],
+            [plane() if present[1][t] else None for t in range(width)],
+        )
     )
-    circuit = prefix_add(
-        [plane if present[0][t] else None for t in range(width)],
-        [plane if present[1][t] else None for t in range(width)],
-    )
-    try:
-        request = circuit.send(None)  # type: ignore[arg-type]
-        while True:
-            layers += 1
-            ands += len(request[0]) * len(cols)  # the final planes hold one bit per check
-            request = circuit.send([plane] * len(request[0]))
-    except StopIteration:
-        pass
-    return ands, layers
+    # the final planes hold one bit per check
+    return ands + adder_ands * len(cols), layers + adder_layers
 
 
 def padded_height(selected: int) -> int:
@@ -430,13 +424,11 @@ async def _generate(s: Session, bs: BitSession, count: int) -> tuple[SharedArray
     for g, (lo, hi) in enumerate(parts):
         weights = PRG(sub_seed(seed, "weights", g)).random_words((plan.checks, hi - lo))
         weights &= U64((1 << plan.m) - 1)
+        chunk_f = b_f[np.arange(lo, hi)]
         for c in range(plan.checks):
             q = g * plan.checks + c
             w = weights[c]
-            ys.append(
-                b_f[np.arange(lo, hi)].mul_public_field(f.from_ints(w)).sum()
-                + r_field[np.arange(q, q + 1)].sum()
-            )
+            ys.append(chunk_f.mul_public_field(f.from_ints(w)).sum() + r_field[np.arange(q, q + 1)].sum())
             cols: Columns = []
             for t in range(plan.width):
                 sel: list[AuthBits] = []
@@ -450,18 +442,12 @@ async def _generate(s: Session, bs: BitSession, count: int) -> tuple[SharedArray
                     sel.append(rb[q * plan.width + t : q * plan.width + t + 1])
                 cols.append(AuthBits.concat(sel))
             columns.append(cols)
-    zero = AuthBits(ctx, np.zeros(1, np.uint8), np.zeros((1, 2), U64))
     heights = check_heights(parts, plan, n)
     assert heights == [[c_.size for c_ in cols] for cols in columns]
     supply = AndSupply(bs, compress_shape(heights)[0])
-    planes = await run_gates(bs, supply, compress(columns, zero))
+    planes = await run_gates(bs, supply, compress(columns, solid(ctx, None, 1)))
     del columns
-    z = AuthBits.concat(
-        [
-            p if p is not None else AuthBits(ctx, np.zeros(q_all, np.uint8), np.zeros((q_all, 2), U64))
-            for p in planes
-        ]
-    )
+    z = AuthBits.concat([solid(ctx, p, q_all) for p in planes])
     (y_open,) = await s.open_unchecked([SharedArray.concat(ys)])
     (z_open,) = await bs.open_unchecked([z])
     # 4. MAC checks first: the comparison below then runs on the same, authentic values everywhere

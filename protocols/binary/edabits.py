@@ -318,24 +318,30 @@ async def run_gates(bs: BitSession, supply: AndSupply, circuit: Gates[T]) -> T:
         return done.value  # type: ignore[no-any-return]
 
 
-def count_ands(make: Callable[[Callable[[], AuthBits]], Gates[Any]]) -> int:
-    """The ANDs per element of a circuit: ``make(plane)`` builds it from one-element planes
-    ``plane()``; the count does not depend on the values."""
+def circuit_shape(make: Callable[[Callable[[], AuthBits]], Gates[Any]]) -> tuple[int, int]:
+    """``(ANDs per element, AND layers)`` of a circuit: ``make(plane)`` builds it from one-element
+    planes ``plane()``; neither depends on the values."""
     ctx = BinaryContext(0, 2, np.zeros(2, dtype=U64))
 
     def plane() -> AuthBits:
         return AuthBits(ctx, np.zeros(1, np.uint8), np.zeros((1, 2), U64))
 
     circuit = make(plane)
-    total = 0
+    ands = layers = 0
     try:
         request = circuit.send(None)  # type: ignore[arg-type]
         while True:
             lefts, _ = request
-            total += sum(v.size for v in lefts)
+            ands += sum(v.size for v in lefts)
+            layers += 1
             request = circuit.send([plane() for _ in lefts])
     except StopIteration:
-        return total
+        return ands, layers
+
+
+def count_ands(make: Callable[[Callable[[], AuthBits]], Gates[Any]]) -> int:
+    """The ANDs per element of a circuit (``circuit_shape``)."""
+    return circuit_shape(make)[0]
 
 
 def sum_circuit_ands(parties: int, k: int) -> int:
@@ -545,6 +551,7 @@ def _mismatches(f: PrimeField, field_open: np.ndarray, bits_open: np.ndarray, si
 
 __all__ = [
     "AndSupply",
+    "circuit_shape",
     "edabit_cost",
     "edabit_log2_failure",
     "edabit_parameters",
