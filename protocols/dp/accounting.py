@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
+from dp_accounting.pld import common
 from dp_accounting.pld import privacy_loss_distribution as pld
 
 DISCRETIZATION = 1e-4  # the PLD's privacy-loss grid (pessimistic rounding: epsilon only grows)
@@ -71,6 +72,32 @@ class Binomial:
         return _binomial_pld(self.m, self.sensitivity)
 
 
+@dataclass(frozen=True)
+class EpsDelta:
+    """Any ``(epsilon, delta)``-DP computation, whatever its mechanisms: what a ledger charges for a
+    program's declared cost before the program runs (its outputs are then held to that cost). The
+    library's PLD for it is the worst case over all such mechanisms, so composing it is sound."""
+
+    epsilon: float
+    delta: float
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.epsilon, (int, float)) and math.isfinite(self.epsilon) and self.epsilon > 0):
+            raise ValueError(f"epsilon must be a positive number, got {self.epsilon!r}")
+        if not (isinstance(self.delta, (int, float)) and 0 < self.delta < 1):
+            raise ValueError(f"delta must be in (0, 1), got {self.delta!r}")
+
+    def pld(self) -> pld.PrivacyLossDistribution:
+        return _epsdelta_pld(float(self.epsilon), float(self.delta))
+
+
+@lru_cache(maxsize=256)
+def _epsdelta_pld(epsilon: float, delta: float) -> pld.PrivacyLossDistribution:
+    return pld.from_privacy_parameters(
+        common.DifferentialPrivacyParameters(epsilon, delta), value_discretization_interval=DISCRETIZATION
+    )
+
+
 @lru_cache(maxsize=256)
 def _gaussian_pld(sigma2: Fraction, sensitivity: int) -> pld.PrivacyLossDistribution:
     """(Cached: the library tabulates about ``10 sigma`` integers, seconds at ``sigma = 10^5``; a
@@ -88,7 +115,7 @@ def _binomial_pld(m: int, sensitivity: int) -> pld.PrivacyLossDistribution:
     )
 
 
-Mechanism = DiscreteGaussian | Binomial
+Mechanism = DiscreteGaussian | Binomial | EpsDelta
 
 
 class Accountant:
@@ -127,20 +154,22 @@ def _target(epsilon: float, delta: float, sensitivity: int) -> None:
     _positive_int(sensitivity, "the sensitivity")
 
 
-def _meets(mechanism: Mechanism, epsilon: float, delta: float) -> bool:
+def _meets(mechanism: Mechanism, epsilon: float, delta: float, count: int = 1) -> bool:
     acc = Accountant()
-    acc.add(mechanism)
+    acc.add(mechanism, count)
     return acc.epsilon(delta) <= epsilon
 
 
 @lru_cache(maxsize=256)
-def calibrate_sigma2(epsilon: float, delta: float, sensitivity: int = 1) -> Fraction:
-    """The smallest ``sigma2`` (to 1 part in 1,000, rounded up to a rational) whose discrete Gaussian
-    is ``(epsilon, delta)``-DP by the accountant."""
+def calibrate_sigma2(epsilon: float, delta: float, sensitivity: int = 1, count: int = 1) -> Fraction:
+    """The smallest ``sigma2`` (to 1 part in 1,000, rounded up to a rational) whose discrete Gaussian,
+    composed ``count`` times, is ``(epsilon, delta)``-DP by the accountant (``count`` outputs that
+    share one target: a mean's noisy sum and count, a histogram's bins that one row can change)."""
     _target(epsilon, delta, sensitivity)
+    _positive_int(count, "count")
 
     def ok(s2: Fraction) -> bool:
-        return _meets(DiscreteGaussian(s2, sensitivity), epsilon, delta)
+        return _meets(DiscreteGaussian(s2, sensitivity), epsilon, delta, count)
 
     hi = Fraction(sensitivity * sensitivity)
     while not ok(hi):
@@ -156,16 +185,19 @@ def calibrate_sigma2(epsilon: float, delta: float, sensitivity: int = 1) -> Frac
 
 
 @lru_cache(maxsize=256)
-def calibrate_coins(epsilon: float, delta: float, sensitivity: int = 1) -> int:
-    """The fewest coins ``m`` (even, so that ``m / 2`` is an integer) whose binomial noise is
-    ``(epsilon, delta)``-DP by the accountant (to within 1%: the search steps by 1% of ``m``)."""
+def calibrate_coins(epsilon: float, delta: float, sensitivity: int = 1, count: int = 1) -> int:
+    """The fewest coins ``m`` (even, so that ``m / 2`` is an integer) whose binomial noise, composed
+    ``count`` times, is ``(epsilon, delta)``-DP by the accountant (to within 1%: the search steps by
+    1% of ``m``)."""
     _target(epsilon, delta, sensitivity)
+    _positive_int(count, "count")
 
     def ok(m: int) -> bool:
-        return _meets(Binomial(m, sensitivity), epsilon, delta)
+        return _meets(Binomial(m, sensitivity), epsilon, delta, count)
 
     # start from the Gaussian of the same variance (m / 4 = sigma2), then walk
-    m = max(2 * sensitivity, 2 * math.ceil(2 * float(calibrate_sigma2(epsilon, delta, sensitivity))))
+    g = calibrate_sigma2(epsilon, delta, sensitivity, count)
+    m = max(2 * sensitivity, 2 * math.ceil(2 * float(g)))
     while not ok(m):
         m += max(2, 2 * (m // 200))
     while m > 2 and ok(m - max(2, 2 * (m // 200))):
@@ -173,4 +205,65 @@ def calibrate_coins(epsilon: float, delta: float, sensitivity: int = 1) -> int:
     return m
 
 
-__all__ = ["Accountant", "Binomial", "DiscreteGaussian", "calibrate_coins", "calibrate_sigma2", "zcdp_rho"]
+def _noise(mechanism: str, t: Fraction, units: int) -> Mechanism:
+    """The noise of a group member with sensitivity ``units`` at common level ``t`` (``sigma2 / units^2``)."""
+    if mechanism == "gaussian":
+        return DiscreteGaussian(t * units * units, units)
+    return Binomial(max(2 * units, 2 * math.ceil(2 * t * units * units)), units)
+
+
+@lru_cache(maxsize=256)
+def calibrate_group(
+    epsilon: float, delta: float, units: tuple[int, ...], mechanism: str = "gaussian"
+) -> Fraction:
+    """The common level ``t`` for outputs that share one ``(epsilon, delta)``: output ``i`` (sensitivity
+    ``units[i]``) gets ``sigma2_i = t units[i]^2`` (binomial: ``m_i``, the even number nearest above
+    ``4 t units[i]^2``), the smallest ``t`` (to 1 part in 1,000) whose outputs, all of them composed,
+    meet the target by the accountant. Equal signal-to-noise ratios: the natural split, and the one a
+    continuous Gaussian would make exact. ``group_noise`` gives the mechanisms."""
+    if not units:
+        raise ValueError("a group needs at least one output")
+    for u in units:
+        _target(epsilon, delta, u)
+    if mechanism not in ("gaussian", "binomial"):
+        raise ValueError(f"unknown mechanism {mechanism!r}")
+
+    def ok(t: Fraction) -> bool:
+        acc = Accountant()
+        for u in units:
+            acc.add(_noise(mechanism, t, u))
+        return acc.epsilon(delta) <= epsilon
+
+    hi = Fraction(1)
+    while not ok(hi):
+        hi *= 2
+    lo = Fraction(0)
+    while hi - lo > hi / 1000:
+        mid = (lo + hi) / 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    t = hi.limit_denominator(1000)
+    return t if t >= hi or ok(t) else hi
+
+
+def group_noise(epsilon: float, delta: float, units: tuple[int, ...], mechanism: str, u: int) -> Mechanism:
+    """The mechanism of the group member with sensitivity ``u`` (``calibrate_group``)."""
+    if u not in units:
+        raise ValueError(f"sensitivity {u} is not in the group {units}")
+    return _noise(mechanism, calibrate_group(epsilon, delta, units, mechanism), u)
+
+
+__all__ = [
+    "Accountant",
+    "Binomial",
+    "DiscreteGaussian",
+    "EpsDelta",
+    "Mechanism",
+    "calibrate_coins",
+    "calibrate_group",
+    "calibrate_sigma2",
+    "group_noise",
+    "zcdp_rho",
+]

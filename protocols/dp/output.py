@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from .accounting import calibrate_coins, calibrate_sigma2
+from .accounting import (
+    Binomial,
+    DiscreteGaussian,
+    Mechanism,
+    calibrate_coins,
+    calibrate_sigma2,
+    group_noise,
+)
 from .noise import binomial, distributed_gaussian
 
 if TYPE_CHECKING:
@@ -47,6 +54,8 @@ class DP:
     rho: float | None = None
     mechanism: str = "gaussian"
     scale: int = 1
+    group: tuple[int, ...] | None = None
+    touches: int | None = None
 
     def __post_init__(self) -> None:
         if self.mechanism not in MECHANISMS:
@@ -71,6 +80,16 @@ class DP:
             raise ValueError("a DP output needs epsilon and delta, or rho")
         elif not self.epsilon > 0 or not 0 < self.delta < 1:
             raise ValueError(f"need epsilon > 0 and 0 < delta < 1, got {self.epsilon!r}, {self.delta!r}")
+        if self.group is not None:
+            if not isinstance(self.group, tuple) or not self.group or self.units not in self.group:
+                raise ValueError(
+                    f"group must be a tuple of the sensitivities (in units) of every output sharing this "
+                    f"guarantee, this one's ({self.units}) among them; got {self.group!r}"
+                )
+        if self.touches is not None and (
+            isinstance(self.touches, bool) or not isinstance(self.touches, int) or self.touches <= 0
+        ):
+            raise ValueError(f"touches must be a positive int, got {self.touches!r}")
 
     @property
     def units(self) -> int:
@@ -79,14 +98,35 @@ class DP:
 
     def sigma2(self) -> Fraction:
         """The discrete Gaussian variance parameter one party's draw needs."""
-        if self.rho is not None:
-            return Fraction(self.units * self.units) / (2 * Fraction(self.rho))
+        if self.rho is not None:  # zCDP composes by adding: each of the group's outputs gets rho / k
+            k = len(self.group) if self.group else 1
+            return Fraction(self.units * self.units * k) / (2 * Fraction(self.rho))
         assert self.epsilon is not None and self.delta is not None
+        if self.group is not None:
+            g = group_noise(self.epsilon, self.delta, self.group, "gaussian", self.units)
+            assert isinstance(g, DiscreteGaussian)
+            return Fraction(g.sigma2)
         return calibrate_sigma2(self.epsilon, self.delta, self.units)
 
     def coins(self) -> int:
         assert self.epsilon is not None and self.delta is not None
+        if self.group is not None:
+            b = group_noise(self.epsilon, self.delta, self.group, "binomial", self.units)
+            assert isinstance(b, Binomial)
+            return b.m
         return calibrate_coins(self.epsilon, self.delta, self.units)
+
+    def noise(self) -> Mechanism:
+        """One element's mechanism, as the accountant sees it."""
+        if self.mechanism == "gaussian":
+            return DiscreteGaussian(self.sigma2(), self.units)
+        return Binomial(self.coins(), self.units)
+
+    def mechanisms(self, size: int) -> list[Mechanism]:
+        """What an output of ``size`` elements costs: one mechanism per element that one row can
+        change (``touches``; all of them when not given), composed."""
+        k = size if self.touches is None else min(size, self.touches)
+        return [self.noise()] * k
 
 
 async def add_noise(s: Session, x: SharedArray, dp: DP) -> SharedArray:
@@ -94,6 +134,9 @@ async def add_noise(s: Session, x: SharedArray, dp: DP) -> SharedArray:
     if not isinstance(dp, DP):
         raise TypeError(f"dp= takes a protocols.dp.DP, got {type(dp).__name__}")
     size = x.size
+    allowance = getattr(s, "privacy", None)
+    if allowance is not None:  # a daemon's session: held to the program's declared cost
+        allowance.spend(dp.mechanisms(size))
     if dp.mechanism == "gaussian":
         noise = await distributed_gaussian(s, dp.sigma2(), size)
     else:
