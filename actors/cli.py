@@ -280,6 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, help="seconds to wait for the other parties to join (daemon's default)"
     )
     sb.add_argument("--json", action="store_true", help="print the full result as JSON")
+    dp = sb.add_argument_group(
+        "differential privacy",
+        "a noisy output, charged to this party's budget for DATASET before anything is opened; every "
+        "party must give the same values (they are part of what the parties agree to run)",
+    )
+    dp.add_argument("--dp", metavar="DATASET", help="the dataset whose privacy budget pays for the output")
+    dp.add_argument("--epsilon", type=float, help="the program's total epsilon")
+    dp.add_argument("--delta", type=float, help="the program's total delta (e.g. 1e-9)")
+    dp.add_argument("--mechanism", choices=["gaussian", "binomial"], help="the noise (default gaussian)")
+    dp.add_argument("--bounds", metavar="LO:HI", help="public clipping bounds for sums and means")
     sb.set_defaults(func=_cmd_submit)
     st = sub.add_parser("status", help="show a running daemon's links, pools, sessions and aborts")
     st.add_argument("--config", required=True, help="the party's TOML file (for its control socket)")

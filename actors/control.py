@@ -1080,6 +1080,31 @@ def read_input(
     return read_table(path, columns, integers=True, bound=bound, limit=MAX_INPUT_ELEMENTS)
 
 
+def dp_request(args: Any) -> dict[str, Any] | None:
+    """The submit's declared DP cost from ``--dp DATASET --epsilon E --delta D [--mechanism M]
+    [--bounds LO:HI]`` (every party must give the same), or None."""
+    dataset = getattr(args, "dp", None)
+    extra = [k for k in ("epsilon", "delta", "bounds", "mechanism") if getattr(args, k, None) is not None]
+    if dataset is None:
+        if extra:
+            raise ValueError(f"--{extra[0]} needs --dp DATASET (the dataset whose budget pays for it)")
+        return None
+    if getattr(args, "epsilon", None) is None or getattr(args, "delta", None) is None:
+        raise ValueError("--dp needs --epsilon and --delta: the program's total privacy cost")
+    out: dict[str, Any] = {"dataset": dataset, "epsilon": args.epsilon, "delta": args.delta}
+    if args.mechanism is not None:
+        out["mechanism"] = args.mechanism
+    if args.bounds is not None:
+        lo, sep, hi = args.bounds.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            out["bounds"] = [float(lo), float(hi)]
+        except ValueError:
+            raise ValueError(f"--bounds takes LO:HI (two numbers), got {args.bounds!r}") from None
+    return out
+
+
 def cmd_submit(args: Any) -> int:
     """``spdz submit``: give this party's input to its daemon, wait, print the result."""
     from .config import load_config
@@ -1094,6 +1119,13 @@ def cmd_submit(args: Any) -> int:
     request: dict[str, Any] = {"op": "submit", "program": args.program, "session": args.session}
     if args.timeout is not None:
         request["timeout"] = args.timeout
+    try:
+        dp = dp_request(args)
+    except ValueError as e:
+        print(f"spdz submit: {e}", file=sys.stderr)
+        return 2
+    if dp is not None:
+        request["dp"] = dp
     values: np.ndarray | None = None
     try:
         values = read_input(Path(args.input), args.column, args.program, cfg.field, cfg.n)

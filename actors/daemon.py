@@ -44,6 +44,7 @@ from protocols.errors import ConfigError
 from protocols.field import get_field
 
 from . import logs, programs
+from .budget import BudgetLedger
 from .config import PartyConfig, load_config
 from .control import MAX_UPLOAD_VALUES, ControlServer, error_reply
 from .jobs import JobGuard, Jobs
@@ -98,12 +99,16 @@ class PartyDaemon:
         self.stopping = False
         self.port: int | None = None
         self.reloads = 0
+        # the privacy budget ledger, opened when the config names budgets (a DP submit to a party
+        # without one is refused by that party: BudgetExceeded at every party)
+        self.ledger = BudgetLedger(cfg.ledger_path, cfg.budgets) if cfg.budgets else None
         self.jobs = Jobs(
             self.party,
             self.registry,
             self.field,
             submit_timeout=self.options.submit_timeout,
             warning=INSECURE_WARNING if self.insecure else None,
+            ledger=self.ledger,
         )
         self.started = 0.0
         self._ready_epoch: int | None = None
@@ -148,6 +153,8 @@ class PartyDaemon:
             await self._serve(task_status)
         finally:
             self.control.close()
+            if self.ledger is not None:
+                self.ledger.close()
 
     async def _serve(self, task_status: trio.TaskStatus[int]) -> None:
         self.started = trio.current_time()

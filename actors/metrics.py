@@ -58,6 +58,29 @@ class StatusCollector:
         for reason, count in sorted(st.get("abort_counts", {}).items()):
             aborts.add_metric([reason], count)
         yield aborts
+        yield from self._budgets(st.get("budgets") or {})
+
+    @staticmethod
+    def _budgets(budgets: dict[str, dict[str, float]]) -> Iterator[Metric]:
+        """The privacy budgets as ``spdz budget`` shows them (as of the last charge)."""
+        families = {
+            key: GaugeMetricFamily(f"spdz_dp_{name}", text, labels=["dataset"])
+            for key, name, text in (
+                ("epsilon", "epsilon_budget", "the dataset's privacy budget: total epsilon allowed"),
+                ("delta", "delta_budget", "the delta at which the budget's epsilon is measured"),
+                ("spent", "epsilon_spent", "epsilon spent on the dataset (the accountant's composition)"),
+                ("remaining", "epsilon_remaining", "epsilon left for the dataset"),
+            )
+        }
+        charges = CounterMetricFamily(
+            "spdz_dp_charges", "sessions charged to the dataset", labels=["dataset"]
+        )
+        for name, row in sorted(budgets.items()):
+            for key, family in families.items():
+                family.add_metric([name], row[key])
+            charges.add_metric([name], row["charges"])
+        yield from families.values()
+        yield charges
 
     @staticmethod
     def _pool(pool: dict[str, Any] | None) -> Iterator[Metric]:

@@ -123,6 +123,7 @@ class Program:
     summary: str
     prepare: Prepare = integer_vector
     render: Render = str
+    dp: str | None = None  # None: exact outputs only; "plain" or "bounds": takes a declared DP cost
 
 
 class Registry:
@@ -138,6 +139,7 @@ class Registry:
         summary: str = "",
         prepare: Prepare = integer_vector,
         render: Render = str,
+        dp: str | None = None,
     ) -> Callable[[Run], Run]:
         """Decorator: register ``coro`` under ``name`` (a second program of one name is an error)."""
         if not name or not name.replace("_", "").isalnum() or not name.isascii():
@@ -147,7 +149,7 @@ class Registry:
             if name in self._programs:
                 raise ValueError(f"a program named {name!r} is already registered")
             doc = summary or (coro.__doc__ or "").strip().split("\n")[0]
-            self._programs[name] = Program(name, coro, doc, prepare, render)
+            self._programs[name] = Program(name, coro, doc, prepare, render, dp)
             return coro
 
         return deco
@@ -282,7 +284,7 @@ def _register_apps(registry: Registry) -> None:
 
     for spec in PROGRAMS:
         deco = registry.register(
-            spec.name, summary=spec.summary, prepare=_app_prepare(spec.parse), render=spec.render
+            spec.name, summary=spec.summary, prepare=_app_prepare(spec.parse), render=spec.render, dp=spec.dp
         )
         deco(spec.run)
 

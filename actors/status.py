@@ -110,5 +110,6 @@ def snapshot(d: PartyDaemon) -> dict[str, Any]:
             for j in d.jobs.recent
         ],
         "aborts": [{"session": s, "reason": r} for s, r in d.party.engine.aborts[-10:]],
+        "budgets": d.jobs.budget_status,
         "abort_counts": dict(d.party.engine.abort_counts),
     }

@@ -142,10 +142,12 @@ class Daemons:
         field: str = "p61",
         party_args: dict[int, tuple[str, ...]] | None = None,
         config: dict[str, Any] | None = None,
+        env: dict[int, dict[str, str]] | None = None,
     ) -> None:
         self.root = root
         self.n = n
         self.party_args = party_args or {}
+        self.extra_env = env or {}
         make_cluster(root, n)
         ports = free_ports(2 * n)
         self.metrics_ports = ports[n:] if metrics else [None] * n
@@ -180,6 +182,7 @@ class Daemons:
     def env(self, i: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("RUNTIME_DIRECTORY", "STATE_DIRECTORY")}
         env.update(NOTIFY_SOCKET=self.notify[i].env, WATCHDOG_USEC="1000000", SPDZ_THREADS="1")
+        env.update(self.extra_env.get(i, {}))
         return env
 
     def log_path(self, i: int) -> Path:

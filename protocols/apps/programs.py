@@ -61,6 +61,7 @@ class Spec:
     summary: str
     parse: Callable[[Sequence[Any]], np.ndarray]
     render: Callable[[Any], str]
+    dp: str | None = None  # takes a declared DP cost: "plain", or "bounds" (needs clipping bounds)
 
     @classmethod
     def of(
@@ -69,9 +70,10 @@ class Spec:
         run: Callable[[Session, np.ndarray], Awaitable[Any]],
         parse: Callable[[Sequence[Any]], np.ndarray],
         summary: str | None = None,
+        dp: str | None = None,
     ) -> Spec:
         """A spec whose summary is ``summary`` or the program's docstring on one line."""
-        return cls(name, run, " ".join((summary or run.__doc__ or "").split()), parse, _render)
+        return cls(name, run, " ".join((summary or run.__doc__ or "").split()), parse, _render, dp)
 
 
 def _number(v: Any, where: str) -> float:
@@ -181,14 +183,32 @@ def _render(result: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------- statistics
+def _declared(s: Session) -> Any:
+    """The session's declared DP cost (``protocols.dp.allowance.Declared``), or None: an exact output."""
+    allowance = getattr(s, "privacy", None)
+    return None if allowance is None else allowance.declared
+
+
+def _dp_note(declared: Any) -> dict[str, Any]:
+    return {"dp": declared.describe()} if declared is not None else {}
+
+
 async def count_program(s: Session, values: np.ndarray) -> dict[str, Any]:
-    """Number of rows over all parties. Reveals the total only (not each party's count)."""
-    return {"count": await stats.count(s, _column_rows(values))}
+    """Number of rows over all parties. Reveals the total only (not each party's count). With a
+    declared DP cost (``spdz submit --dp ...``): the total plus noise for one row."""
+    d = _declared(s)
+    dp = None if d is None else d.dp()
+    return {"count": await stats.count(s, _column_rows(values), dp=dp), **_dp_note(d)}
 
 
 async def sum_program(s: Session, values: np.ndarray) -> dict[str, Any]:
-    """Sum of every party's values (per column). Reveals the sums only."""
-    return {"sum": await stats.total(s, _column_rows(values))}
+    """Sum of every party's values (per column). Reveals the sums only. With a declared DP cost: one
+    column, clamped by every owner to the declared bounds, plus noise for one row."""
+    d = _declared(s)
+    if d is None:
+        return {"sum": await stats.total(s, _column_rows(values))}
+    got = await stats.total(s, _column_rows(values), dp=d.dp(), bounds=d.bounds)
+    return {"sum": got, **_dp_note(d)}
 
 
 async def mean_program(s: Session, values: np.ndarray) -> dict[str, Any]:
@@ -327,8 +347,8 @@ async def _announce(s: Session, role: int, d: int) -> list[float]:
 
 
 PROGRAMS: tuple[Spec, ...] = (
-    Spec.of("stats_count", count_program, parse_numbers),
-    Spec.of("stats_sum", sum_program, _nonempty),
+    Spec.of("stats_count", count_program, parse_numbers, dp="plain"),
+    Spec.of("stats_sum", sum_program, _nonempty, dp="bounds"),
     Spec.of("stats_mean", mean_program, _nonempty),
     Spec.of("stats_variance", variance_program, _nonempty),
     Spec.of("stats_covariance", covariance_program, _table_parse),

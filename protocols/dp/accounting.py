@@ -132,6 +132,13 @@ class Accountant:
         self._pld = step if self._pld is None else self._pld.compose(step)
         self.mechanisms.extend([mechanism] * count)
 
+    def copy(self) -> Accountant:
+        """An accountant with the same outputs (composition makes new distributions: nothing shared
+        is ever changed)."""
+        c = Accountant()
+        c._pld, c.mechanisms = self._pld, list(self.mechanisms)
+        return c
+
     def epsilon(self, delta: float) -> float:
         if not 0 < delta < 1:
             raise ValueError(f"delta must be in (0, 1), got {delta!r}")
