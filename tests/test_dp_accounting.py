@@ -9,6 +9,7 @@ from fractions import Fraction
 
 import dp_accounting
 import pytest
+from dp_accounting.pld import common
 from dp_accounting.pld import privacy_loss_distribution as pld
 from dp_accounting.rdp import RdpAccountant
 
@@ -38,13 +39,24 @@ def test_a_mixed_sequence_totals_what_the_library_composes() -> None:
     g3 = pld.from_discrete_gaussian_mechanism(
         30.0, sensitivity=3, value_discretization_interval=DISCRETIZATION
     )
+    # the binomial's distribution from its two pmfs on a window of the support (the shifted one's
+    # tails, below 10^-30, given to an outcome of infinite loss)
     b = Binomial(1600, 2)
+    upper = b.log_pmf_window(2)
+    upper["tail"] = math.log(1e-30)  # type: ignore[index]
     bl = pld.from_two_probability_mass_functions(
-        b.log_pmf(0), b.log_pmf(2), value_discretization_interval=DISCRETIZATION
+        b.log_pmf_window(0), upper, value_discretization_interval=DISCRETIZATION
     )
     total = g.self_compose(2).compose(g3).compose(bl.self_compose(2))
+    # and on the whole support: a looser bound (the library truncates the wider compositions'
+    # tails pessimistically), above the window's but within 10^-5 of it
+    full = pld.from_two_probability_mass_functions(
+        b.log_pmf(0), b.log_pmf(2), value_discretization_interval=DISCRETIZATION
+    )
+    loose = g.self_compose(2).compose(g3).compose(full.self_compose(2))
     for delta in (1e-5, 1e-9, 1e-12):
         assert acc.epsilon(delta) == pytest.approx(total.get_epsilon_for_delta(delta), rel=1e-9)
+        assert 0 <= loose.get_epsilon_for_delta(delta) - acc.epsilon(delta) < 1e-5 * acc.epsilon(delta)
     assert len(acc.mechanisms) == 5
 
 
@@ -141,3 +153,69 @@ def test_coin_calibration_meets_the_target_with_about_the_gaussians_variance(eps
 def test_bad_parameters_are_refused(call: object, text: str) -> None:
     with pytest.raises(ValueError, match=text):
         call()  # type: ignore[operator]
+
+
+def test_a_declared_cost_composes_as_the_librarys_epsilon_delta_mechanism() -> None:
+    """``EpsDelta`` (what a ledger charges for a program's declared cost) is the library's worst case
+    for (epsilon, delta)-DP: one charge is exactly its epsilon at its delta, two compose to twice
+    the epsilon at twice the delta (basic composition is tight for it) and to infinity at the
+    single delta; mixed with a Gaussian the total is the library's composition."""
+    from protocols.dp.accounting import EpsDelta
+
+    one = Accountant()
+    one.add(EpsDelta(0.6, DELTA))
+    assert one.epsilon(DELTA) == pytest.approx(0.6, abs=1e-3)
+    two = one.copy()
+    two.add(EpsDelta(0.6, DELTA))
+    assert one.epsilon(DELTA) == pytest.approx(0.6, abs=1e-3)  # the copy left the original alone
+    assert two.epsilon(2 * DELTA + 1e-15) == pytest.approx(1.2, abs=1e-3)
+    assert math.isinf(two.epsilon(DELTA))
+    mixed = one.copy()
+    mixed.add(DiscreteGaussian(Fraction(100)))
+    lib = pld.from_privacy_parameters(
+        common.DifferentialPrivacyParameters(0.6, DELTA), value_discretization_interval=DISCRETIZATION
+    ).compose(pld.from_discrete_gaussian_mechanism(10.0, value_discretization_interval=DISCRETIZATION))
+    assert mixed.epsilon(1e-6) == pytest.approx(lib.get_epsilon_for_delta(1e-6), rel=1e-9)
+    with pytest.raises(ValueError, match="epsilon must be a positive number"):
+        EpsDelta(0.0, DELTA)
+    with pytest.raises(ValueError, match="delta must be in"):
+        EpsDelta(1.0, 1.5)
+
+
+@pytest.mark.parametrize("mechanism", ["gaussian", "binomial"])
+def test_a_group_of_outputs_meets_its_one_target_and_no_less_noise_would(mechanism: str) -> None:
+    """``calibrate_group`` for a count (1 unit) and a sum (40 units) under one epsilon: all the outputs
+    composed meet the target; 1% less noise for every member would not. Each member's noise scales
+    with its sensitivity squared (equal signal-to-noise)."""
+    from protocols.dp.accounting import calibrate_group, group_noise
+
+    units = (1, 40)
+    t = calibrate_group(1.0, DELTA, units, mechanism)
+    ms = [group_noise(1.0, DELTA, units, mechanism, u) for u in units]
+    acc = Accountant()
+    for m in ms:
+        acc.add(m)
+    assert acc.epsilon(DELTA) <= 1.0
+    less = Accountant()
+    for u in units:
+        if mechanism == "gaussian":
+            less.add(DiscreteGaussian(t * Fraction(99, 100) * u * u, u))
+        else:
+            less.add(Binomial(2 * math.floor(2 * float(t) * 0.99 * u * u), u))
+    assert less.epsilon(DELTA) > 1.0
+    if mechanism == "gaussian":
+        assert [m.sigma2 for m in ms] == [t * u * u for u in units]  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="not in the group"):
+        group_noise(1.0, DELTA, units, mechanism, 2)
+
+
+def test_a_calibration_for_several_outputs_needs_more_noise_than_for_one() -> None:
+    """``count=k``: k equal outputs under one target. For k = 2 the variance is about twice one
+    output's (Gaussians compose like the square root of their number), and the pair meets the target."""
+    one = calibrate_sigma2(1.0, DELTA)
+    two = calibrate_sigma2(1.0, DELTA, count=2)
+    assert 1.5 * one < two < 2.5 * one
+    acc = Accountant()
+    acc.add(DiscreteGaussian(two), count=2)
+    assert acc.epsilon(DELTA) <= 1.0
+    assert calibrate_coins(1.0, DELTA, count=2) > calibrate_coins(1.0, DELTA)

@@ -25,10 +25,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
+import numpy as np
 from dp_accounting.pld import common
 from dp_accounting.pld import privacy_loss_distribution as pld
+from scipy.special import gammaln  # dp-accounting's own dependency
 
 DISCRETIZATION = 1e-4  # the PLD's privacy-loss grid (pessimistic rounding: epsilon only grows)
+TAIL = 1e-30  # binomial mass left out of a privacy loss distribution's window, counted as infinite loss
 
 
 def _positive_int(x: object, what: str) -> int:
@@ -67,6 +70,20 @@ class Binomial:
         m = self.m
         top = math.lgamma(m + 1) - m * math.log(2)
         return {k + shift: top - math.lgamma(k + 1) - math.lgamma(m - k + 1) for k in range(m + 1)}
+
+    def window(self) -> tuple[int, int]:
+        """The outcomes ``[lo, hi]`` outside of which ``Bin(m, 1/2)`` has less than ``TAIL / 2`` of its
+        mass, by Hoeffding (``P[|X - m/2| >= t] <= 2 exp(-2 t^2 / m)``)."""
+        t = math.ceil(math.sqrt(self.m * math.log(4 / TAIL) / 2))
+        return max(0, self.m // 2 - t), min(self.m, self.m // 2 + t)
+
+    def log_pmf_window(self, shift: int = 0) -> dict[int, float]:
+        """``log_pmf`` on ``window()`` only (vectorised): the tails are far below any delta."""
+        lo, hi = self.window()
+        k = np.arange(lo, hi + 1, dtype=np.float64)
+        m = float(self.m)
+        logs = gammaln(m + 1) - m * math.log(2) - gammaln(k + 1) - gammaln(m - k + 1)
+        return dict(zip((np.arange(lo, hi + 1) + shift).tolist(), logs.tolist(), strict=True))
 
     def pld(self) -> pld.PrivacyLossDistribution:
         return _binomial_pld(self.m, self.sensitivity)
@@ -109,10 +126,16 @@ def _gaussian_pld(sigma2: Fraction, sensitivity: int) -> pld.PrivacyLossDistribu
 
 @lru_cache(maxsize=256)
 def _binomial_pld(m: int, sensitivity: int) -> pld.PrivacyLossDistribution:
+    """From the two pmfs (``Bin(m, 1/2)`` and its shift by the sensitivity) on their windows: a few
+    ``sqrt(m)`` outcomes instead of ``m``. What the windows leave out of the shifted distribution
+    (below ``TAIL``) is given to one outcome of its own that the unshifted one never takes, which
+    the library counts as infinite privacy loss: the pessimistic side, ``TAIL`` (10^-30) far below
+    any delta."""
     b = Binomial(m, sensitivity)
-    return pld.from_two_probability_mass_functions(
-        b.log_pmf(0), b.log_pmf(sensitivity), value_discretization_interval=DISCRETIZATION
-    )
+    lower, upper = b.log_pmf_window(0), b.log_pmf_window(sensitivity)
+    if len(upper) < m + 1:
+        upper["tail"] = math.log(TAIL)  # type: ignore[index]
+    return pld.from_two_probability_mass_functions(lower, upper, value_discretization_interval=DISCRETIZATION)
 
 
 Mechanism = DiscreteGaussian | Binomial | EpsDelta
