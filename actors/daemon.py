@@ -44,7 +44,6 @@ from protocols.errors import ConfigError
 from protocols.field import get_field
 
 from . import logs, programs
-from .budget import BudgetLedger
 from .config import PartyConfig, load_config
 from .control import MAX_UPLOAD_VALUES, ControlServer, error_reply
 from .jobs import JobGuard, Jobs
@@ -99,16 +98,15 @@ class PartyDaemon:
         self.stopping = False
         self.port: int | None = None
         self.reloads = 0
-        # the privacy budget ledger, opened when the config names budgets (a DP submit to a party
-        # without one is refused by that party: BudgetExceeded at every party)
-        self.ledger = BudgetLedger(cfg.ledger_path, cfg.budgets) if cfg.budgets else None
+        # the privacy budget ledger (the party's), opened now when the config names budgets, so that
+        # a bad path stops the start; a DP submit to a party without one is refused by that party
+        self.ledger = self.party.ledger
         self.jobs = Jobs(
             self.party,
             self.registry,
             self.field,
             submit_timeout=self.options.submit_timeout,
             warning=INSECURE_WARNING if self.insecure else None,
-            ledger=self.ledger,
         )
         self.started = 0.0
         self._ready_epoch: int | None = None
@@ -153,8 +151,7 @@ class PartyDaemon:
             await self._serve(task_status)
         finally:
             self.control.close()
-            if self.ledger is not None:
-                self.ledger.close()
+            self.party.close_ledger()
 
     async def _serve(self, task_status: trio.TaskStatus[int]) -> None:
         self.started = trio.current_time()

@@ -30,10 +30,8 @@ Python loop per value.
 
 from __future__ import annotations
 
-import os
 import re
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,16 +40,14 @@ import structlog
 import trio
 
 from protocols.concurrency import only_cancelled
-from protocols.dp.accounting import EpsDelta
-from protocols.dp.allowance import Allowance, Declared
+from protocols.dp.allowance import Declared
 from protocols.errors import AbortError, BudgetExceeded
 from protocols.field import PrimeField
 from protocols.intercept import Forwarding, PassThrough
 from protocols.online import Session
 from protocols.preprocessing.base import Preprocessing
 
-from . import programs
-from .budget import BudgetLedger
+from . import privacy, programs
 from .control import error_reply
 from .party import Party
 from .sessions import AUTO_PREFIX, JOB_PREFIX, is_submitted
@@ -63,9 +59,6 @@ MAX_TIMEOUT = 7 * 24 * 3600.0
 RECENT_JOBS = 20
 REMEMBERED_SESSIONS = 4096
 _SUBMIT_KEYS = {"op", "program", "session", "input", "timeout", "reject", "dp"}
-PAUSE_AFTER_CHARGE_ENV = "SPDZ_TEST_PAUSE_AFTER_CHARGE"
-"""Fault injection for the recovery tests only: seconds a daemon sleeps between committing a charge and
-running the program, so that a test can kill it in that window (never set it in production)."""
 
 
 class InputRejected(AbortError):
@@ -156,110 +149,11 @@ async def join_session(
         their_dp = msg.get("dp")
         if their_dp != dp:
             raise AbortError(
-                f"party {j} declared the privacy cost {_shown_dp(their_dp)} for this session, party "
-                f"{s.party} {_shown_dp(dp)}: every party must submit the same dp (dataset, epsilon, "
+                f"party {j} declared the privacy cost {privacy.shown(their_dp)} for this session, party "
+                f"{s.party} {privacy.shown(dp)}: every party must submit the same dp (dataset, epsilon, "
                 "delta, mechanism, bounds)",
                 culprit=j,
             )
-
-
-def _shown_dp(dp: Any) -> str:
-    if dp is None:
-        return "none (an exact output)"
-    if not isinstance(dp, dict):
-        return "malformed"
-    keys = ("dataset", "epsilon", "delta", "mechanism", "bounds")
-    return ", ".join(f"{k}={str(dp.get(k))[:40]}" for k in keys)
-
-
-async def _verdicts(s: Session, verdict: str, timeout: float, what: str) -> list[int]:
-    """Send this party's ``ok``/``refused`` to every peer and collect theirs: the refusing parties."""
-    step = s.next_step()
-    peers = [j for j in range(s.n) if j != s.party]
-    for j in peers:
-        await s.net.send(j, step, {"budget": verdict})
-    refused = [s.party] if verdict == "refused" else []
-    deadline = trio.current_time() + timeout
-    for j in peers:
-        with trio.move_on_at(deadline):
-            msg = await s.net.recv(j, step)
-            if not isinstance(msg, dict) or msg.get("budget") not in ("ok", "refused"):
-                raise AbortError(f"party {j} sent a malformed budget verdict", culprit=j)
-            if msg["budget"] == "refused":
-                refused.append(j)
-            continue
-        raise AbortError(f"party {j} did not answer the {what} within {timeout:g} s", culprit=j)
-    if refused:
-        # everybody will abort: first make sure everybody has every verdict (an acknowledgement
-        # round), so that a party still waiting for one does not hear of the abort before its reason;
-        # an abort that arrives now changes nothing, the outcome is known
-        ack = s.next_step()
-        with trio.move_on_after(timeout):
-            try:
-                for j in peers:
-                    await s.net.send(j, ack, {"budget": "seen"})
-                for j in peers:
-                    await s.net.recv(j, ack)
-            except AbortError:
-                pass
-    return sorted(refused)
-
-
-async def charge_session(
-    s: Session,
-    ledger: BudgetLedger | None,
-    lock: trio.Lock,
-    declared: Declared,
-    timeout: float,
-    on_charged: Callable[[dict[str, Any]], None] | None = None,
-) -> float | None:
-    """The two rounds after the join of a session with a declared privacy cost. Returns this party's
-    total epsilon for the dataset after its charge.
-
-    1. *Check*: every party asks its own ledger whether the cost fits (nothing written) and tells
-       every other. A refusal anywhere: ``BudgetExceeded`` at every party alike, and nobody has paid
-       (one party's exhausted or missing budget costs the others nothing).
-    2. *Charge*: every party charges its own ledger, committed before it says so, and waits for every
-       other's word. A refusal now (a concurrent session took the rest in between) aborts as well, but
-       the parties that charged keep their charges: charges are never refunded, the conservative side,
-       as for a session that aborts later (its outputs may have been opened).
-
-    Nobody raises before hearing everyone, so every party aborts with the reason, not with a bare
-    "party j aborted". ``BudgetExceeded`` names the dataset and the refusing parties.
-    """
-    cost = [EpsDelta(declared.epsilon, declared.delta)]
-    dataset = declared.dataset
-
-    async def ask(op: str) -> tuple[str, str, float | None]:
-        try:
-            if ledger is None:
-                raise BudgetExceeded(dataset, f"party {s.party} has no privacy budget ledger")
-            async with lock:  # one call at a time through this daemon's connection
-                if op == "check":
-                    got = await trio.to_thread.run_sync(ledger.check, dataset, cost)
-                else:
-                    got = await trio.to_thread.run_sync(ledger.charge, dataset, s.session_id, cost)
-                    if on_charged is not None:
-                        on_charged(await trio.to_thread.run_sync(ledger.status))
-            return "ok", "", got
-        except BudgetExceeded as e:
-            return "refused", e.why, None
-
-    spent = None
-    for op, what in (("check", "budget check"), ("charge", "budget charge")):
-        verdict, why, spent = await ask(op)
-        refused = await _verdicts(s, verdict, timeout, what)
-        if refused:
-            who = ", ".join(map(str, refused))
-            mine = f" (here: {why})" if s.party in refused else ""
-            when = "" if op == "check" else " after the check (a concurrent session spent the rest)"
-            raise BudgetExceeded(
-                dataset,
-                f"party {who} refused this session's cost, epsilon {declared.epsilon:g} at delta "
-                f"{declared.delta:g}{when}{mine}",
-            )
-    log.info("budget_charged", party=s.party, session=s.session_id, dataset=dataset, spent=spent)
-    return spent
 
 
 class UseTracked(Forwarding):
@@ -316,14 +210,13 @@ class Jobs:
         *,
         submit_timeout: float,
         warning: str | None = None,
-        ledger: BudgetLedger | None = None,
     ) -> None:
         self.party = party
-        self.ledger = ledger  # this party's privacy budgets (None: no DP output is allowed)
-        self._ledger_lock = trio.Lock()
+        self.ledger = party.ledger  # this party's privacy budgets (None: no DP output is allowed)
+        self._ledger_lock = party.ledger_lock
         # the ledger's status as of the last charge (for status and metrics, without touching the
         # database from the event loop while a charge holds the connection in a worker thread)
-        self.budget_status: dict[str, dict[str, float]] = ledger.status() if ledger is not None else {}
+        self.budget_status: dict[str, dict[str, float]] = self.ledger.status() if self.ledger else {}
         self.me = party.id
         self.n = party.n
         self.registry = registry
@@ -531,10 +424,6 @@ class Jobs:
         dp = None if declared is None else declared.describe()
         await join_session(s, spec.name, self.field.name, timeout, dp)
         if declared is not None:
-            await charge_session(s, self.ledger, self._ledger_lock, declared, timeout, self._charged)
-            pause = os.environ.get(PAUSE_AFTER_CHARGE_ENV)
-            if pause:
-                await trio.sleep(float(pause))
-            s.privacy = Allowance(declared)
+            await privacy.charge_session(s, self.ledger, self._ledger_lock, declared, timeout, self._charged)
         job.state = "running"
         return await spec.run(s, values)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -31,6 +31,12 @@ from protocols.preprocessing.base import PreprocessingSource
 from .config import PartyConfig, load_config
 from .engine import Engine, Interceptor, Program
 from .offline import OfflineService, Watermarks
+
+if TYPE_CHECKING:
+    from protocols.dp.allowance import Declared
+    from protocols.online import Session
+
+    from .budget import BudgetLedger
 
 
 class Party:
@@ -49,6 +55,8 @@ class Party:
         self.connector: Any = None
         self.config: PartyConfig | None = None
         self.port: int | None = None
+        self._ledger: Any = None  # the privacy budget ledger, opened on first use (``ledger``)
+        self.ledger_lock = trio.Lock()
         self._nursery_cm: Any = None
         self._nursery: trio.Nursery | None = None
         if not isinstance(party, int):
@@ -141,9 +149,52 @@ class Party:
                 await nursery.start(self.offline.serve)
             task_status.started()
 
-    async def run(self, prog: Program, *args: Any, session: str | None = None) -> Any:
-        """Run ``prog`` as one session (every party must run the same program under the same id)."""
-        return await self.engine.run(prog, *args, session=session)
+    @property
+    def ledger(self) -> BudgetLedger | None:
+        """This party's privacy budget ledger (``[budget]`` in its config), opened on first use; None
+        without budgets (or a party built from parts: ``attach_ledger``)."""
+        if self._ledger is None and self.config is not None and self.config.budgets:
+            from .budget import BudgetLedger
+
+            self._ledger = BudgetLedger(self.config.ledger_path, self.config.budgets)
+        return self._ledger
+
+    def attach_ledger(self, ledger: BudgetLedger) -> None:
+        """Use ``ledger`` for this party's budgets (a party built from parts, or a test's)."""
+        self._ledger = ledger
+
+    def close_ledger(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
+
+    async def run(
+        self,
+        prog: Program,
+        *args: Any,
+        session: str | None = None,
+        dp: Declared | None = None,
+        timeout: float = 60.0,
+    ) -> Any:
+        """Run ``prog`` as one session (every party must run the same program under the same id).
+
+        With ``dp=Declared(dataset, epsilon, delta, ...)``: the program's total privacy cost. Every
+        party first compares the declarations, then checks and charges its own ledger
+        (``actors.privacy``; ``BudgetExceeded`` at every party if any refuses), and the program's
+        noisy outputs (``s.output(x, dp=...)``) are held to the declaration (``s.privacy``).
+        ``timeout`` bounds those rounds' waits for the other parties."""
+        if dp is None:
+            return await self.engine.run(prog, *args, session=session)
+        from . import privacy
+
+        ledger = self.ledger
+
+        async def guarded(s: Session, *a: Any) -> Any:
+            await privacy.agree_declaration(s, dp, timeout)
+            await privacy.charge_session(s, ledger, self.ledger_lock, dp, timeout)
+            return await prog(s, *a)
+
+        return await self.engine.run(guarded, *args, session=session)
 
     # ------------------------------------------------------------------ embedding
     async def __aenter__(self) -> Party:
@@ -179,6 +230,7 @@ class Party:
             raise
         finally:
             self._nursery = None
+            self.close_ledger()
 
 
 def dealer_seed(cfg: PartyConfig) -> bytes:

@@ -111,3 +111,56 @@ def test_the_readme_example_prints_only_its_result(tmp_path: Path, configured: b
         assert "INFO:spdz.engine:session_started" in proc.stderr, proc.stderr[:2000]
     else:
         assert proc.stderr == "", proc.stderr[:2000]
+
+
+async def test_an_embedded_dp_session_charges_every_partys_own_ledger(tmp_path: Path) -> None:
+    """``Party.run(prog, ..., dp=Declared(...))``: the declarations are compared, every party's own
+    ledger (``[budget]`` in its config) is charged, the program's noisy output spends from the
+    declaration, and the next session that would pass the budget is refused at every party."""
+    import dataclasses
+
+    from actors.budget import BudgetLedger
+    from actors.config import Budget, write_config
+    from protocols.dp import DP
+    from protocols.dp.allowance import Declared
+    from protocols.errors import AbortError, BudgetExceeded
+
+    paths = loopback_configs(tmp_path, 3, field="p127", watermarks=MARKS, reconnect=Backoff(0.05, 0.5))
+    for p in paths:
+        write_config(dataclasses.replace(load_config(p), budgets={"visits": Budget(1.0, 1e-6)}), p)
+    declared = Declared("visits", 0.7, 1e-9)
+
+    async def noisy_total(s: Session, mine: list[int]) -> Any:
+        xs = [await s.input(np.array(mine) if s.party == j else None, owner=j) for j in range(s.n)]
+        total = s.sum(xs[0]) + s.sum(xs[1]) + s.sum(xs[2])
+        return int(await s.output(total, dp=DP(1, 0.7, 1e-9)))
+
+    data = [[1, 2, 3], [4, 5], [6]]
+    results: dict[tuple[int, str], Any] = {}
+
+    async def one(i: int) -> None:
+        async with actors.Party(paths[i]) as p:
+            results[i, "first"] = await p.run(noisy_total, data[i], session="dp-1", dp=declared)
+            try:
+                await p.run(noisy_total, data[i], session="dp-2", dp=declared)
+            except BudgetExceeded as e:
+                results[i, "second"] = e.reason
+            # a program whose outputs cost more than it declared is stopped by its own allowance
+            # (at every party; the first to get there aborts the others, with its reason)
+            try:
+                await p.run(noisy_total, data[i], session="dp-3", dp=Declared("visits", 0.1, 1e-9))
+            except AbortError as e:
+                results[i, "third"] = e.reason
+
+    with trio.fail_after(120):
+        async with trio.open_nursery() as nursery:
+            for i in range(3):
+                nursery.start_soon(one, i)
+    firsts = {results[i, "first"] for i in range(3)}
+    assert len(firsts) == 1 and abs(firsts.pop() - 21) < 200
+    for i in range(3):
+        assert "party 0, 1, 2 refused" in results[i, "second"], results
+        assert "above the 0.1 it declared" in results[i, "third"], results
+        with BudgetLedger(load_config(paths[i]).ledger_path, {"visits": Budget(1.0, 1e-6)}) as led:
+            st = led.status()["visits"]
+        assert st["charges"] == 2 and st["spent"] <= 1.0, st  # the 0.7 and the 0.1 (outputs refused)
