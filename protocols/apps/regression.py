@@ -73,6 +73,7 @@ from ..private import Private
 from ..rounds import Mul, Steps, Trunc, pow2, run, sum_groups
 from ..sectypes import SecretFix
 from ..shares import SharedArray
+from . import logistic as lg
 from . import pooled as pl
 from .numeric import ltz_offsets_steps, pair_sums_steps, ratio_steps, tile_rows
 from .stats import centered, correlation_steps, secret_mean
@@ -348,13 +349,19 @@ class GDConfig:
 
 
 async def standardizer(
-    s: Session, x: Any, *, clip: float = 8.0, method: Literal["sums", "rows"] = "sums"
+    s: Session,
+    x: Any,
+    *,
+    clip: float = 8.0,
+    method: Literal["sums", "rows"] = "sums",
+    ddof: int = 1,
 ) -> Standardizer:
     """Per-feature mean and (sample) standard deviation of every party's rows, computed securely. What
     it reveals, to all: the total row count ``N`` (not each party's, with ``"sums"``), the per-feature
     means and sums of squared deviations ``sum (x - mean)^2`` (with ``N`` public that is the variance,
     revealed as the sum because fixed point resolves a sum ``N - 1`` times finer than a small
-    variance). A constant feature gets scale 1.
+    variance). A constant feature gets scale 1. ``ddof``: the deviation's divisor is ``N - ddof`` (0 is
+    scikit-learn's ``StandardScaler``).
 
     ``method="sums"`` (default): each party inputs its own per-feature sums and sums of squares
     (``2 d`` numbers) and its row count; the union's moments follow from the totals: a few hundred
@@ -382,7 +389,7 @@ async def standardizer(
     assert out is not None
     d = out.size // 2
     mu, ssd = np.asarray(out[:d]), np.asarray(out[d:])
-    sd = np.sqrt(np.maximum(ssd, 0.0) / max(n - 1, 1))
+    sd = np.sqrt(np.maximum(ssd, 0.0) / max(n - ddof, 1))
     return Standardizer(mu, np.where(sd > 1e-9, sd, 1.0), clip)
 
 
@@ -504,9 +511,14 @@ def _step_scaling(step: float, gbits: int, top: int, excess: int) -> tuple[int, 
 
 
 async def _input_features(
-    s: Session, rows: np.ndarray | None, labels: np.ndarray | None, cfg: GDConfig
+    s: Session,
+    rows: np.ndarray | None,
+    labels: np.ndarray | None,
+    cfg: GDConfig | lg.NewtonConfig,
+    with_labels: bool = True,
 ) -> tuple[SharedArray, SharedArray, int, int]:
-    """Every party's standardized features (``feature_bits`` fixed point) and 0/1 labels, stacked."""
+    """Every party's standardized features (``feature_bits`` fixed point) and 0/1 labels, stacked
+    (without ``with_labels``, the labels are checked but not input: the result's labels are empty)."""
     xs, ys = [], []
     for owner in range(s.n):
         mine_x = mine_y = None
@@ -520,7 +532,10 @@ async def _input_features(
             mine_x = np.rint(xr * 2.0**cfg.feature_bits).astype(np.int64)
             mine_y = yr.astype(np.int64)
         xs.append(await s.input(mine_x, owner=owner))
-        ys.append(await s.input(mine_y, owner=owner))
+        if with_labels:
+            ys.append(await s.input(mine_y, owner=owner))
+    if not with_labels:
+        return _stacked(xs, [p.shape[0] if p.size else 0 for p in xs])
     counts = [p.size for p in ys]
     widths = {p.shape[1] for p in xs if p.size}
     if len(widths) != 1 or any(p.size != c * next(iter(widths)) for p, c in zip(xs, counts, strict=True)):
@@ -535,12 +550,22 @@ async def _input_features(
     )
 
 
+def _stacked(xs: list[SharedArray], counts: list[int]) -> tuple[SharedArray, SharedArray, int, int]:
+    """The parties' input feature rows stacked, without labels."""
+    widths = {p.shape[1] for p in xs if p.size}
+    if len(widths) != 1:
+        raise ParameterMismatch(f"feature rows do not fit together: shapes {[p.shape for p in xs]}")
+    present = [p for p in xs if p.size]
+    empty = SharedArray(present[0].ctx, present[0].ctx.field.zeros(0), present[0].ctx.field.zeros(0))
+    return SharedArray.concat(present), empty, sum(counts), widths.pop()
+
+
 async def logistic_regression(
     s: Session,
     x: Any,
     y: Any,
     *,
-    config: GDConfig | None = None,
+    config: GDConfig | lg.NewtonConfig | None = None,
     scaler: Standardizer | Literal["secure"] | None = "secure",
     fmt: FixedFormat | None = None,
     to: int | None = None,
@@ -549,6 +574,10 @@ async def logistic_regression(
 ) -> LogisticModel | SecretModel | None:
     """Train a logistic model on every party's rows (this party's ``x``: ``(n_i, d)``, ``y``: 0/1).
 
+    ``config``: a ``logistic.NewtonConfig`` (default: Böhning's fixed-Hessian Newton method, trained
+    to scikit-learn's ``LogisticRegression()`` on standardized features; see ``logistic``) or a
+    ``GDConfig`` (full-batch gradient descent, a fixed number of epochs).
+
     ``scaler``: ``"secure"`` (default) computes a ``Standardizer`` securely (revealing per-feature
     means and deviations), a given one is applied as is, ``None`` takes ``x`` as already scaled (it
     must lie within ``config.clip``). Reveals the final model in the original units (to ``to`` or to
@@ -556,7 +585,7 @@ async def logistic_regression(
     features) for ``predict`` in the same session, and reveals nothing. ``progress(epoch)`` is called
     locally after each epoch (e.g. to show progress; it must not touch the session).
     """
-    cfg = config or GDConfig()
+    cfg = config or lg.NewtonConfig()
     cfg.check()
     fmt = fmt or FixedFormat()
     fmt.check(s.field)
@@ -564,13 +593,18 @@ async def logistic_regression(
     if xs is not None and xs.ndim == 1:
         xs = xs.reshape(-1, 1)
     ys = as_rows(y)
+    newton = isinstance(cfg, lg.NewtonConfig)
     if scaler == "secure":
-        scaler = await standardizer(s, xs, clip=cfg.clip)
+        scaler = await standardizer(s, xs, clip=cfg.clip, ddof=cfg.ddof if newton else 1)
     elif scaler is not None and not isinstance(scaler, Standardizer):
         raise TypeError("scaler must be 'secure', a Standardizer or None")
     scaled = scaler.transform(xs) if scaler is not None and xs is not None else xs
-    xsh, ysh, n, d = await _input_features(s, scaled, ys, cfg)
-    wb = await run(s, _gd_steps(xsh, ysh, n, d, cfg, fmt, progress))
+    xsh, ysh, n, d = await _input_features(s, scaled, ys, cfg, with_labels=not newton)
+    if isinstance(cfg, lg.NewtonConfig):
+        summ = await _summed_summaries(s, scaled, ys, n, d, fmt)
+        wb = await run(s, lg.newton_steps(xsh, summ, n, d, cfg, fmt, progress))
+    else:
+        wb = await run(s, _gd_steps(xsh, ysh, n, d, cfg, fmt, progress))
     if not reveal:
         return SecretModel(
             SecretFix(s, pick(wb, np.arange(d)), fmt),
@@ -585,6 +619,29 @@ async def logistic_regression(
     if scaler is not None:
         coef, icpt = scaler.to_original(coef, icpt)
     return LogisticModel(coef, icpt)
+
+
+async def _summed_summaries(
+    s: Session, rows: np.ndarray | None, labels: np.ndarray | None, n: int, d: int, fmt: FixedFormat
+) -> SharedArray:
+    """The sum of every party's ``logistic.summary_of`` (each computed by its owner, in float64), one
+    input round per party; a party without rows inputs zeros."""
+    length = (d + 1) * (d + 2) // 2 + 2 * (d + 1)
+    acc: SharedArray | None = None
+    for owner in range(s.n):
+        mine = None
+        if owner == s.party:
+            if rows is None or rows.size == 0:
+                vec = np.zeros(length)
+            else:
+                vec = lg.summary_of(rows, np.asarray(labels, dtype=np.float64).reshape(-1), n)
+            mine = fx.encode(vec, fmt)
+        got = await s.input(mine, owner=owner)
+        if got.size != length:
+            raise ParameterMismatch(f"party {owner} input a summary of {got.size} values, {length} expected")
+        acc = got.flatten() if acc is None else acc + got.flatten()
+    assert acc is not None
+    return acc
 
 
 # ---------------------------------------------------------------------------------------- inference
