@@ -219,9 +219,9 @@ def calibrate_group(
 ) -> Fraction:
     """The common level ``t`` for outputs that share one ``(epsilon, delta)``: output ``i`` (sensitivity
     ``units[i]``) gets ``sigma2_i = t units[i]^2`` (binomial: ``m_i``, the even number nearest above
-    ``4 t units[i]^2``), the smallest ``t`` (to 1 part in 1,000; the binomial's to 1%) whose outputs, all of them composed,
-    meet the target by the accountant. Equal signal-to-noise ratios: the natural split, and the one a
-    continuous Gaussian would make exact. ``group_noise`` gives the mechanisms."""
+    ``4 t units[i]^2``), the smallest ``t`` (to 1 part in 1,000; the binomial's to 1%) whose outputs,
+    all of them composed, meet the target by the accountant. Equal signal-to-noise ratios: the natural
+    split, and the one a continuous Gaussian would make exact. ``group_noise`` gives the mechanisms."""
     if not units:
         raise ValueError("a group needs at least one output")
     for u in units:
