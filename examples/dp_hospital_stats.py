@@ -85,16 +85,16 @@ async def hospital_program(
     return out
 
 
-def predicted(n: int, means: np.ndarray, mechanism: str) -> dict[str, Any]:
+def predicted(n: int, means: np.ndarray, total: int, mechanism: str) -> dict[str, Any]:
     """The noise's standard deviations as calibrated, for ``n`` parties: the count's and the bins'
-    exactly; the means' to first order (``sqrt(var S + m^2 var N) / N`` at the exact ``N`` and ``m``)."""
+    exactly; the means' to first order, ``sqrt(var S + m^2 var N) / N`` at the exact ``N = total``
+    and means ``m``."""
     dp = per_call(mechanism)
     count = dpa.predicted_std([dpa.Entry(1.0, count=True)], dp, n)[0]
     entries = [dpa.Entry(1.0, count=True)] + [dpa.Entry(dpa.magnitude(b)) for b in BOUNDS]
     sd = dpa.predicted_std(entries, dp, n)
-    means_sd = lambda total: np.sqrt(sd[1:] ** 2 + means**2 * sd[0] ** 2) / total  # noqa: E731
     hist = dpa.predicted_std([dpa.Entry(1.0, count=True)], dp, n, touches=1)[0]
-    return {"count": count, "means": means_sd, "histogram": hist}
+    return {"count": count, "means": np.sqrt(sd[1:] ** 2 + means**2 * sd[0] ** 2) / total, "histogram": hist}
 
 
 async def run_hospitals(
@@ -123,7 +123,7 @@ def report(got: dict[str, Any], hospitals: list[np.ndarray], mechanism: str) -> 
     n = len(union)
     means = union.mean(axis=0)
     hist = np.histogram(union[:, 0], bins=EDGES)[0]
-    sd = predicted(3, means, mechanism)
+    sd = predicted(3, means, n, mechanism)
     lines = [f"  {'statistic':28} {'exact':>10} {'DP':>10} {'error':>8} {'predicted sd':>13}"]
 
     def row(name: str, exact: float, dp: float, sdv: float, digits: int = 2) -> None:
@@ -131,9 +131,8 @@ def report(got: dict[str, Any], hospitals: list[np.ndarray], mechanism: str) -> 
         lines.append(f"  {name:28} {exact:>10.{d}f} {dp:>10.{d}f} {dp - exact:>+8.{d}f} {sdv:>13.{d}f}")
 
     row("patients", n, got["count"], sd["count"], 0)
-    msd = sd["means"](n)
-    row("mean age (years)", means[0], got["means"][0], msd[0])
-    row("mean stay (days)", means[1], got["means"][1], msd[1])
+    row("mean age (years)", means[0], got["means"][0], sd["means"][0])
+    row("mean stay (days)", means[1], got["means"][1], sd["means"][1])
     for j in range(len(EDGES) - 1):
         row(f"age {EDGES[j]:.0f}-{EDGES[j + 1]:.0f}", hist[j], got["histogram"][j], sd["histogram"], 0)
     clamped = np.clip(union[:, 1], *BOUNDS[1]).mean()

@@ -128,9 +128,9 @@ async def test_dp_hospital_statistics_are_near_the_exact_ones_within_the_budget(
     assert all(r["count"] == got["count"] and np.array_equal(r["histogram"], got["histogram"]) for r in res)
     union = np.concatenate(data)
     clamped = np.clip(union, [b[0] for b in dp_hospitals.BOUNDS], [b[1] for b in dp_hospitals.BOUNDS])
-    sd = dp_hospitals.predicted(3, clamped.mean(axis=0), "gaussian")
+    sd = dp_hospitals.predicted(3, clamped.mean(axis=0), len(union), "gaussian")
     assert abs(got["count"] - len(union)) <= 6 * sd["count"]
-    assert np.all(np.abs(got["means"] - clamped.mean(axis=0)) <= 6 * sd["means"](len(union)))
+    assert np.all(np.abs(got["means"] - clamped.mean(axis=0)) <= 6 * sd["means"])
     hist = np.histogram(union[:, 0], bins=dp_hospitals.EDGES)[0]
     assert np.all(np.abs(got["histogram"] - hist) <= 6 * sd["histogram"])
     assert 0.95 <= got["epsilon"] <= dp_hospitals.EPSILON
