@@ -114,6 +114,15 @@ async def gather(*pending: Pending[Any]) -> list[Any]:
 
 
 # ---------------------------------------------------------------------------------------- shared base
+def _dp_at(dp: Any, scale: int, n: int) -> tuple[Any, int]:
+    """``dp`` at the value's ``scale``, and how many bits its noise may add to the value's range."""
+    if dp is None:
+        return None, 0
+    from .dp.output import at_scale
+
+    return at_scale(dp, scale, n)
+
+
 class _Secret:
     """What both secret types share: a session, authenticated shares with a shape, local linear ops."""
 
@@ -265,12 +274,15 @@ class SecretInt(_Secret):
             fx.check_range(arr.astype(object) if arr.dtype == object else arr, k, "SecretInt input")
         return cls(s, await s.input(values, owner=owner), k)
 
-    async def reveal(self, to: int | None = None) -> np.ndarray | None:
-        """The values, to every party (or to party ``to`` only; the others get ``None``), MAC-checked."""
-        out = await self.session.output(self.shares, to)
+    async def reveal(self, to: int | None = None, dp: Any = None) -> np.ndarray | None:
+        """The values, to every party (or to party ``to`` only; the others get ``None``), MAC-checked.
+        With ``dp=protocols.dp.DP(...)``: plus integer noise for that guarantee, added inside the MPC
+        (the ``DP``'s sensitivity in integers; its ``scale`` is set to 1)."""
+        dp, wider = _dp_at(dp, 1, self.session.n)
+        out = await self.session.output(self.shares, to, dp=dp)
         if out is None:
             return None
-        fx.check_range(out, self.k, "SecretInt result")
+        fx.check_range(out, self.k + wider, "SecretInt result")
         return out
 
     # -- linear, local
@@ -535,12 +547,16 @@ class SecretFix(_Secret):
             raise RangeError(f"a {x.k}-bit SecretInt does not fit k = {fmt.k}, f = {fmt.f} fixed point")
         return cls(x.session, x.shares * (1 << fmt.f), fmt)
 
-    async def reveal(self, to: int | None = None) -> np.ndarray | None:
-        """The values as float64, to every party (or to party ``to`` only), MAC-checked."""
-        out = await self.session.output(self.shares, to)
+    async def reveal(self, to: int | None = None, dp: Any = None) -> np.ndarray | None:
+        """The values as float64, to every party (or to party ``to`` only), MAC-checked. With
+        ``dp=protocols.dp.DP(...)``: plus integer noise at the format's resolution ``2^-f`` for that
+        guarantee, added inside the MPC (the ``DP``'s sensitivity in real units; its ``scale`` is
+        set to ``2^f``, so a sensitivity above ``1,024 / 2^f`` is refused: use a smaller ``f``)."""
+        dp, wider = _dp_at(dp, 1 << self.fmt.f, self.session.n)
+        out = await self.session.output(self.shares, to, dp=dp)
         if out is None:
             return None
-        fx.check_range(out, self.fmt.k, "SecretFix result")
+        fx.check_range(out, self.fmt.k + wider, "SecretFix result")
         return fx.decode(out, self.fmt)
 
     # -- linear, local

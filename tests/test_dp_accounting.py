@@ -18,8 +18,11 @@ from protocols.dp.accounting import (
     Accountant,
     Binomial,
     DiscreteGaussian,
+    _noise,
     calibrate_coins,
+    calibrate_group,
     calibrate_sigma2,
+    group_noise,
     zcdp_rho,
 )
 
@@ -125,6 +128,29 @@ def test_coin_calibration_meets_the_target_with_about_the_gaussians_variance(eps
     fewer.add(Binomial(m - 2 * max(1, m // 50)))
     assert fewer.epsilon(DELTA) > epsilon
     assert m / 4 == pytest.approx(float(calibrate_sigma2(epsilon, DELTA)), rel=0.15)
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "units", "under"), [("gaussian", (1, 1024, 1024), 0.99), ("binomial", (1, 8, 8), 0.97)]
+)
+def test_a_group_composed_meets_its_one_target_and_is_tight(
+    mechanism: str, units: tuple[int, ...], under: float
+) -> None:
+    """Outputs sharing one ``(epsilon, delta)`` (a mean's count and sums): all of them composed meet
+    it, with equal signal-to-noise ``sigma2_i / units_i^2``; a level ``under`` times lower does not."""
+
+    def epsilon(t: Fraction) -> float:
+        acc = Accountant()
+        for u in units:
+            acc.add(_noise(mechanism, t, u))
+        return acc.epsilon(DELTA)
+
+    t = calibrate_group(1.0, DELTA, units, mechanism)
+    assert epsilon(t) <= 1.0 < epsilon(t * Fraction(under))
+    acc = Accountant()
+    for u in units:
+        acc.add(group_noise(1.0, DELTA, units, mechanism, u))
+    assert acc.epsilon(DELTA) == epsilon(t)
 
 
 @pytest.mark.parametrize(

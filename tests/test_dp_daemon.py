@@ -179,10 +179,10 @@ def test_a_sum_with_bounds_through_the_cli(tmp_path: Path) -> None:
         assert all(rc == 0 for rc, _, _ in out), out
         sums = {json.loads(so)["sum"] for _, so, _ in out}
         assert len(sums) == 1
-        # clamped: 10 + (10 + 20) + (10 + 20 + 50) = 120; the owners' sums on a grid of 2^-4, so one
-        # row moves the total by 50 * 16 + 1 units; three parties' draws of that sigma2: within 6 sd
-        sigma2 = calibrate_sigma2(0.8, 1e-9, 50 * 16 + 1)
-        sd = math.sqrt(3 * sigma2) / 16
+        # clamped: 10 + (10 + 20) + (10 + 20 + 50) = 120; the owners' sums on a grid of 50 / 1,023,
+        # so one row moves the total by 1,024 units; three parties' draws of that sigma2: within 6 sd
+        sigma2 = calibrate_sigma2(0.8, 1e-9, 1024)
+        sd = math.sqrt(3 * sigma2) * 50 / 1023
         assert abs(sums.pop() - 120.0) < 6 * sd, sd
     finally:
         d.close()

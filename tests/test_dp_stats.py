@@ -14,6 +14,7 @@ from helpers import run_cluster
 import protocols.dp.noise as noise_module
 from protocols.apps import stats
 from protocols.dp import DP
+from protocols.dp.apps import scale_for
 from protocols.field import P127
 from protocols.online import Session
 
@@ -61,12 +62,13 @@ async def test_a_dp_total_clamps_each_owners_rows_and_adds_noise_for_the_bounds(
     drawn = record(monkeypatch)
     res = await run_cluster(N, P127, total_prog)
     assert len(set(res)) == 1
-    grid = 2**5  # the finest grid with 20 * grid <= 1,023
+    scale = scale_for(20.0)  # the grid of 20 / 1,023: one row moves the rounded sum by <= 1,024 units
+    assert 20.0 * scale <= 1023 and scale > 1023 / 20 * (1 - 1e-15)
     clamped = [float(np.clip(r, -10.0, 20.0).sum()) for r in ROWS]  # 250 -> 20, -99 -> -10
-    exact = sum(round(c * grid) for c in clamped)
+    exact = sum(round(c * scale) for c in clamped)
     noise = sum(d[1][0] for d in drawn.values())
-    assert res[0] == (exact + noise) / grid
-    want = DP(epsilon=1.0, delta=1e-9, sensitivity=20 * grid + 1)
+    assert res[0] == (exact + noise) / scale
+    want = DP(epsilon=1.0, delta=1e-9, sensitivity=1024)
     assert {d[0] for d in drawn.values()} == {want.sigma2()}
 
 
@@ -76,7 +78,7 @@ async def misuse_prog(s: Session) -> list[str]:
     for call in (
         lambda: stats.total(s, rows, dp=GUARANTEE),
         lambda: stats.total(s, rows, dp=GUARANTEE, bounds=(5.0, 1.0)),
-        lambda: stats.total(s, np.column_stack([rows, rows]), dp=GUARANTEE, bounds=(0.0, 1.0)),
+        lambda: stats.total(s, np.column_stack([rows, rows]), dp=GUARANTEE, bounds=[(0.0, 1.0)]),
         lambda: stats.count(s, rows, dp={"epsilon": 1}),
     ):
         try:
@@ -95,7 +97,7 @@ async def test_misuse_is_refused_at_every_party() -> None:
             [
                 "dp= needs public clipping bounds=(lo",
                 "dp= needs public clipping bounds=(lo",
-                "dp= sums one column at a time",
+                "dp= needs public clipping bounds=(lo",
                 "dp= takes a protocols.dp.DP",
             ]
         ]

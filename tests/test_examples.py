@@ -1,5 +1,6 @@
 """The examples (``examples/``) with the dealer: the hospitals' secure model against plaintext models on
-the same split, the banks' statistics against numpy, and both scripts end to end.
+the same split, the banks' statistics against numpy, the hospitals' DP statistics within their
+declared budget, and the scripts end to end.
 
 Accuracy criterion (issue 5): the secure logistic regression's accuracy on the held-out test set is
 within 2 percentage points of plaintext gradient descent with the same hyperparameters (exact
@@ -38,6 +39,7 @@ def load(name: str) -> ModuleType:
 
 hospitals = load("hospitals_logistic")
 banks = load("bank_fraud_stats")
+dp_hospitals = load("dp_hospital_stats")
 
 
 async def test_hospitals_agree_and_the_standardization_is_the_unions() -> None:
@@ -96,3 +98,32 @@ def test_the_bank_report_flags_a_wrong_figure() -> None:
     lines, ok = fraud.report(bad, want)
     assert not ok and sum(" NO" in line for line in lines) == 1
     assert not fraud.report(dict(want, fraud_rate=want["fraud_rate"] + 0.01), want)[1]
+
+
+def test_dp_hospital_example_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    assert dp_hospitals.main(["--dealer", "--sizes", "300,500,200"]) == 0
+    out = capsys.readouterr().out
+    for text in (
+        "mean age (years)",
+        "age 80-100",
+        "predicted sd",
+        "released within the declared privacy budget",
+    ):
+        assert text in out, text
+
+
+async def test_dp_hospital_statistics_are_near_the_exact_ones_within_the_budget() -> None:
+    """The released figures are within 6 predicted standard deviations of the exact ones (the clamped
+    mean for the stays), and the three calls compose to at most the declared epsilon."""
+    data = dp_hospitals.hospital_data()
+    res = await run_cluster(3, P127, dp_hospitals.hospital_program, data)
+    got = res[0]
+    assert all(r["count"] == got["count"] and np.array_equal(r["histogram"], got["histogram"]) for r in res)
+    union = np.concatenate(data)
+    clamped = np.clip(union, [b[0] for b in dp_hospitals.BOUNDS], [b[1] for b in dp_hospitals.BOUNDS])
+    sd = dp_hospitals.predicted(3, clamped.mean(axis=0), len(union), "gaussian")
+    assert abs(got["count"] - len(union)) <= 6 * sd["count"]
+    assert np.all(np.abs(got["means"] - clamped.mean(axis=0)) <= 6 * sd["means"])
+    hist = np.histogram(union[:, 0], bins=dp_hospitals.EDGES)[0]
+    assert np.all(np.abs(got["histogram"] - hist) <= 6 * sd["histogram"])
+    assert 0.95 <= got["epsilon"] <= dp_hospitals.EPSILON

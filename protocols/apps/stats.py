@@ -117,10 +117,10 @@ async def total(
     bounds: tuple[float, float] | None = None,
 ) -> Result:
     """Column sums over every party's rows. Reveals the sums. With ``dp=DP(...)`` and public
-    ``bounds=(lo, hi)`` (owner-private rows, one column): every owner clamps its own rows to the bounds
-    and rounds its sum to a grid of ``2^-g`` (the finest with ``max(|lo|, |hi|) 2^g <= 1,023``), so one
-    row moves the total by at most ``max(|lo|, |hi|) 2^g + 1`` grid units, and noise for that
-    sensitivity is added inside the MPC before the total is opened."""
+    ``bounds=(lo, hi)`` (one pair for every column, or one per column; owner-private rows): every
+    owner clamps its own rows to the bounds and rounds its sums to a grid of ``max(|lo|, |hi|) /
+    1,023``, so one row moves a total by at most 1,024 grid units, and noise for that is added inside
+    the MPC before the totals are opened; the columns share the one ``dp`` (``protocols.dp.apps``)."""
     local = await pl.local_parts(s, data)
     if local is not None:
         parts, vector = local
@@ -129,38 +129,21 @@ async def total(
         if dp is None:
             summ = await pl.summaries(s, parts, lambda a: pl._as_matrix(a).sum(axis=0), d, fmt=fmt)
             return _out(vector, await SecretFix(s, pl.added(summ), fmt).reveal(to))
-        lo, hi = _bounds(bounds)
-        if d != 1:
-            raise ValueError("dp= sums one column at a time: each column is an output of its own")
-        # every owner rounds its clamped sum to a grid of 2^-g, g the finest that keeps the
-        # sensitivity (one row, plus the rounding) within 1,024 units; the noise is far coarser
-        bound = max(abs(lo), abs(hi))
-        g = max(0, min(fmt.f, math.floor(math.log2(1023 / bound)))) if bound < 1023 else 0
-        grid = 1 << g
+        from ..dp import apps as dpa
 
-        def rounded(a: np.ndarray) -> np.ndarray:
-            return np.rint(np.clip(pl._as_matrix(a), lo, hi).sum(axis=0) * grid).astype(np.int64)
-
-        bits = COUNT_BITS + g + 1 + math.ceil(math.log2(bound + 1))
-        acc = await pl.int_totals(s, parts, rounded, 1, bits)
-        noisy = await _noisy(s, acc.shares, dp, sensitivity=math.ceil(bound * grid) + 1, scale=1)
-        out = await SecretInt(s, noisy, acc.k + 2).reveal(to)
-        return None if out is None else _out(vector, np.asarray(out, dtype=np.float64) / grid)
-    if dp is not None:
-        raise ValueError("dp= needs owner-private rows (each owner clamps its own rows to the bounds)")
+        cb = dpa.column_bounds(bounds, d)
+        out = await dpa.release_sums(
+            s,
+            parts,
+            lambda a: dpa.clamped(a, cb).sum(axis=0),
+            [dpa.Entry(dpa.magnitude(b)) for b in cb],
+            dp,
+            to=to,
+        )
+        return _out(vector, out)
+    _no_dp(dp)
     t = await ensure_table(s, data, fmt)
     return _shape_out(t, await t.x.sum(axis=0).reveal(to))
-
-
-def _bounds(bounds: Any) -> tuple[float, float]:
-    if (
-        not isinstance(bounds, tuple)
-        or len(bounds) != 2
-        or not all(isinstance(b, (int, float)) and math.isfinite(b) for b in bounds)
-        or not bounds[0] < bounds[1]
-    ):
-        raise ValueError(f"dp= needs public clipping bounds=(lo, hi) with lo < hi, got {bounds!r}")
-    return float(bounds[0]), float(bounds[1])
 
 
 async def secret_mean(t: Table) -> SecretFix:
@@ -170,16 +153,45 @@ async def secret_mean(t: Table) -> SecretFix:
     return await (t.x.sum(axis=0) / t.rows)
 
 
-async def mean(s: Session, data: Any, *, fmt: FixedFormat | None = None, to: int | None = None) -> Result:
+async def mean(
+    s: Session,
+    data: Any,
+    *,
+    fmt: FixedFormat | None = None,
+    to: int | None = None,
+    dp: Any = None,
+    bounds: Any = None,
+) -> Result:
     """Column means. Reveals the means only; with the row counts public (see the module docstring)
     a mean determines the sum, so this is no more private than ``total``, just the declared output.
-    On owner-private rows (see ``pooled``) the row counts stay secret."""
+    On owner-private rows (see ``pooled``) the row counts stay secret.
+
+    With ``dp=DP(...)`` and public ``bounds`` (as ``total``'s; owner-private rows): the noisy column
+    sums divided by the noisy count, in the clear, clamped to the bounds. The count and the sums are
+    released under the one ``dp`` (``protocols.dp.apps``: they compose); the division is
+    post-processing. A noisy count below 1 is taken as 1."""
     local = await pl.local_parts(s, data)
     if local is not None:
         parts, vector = local
         fmt = fmt or FixedFormat()
+        if dp is not None:
+            from ..dp import apps as dpa
+
+            d = pl.columns_of(parts, vector)
+            cb = dpa.column_bounds(bounds, d)
+
+            def sums(a: np.ndarray) -> np.ndarray:
+                return np.concatenate([[a.shape[0]], dpa.clamped(a, cb).sum(axis=0)])
+
+            entries = [dpa.Entry(1.0, count=True)] + [dpa.Entry(dpa.magnitude(b)) for b in cb]
+            out = await dpa.release_sums(s, parts, sums, entries, dp, to=to)
+            if out is None:
+                return None
+            lo, hi = np.asarray(cb).T
+            return _out(vector, np.clip(out[1:] / max(out[0], 1.0), lo, hi))
         m, _ = await pl.pooled(s, parts, pl.columns_of(parts, vector), [], 0, fmt)
         return _out(vector, await SecretFix(s, m, fmt).reveal(to))
+    _no_dp(dp)
     t = await ensure_table(s, data, fmt)
     return _shape_out(t, await (await secret_mean(t)).reveal(to))
 
@@ -204,17 +216,35 @@ def _moments_steps(c: SecretFix, pairs: list[tuple[int, int]], scale: float) -> 
 
 
 async def variance(
-    s: Session, data: Any, *, ddof: int = 1, fmt: FixedFormat | None = None, to: int | None = None
+    s: Session,
+    data: Any,
+    *,
+    ddof: int = 1,
+    fmt: FixedFormat | None = None,
+    to: int | None = None,
+    dp: Any = None,
+    bounds: Any = None,
 ) -> Result:
     """Column variances ``sum (x - mean)^2 / (N - ddof)``. Reveals the variances only (not the means,
-    not the sums of squares)."""
+    not the sums of squares).
+
+    With ``dp=DP(...)`` and public ``bounds`` (as ``total``'s; owner-private rows): every owner
+    clamps its values to ``[lo, hi]`` and shifts them by the public centre ``c = (lo + hi) / 2``, so
+    ``z = x - c`` lies in ``[-h, h]`` with ``h = (hi - lo) / 2``. Released under the one ``dp``: the
+    count ``N``, the sums ``S = sum z`` (one row moves them by ``h``) and ``Q = sum z^2`` (by ``h^2``).
+    In the clear: ``(Q - S^2 / N) / (N - ddof)`` (shifting does not change a variance), clamped to
+    ``[0, h^2 N / (N - ddof)]``, the range of a variance of values in ``[lo, hi]``; a noisy ``N``
+    below ``ddof + 1`` is taken as ``ddof + 1``."""
     local = await pl.local_parts(s, data)
     if local is not None:
         parts, vector = local
         fmt = fmt or FixedFormat()
         d = pl.columns_of(parts, vector)
+        if dp is not None:
+            return _out(vector, await _dp_variance(s, parts, d, ddof, dp, bounds, to))
         _, v = await pl.pooled(s, parts, d, pl.moment_pairs(d, "diag"), ddof, fmt)
         return _out(vector, await SecretFix(s, v, fmt).reveal(to))
+    _no_dp(dp)
     t = await ensure_table(s, data, fmt)
     if t.rows - ddof <= 0:
         raise ParameterMismatch(f"variance of {t.rows} rows with ddof = {ddof}")
@@ -222,6 +252,37 @@ async def variance(
     pairs = [(j, j) for j in range(t.cols)]
     v = await run(s, _moments_steps(c, pairs, 1.0 / (t.rows - ddof)))
     return _shape_out(t, await SecretFix(s, v, t.fmt).reveal(to))
+
+
+async def _dp_variance(
+    s: Session, parts: pl.Parts, d: int, ddof: int, dp: Any, bounds: Any, to: int | None
+) -> np.ndarray | None:
+    from ..dp import apps as dpa
+
+    cb = dpa.column_bounds(bounds, d)
+    lo, hi = np.asarray(cb).T
+    centre, half = (lo + hi) / 2, (hi - lo) / 2
+
+    def sums(a: np.ndarray) -> np.ndarray:
+        z = dpa.clamped(a, cb) - centre
+        return np.concatenate([[a.shape[0]], z.sum(axis=0), (z * z).sum(axis=0)])
+
+    entries = (
+        [dpa.Entry(1.0, count=True)]
+        + [dpa.Entry(float(h)) for h in half]
+        + [dpa.Entry(float(h * h)) for h in half]
+    )
+    out = await dpa.release_sums(s, parts, sums, entries, dp, to=to)
+    if out is None:
+        return None
+    n = max(float(out[0]), ddof + 1.0)
+    sz, q = out[1 : 1 + d], out[1 + d :]
+    return np.clip((q - sz * sz / n) / (n - ddof), 0.0, half * half * n / (n - ddof))
+
+
+def _no_dp(dp: Any) -> None:
+    if dp is not None:
+        raise ValueError("dp= needs owner-private rows (each owner clamps its own rows to the bounds)")
 
 
 def _square(
@@ -396,6 +457,7 @@ async def histogram(
     column: int = 0,
     fmt: FixedFormat | None = None,
     to: int | None = None,
+    dp: Any = None,
 ) -> np.ndarray | None:
     """Counts of one column's values in the bins of the public, increasing ``edges`` (as
     ``numpy.histogram(x, bins=edges)``: ``[e_0, e_1), ..., [e_{m-1}, e_m]``, values outside not counted).
@@ -407,7 +469,10 @@ async def histogram(
     fixed-point format (rounded to ``2^-f``).
 
     On owner-private rows each owner counts its own values (``numpy.histogram`` in float64, exactly
-    numpy's bins) and only the counts are added in MPC: no comparison at all.
+    numpy's bins) and only the counts are added in MPC: no comparison at all. With ``dp=DP(...)``
+    (owner-private rows; no bounds needed: a row counts in one bin at most) every bin gets noise for
+    a sensitivity of 1, and the histogram costs what ONE such count costs, however many bins
+    (``touches=1``: adding or removing a row changes one bin). Noisy counts may be negative.
     """
     local = await pl.local_parts(s, data)
     if local is not None:
@@ -424,9 +489,16 @@ async def histogram(
         def counts(a: np.ndarray) -> np.ndarray:
             return np.histogram(pl._as_matrix(a)[:, column], bins=e)[0]
 
+        if dp is not None:
+            from ..dp import apps as dpa
+
+            entries = [dpa.Entry(1.0, count=True)] * (e.size - 1)
+            noisy = await dpa.release_sums(s, parts, counts, entries, dp, to=to, touches=1)
+            return None if noisy is None else np.asarray(noisy, dtype=np.int64)
         acc = await pl.int_totals(s, parts, counts, e.size - 1, COUNT_BITS)
         out = await acc.reveal(to)
         return None if out is None else np.asarray(out, dtype=np.int64)
+    _no_dp(dp)
     t = await ensure_table(s, data, fmt)
     e = np.asarray(edges, dtype=np.float64).reshape(-1)
     if e.size < 2 or not np.all(np.diff(e) > 0) or not np.all(np.isfinite(e)):

@@ -13,6 +13,7 @@ in the ledger is an upper bound on what the session released.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,8 +108,8 @@ class Allowance:
         """Add an output's mechanisms; the session's composed epsilon (at the declared delta) after it.
         ``BudgetExceeded`` (nothing spent) if that is above the declared epsilon."""
         acc = Accountant()
-        for m in [*self.spent, *mechanisms]:
-            acc.add(m)
+        for m, k in Counter([*self.spent, *mechanisms]).items():  # composition commutes: equal ones at once
+            acc.add(m, k)
         eps = acc.epsilon(self.declared.delta)
         if eps > self.declared.epsilon:
             raise BudgetExceeded(

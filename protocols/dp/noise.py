@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..prg import PRG
+from ..rounds import sum_groups
 from .sampling import discrete_gaussian
 
 if TYPE_CHECKING:
@@ -67,9 +68,8 @@ async def binomial(s: Session, m: int, size: int) -> SharedArray:
         raise ValueError(f"{m} coins for {size} elements: more than {MAX_NOISE_ELEMENTS * 64} bits at once")
     bits = await s.pre.bits(m * size)  # element e's coins at e * m .. e * m + m - 1
     f = s.field
-    counts = bits[np.arange(0, m * size, m)]
-    for j in range(1, m):
-        counts = counts + bits[np.arange(j, m * size, m)]
+    # a halving tree over every element's coins at once (a Python add per coin took 1.5 s at 10^4)
+    counts = sum_groups(bits, size)
     return counts.add_public_field(f.from_ints([(-(m // 2)) % f.modulus] * size))
 
 

@@ -18,6 +18,7 @@ runs. Not built yet: the budget ledger that each party charges before the value 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -129,6 +130,17 @@ class DP:
         return [self.noise()] * k
 
 
+def at_scale(dp: DP, scale: int, n: int) -> tuple[DP, int]:
+    """``dp`` for a value encoded at ``scale`` (a secure type's ``reveal(dp=...)``), and the bits its
+    noise may add to the value's range: the binomial's ``m / 2`` exactly, the sum of ``n`` discrete
+    Gaussians' 12 standard deviations (a tail below ``e^-72``)."""
+    if not isinstance(dp, DP):
+        raise TypeError(f"dp= takes a protocols.dp.DP, got {type(dp).__name__}")
+    dp = dataclasses.replace(dp, scale=scale)
+    reach = dp.coins() // 2 if dp.mechanism == "binomial" else 12 * math.sqrt(n * float(dp.sigma2()))
+    return dp, 1 + math.ceil(math.log2(reach + 1))
+
+
 async def add_noise(s: Session, x: SharedArray, dp: DP) -> SharedArray:
     """``x`` plus secret noise for ``dp``, element by element (nothing is opened)."""
     if not isinstance(dp, DP):
@@ -144,4 +156,4 @@ async def add_noise(s: Session, x: SharedArray, dp: DP) -> SharedArray:
     return x + noise.reshape(x.shape)
 
 
-__all__ = ["DP", "add_noise"]
+__all__ = ["DP", "add_noise", "at_scale"]
