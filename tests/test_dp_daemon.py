@@ -164,26 +164,42 @@ def test_bad_dp_requests_are_refused_before_anything_runs(tmp_path: Path) -> Non
         d.close()
 
 
-def test_a_sum_with_bounds_through_the_cli(tmp_path: Path) -> None:
+def test_dp_sum_mean_and_histogram_through_the_cli(tmp_path: Path) -> None:
+    """``spdz submit --dp ... --bounds`` for the statistics: every party prints the same noisy value,
+    within 6 predicted standard deviations of the clamped statistic, and pays for each."""
     d = cluster(tmp_path / "c")
     try:
         d.start()
         d.wait_preprocessing()
-        files = []
+        files, hist = [], []
         for i in range(3):
             f = tmp_path / f"in{i}.txt"
             f.write_text("\n".join(str(v) for v in [10.0, 20.0, 500.0][: i + 1]) + "\n")
             files.append(f)
-        flags = ("--dp", DATASET, "--epsilon", "0.8", "--delta", "1e-9", "--bounds", "0:50", "--json")
-        out = d.run_all("stats_sum", files, "--session", "sum-dp", *flags)
-        assert all(rc == 0 for rc, _, _ in out), out
-        sums = {json.loads(so)["sum"] for _, so, _ in out}
-        assert len(sums) == 1
+            h = tmp_path / f"hist{i}.txt"  # 3 edges (2 bins), then the values: 5 in the first, 1
+            h.write_text("\n".join(str(v) for v in [3, 0, 25, 50, 10.0, 20.0, 30.0][: 4 + i + 1]) + "\n")
+            hist.append(h)
+        flags = ("--dp", DATASET, "--epsilon", "0.3", "--delta", "1e-9", "--json")
+        bounded = (*flags, "--bounds", "0:50")
+
+        def same(program: str, inputs: list[Path], session: str, *extra: str) -> Any:
+            out = d.run_all(program, inputs, "--session", session, *extra)
+            assert all(rc == 0 for rc, _, _ in out), out
+            got = [json.loads(so) for _, so, _ in out]
+            assert all(g == got[0] for g in got), got
+            return got[0]
+
         # clamped: 10 + (10 + 20) + (10 + 20 + 50) = 120; the owners' sums on a grid of 50 / 1,023,
-        # so one row moves the total by 1,024 units; three parties' draws of that sigma2: within 6 sd
-        sigma2 = calibrate_sigma2(0.8, 1e-9, 1024)
-        sd = math.sqrt(3 * sigma2) * 50 / 1023
-        assert abs(sums.pop() - 120.0) < 6 * sd, sd
+        # so one row moves the total by 1,024 units; three parties' draws of that sigma2
+        sd = math.sqrt(3 * calibrate_sigma2(0.3, 1e-9, 1024)) * 50 / 1023
+        total = same("stats_sum", files, "sum-dp", *bounded)
+        assert abs(total["sum"] - 120.0) < 6 * sd and total["dp"]["bounds"] == [0.0, 50.0], total
+        mean = same("stats_mean", files, "mean-dp", *bounded)["mean"]
+        assert 0.0 <= mean <= 50.0  # post-processed: clamped to the bounds
+        counts = same("stats_histogram", hist, "hist-dp", *flags)["counts"]
+        sd1 = math.sqrt(3 * calibrate_sigma2(0.3, 1e-9, 1))  # one row changes one bin by one
+        assert len(counts) == 2 and all(abs(c - t) < 6 * sd1 for c, t in zip(counts, [5, 1], strict=True))
+        assert [budgets(d, i)["charges"] for i in range(3)] == [3, 3, 3]
     finally:
         d.close()
 

@@ -212,13 +212,23 @@ async def sum_program(s: Session, values: np.ndarray) -> dict[str, Any]:
 
 
 async def mean_program(s: Session, values: np.ndarray) -> dict[str, Any]:
-    """Mean of every party's values (per column), fixed point. Reveals the means only."""
-    return {"mean": await stats.mean(s, _column_rows(values))}
+    """Mean of every party's values (per column), fixed point. Reveals the means only. With a declared
+    DP cost: noisy sums over a noisy count, every owner clamping to the declared bounds."""
+    d = _declared(s)
+    if d is None:
+        return {"mean": await stats.mean(s, _column_rows(values))}
+    got = await stats.mean(s, _column_rows(values), dp=d.dp(), bounds=d.bounds)
+    return {"mean": got, **_dp_note(d)}
 
 
 async def variance_program(s: Session, values: np.ndarray) -> dict[str, Any]:
-    """Sample variance (ddof 1) per column. Reveals the variances only."""
-    return {"variance": await stats.variance(s, _column_rows(values))}
+    """Sample variance (ddof 1) per column. Reveals the variances only. With a declared DP cost: from
+    a noisy count, sums and sums of squares of the rows clamped to the declared bounds."""
+    d = _declared(s)
+    if d is None:
+        return {"variance": await stats.variance(s, _column_rows(values))}
+    got = await stats.variance(s, _column_rows(values), dp=d.dp(), bounds=d.bounds)
+    return {"variance": got, **_dp_note(d)}
 
 
 async def covariance_program(s: Session, values: np.ndarray) -> dict[str, Any]:
@@ -259,8 +269,9 @@ async def histogram_program(s: Session, values: np.ndarray) -> dict[str, Any]:
     added securely). Reveals the bin counts only."""
     edges, xs = _histogram_parts(values)
     await agree(s, "histogram edges", edges)
-    counts = await stats.histogram(s, xs if xs.size else None, edges)
-    return {"edges": edges, "counts": counts}
+    d = _declared(s)
+    counts = await stats.histogram(s, xs if xs.size else None, edges, dp=None if d is None else d.dp())
+    return {"edges": edges, "counts": counts, **_dp_note(d)}
 
 
 # ---------------------------------------------------------------------------------------- regression
@@ -349,12 +360,12 @@ async def _announce(s: Session, role: int, d: int) -> list[float]:
 PROGRAMS: tuple[Spec, ...] = (
     Spec.of("stats_count", count_program, parse_numbers, dp="plain"),
     Spec.of("stats_sum", sum_program, _nonempty, dp="bounds"),
-    Spec.of("stats_mean", mean_program, _nonempty),
-    Spec.of("stats_variance", variance_program, _nonempty),
+    Spec.of("stats_mean", mean_program, _nonempty, dp="bounds"),
+    Spec.of("stats_variance", variance_program, _nonempty, dp="bounds"),
     Spec.of("stats_covariance", covariance_program, _table_parse),
     Spec.of("stats_correlation", correlation_program, _table_parse),
     Spec.of("stats_mean_where", mean_where_program, _table_parse),
-    Spec.of("stats_histogram", histogram_program, _histogram_parse),
+    Spec.of("stats_histogram", histogram_program, _histogram_parse, dp="plain"),
     Spec.of("linreg_train", linreg_program, _table_parse),
     Spec.of("logreg_train", logreg_program, _table_parse),
     Spec.of(
