@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,9 @@ pytestmark = pytest.mark.slow  # real processes: left out of the fast subset
 DATASET = "patients"
 BUDGET = Budget(1.0, 1e-6)
 ROWS = [[1.0] * 40, [2.0] * 25, [3.0] * 35]  # 100 rows
+# the shared cluster's datasets, one per test so that the tests' budgets are independent; party 2's
+# budget for "small" is half the others'
+SHARED = ("limit", "agree", "small", "cli", "race")
 
 
 def cluster(root: Path, budgets: dict[int, dict[str, Budget]] | None = None, **kw: Any) -> Daemons:
@@ -38,8 +42,26 @@ def cluster(root: Path, budgets: dict[int, dict[str, Budget]] | None = None, **k
     return d
 
 
-def dp(epsilon: float = 0.6, delta: float = 1e-9, **extra: Any) -> dict[str, Any]:
-    return {"dataset": DATASET, "epsilon": epsilon, "delta": delta, **extra}
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemons]:
+    """One cluster for the tests that need nothing of their own (each uses its own dataset)."""
+    every = {name: BUDGET for name in SHARED}
+    d = cluster(
+        tmp_path_factory.mktemp("dp"),
+        budgets={i: every if i != 2 else {**every, "small": Budget(0.5, 1e-6)} for i in range(3)},
+        metrics=True,
+    )
+    try:
+        d.start()
+        d.wait_preprocessing()
+        yield d
+    finally:
+        codes = d.close()
+    assert codes == [0, 0, 0], f"daemons exited with {codes} on SIGTERM\n{d.logs()}"
+
+
+def dp(epsilon: float = 0.6, delta: float = 1e-9, dataset: str = DATASET, **extra: Any) -> dict[str, Any]:
+    return {"dataset": dataset, "epsilon": epsilon, "delta": delta, **extra}
 
 
 def count_all(d: Daemons, session: str, dps: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
@@ -50,158 +72,143 @@ def count_all(d: Daemons, session: str, dps: list[dict[str, Any] | None]) -> lis
     return d.call_all(reqs)  # type: ignore[arg-type,return-value]
 
 
-def budgets(d: Daemons, i: int) -> dict[str, Any]:
+def budgets(d: Daemons, i: int, dataset: str = DATASET) -> dict[str, Any]:
     rc, out, err = spdz_run("budget", "--config", str(d.configs[i]), "--json")
     assert rc == 0, err
-    return json.loads(out)["datasets"][DATASET]
+    return json.loads(out)["datasets"][dataset]
 
 
-def charges(d: Daemons, i: int) -> list[str]:
+def charges(d: Daemons, i: int, dataset: str = DATASET) -> list[str]:
     """The sessions charged in party i's ledger, read directly (WAL: a reader beside the daemon)."""
     db = sqlite3.connect(str(load_config(d.configs[i]).ledger_path))
     try:
-        return [r[0] for r in db.execute("SELECT session FROM charges WHERE dataset = ?", (DATASET,))]
+        return [r[0] for r in db.execute("SELECT session FROM charges WHERE dataset = ?", (dataset,))]
     except sqlite3.OperationalError:  # no table yet
         return []
     finally:
         db.close()
 
 
-def test_a_noisy_count_is_charged_at_every_party_and_the_next_is_refused_at_the_limit(tmp_path: Path) -> None:
-    d = cluster(tmp_path / "c", metrics=True)
-    try:
-        d.start()
-        d.wait_preprocessing()
-        first = count_all(d, "dp-1", [dp()] * 3)
-        assert all(r["ok"] for r in first), first
-        counts = {r["result"]["count"] for r in first}
-        assert len(counts) == 1  # every party opened the same noisy value
-        # sigma2 for epsilon 0.6 is about 84 per party: three draws, sd about 16; 10 sd is 160
-        assert abs(counts.pop() - 100) < 160
-        assert all(r["result"]["dp"]["epsilon"] == 0.6 for r in first)
-        for i in range(3):
-            got = budgets(d, i)
-            assert got["charges"] == 1 and got["spent"] == pytest.approx(0.6, abs=1e-3), got
-            assert d.status(i)["budgets"][DATASET]["spent"] == pytest.approx(0.6, abs=1e-3)
-            port = d.metrics_ports[i]
-            assert port is not None
-            code, body = scrape(port)
-            assert code == 200, body
-            metric = f'spdz_dp_epsilon_spent{{dataset="{DATASET}"}} '
-            line = next(x for x in body.splitlines() if x.startswith(metric))
-            assert float(line[len(metric) :]) == pytest.approx(0.6, abs=1e-3), line
-        # a second 0.6 would compose to about 1.2 > 1: refused at every party, naming the dataset
-        second = count_all(d, "dp-2", [dp()] * 3)
-        for r in second:
-            assert not r["ok"] and r["kind"] == "budget_exceeded", r
-            assert f"privacy budget of dataset '{DATASET}'" in r["error"], r
-            assert "party 0, 1, 2 refused" in r["error"], r
-        assert [budgets(d, i)["charges"] for i in range(3)] == [1, 1, 1]  # the refusal wrote nothing
-        # a cheaper program still fits (0.3 composes with 0.6 to below 1)
-        third = count_all(d, "dp-3", [dp(0.3)] * 3)
-        assert all(r["ok"] for r in third), third
-        assert all(budgets(d, i)["spent"] <= 1.0 for i in range(3))
-    finally:
-        d.close()
+def test_a_noisy_count_is_charged_at_every_party_and_the_next_is_refused_at_the_limit(
+    shared: Daemons,
+) -> None:
+    d, ds = shared, "limit"
+    first = count_all(d, "limit-1", [dp(dataset=ds)] * 3)
+    assert all(r["ok"] for r in first), first
+    counts = {r["result"]["count"] for r in first}
+    assert len(counts) == 1  # every party opened the same noisy value
+    # sigma2 for epsilon 0.6 is about 84 per party: three draws, sd about 16; 10 sd is 160
+    assert abs(counts.pop() - 100) < 160
+    assert all(r["result"]["dp"]["epsilon"] == 0.6 for r in first)
+    for i in range(3):
+        got = budgets(d, i, ds)
+        assert got["charges"] == 1 and got["spent"] == pytest.approx(0.6, abs=1e-3), got
+        assert d.status(i)["budgets"][ds]["spent"] == pytest.approx(0.6, abs=1e-3)
+        port = d.metrics_ports[i]
+        assert port is not None
+        code, body = scrape(port)
+        assert code == 200, body
+        metric = f'spdz_dp_epsilon_spent{{dataset="{ds}"}} '
+        line = next(x for x in body.splitlines() if x.startswith(metric))
+        assert float(line[len(metric) :]) == pytest.approx(0.6, abs=1e-3), line
+    # a second 0.6 would compose to about 1.2 > 1: refused at every party, naming the dataset
+    second = count_all(d, "limit-2", [dp(dataset=ds)] * 3)
+    for r in second:
+        assert not r["ok"] and r["kind"] == "budget_exceeded", r
+        assert f"privacy budget of dataset '{ds}'" in r["error"], r
+        assert "party 0, 1, 2 refused" in r["error"], r
+    assert [budgets(d, i, ds)["charges"] for i in range(3)] == [1, 1, 1]  # the refusal wrote nothing
+    # a cheaper program still fits (0.3 composes with 0.6 to below 1)
+    third = count_all(d, "limit-3", [dp(0.3, dataset=ds)] * 3)
+    assert all(r["ok"] for r in third), third
+    assert all(budgets(d, i, ds)["spent"] <= 1.0 for i in range(3))
 
 
-def test_declarations_must_agree_and_one_partys_refusal_costs_the_others_nothing(tmp_path: Path) -> None:
-    d = cluster(tmp_path / "c", budgets={2: {DATASET: Budget(0.5, 1e-6)}})
-    try:
-        d.start()
-        d.wait_preprocessing()
-        # party 1 claims a smaller cost than the others declare: caught at the join, nothing charged
-        got = count_all(d, "claim", [dp(0.6), dp(0.3), dp(0.6)])
-        assert not any(r["ok"] for r in got), got
-        for r in got:  # whoever saw the difference first aborted, with both declarations in the reason
-            assert "declared the privacy cost" in r["error"] and "epsilon=0.3" in r["error"], r
-        # party 1 claims no cost at all (an exact output): caught the same way
-        got = count_all(d, "exact", [dp(0.6), None, dp(0.6)])
-        assert not any(r["ok"] for r in got), got
-        for r in got:
-            assert "declared the privacy cost" in r["error"] and "none (an exact output)" in r["error"], r
-        # party 2's own budget is smaller: every party refuses, naming party 2; nobody paid
-        got = count_all(d, "small", [dp(0.6)] * 3)
-        for r in got:
-            assert r["kind"] == "budget_exceeded" and "party 2 refused" in r["error"], r
-        assert [charges(d, i) for i in range(3)] == [[], [], []]
-        # a dataset party 0 has no budget for
-        other = {"dataset": "claims", "epsilon": 0.1, "delta": 1e-9}
-        got = count_all(d, "nobudget", [other] * 3)
-        for r in got:
-            assert r["kind"] == "budget_exceeded" and "'claims'" in r["error"], r
-        assert "no budget of that name" in got[0]["error"]
-    finally:
-        d.close()
+def test_declarations_must_agree_and_one_partys_refusal_costs_the_others_nothing(shared: Daemons) -> None:
+    d = shared
+    # party 1 claims a smaller cost than the others declare: caught at the join, nothing charged
+    got = count_all(
+        d, "claim", [dp(0.6, dataset="agree"), dp(0.3, dataset="agree"), dp(0.6, dataset="agree")]
+    )
+    assert not any(r["ok"] for r in got), got
+    for r in got:  # whoever saw the difference first aborted, with both declarations in the reason
+        assert "declared the privacy cost" in r["error"] and "epsilon=0.3" in r["error"], r
+    # party 1 claims no cost at all (an exact output): caught the same way
+    got = count_all(d, "exact", [dp(0.6, dataset="agree"), None, dp(0.6, dataset="agree")])
+    assert not any(r["ok"] for r in got), got
+    for r in got:
+        assert "declared the privacy cost" in r["error"] and "none (an exact output)" in r["error"], r
+    # party 2's own budget is smaller: every party refuses, naming party 2; nobody paid
+    got = count_all(d, "small", [dp(0.6, dataset="small")] * 3)
+    for r in got:
+        assert r["kind"] == "budget_exceeded" and "party 2 refused" in r["error"], r
+    assert [charges(d, i, ds) for i in range(3) for ds in ("agree", "small")] == [[]] * 6
+    # a dataset party 0 has no budget for
+    other = {"dataset": "claims", "epsilon": 0.1, "delta": 1e-9}
+    got = count_all(d, "nobudget", [other] * 3)
+    for r in got:
+        assert r["kind"] == "budget_exceeded" and "'claims'" in r["error"], r
+    assert "no budget of that name" in got[0]["error"]
 
 
-def test_bad_dp_requests_are_refused_before_anything_runs(tmp_path: Path) -> None:
-    d = cluster(tmp_path / "c")
-    try:
-        d.start()
-        bad = [
-            ({"program": "sum", "input": [1], "dp": dp()}, "has no differentially private output"),
-            ({"program": "stats_sum", "input": [1.0], "dp": dp()}, "needs public clipping bounds"),
-            ({"program": "stats_count", "input": [1.0], "dp": dp(epsilon=-1)}, "epsilon must be in"),
-            ({"program": "stats_count", "input": [1.0], "dp": {"dataset": DATASET}}, "dp needs epsilon"),
-            ({"program": "stats_count", "input": [1.0], "dp": dp(rho=1)}, "unknown dp fields ['rho']"),
-            (
-                {"program": "stats_count", "input": [1.0], "dp": dp(mechanism="laplace")},
-                "unknown DP mechanism",
-            ),
-        ]
-        for req, phrase in bad:
-            r = d.call_all([{"op": "submit", **req}, None, None])[0]
-            assert r is not None and not r["ok"] and r["kind"] == "bad_request", r
-            assert phrase in r["error"], (phrase, r)
-        # the CLI's flags: --epsilon without --dp, --bounds malformed
-        rc, _, err = spdz_run(
-            "submit", "--config", str(d.configs[0]), "--program", "stats_count", "--input", "/dev/null",
-            "--epsilon", "1",
-        )  # fmt: skip
-        assert rc == 2 and "--epsilon needs --dp" in err, err
-    finally:
-        d.close()
+def test_bad_dp_requests_are_refused_before_anything_runs(shared: Daemons) -> None:
+    d = shared
+    bad = [
+        ({"program": "sum", "input": [1], "dp": dp()}, "has no differentially private output"),
+        ({"program": "stats_sum", "input": [1.0], "dp": dp()}, "needs public clipping bounds"),
+        ({"program": "stats_count", "input": [1.0], "dp": dp(epsilon=-1)}, "epsilon must be in"),
+        ({"program": "stats_count", "input": [1.0], "dp": {"dataset": DATASET}}, "dp needs epsilon"),
+        ({"program": "stats_count", "input": [1.0], "dp": dp(rho=1)}, "unknown dp fields ['rho']"),
+        (
+            {"program": "stats_count", "input": [1.0], "dp": dp(mechanism="laplace")},
+            "unknown DP mechanism",
+        ),
+    ]
+    for req, phrase in bad:
+        r = d.call_all([{"op": "submit", **req}, None, None])[0]
+        assert r is not None and not r["ok"] and r["kind"] == "bad_request", r
+        assert phrase in r["error"], (phrase, r)
+    # the CLI's flags: --epsilon without --dp, --bounds malformed
+    rc, _, err = spdz_run(
+        "submit", "--config", str(d.configs[0]), "--program", "stats_count", "--input", "/dev/null",
+        "--epsilon", "1",
+    )  # fmt: skip
+    assert rc == 2 and "--epsilon needs --dp" in err, err
 
 
-def test_dp_sum_mean_and_histogram_through_the_cli(tmp_path: Path) -> None:
+def test_dp_sum_mean_and_histogram_through_the_cli(shared: Daemons, tmp_path: Path) -> None:
     """``spdz submit --dp ... --bounds`` for the statistics: every party prints the same noisy value,
     within 6 predicted standard deviations of the clamped statistic, and pays for each."""
-    d = cluster(tmp_path / "c")
-    try:
-        d.start()
-        d.wait_preprocessing()
-        files, hist = [], []
-        for i in range(3):
-            f = tmp_path / f"in{i}.txt"
-            f.write_text("\n".join(str(v) for v in [10.0, 20.0, 500.0][: i + 1]) + "\n")
-            files.append(f)
-            h = tmp_path / f"hist{i}.txt"  # 3 edges (2 bins), then the values: 5 in the first, 1
-            h.write_text("\n".join(str(v) for v in [3, 0, 25, 50, 10.0, 20.0, 30.0][: 4 + i + 1]) + "\n")
-            hist.append(h)
-        flags = ("--dp", DATASET, "--epsilon", "0.3", "--delta", "1e-9", "--json")
-        bounded = (*flags, "--bounds", "0:50")
+    d = shared
+    files, hist = [], []
+    for i in range(3):
+        f = tmp_path / f"in{i}.txt"
+        f.write_text("\n".join(str(v) for v in [10.0, 20.0, 500.0][: i + 1]) + "\n")
+        files.append(f)
+        h = tmp_path / f"hist{i}.txt"  # 3 edges (2 bins), then the values: 5 in the first, 1
+        h.write_text("\n".join(str(v) for v in [3, 0, 25, 50, 10.0, 20.0, 30.0][: 4 + i + 1]) + "\n")
+        hist.append(h)
+    flags = ("--dp", "cli", "--epsilon", "0.3", "--delta", "1e-9", "--json")
+    bounded = (*flags, "--bounds", "0:50")
 
-        def same(program: str, inputs: list[Path], session: str, *extra: str) -> Any:
-            out = d.run_all(program, inputs, "--session", session, *extra)
-            assert all(rc == 0 for rc, _, _ in out), out
-            got = [json.loads(so) for _, so, _ in out]
-            assert all(g == got[0] for g in got), got
-            return got[0]
+    def same(program: str, inputs: list[Path], session: str, *extra: str) -> Any:
+        out = d.run_all(program, inputs, "--session", session, *extra)
+        assert all(rc == 0 for rc, _, _ in out), out
+        got = [json.loads(so) for _, so, _ in out]
+        assert all(g == got[0] for g in got), got
+        return got[0]
 
-        # clamped: 10 + (10 + 20) + (10 + 20 + 50) = 120; the owners' sums on a grid of 50 / 1,023,
-        # so one row moves the total by 1,024 units; three parties' draws of that sigma2
-        sd = math.sqrt(3 * calibrate_sigma2(0.3, 1e-9, 1024)) * 50 / 1023
-        total = same("stats_sum", files, "sum-dp", *bounded)
-        assert abs(total["sum"] - 120.0) < 6 * sd and total["dp"]["bounds"] == [0.0, 50.0], total
-        mean = same("stats_mean", files, "mean-dp", *bounded)["mean"]
-        assert 0.0 <= mean <= 50.0  # post-processed: clamped to the bounds
-        counts = same("stats_histogram", hist, "hist-dp", *flags)["counts"]
-        sd1 = math.sqrt(3 * calibrate_sigma2(0.3, 1e-9, 1))  # one row changes one bin by one
-        assert len(counts) == 2 and all(abs(c - t) < 6 * sd1 for c, t in zip(counts, [5, 1], strict=True))
-        assert [budgets(d, i)["charges"] for i in range(3)] == [3, 3, 3]
-    finally:
-        d.close()
+    # clamped: 10 + (10 + 20) + (10 + 20 + 50) = 120; the owners' sums on a grid of 50 / 1,023,
+    # so one row moves the total by 1,024 units; three parties' draws of that sigma2
+    sd = math.sqrt(3 * calibrate_sigma2(0.3, 1e-9, 1024)) * 50 / 1023
+    total = same("stats_sum", files, "sum-dp", *bounded)
+    assert abs(total["sum"] - 120.0) < 6 * sd and total["dp"]["bounds"] == [0.0, 50.0], total
+    mean = same("stats_mean", files, "mean-dp", *bounded)["mean"]
+    assert 0.0 <= mean <= 50.0  # post-processed: clamped to the bounds
+    counts = same("stats_histogram", hist, "hist-dp", *flags)["counts"]
+    sd1 = math.sqrt(3 * calibrate_sigma2(0.3, 1e-9, 1))  # one row changes one bin by one
+    assert len(counts) == 2 and all(abs(c - t) < 6 * sd1 for c, t in zip(counts, [5, 1], strict=True))
+    assert [budgets(d, i, "cli")["charges"] for i in range(3)] == [3, 3, 3]
 
 
 def test_a_daemon_killed_between_its_charge_and_the_output_keeps_the_charge(tmp_path: Path) -> None:
@@ -232,28 +239,23 @@ def test_a_daemon_killed_between_its_charge_and_the_output_keeps_the_charge(tmp_
         d.close()
 
 
-def test_concurrent_sessions_cannot_overspend(tmp_path: Path) -> None:
+def test_concurrent_sessions_cannot_overspend(shared: Daemons) -> None:
     """Four sessions at once, each 0.6 against a budget of 1 (any two compose to 1.2): at most one
     completes, and no party's ledger passes its budget."""
-    d = cluster(tmp_path / "c")
-    try:
-        d.start()
-        d.wait_preprocessing()
-        from concurrent.futures import ThreadPoolExecutor
+    d = shared
+    from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(4) as pool:
-            runs = list(pool.map(lambda k: count_all(d, f"race-{k}", [dp()] * 3), range(4)))
-        done = [k for k, r in enumerate(runs) if all(x["ok"] for x in r)]
-        assert len(done) <= 1, runs
-        for k, r in enumerate(runs):
-            if k not in done:
-                assert all(not x["ok"] for x in r), r
-                assert all(x["kind"] in ("budget_exceeded", "abort") for x in r), r
-        for i in range(3):
-            assert budgets(d, i)["spent"] <= BUDGET.epsilon
-            assert len(charges(d, i)) <= 1
-    finally:
-        d.close()
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda k: count_all(d, f"race-{k}", [dp(dataset="race")] * 3), range(4)))
+    done = [k for k, r in enumerate(runs) if all(x["ok"] for x in r)]
+    assert len(done) <= 1, runs
+    for k, r in enumerate(runs):
+        if k not in done:
+            assert all(not x["ok"] for x in r), r
+            assert all(x["kind"] in ("budget_exceeded", "abort") for x in r), r
+    for i in range(3):
+        assert budgets(d, i, "race")["spent"] <= BUDGET.epsilon
+        assert len(charges(d, i, "race")) <= 1
 
 
 def _rows_file(tmp_path: Path, i: int) -> Path:
