@@ -353,6 +353,8 @@ class Cheat:
 def add_delta(delta: int, index: int = 0) -> Mutation:
     def mut(f: PrimeField, to: int, msg: bytes) -> bytes:
         v = f.from_bytes(msg)
+        if v.shape[1] and not 0 <= index < v.shape[1]:  # a cheat that would change nothing
+            raise AssertionError(f"add_delta: element {index} of a {v.shape[1]}-element message")
         d = f.from_ints([delta if i == index else 0 for i in range(v.shape[1])])
         return f.to_bytes(f.add(v, d))
 

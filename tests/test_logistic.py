@@ -5,10 +5,11 @@ What is compared, on standardized features (``StandardScaler``) of a stratified 
 
 * test accuracy: within 1 percentage point of ``LogisticRegression()`` (C = 1);
 * coefficients (standardized units, intercept included): within ``FOLLOW`` of the same iteration in
-  float64 (the MPC computes what the plaintext method computes: fixed point and the factorization add
-  this much), and within the per-data-set ``TO_SKLEARN`` of scikit-learn's: the distance left by 20
-  iterations of a linearly converging method and by the spline sigmoid's error (0.041), measured, not
-  hoped for (see ``docs/models.md``).
+  float64 (the MPC computes what the plaintext method computes: the rows enter at ``2^-10``
+  (``feature_bits``), and that with fixed point and the factorization moves the model by up to 0.026
+  on the 8,000 synthetic rows, 0.01 on the others), and within the per-data-set ``to_sklearn`` of
+  scikit-learn's: the distance left by 10 accelerated iterations (4 on the synthetic data) and by the
+  spline sigmoid's error (0.041), measured, not hoped for (see ``docs/models.md``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from protocols.online import Session
 sklearn = pytest.importorskip("sklearn")
 
 N = 3
-FOLLOW = 0.02
+FOLLOW = 0.04
 SHARES = (0.45, 0.20, 0.35)
 
 
@@ -63,9 +64,10 @@ def plain_bohning(x: np.ndarray, y: np.ndarray, cfg: lg.NewtonConfig) -> np.ndar
     pen = np.asarray([1.0 / cfg.C] * d + [0.0])
     h_inv = np.linalg.inv(xa.T @ xa / 4 + np.diag(pen))
     sig = lg.spline_of(cfg.sigmoid) or (lambda z: 1.0 / (1.0 + np.exp(-z)))
-    w = np.zeros(d + 1)
-    for _ in range(cfg.iterations):
-        w = w + h_inv @ (xa.T @ (y - sig(xa @ w)) - pen * w)
+    w = prev = np.zeros(d + 1)
+    for it in range(cfg.iterations):
+        at = w + it / (it + 3) * (w - prev) if cfg.nesterov else w
+        prev, w = w, at + h_inv @ (xa.T @ (y - sig(xa @ at)) - pen * at)
     return w
 
 
@@ -82,6 +84,7 @@ async def check_against_sklearn(name: str, cfg: lg.NewtonConfig, to_sklearn: flo
     m = res[0]
     got = np.concatenate([m.coef, [m.intercept]])
     plain = plain_bohning(x, y, cfg)
+    print(f"{name}: MPC vs float64 {np.max(np.abs(got - plain)):.4f}")
     assert np.max(np.abs(got - plain)) < FOLLOW, (name, np.max(np.abs(got - plain)))
     sk = LogisticRegression().fit(x, y)
     want = np.concatenate([sk.coef_[0], sk.intercept_])
@@ -91,17 +94,17 @@ async def check_against_sklearn(name: str, cfg: lg.NewtonConfig, to_sklearn: flo
 
 
 async def test_wine_one_vs_rest_matches_sklearn() -> None:
-    await check_against_sklearn("wine", lg.NewtonConfig(), to_sklearn=0.4)
+    await check_against_sklearn("wine", lg.NewtonConfig(), to_sklearn=0.3)
 
 
 @pytest.mark.slow
 async def test_breast_cancer_matches_sklearn() -> None:
-    await check_against_sklearn("breast_cancer", lg.NewtonConfig(), to_sklearn=1.4)
+    await check_against_sklearn("breast_cancer", lg.NewtonConfig(), to_sklearn=1.3)
 
 
 @pytest.mark.slow
 async def test_ten_thousand_synthetic_rows_match_sklearn() -> None:
-    await check_against_sklearn("synthetic", lg.NewtonConfig(iterations=6), to_sklearn=0.15)
+    await check_against_sklearn("synthetic", lg.NewtonConfig(iterations=4), to_sklearn=0.15)
 
 
 def test_the_sigmoids_errors_are_as_documented() -> None:
@@ -151,7 +154,7 @@ async def test_a_party_cheating_during_training_is_caught_by_every_honest_party(
     # an early opening of a share (the factorization of the bound) and a late one (the iterations)
     for target, cheater, mutation in (
         (("share", 40), 1, add_delta(1)),
-        (("share", 400), 2, add_delta(-(2**40), index=3)),
+        (("share", 400), 2, add_delta(-(2**40))),
         (("share", 400), 1, noop),
     ):
         cheat = Cheat(net=lambda net, t=target, m=mutation: CheatNet(net, get_field(P127), t, m))
