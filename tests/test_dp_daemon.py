@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from test_daemon import Daemons, scrape, spdz_run, wait_until
 
+from actors.budget import BudgetLedger
 from actors.config import Budget, load_config, write_config
 from actors.privacy import PAUSE_AFTER_CHARGE_ENV
 from protocols.dp.accounting import calibrate_sigma2
@@ -34,8 +35,13 @@ ROWS = [[1.0] * 40, [2.0] * 25, [3.0] * 35]  # 100 rows
 SHARED = ("limit", "agree", "small", "cli", "race")
 
 
-def cluster(root: Path, budgets: dict[int, dict[str, Budget]] | None = None, **kw: Any) -> Daemons:
-    d = Daemons(root, 3, field="p127", config={"budgets": {DATASET: BUDGET}}, **kw)
+def cluster(
+    root: Path,
+    budgets: dict[int, dict[str, Budget]] | None = None,
+    config: dict[str, Any] | None = None,
+    **kw: Any,
+) -> Daemons:
+    d = Daemons(root, 3, field="p127", config={"budgets": {DATASET: BUDGET}, **(config or {})}, **kw)
     for i, b in (budgets or {}).items():
         cfg = load_config(d.configs[i])
         write_config(dataclasses.replace(cfg, budgets=b), d.configs[i])
@@ -72,10 +78,16 @@ def count_all(d: Daemons, session: str, dps: list[dict[str, Any] | None]) -> lis
     return d.call_all(reqs)  # type: ignore[arg-type,return-value]
 
 
-def budgets(d: Daemons, i: int, dataset: str = DATASET) -> dict[str, Any]:
-    rc, out, err = spdz_run("budget", "--config", str(d.configs[i]), "--json")
-    assert rc == 0, err
-    return json.loads(out)["datasets"][dataset]
+def budgets(d: Daemons, i: int, dataset: str = DATASET, *, cli: bool = False) -> dict[str, Any]:
+    """Party i's budget for ``dataset`` as ``spdz budget --json`` prints it (``cli``), or from its
+    ledger read in this process (the same figures, without a process start per look)."""
+    if cli:
+        rc, out, err = spdz_run("budget", "--config", str(d.configs[i]), "--json")
+        assert rc == 0, err
+        return json.loads(out)["datasets"][dataset]
+    cfg = load_config(d.configs[i])
+    with BudgetLedger(cfg.ledger_path, cfg.budgets) as led:
+        return led.status()[dataset]
 
 
 def charges(d: Daemons, i: int, dataset: str = DATASET) -> list[str]:
@@ -101,7 +113,7 @@ def test_a_noisy_count_is_charged_at_every_party_and_the_next_is_refused_at_the_
     assert abs(counts.pop() - 100) < 160
     assert all(r["result"]["dp"]["epsilon"] == 0.6 for r in first)
     for i in range(3):
-        got = budgets(d, i, ds)
+        got = budgets(d, i, ds, cli=i == 0)
         assert got["charges"] == 1 and got["spent"] == pytest.approx(0.6, abs=1e-3), got
         assert d.status(i)["budgets"][ds]["spent"] == pytest.approx(0.6, abs=1e-3)
         port = d.metrics_ports[i]
@@ -215,7 +227,8 @@ def test_a_daemon_killed_between_its_charge_and_the_output_keeps_the_charge(tmp_
     """Party 0 pauses after committing its charge (a fault-injection knob for this test); it is
     killed -9 there, before anything is opened. The others' sessions abort; party 0's ledger, read
     after a restart, still holds the charge, and the next program that would not fit is refused."""
-    d = cluster(tmp_path / "c", env={0: {PAUSE_AFTER_CHARGE_ENV: "60"}})
+    # a short peer timeout: the others notice party 0 is gone within seconds
+    d = cluster(tmp_path / "c", env={0: {PAUSE_AFTER_CHARGE_ENV: "60"}}, config={"peer_timeout": 3.0})
     try:
         d.start()
         d.wait_preprocessing()
@@ -230,7 +243,7 @@ def test_a_daemon_killed_between_its_charge_and_the_output_keeps_the_charge(tmp_
         d.extra_env = {}
         d.start([0])
         assert charges(d, 0) == ["job/window"]
-        assert budgets(d, 0)["spent"] == pytest.approx(0.7, abs=1e-3)
+        assert budgets(d, 0, cli=True)["spent"] == pytest.approx(0.7, abs=1e-3)
         d.wait_preprocessing()
         again = count_all(d, "after", [dp(0.6)] * 3)  # 0.7 + 0.6 > 1 at party 0 (and the others)
         assert all(not r["ok"] and r["kind"] == "budget_exceeded" for r in again), again
