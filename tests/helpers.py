@@ -397,3 +397,19 @@ def non_canonical(f: PrimeField, to: int, msg: bytes) -> bytes:
     else:
         v[0, 0], v[1, 0] = np.uint64(2**64 - 1), np.uint64(2**63 - 1)
     return v.tobytes()
+
+
+async def refusals(calls: Sequence[Callable[[], Any]], cut: str = ",") -> list[str]:
+    """Await each call in turn: ``"accepted"``, or the start of its ``ValueError``/``TypeError`` message
+    (up to the first ``cut``): what a misuse test compares at every party."""
+    out = []
+    for call in calls:
+        try:
+            await call()
+            out.append("accepted")
+        except (ValueError, TypeError) as e:
+            msg = str(e)
+            for c in cut:
+                msg = msg.split(c)[0]
+            out.append(msg)
+    return out

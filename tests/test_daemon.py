@@ -318,16 +318,21 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemons]:
-    d = Daemons(tmp_path_factory.mktemp("d3"), 3, metrics=True)
+def serving(d: Daemons) -> Iterator[Daemons]:
+    """A module fixture's body: start ``d``, wait for its preprocessing, yield it, and at the end
+    stop it and check that every daemon exited cleanly on SIGTERM."""
     try:
         d.start()
         d.wait_preprocessing()
         yield d
     finally:
         codes = d.close()
-    assert codes == [0, 0, 0], f"daemons exited with {codes} on SIGTERM\n{d.logs()}"
+    assert codes == [0] * d.n, f"daemons exited with {codes} on SIGTERM\n{d.logs()}"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemons]:
+    yield from serving(Daemons(tmp_path_factory.mktemp("d3"), 3, metrics=True))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import run_cluster
+from helpers import refusals, run_cluster
 
 import protocols.dp.noise as noise_module
 import protocols.dp.output as output_module
@@ -335,20 +335,15 @@ async def test_reveal_with_dp_adds_noise_at_the_types_scale(monkeypatch: pytest.
 
 
 async def misuse_prog(s: Session) -> list[str]:
-    out = []
     rows = ROWS[s.party]
-    for call in (
-        lambda: stats.mean(s, rows, dp=GUARANTEE),
-        lambda: stats.variance(s, rows, dp=GUARANTEE, bounds=[(0.0, 1.0)]),
-        lambda: stats.total(s, rows, dp=GUARANTEE, bounds=[(0.0, 1.0), (3.0, 2.0)]),
-        lambda: stats.histogram(s, rows, EDGES, dp={"epsilon": 1}),
-    ):
-        try:
-            await call()
-            out.append("accepted")
-        except (ValueError, TypeError) as e:
-            out.append(str(e).split(",")[0])
-    return out
+    return await refusals(
+        (
+            lambda: stats.mean(s, rows, dp=GUARANTEE),
+            lambda: stats.variance(s, rows, dp=GUARANTEE, bounds=[(0.0, 1.0)]),
+            lambda: stats.total(s, rows, dp=GUARANTEE, bounds=[(0.0, 1.0), (3.0, 2.0)]),
+            lambda: stats.histogram(s, rows, EDGES, dp={"epsilon": 1}),
+        )
+    )
 
 
 async def test_misuse_is_refused_at_every_party() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_daemon import Daemons, scrape, spdz_run, wait_until
+from test_daemon import Daemons, scrape, serving, spdz_run, wait_until
 
 from actors.budget import BudgetLedger
 from actors.config import Budget, load_config, write_config
@@ -57,13 +57,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemons]:
         budgets={i: every if i != 2 else {**every, "small": Budget(0.5, 1e-6)} for i in range(3)},
         metrics=True,
     )
-    try:
-        d.start()
-        d.wait_preprocessing()
-        yield d
-    finally:
-        codes = d.close()
-    assert codes == [0, 0, 0], f"daemons exited with {codes} on SIGTERM\n{d.logs()}"
+    yield from serving(d)
 
 
 def dp(epsilon: float = 0.6, delta: float = 1e-9, dataset: str = DATASET, **extra: Any) -> dict[str, Any]:
