@@ -98,9 +98,6 @@ class PartyDaemon:
         self.stopping = False
         self.port: int | None = None
         self.reloads = 0
-        # the privacy budget ledger (the party's), opened now when the config names budgets, so that
-        # a bad path stops the start; a DP submit to a party without one is refused by that party
-        self.ledger = self.party.ledger
         self.jobs = Jobs(
             self.party,
             self.registry,

@@ -146,14 +146,7 @@ async def join_session(
                 f"party {j} submitted program {theirs[:64]!r} for this session, party {s.party} {program!r}",
                 culprit=j,
             )
-        their_dp = msg.get("dp")
-        if their_dp != dp:
-            raise AbortError(
-                f"party {j} declared the privacy cost {privacy.shown(their_dp)} for this session, party "
-                f"{s.party} {privacy.shown(dp)}: every party must submit the same dp (dataset, epsilon, "
-                "delta, mechanism, bounds)",
-                culprit=j,
-            )
+        privacy.check_declaration(j, msg.get("dp"), s.party, dp)
 
 
 class UseTracked(Forwarding):
@@ -212,11 +205,11 @@ class Jobs:
         warning: str | None = None,
     ) -> None:
         self.party = party
-        self.ledger = party.ledger  # this party's privacy budgets (None: no DP output is allowed)
-        self._ledger_lock = party.ledger_lock
-        # the ledger's status as of the last charge (for status and metrics, without touching the
-        # database from the event loop while a charge holds the connection in a worker thread)
-        self.budget_status: dict[str, dict[str, float]] = self.ledger.status() if self.ledger else {}
+        # the party's budgets as of the last charge, for status and metrics, without touching the
+        # database from the event loop while a charge holds it in a worker thread; the ledger opens
+        # here, at the daemon's start, so that a bad ledger path stops the start
+        ledger = party.ledger
+        self.budget_status: dict[str, dict[str, float]] = ledger.status() if ledger else {}
         self.me = party.id
         self.n = party.n
         self.registry = registry
@@ -424,6 +417,6 @@ class Jobs:
         dp = None if declared is None else declared.describe()
         await join_session(s, spec.name, self.field.name, timeout, dp)
         if declared is not None:
-            await privacy.charge_session(s, self.ledger, self._ledger_lock, declared, timeout, self._charged)
+            await privacy.charge_session(s, self.party, declared, timeout, self._charged)
         job.state = "running"
         return await spec.run(s, values)

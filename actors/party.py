@@ -187,11 +187,9 @@ class Party:
             return await self.engine.run(prog, *args, session=session)
         from . import privacy
 
-        ledger = self.ledger
-
         async def guarded(s: Session, *a: Any) -> Any:
             await privacy.agree_declaration(s, dp, timeout)
-            await privacy.charge_session(s, ledger, self.ledger_lock, dp, timeout)
+            await privacy.charge_session(s, self, dp, timeout)
             return await prog(s, *a)
 
         return await self.engine.run(guarded, *args, session=session)

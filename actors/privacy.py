@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import trio
@@ -19,7 +19,8 @@ from protocols.dp.allowance import Allowance, Declared
 from protocols.errors import AbortError, BudgetExceeded
 from protocols.online import Session
 
-from .budget import BudgetLedger
+if TYPE_CHECKING:
+    from .party import Party
 
 log = structlog.get_logger("spdz.budget")
 
@@ -38,58 +39,60 @@ def shown(dp: Any) -> str:
     return ", ".join(f"{k}={str(dp.get(k))[:40]}" for k in keys)
 
 
-async def agree_declaration(s: Session, declared: Declared, timeout: float) -> None:
-    """One round in which every party sends its declaration and compares everyone's: a difference
-    is an ``AbortError`` naming the party and both declarations (the embedding API's join; the
-    daemon's submitted sessions compare it in their join round)."""
+def check_declaration(j: int, theirs: Any, me: int, mine: dict[str, Any] | None) -> None:
+    """``AbortError`` naming party ``j`` and both declarations unless ``theirs`` is ``mine`` (a peer's
+    message: anything). Every way in compares declarations with this (``agree_declaration``, and the
+    daemon's join round)."""
+    if theirs != mine:
+        raise AbortError(
+            f"party {j} declared the privacy cost {shown(theirs)} for this session, party {me} "
+            f"{shown(mine)}: every party must run it with the same declaration (dataset, epsilon, "
+            "delta, mechanism, bounds)",
+            culprit=j,
+        )
+
+
+async def _exchange(s: Session, msg: dict[str, Any], timeout: float, what: str) -> dict[int, Any]:
+    """Send ``msg`` to every peer and take each peer's message of this step, all within ``timeout``
+    seconds (``AbortError`` naming the first party that did not answer)."""
     step = s.next_step()
-    mine = declared.describe()
     peers = [j for j in range(s.n) if j != s.party]
     for j in peers:
-        await s.net.send(j, step, {"dp": mine})
+        await s.net.send(j, step, msg)
     deadline = trio.current_time() + timeout
+    got: dict[int, Any] = {}
     for j in peers:
         with trio.move_on_at(deadline):
-            msg = await s.net.recv(j, step)
-            theirs = msg.get("dp") if isinstance(msg, dict) else "malformed"
-            if theirs != mine:
-                raise AbortError(
-                    f"party {j} declared the privacy cost {shown(theirs)} for this session, party "
-                    f"{s.party} {shown(mine)}: every party must run it with the same declaration",
-                    culprit=j,
-                )
+            got[j] = await s.net.recv(j, step)
             continue
-        raise AbortError(f"party {j} did not declare its privacy cost within {timeout:g} s", culprit=j)
+        raise AbortError(f"party {j} did not answer the {what} within {timeout:g} s", culprit=j)
+    return got
+
+
+async def agree_declaration(s: Session, declared: Declared, timeout: float) -> None:
+    """One round in which every party sends its declaration and compares everyone's
+    (``check_declaration``): the embedding API's join; the daemon's submitted sessions compare it in
+    their join round."""
+    mine = declared.describe()
+    for j, msg in (await _exchange(s, {"dp": mine}, timeout, "declaration round")).items():
+        check_declaration(j, msg.get("dp") if isinstance(msg, dict) else "malformed", s.party, mine)
 
 
 async def _verdicts(s: Session, verdict: str, timeout: float, what: str) -> list[int]:
     """Send this party's ``ok``/``refused`` to every peer and collect theirs: the refusing parties."""
-    step = s.next_step()
-    peers = [j for j in range(s.n) if j != s.party]
-    for j in peers:
-        await s.net.send(j, step, {"budget": verdict})
     refused = [s.party] if verdict == "refused" else []
-    deadline = trio.current_time() + timeout
-    for j in peers:
-        with trio.move_on_at(deadline):
-            msg = await s.net.recv(j, step)
-            if not isinstance(msg, dict) or msg.get("budget") not in ("ok", "refused"):
-                raise AbortError(f"party {j} sent a malformed budget verdict", culprit=j)
-            if msg["budget"] == "refused":
-                refused.append(j)
-            continue
-        raise AbortError(f"party {j} did not answer the {what} within {timeout:g} s", culprit=j)
+    for j, msg in (await _exchange(s, {"budget": verdict}, timeout, what)).items():
+        if not isinstance(msg, dict) or msg.get("budget") not in ("ok", "refused"):
+            raise AbortError(f"party {j} sent a malformed budget verdict", culprit=j)
+        if msg["budget"] == "refused":
+            refused.append(j)
     if refused:
         # everybody will abort: first make sure everybody has every verdict (an acknowledgement
         # round), so that a party still waiting for one does not hear of the abort before its reason;
-        # an abort that arrives now changes nothing, the outcome is known
-        ack = s.next_step()
+        # an abort or a silent peer now changes nothing, the outcome is known
         with trio.move_on_after(timeout):
             try:
-                for j in peers:
-                    await s.net.send(j, ack, {"budget": "seen"})
-                for j in peers:
-                    await s.net.recv(j, ack)
+                await _exchange(s, {"budget": "seen"}, timeout, "acknowledgement")
             except AbortError:
                 pass
     return sorted(refused)
@@ -97,8 +100,7 @@ async def _verdicts(s: Session, verdict: str, timeout: float, what: str) -> list
 
 async def charge_session(
     s: Session,
-    ledger: BudgetLedger | None,
-    lock: trio.Lock,
+    party: Party,
     declared: Declared,
     timeout: float,
     on_charged: Callable[[dict[str, Any]], None] | None = None,
@@ -120,12 +122,13 @@ async def charge_session(
     """
     cost = [EpsDelta(declared.epsilon, declared.delta)]
     dataset = declared.dataset
+    ledger = party.ledger
 
     async def ask(op: str) -> tuple[str, str, float | None]:
         try:
             if ledger is None:
                 raise BudgetExceeded(dataset, f"party {s.party} has no privacy budget ledger")
-            async with lock:  # one call at a time through this daemon's connection
+            async with party.ledger_lock:  # one call at a time through the party's connection
                 if op == "check":
                     got = await trio.to_thread.run_sync(ledger.check, dataset, cost)
                 else:

@@ -120,7 +120,7 @@ class Session:
         self._transcript = hashlib.sha256(b"trio-spdz/transcript/v1" + session_id.encode())
         self.stats = {"mac_checks": 0, "opened": 0, "rounds": 0}
         self._attached: dict[str, AttachedCheck] = {}
-        self.privacy: Any = None  # a daemon's session with a declared DP cost: a dp.allowance.Allowance
+        self.privacy: Any = None  # with a declared DP cost (actors.privacy): a dp.allowance.Allowance
         if self.party != self.ctx.party or self.n != self.ctx.n:
             raise ValueError("network and preprocessing disagree on the party id or count")
         self.comparison = DEFAULT_COMPARISON if comparison is None else comparison

@@ -301,6 +301,11 @@ def weighted_mean_steps(summ: Sequence[SharedArray], d: int, fmt: FixedFormat) -
     return mean
 
 
+COUNT_BITS = 44
+"""Row counts below ``2^43``: what the fixed-point weights of the pooled path allow (the bit length
+of a row count, or of a sum of row-level integers, as ``int_totals`` inputs it)."""
+
+
 async def int_totals(
     s: Session, parts: Parts, fn: Callable[[np.ndarray], np.ndarray], length: int, k: int
 ) -> SecretInt:

@@ -185,8 +185,7 @@ def _render(result: Any) -> str:
 # ---------------------------------------------------------------------------------------- statistics
 def _declared(s: Session) -> Any:
     """The session's declared DP cost (``protocols.dp.allowance.Declared``), or None: an exact output."""
-    allowance = getattr(s, "privacy", None)
-    return None if allowance is None else allowance.declared
+    return None if s.privacy is None else s.privacy.declared
 
 
 def _dp_note(declared: Any) -> dict[str, Any]:

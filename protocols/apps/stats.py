@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 Result = np.ndarray | float | None
-COUNT_BITS = 44  # row counts below 2^43: what the fixed-point weights of the pooled path allow
+COUNT_BITS = pl.COUNT_BITS
 
 
 def _out(vector: bool, values: np.ndarray | None) -> Result:
@@ -88,23 +88,17 @@ async def count(s: Session, data: Any, *, to: int | None = None, dp: Any = None)
     if local is None:
         raise TypeError("count takes rows or a Table")
     parts, _ = local
-    acc = await pl.int_totals(s, parts, lambda a: np.asarray([a.shape[0]]), 1, COUNT_BITS)
+
+    def rows(a: np.ndarray) -> np.ndarray:
+        return np.asarray([a.shape[0]])
+
     if dp is not None:
-        acc = SecretInt(s, await _noisy(s, acc.shares, dp, sensitivity=1, scale=1), COUNT_BITS + 2)
-    out = await acc.reveal(to)
+        from ..dp import apps as dpa
+
+        noisy = await dpa.release_sums(s, parts, rows, [dpa.Entry(1.0, count=True)], dp, to=to)
+        return None if noisy is None else int(noisy[0])
+    out = await (await pl.int_totals(s, parts, rows, 1, COUNT_BITS)).reveal(to)
     return None if out is None else int(out.reshape(-1)[0])
-
-
-async def _noisy(s: Session, x: SharedArray, dp: Any, *, sensitivity: float, scale: int) -> SharedArray:
-    """``x`` plus noise for ``dp`` with the sensitivity the statistic's bounds give (the caller's
-    ``DP`` supplies the guarantee and the mechanism; its own sensitivity and scale are replaced)."""
-    import dataclasses
-
-    from ..dp.output import DP, add_noise
-
-    if not isinstance(dp, DP):
-        raise TypeError(f"dp= takes a protocols.dp.DP, got {type(dp).__name__}")
-    return await add_noise(s, x, dataclasses.replace(dp, sensitivity=sensitivity, scale=scale))
 
 
 async def total(

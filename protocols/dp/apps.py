@@ -53,7 +53,7 @@ from .output import DP, MAX_UNITS, add_noise
 if TYPE_CHECKING:
     from ..online import Session
 
-COUNT_BITS = 44  # row counts below 2^43, as in stats
+COUNT_BITS = pl.COUNT_BITS
 TOP = {"gaussian": MAX_UNITS, "binomial": 8}
 """The units of a rounded sum's sensitivity, per mechanism: ``top - 1`` for the row, 1 for the rounding.
 The binomial needs about ``4 sigma2`` coins, ``sigma2`` growing as the units squared: at 1,024 units

@@ -13,7 +13,8 @@ integers) and the mechanism:
 The sensitivity is turned into integer units of the encoding, rounded up (``ceil(sensitivity *
 scale)``), and the noise is calibrated for that by ``accounting`` (the library's arithmetic). Every
 party computes the same parameters from the same ``DP``, which is part of the program every party
-runs. Not built yet: the budget ledger that each party charges before the value is opened.
+runs. In a session with a declared cost (``s.privacy``, set by ``actors.privacy``), the output's
+mechanisms are spent from that cost first, and an output beyond it is refused.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from .accounting import (
     DiscreteGaussian,
     Mechanism,
     calibrate_coins,
-    calibrate_sigma2,
     group_noise,
 )
 from .noise import binomial, distributed_gaussian
@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 MECHANISMS = ("gaussian", "binomial")
 MAX_UNITS = 1 << 10
 """The largest sensitivity in units of the encoding. The accountant's discrete Gaussian is a table over
-about ``10 sigma`` integers: calibrating epsilon = 0.1 takes 20 s at 1,024 units (80 s at 4,096; then
-cached), and a value at a fine fixed-point resolution (sensitivity 20 at ``2^20``: 2 x 10^7 units)
+about ``10 sigma`` integers: calibrating epsilon = 0.1 takes about 9 s at 1,024 units (then cached),
+and a value at a fine fixed-point resolution (sensitivity 20 at ``2^20``: 2 x 10^7 units)
 would not fit in memory. Round such a value to a coarser resolution first (``stats.total`` rounds
 each owner's summary)."""
 
@@ -103,11 +103,9 @@ class DP:
             k = len(self.group) if self.group else 1
             return Fraction(self.units * self.units * k) / (2 * Fraction(self.rho))
         assert self.epsilon is not None and self.delta is not None
-        if self.group is not None:
-            g = group_noise(self.epsilon, self.delta, self.group, "gaussian", self.units)
-            assert isinstance(g, DiscreteGaussian)
-            return Fraction(g.sigma2)
-        return calibrate_sigma2(self.epsilon, self.delta, self.units)
+        g = group_noise(self.epsilon, self.delta, self.group or (self.units,), "gaussian", self.units)
+        assert isinstance(g, DiscreteGaussian)
+        return Fraction(g.sigma2)
 
     def coins(self) -> int:
         assert self.epsilon is not None and self.delta is not None
@@ -146,9 +144,8 @@ async def add_noise(s: Session, x: SharedArray, dp: DP) -> SharedArray:
     if not isinstance(dp, DP):
         raise TypeError(f"dp= takes a protocols.dp.DP, got {type(dp).__name__}")
     size = x.size
-    allowance = getattr(s, "privacy", None)
-    if allowance is not None:  # a daemon's session: held to the program's declared cost
-        allowance.spend(dp.mechanisms(size))
+    if s.privacy is not None:  # a session with a declared cost (actors.privacy): held to it
+        s.privacy.spend(dp.mechanisms(size))
     if dp.mechanism == "gaussian":
         noise = await distributed_gaussian(s, dp.sigma2(), size)
     else:
