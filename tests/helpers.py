@@ -413,3 +413,28 @@ async def refusals(calls: Sequence[Callable[[], Any]], cut: str = ",") -> list[s
                 msg = msg.split(c)[0]
             out.append(msg)
     return out
+
+
+async def assert_share_cheats_caught(
+    n: int,
+    modulus: int,
+    prog: Program,
+    per_party: Sequence[Sequence[Any]],
+    cases: Sequence[tuple[tuple[str, int], int, Mutation]],
+    what: str,
+) -> None:
+    """For each ``(target, cheater, mutation)``: party ``cheater`` applies ``mutation`` to its
+    ``target`` message (``CheatNet``). The cheat must fire; ``noop`` must leave every party's result
+    alone, any other mutation must make every party end in an ``AbortError`` (every honest one
+    aborted, ``what`` naming the setting)."""
+    from protocols.field import get_field
+
+    for target, cheater, mutation in cases:
+        cheat = Cheat(net=lambda net, t=target, m=mutation: CheatNet(net, get_field(modulus), t, m))
+        res = await run_each(n, modulus, prog, per_party=per_party, interceptors={cheater: cheat})
+        assert cheat.hits, "the cheat never fired: the test would prove nothing"
+        if mutation is noop:
+            assert not any(isinstance(r, BaseException) for r in res), res
+            continue
+        assert_all_aborted(res, [i for i in range(n) if i != cheater], what)
+        assert all(isinstance(r, AbortError) for r in res)
