@@ -64,7 +64,7 @@ from .binary.circuits import (
 )
 from .binary.edabits import HIDE, loose_max_bits
 from .field import PrimeField
-from .rounds import Open, Steps, inv_pow2, one_minus, pow2, public_low_bits, public_mod2m
+from .rounds import Open, Steps, inv_pow2, one_minus, parallel, pow2, public_low_bits, public_mod2m
 from .shares import SharedArray
 
 
@@ -124,6 +124,30 @@ def ltz_steps(a: SharedArray, k: int, kappa: int) -> Steps[SharedArray]:
     top = bit_rows(rho, n, k - 1, k).xor_public(t[k - 1] ^ np.uint8(1))  # NOT (t XOR rho) at k - 1
     (out,) = yield [ToField(borrow ^ top)]
     return out  # type: ignore[no-any-return]
+
+
+def ltz_offsets_steps(a: SharedArray, k: int, offsets: list[int]) -> Steps[list[SharedArray]]:
+    """``[a + o < 0]`` for each public offset ``o`` (every ``a + o`` a ``k``-bit signed value) from ONE
+    loose edaBit and ONE opening ``c = a + 2^(k-1) + R``: for each ``o``, ``c + o`` is the opening
+    ``ltz_steps`` would have made of ``a + o`` with the same mask, so ``t_o = (c + o) mod 2^k`` is
+    public and the sign of ``a + o`` is ``ltz_steps``' circuit on ``t_o`` and the same ``rho``. Each
+    result leaves the binary domain through its own daBit, so the outputs reveal nothing together
+    that they would not alone; the circuits of all offsets share their AND layers (``parallel``).
+    The caller checks ``loose_fits``; ``c + o`` does not wrap because ``a + o + 2^(k-1) >= 0``."""
+    ctx, n = a.ctx, a.size
+    f = ctx.field
+    ((r, r_bits),) = yield [LooseEdaBits(n, k)]
+    (c,) = yield [Open(a.add_public_field(pow2(f, k - 1)), r)]
+    rho = by_position(r_bits, n, k)
+    low, top = bit_rows(rho, n, 0, k - 1), bit_rows(rho, n, k - 1, k)
+
+    def one(o: int) -> Steps[SharedArray]:
+        t = public_low_bits(ctx, f.add(c, f.from_ints([o])) if o else c, k)
+        borrow = yield from lt_public(t[: k - 1], low, n)
+        (out,) = yield [ToField(borrow ^ top.xor_public(t[k - 1] ^ np.uint8(1)))]
+        return out  # type: ignore[no-any-return]
+
+    return (yield from parallel([one(int(o)) for o in offsets]))
 
 
 def trunc_steps(a: SharedArray, k: int, m: int, kappa: int) -> Steps[SharedArray]:

@@ -193,6 +193,66 @@ async def test_primitives_exact_on_both_paths(domain: str, p: int, k: int) -> No
             assert not any(u for u, w in zip(up, vals, strict=True) if w % 2**m == 0)
 
 
+@pytest.mark.parametrize("domain", ["binary", "field"])
+@pytest.mark.parametrize(
+    ("p", "k"), [(P127, 40), (P127, 8), (P61, 12)], ids=["p127-k40", "p127-k8", "p61-k12"]
+)
+async def test_ltz_offsets_exact_on_both_paths(domain: str, p: int, k: int) -> None:
+    """``numeric.ltz_offsets_steps``: ``[a + o < 0]`` for several offsets from one opening, exact at the
+    edges of every ``a + o``'s range; the binary path (one loose edaBit) draws no field random bit and
+    no field triple."""
+    from protocols.apps.numeric import ltz_offsets_steps
+
+    top = 2 ** (k - 2)  # a and every a + o stay k-bit signed
+    offsets = [0, 1, -1, top // 3, -(top // 5), top, -top + 1]
+    vals = sorted(
+        {v for v in sample_values(k - 1) if -top < v < top} | {0, 1, -1, top - 1, -top + 1, top // 3}
+    )
+    arr = np.array(vals, dtype=object)
+
+    async def prog(s: Session) -> list[Any]:
+        x = await s.input(mine(s, arr, 0), owner=0)
+        counts = s.pre
+        assert isinstance(counts, CountField)
+        before = (counts.bit_count, counts.triple_count)
+        got = await run(s, ltz_offsets_steps(x, k, offsets))
+        drawn = (counts.bit_count - before[0], counts.triple_count - before[1])
+        return [s.comparison_domain, drawn] + [await s.output(v) for v in got]
+
+    ics = {i: Cheat(pre=CountField) for i in range(3)}
+    res = await run_cluster(
+        3, p, prog, session_options={"comparison": domain}, interceptors=ics, deadline=DEADLINE
+    )
+    for got in res:
+        assert got[0] == (domain if domain == "field" or cmp_loose(p, k) else "binary")
+        if domain == "binary" and cmp_loose(p, k):
+            assert got[1] == (0, 0), got[1]
+        for o, lt in zip(offsets, got[2:], strict=True):
+            assert [int(v) for v in lt] == [int(v + o < 0) for v in vals], f"offset {o}"
+
+
+class CountField(Forwarding):
+    """Counts the field random bits and triples drawn."""
+
+    def __init__(self, inner: Preprocessing) -> None:
+        super().__init__(inner)
+        self.bit_count = self.triple_count = 0
+
+    async def bits(self, n: int) -> SharedArray:
+        self.bit_count += n
+        return await self.inner.bits(n)
+
+    async def triples(self, n: int) -> tuple[SharedArray, SharedArray, SharedArray]:
+        self.triple_count += n
+        return await self.inner.triples(n)
+
+
+def cmp_loose(p: int, k: int) -> bool:
+    from protocols.comparison_binary import loose_fits
+
+    return loose_fits(get_field(p), 3, k, 40)
+
+
 @pytest.mark.parametrize(
     ("p", "k"), [(P127, 32), (P127, 64), (P61, 16)], ids=["p127-k32", "p127-k64", "p61-k16"]
 )
@@ -561,6 +621,31 @@ async def test_wrong_binary_material_is_caught(n: int, cheater: int, case: str) 
     prog = trunc_prog if kind == "edabit" else cmp_prog  # comparisons mask with loose edaBits
     res, cheat, watches = await _run_attack(
         n, cheater, {"pre": lambda pre: TamperBits(pre, kind, part, which)}, prog=prog
+    )
+    assert cheat.hits
+    _assert_caught(res, n, cheater, watches)
+
+
+async def offsets_prog(s: Session, reveal: bool = True) -> Any:
+    """``[x + o < 0]`` for three offsets from one loose edaBit (``numeric.ltz_offsets_steps``)."""
+    from protocols.apps.numeric import ltz_offsets_steps
+
+    x = await s.input(mine(s, XS, 0), owner=0)
+    lts = await run(s, ltz_offsets_steps(x, 33, [0, 5, -3]))
+    return [await s.output(v) for v in lts] if reveal else None
+
+
+@pytest.mark.parametrize(("n", "cheater"), PARTIES)
+@pytest.mark.parametrize(
+    "case", ["loose-field-share", "loose-share", "and-triple-c-share", "dabit-field-share"]
+)
+async def test_wrong_material_in_a_comparison_with_offsets_is_caught(n: int, cheater: int, case: str) -> None:
+    kind, part, which = PRE_CHEATS[case]
+    ok = await run_each(n, P127, offsets_prog, session_options=BINARY, deadline=DEADLINE)
+    for r in ok:
+        assert [list(v) for v in r] == [[int(x + o < 0) for x in XS] for o in (0, 5, -3)]
+    res, cheat, watches = await _run_attack(
+        n, cheater, {"pre": lambda pre: TamperBits(pre, kind, part, which)}, prog=offsets_prog
     )
     assert cheat.hits
     _assert_caught(res, n, cheater, watches)

@@ -15,7 +15,10 @@ so ``a * (1 / b)`` loses relative precision whenever ``1 / b`` is small (``b = 1
   ``a + o`` the opened value is simply ``c + o``, so only that bitwise comparison is repeated, each
   time with a fresh random sign and multiplier (Toft's trick: each run reveals one uniformly random
   bit). The mask bits, ``k + 41`` per element, are drawn once instead of once per offset: a clamp to
-  ``[lo, hi]`` costs about a third less preprocessing than two comparisons.
+  ``[lo, hi]`` costs about a third less preprocessing than two comparisons. In a session that
+  compares in the binary domain (``comparison="binary"`` or ``"auto"`` with binary material) the
+  mask is ONE loose edaBit and each offset costs ``comparison_binary.ltz_steps``' circuit and a
+  daBit (``comparison_binary.ltz_offsets_steps``): no field triple or random bit at all.
 * ``pair_sums`` gives ``sum_r x[r, i] x[r, j]`` for a list of column pairs with ONE truncation per
   sum (not per product): the products of one pair are gathered contiguously and summed before the
   truncation (``fixedpoint.dot_steps``), all pairs in one round.
@@ -29,7 +32,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import fixedpoint as fx
-from ..comparison import RangeError, _bit_lt_public, check_bits, max_bits, trunc_steps
+from ..comparison import RangeError, _bit_lt_public, check_bits, domain_of, max_bits, trunc_steps
+from ..comparison_binary import loose_fits
+from ..comparison_binary import ltz_offsets_steps as binary_ltz_offsets_steps
 from ..fixedpoint import FixedFormat
 from ..rounds import (
     Bits,
@@ -119,6 +124,8 @@ def ltz_offsets_steps(
     n, t = a.size, len(offsets)
     if n == 0 or t == 0:
         return [a for _ in offsets]
+    if domain_of(None) == "binary" and loose_fits(f, ctx.n, k, kappa):
+        return (yield from binary_ltz_offsets_steps(a, k, [int(o) for o in offsets]))
     m, h = k - 1, kappa + 1
     bits, rho = yield [Bits((m + h + t) * n), Randoms(t * n)]
     r_low, r = masks(bits, n, m, m + h)
