@@ -51,6 +51,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import comparison_binary as on_bits
+from .binary.circuits import LooseEdaBits
 from .errors import SpdzError
 from .field import PrimeField
 from .online import Session
@@ -63,12 +64,14 @@ from .rounds import (
     Trunc,
     and_public,
     chunked,
+    compose_bits,
     current_session,
     field_bits,
     flat,
     from_limbs,
     inv_pow2,
     limb_count,
+    loose_high_width,
     masks,
     one_minus,
     over_chunk,
@@ -144,9 +147,21 @@ def trunc_steps(
         (out,) = yield [Trunc(a, k, m, kappa, None if domain is None else domain_of(domain))]
         return out  # type: ignore[no-any-return]
     f, a = a.ctx.field, flat(a)
-    where = domain_of(domain) if domain is not None else truncation_domain()
+    where = (
+        domain_of(domain)
+        if domain is not None
+        else ("binary" if truncation_domain() == "binary" else "field")
+    )
     low = yield from mod2m_steps(a.add_public_field(pow2(f, k - 1)), k, m, kappa, domain=where)
     return (a - low).mul_public_field(inv_pow2(f, m))
+
+
+def loose_high(f: PrimeField, parties: int, k: int, m: int, kappa: int) -> int | None:
+    """The loose edaBit width for the high part of a field-path mask, when the session running the
+    caller takes them (``truncation_domain == "loose"``) and one fits; else ``None``."""
+    if truncation_domain() != "loose":
+        return None
+    return loose_high_width(f, parties, k, m, kappa)
 
 
 def truncation_domain() -> str:
@@ -166,10 +181,17 @@ def mod2m_steps(
     if domain_of(domain) == "binary":
         return (yield from on_bits.mod2m_steps(b, k, m, kappa))
     f, ctx, n = b.ctx.field, b.ctx, b.size
-    total = k + kappa
-    bits, rho = yield [Bits((total + 1) * n), Randoms(n)]
-    r_low, r = masks(bits, n, m, total)
-    sign_bit = rows(bits, n, total, total + 1)
+    width = loose_high(f, ctx.n, k, m, kappa)
+    if width is None:
+        total = k + kappa
+        bits, rho = yield [Bits((total + 1) * n), Randoms(n)]
+        r_low, r = masks(bits, n, m, total)
+        sign_bit = rows(bits, n, total, total + 1)
+    else:  # r'' the field value of a loose edaBit (rounds.loose_high_width)
+        bits, rho, (high, _) = yield [Bits((m + 1) * n), Randoms(n), LooseEdaBits(n, width)]
+        r_low = compose_bits(bits, n, 0, m)
+        r = r_low + high.mul_public_field(pow2(f, m))
+        sign_bit = rows(bits, n, m, m + 1)
     (c,) = yield [Open(b, r)]
     borrow = yield from _bit_lt_public(c, rows(bits, n, 0, m), sign_bit, rho, m)
     # b mod 2^m = c' - r' + 2^m [c' < r']

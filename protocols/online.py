@@ -142,11 +142,16 @@ class Session:
 
     @property
     def truncation_domain(self) -> str:
-        """Where this session's truncations compute: ``"binary"`` only when asked for (``comparison=
-        "binary"``). ``"auto"`` keeps them on field bits: a truncation needs the field value of its
-        mask's low part, i.e. *strict* edaBits, whose daBits cost about what the field bits cost at
-        three parties (``docs/bits.md``); comparisons mask with loose edaBits, which need none."""
-        return "binary" if self.comparison == "binary" else "field"
+        """Where this session's truncation masks come from: ``"binary"`` (two strict edaBits) only when
+        asked for (``comparison="binary"``). ``"auto"`` with binary material gives ``"loose"``: the
+        low part ``r'``, whose field value is subtracted and must be exact, of field random bits (a
+        strict edaBit's daBits cost about as much at three parties), the high part ``r''``, which only
+        needs to be bounded, the field value of ONE loose edaBit (``rounds.loose_high_width``): a
+        truncation by ``m`` draws ``m`` field bits instead of ``K + kappa`` (``docs/bits.md``).
+        Otherwise ``"field"``: all ``K + kappa`` bits."""
+        if self.comparison == "binary":
+            return "binary"
+        return "loose" if self.comparison == "auto" and has_binary_material(self.pre) else "field"
 
     def attach(self, key: str, make: Callable[[], A]) -> A:
         """The sub-protocol state filed under ``key``, made by ``make`` on first use. Its ``check()``

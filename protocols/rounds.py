@@ -15,7 +15,9 @@ list of requests, gets their results back, and yields again. Requests are
   both field and binary round requests costs two rounds.
 
 ``Trunc`` takes its masks from the session's ``truncation_domain``: field random bits, or the field
-halves of two edaBits (``binary``).
+halves of two edaBits (``binary``), or (``loose``: ``comparison="auto"`` with binary material) field
+random bits for the low part and the field value of ONE loose edaBit for the high part
+(``loose_high_width``).
 
 ``run`` executes one such generator: per step it fetches all preprocessing the step asks for (in
 request order, identically at every party), then puts *all* its round requests into ONE opening.
@@ -193,6 +195,30 @@ def inv_pow2(f: PrimeField, e: int) -> np.ndarray:
     return f.from_ints([pow(2, -e, f.modulus)])
 
 
+def loose_high_width(f: PrimeField, parties: int, k: int, m: int, kappa: int) -> int | None:
+    """The width ``K_l`` of the loose edaBit whose field value ``R`` can be the high part ``r''`` of the
+    mask ``r = r' + 2^m r''`` of a ``k``-bit value truncated by ``m`` (``None`` where none fits).
+
+    What ``r''`` must be (Catrina and Saxena's ``TruncPr``): *bounded*, so that ``c = b + r`` never
+    wraps, and wide enough to hide ``floor(b / 2^m)`` plus the low part's carry (below
+    ``2^(k - m) + 1``) within ``2^-kappa``. Only ``r'`` (``m`` bits) must be exact: its field value is
+    subtracted. A loose edaBit (``binary.edabits.generate_loose_edabits``) is exactly a bounded random:
+    every party's ``R_i`` is uniform in ``[0, 2^(K_l + HIDE))`` and the cut-and-choose binds its field
+    value to its bits, so ``R < n 2^(K_l + HIDE)``. So ``K_l + HIDE >= k - m + kappa + 1`` (rounded up to
+    a multiple of 16, so that a program draws from few pools) and ``2^k + 2^m + 2^m n 2^(K_l + HIDE)
+    < p``. Its cost is ``K_l + HIDE`` input bits and about ``(B n - 1)(K_l + HIDE)`` AND gates instead of
+    ``k + kappa - m`` field random bits (a MASCOT triple each): ``docs/bits.md``."""
+    from .binary.edabits import HIDE, loose_max_bits  # binary builds on this module
+
+    need = k - m + kappa + 1 - HIDE
+    width = max(16, -(-need // 16) * 16)
+    if width > loose_max_bits(f, parties):
+        return None
+    if (1 << k) + (1 << m) + parties * (1 << (m + width + HIDE)) >= f.modulus:
+        return None
+    return width
+
+
 def masks(bits: SharedArray, n: int, m: int, total: int) -> tuple[SharedArray, SharedArray]:
     """``(r', r)`` from ``total`` rows of random bits: ``r'`` the low ``m`` rows, ``r`` all of them."""
     f = bits.ctx.field
@@ -269,14 +295,17 @@ async def _fulfil_step(s: Session, reqs: Sequence[Request]) -> list[Any]:
     bit_reqs = [i for i, r in enumerate(reqs) if isinstance(r, Bits)]
     trunc_reqs = [i for i, r in enumerate(reqs) if isinstance(r, Trunc)]
     mul_reqs = [i for i, r in enumerate(reqs) if isinstance(r, Mul)]
-    domains = {i: reqs[i].domain or s.truncation_domain for i in trunc_reqs}  # type: ignore[union-attr]
-    # one bits request for the step's Bits and its field truncations' masks
+    domains = {i: _trunc_domain(s, reqs[i]) for i in trunc_reqs}  # type: ignore[arg-type]
+    # one bits request for the step's Bits and its field truncations' masks (the low part only with
+    # a loose edaBit for the high part)
     nbits = sum(reqs[i].n for i in bit_reqs)  # type: ignore[union-attr]
-    nbits += sum(
-        (reqs[i].k + reqs[i].kappa) * reqs[i].a.size  # type: ignore[union-attr]
-        for i in trunc_reqs
-        if domains[i] == "field"
-    )
+    for i in trunc_reqs:
+        r = reqs[i]
+        assert isinstance(r, Trunc)
+        if domains[i] == "field":
+            nbits += (r.k + r.kappa) * r.a.size
+        elif domains[i] == "loose":
+            nbits += r.m * r.a.size
     bits = await s.pre.bits(nbits) if nbits else None
     pos = 0
     for i in bit_reqs:
@@ -302,6 +331,17 @@ async def _fulfil_step(s: Session, reqs: Sequence[Request]) -> list[Any]:
             pre = mixed_source(s)
             r_low, _ = await pre.edabits(a.size, m)
             r_high, _ = await pre.edabits(a.size, k + kappa - m)
+            r_all = r_low + r_high.mul_public_field(pow2(s.field, m))
+        elif domain == "loose":  # r' of field bits, r'' the field value of one loose edaBit
+            from .binary.circuits import mixed_source
+
+            cnt = m * a.size
+            assert bits is not None
+            r_low = compose_bits(take(bits, slice(pos, pos + cnt)), a.size, 0, m)
+            pos += cnt
+            width = loose_high_width(s.field, s.n, k, m, kappa)
+            assert width is not None
+            r_high, _ = await mixed_source(s).loose_edabits(a.size, width)
             r_all = r_low + r_high.mul_public_field(pow2(s.field, m))
         else:
             cnt = (k + kappa) * a.size
@@ -336,6 +376,15 @@ async def _fulfil_step(s: Session, reqs: Sequence[Request]) -> list[Any]:
 
         await fulfil(s, reqs, out)
     return out
+
+
+def _trunc_domain(s: Session, r: Trunc) -> str:
+    """Where ``r``'s mask comes from: its own ``domain``, else the session's ``truncation_domain``,
+    with ``loose`` falling back to ``field`` where no loose edaBit fits (``loose_high_width``)."""
+    domain = r.domain or s.truncation_domain
+    if domain == "loose" and loose_high_width(s.field, s.n, r.k, r.m, r.kappa) is None:
+        return "field"
+    return domain
 
 
 def _cat(parts: Sequence[SharedArray]) -> SharedArray:

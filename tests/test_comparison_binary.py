@@ -120,11 +120,20 @@ def ceil_log2(x: int) -> int:
 
 
 class Counting(Forwarding):
-    """Counts the binary material a session draws (AND triples, daBits, edaBits and their bits)."""
+    """Counts the binary material a session draws (AND triples, daBits, edaBits and their bits), and
+    the field random bits and triples."""
 
     def __init__(self, inner: Preprocessing) -> None:
         super().__init__(inner)
         self.counts: Counter[str] = Counter()
+
+    async def bits(self, n: int) -> SharedArray:
+        self.counts["bits"] += n
+        return await self.inner.bits(n)
+
+    async def triples(self, n: int) -> tuple[SharedArray, SharedArray, SharedArray]:
+        self.counts["triples"] += n
+        return await self.inner.triples(n)
 
     async def and_triples(self, n: int) -> tuple[AuthBits, AuthBits, AuthBits]:
         self.counts["and"] += n
@@ -157,11 +166,12 @@ CONFIGS = [(P127, 8), (P127, 32), (P127, 64), (P61, 8), (P61, 20)]
 CONFIG_IDS = [f"{'p127' if p == P127 else 'p61'}-k{k}" for p, k in CONFIGS]
 
 
-@pytest.mark.parametrize("domain", ["binary", "field"])
+@pytest.mark.parametrize("domain", ["binary", "field", "auto"])
 @pytest.mark.parametrize(("p", "k"), CONFIGS, ids=CONFIG_IDS)
 async def test_primitives_exact_on_both_paths(domain: str, p: int, k: int) -> None:
     """ltz, eqz, bit decomposition and exact truncation (three shifts) exact on random values and the
-    edges, probabilistic truncation within one of the floor, on the session's path."""
+    edges, probabilistic truncation within one of the floor, on the session's path (``auto``: the
+    binary comparisons and truncation masks whose high part is a loose edaBit where one fits)."""
     vals = sample_values(k)
     arr = np.array(vals, dtype=object)
     shifts = sorted({1, k // 2, k - 1})
@@ -176,7 +186,7 @@ async def test_primitives_exact_on_both_paths(domain: str, p: int, k: int) -> No
 
     res = await run_cluster(3, p, prog, session_options={"comparison": domain}, deadline=DEADLINE)
     for got in res:
-        assert got[0] == domain
+        assert got[0] == ("binary" if domain == "auto" else domain)
         lt, eq, bits = got[1:4]
         assert [int(v) for v in lt] == [int(v < 0) for v in vals]
         assert [int(v) for v in eq] == [int(v == 0) for v in vals]
@@ -212,14 +222,14 @@ async def test_ltz_offsets_exact_on_both_paths(domain: str, p: int, k: int) -> N
 
     async def prog(s: Session) -> list[Any]:
         x = await s.input(mine(s, arr, 0), owner=0)
-        counts = s.pre
-        assert isinstance(counts, CountField)
-        before = (counts.bit_count, counts.triple_count)
+        pre = s.pre
+        assert isinstance(pre, Counting)
+        c0 = Counter(pre.counts)
         got = await run(s, ltz_offsets_steps(x, k, offsets))
-        drawn = (counts.bit_count - before[0], counts.triple_count - before[1])
+        drawn = (pre.counts["bits"] - c0["bits"], pre.counts["triples"] - c0["triples"])
         return [s.comparison_domain, drawn] + [await s.output(v) for v in got]
 
-    ics = {i: Cheat(pre=CountField) for i in range(3)}
+    ics = {i: Cheat(pre=Counting) for i in range(3)}
     res = await run_cluster(
         3, p, prog, session_options={"comparison": domain}, interceptors=ics, deadline=DEADLINE
     )
@@ -229,22 +239,6 @@ async def test_ltz_offsets_exact_on_both_paths(domain: str, p: int, k: int) -> N
             assert got[1] == (0, 0), got[1]
         for o, lt in zip(offsets, got[2:], strict=True):
             assert [int(v) for v in lt] == [int(v + o < 0) for v in vals], f"offset {o}"
-
-
-class CountField(Forwarding):
-    """Counts the field random bits and triples drawn."""
-
-    def __init__(self, inner: Preprocessing) -> None:
-        super().__init__(inner)
-        self.bit_count = self.triple_count = 0
-
-    async def bits(self, n: int) -> SharedArray:
-        self.bit_count += n
-        return await self.inner.bits(n)
-
-    async def triples(self, n: int) -> tuple[SharedArray, SharedArray, SharedArray]:
-        self.triple_count += n
-        return await self.inner.triples(n)
 
 
 def cmp_loose(p: int, k: int) -> bool:
@@ -397,9 +391,11 @@ async def test_the_path_is_a_session_option() -> None:
     assert any(isinstance(r, MissingBinaryMaterial) for r in res), res
 
 
-async def test_auto_compares_on_bits_and_truncates_on_field_bits() -> None:
-    """``auto``: comparisons, equality and bit decomposition draw loose edaBits; truncations (exact and
-    probabilistic) draw field bits, as on the field path; ``binary`` moves truncations too."""
+async def test_auto_compares_on_bits_and_truncates_on_field_bits_and_a_loose_edabit() -> None:
+    """``auto``: comparisons, equality and bit decomposition draw loose edaBits; truncations by ``m``
+    (exact and probabilistic) draw ``m`` field bits for the mask's low part (one more for the exact
+    one's sign) and one loose edaBit for its high part, not ``K + kappa`` bits; ``binary`` moves
+    truncations to strict edaBits."""
     vals = [5, -9, 1000, -1]
 
     async def prog(s: Session) -> list[Any]:
@@ -422,13 +418,16 @@ async def test_auto_compares_on_bits_and_truncates_on_field_bits() -> None:
         ics = {i: Cheat(pre=Counting) for i in range(2)}
         res = (await run_cluster(2, P127, prog, session_options={"comparison": mode}, interceptors=ics))[0]
         domain, tdomain, ops = res
-        assert domain == "binary" and tdomain == ("field" if mode == "auto" else "binary")
+        assert domain == "binary" and tdomain == ("loose" if mode == "auto" else "binary")
         (lt_c, lt), (eq_c, eq), (tr_c, tr), (pr_c, pr) = ops
         assert lt == [0, 1, 0, 1] and eq == [0, 0, 0, 0] and tr == [v >> 3 for v in vals]
         assert all(abs(p - v / 8) < 1 for p, v in zip(pr, vals, strict=True))
         assert lt_c.get("loose") == eq_c.get("loose") == len(vals) and "edabit" not in lt_c
         strict = "edabit" in tr_c and "edabit" in pr_c
         assert strict == (mode == "binary"), (tr_c, pr_c)
+        if mode == "auto":
+            assert tr_c["loose"] == pr_c["loose"] == len(vals) and tr_c["loose_bits"] == 16 * len(vals)
+            assert tr_c["bits"] == 4 * len(vals) and pr_c["bits"] == 3 * len(vals), (tr_c, pr_c)
 
 
 # ---------------------------------------------------------------------------------------- cheating
@@ -623,6 +622,39 @@ async def test_wrong_binary_material_is_caught(n: int, cheater: int, case: str) 
         n, cheater, {"pre": lambda pre: TamperBits(pre, kind, part, which)}, prog=prog
     )
     assert cheat.hits
+    _assert_caught(res, n, cheater, watches)
+
+
+async def trunc_pr_prog(s: Session, reveal: bool = True) -> Any:
+    """Probabilistic and exact truncation by 20 of 64-bit values in an ``auto`` session: masks whose
+    high part is a loose edaBit."""
+    x = await s.input(mine(s, XS * 2**40, 0), owner=0)
+    q, e = await run(s, parallel([cmp.trunc_steps(x, 64, 20), cmp.trunc_steps(x, 64, 20, exact=True)]))
+    return [await s.output(q), await s.output(e)] if reveal else None
+
+
+@pytest.mark.parametrize(("n", "cheater"), PARTIES)
+@pytest.mark.parametrize("case", ["loose-field-share", "loose-mac"])
+async def test_a_wrong_loose_edabit_in_a_truncation_mask_is_caught(n: int, cheater: int, case: str) -> None:
+    kind, part, which = PRE_CHEATS[case]
+    auto = {"comparison": "auto"}
+    for q, e in await run_each(n, P127, trunc_pr_prog, session_options=auto, deadline=DEADLINE):
+        assert list(e) == [int(x) << 20 for x in XS] and all(
+            0 <= v - (x << 20) <= 1 for v, x in zip(q, XS, strict=True)
+        )
+    watches: list[Watch] = []
+
+    def watch(pre: Preprocessing) -> Preprocessing:
+        watches.append(Watch(pre))
+        return watches[-1]
+
+    cheat = Cheat(pre=lambda pre: TamperBits(pre, kind, part, which))
+    ics: dict[int, Any] = {cheater: cheat, **{h: Cheat(pre=watch) for h in range(n) if h != cheater}}
+    res = await run_each(n, P127, trunc_pr_prog, session_options=auto, interceptors=ics, deadline=DEADLINE)
+    assert cheat.hits
+    if part == "mac":  # a binary MAC of bits the truncation never opens: nothing to catch, and no harm
+        assert all(isinstance(r, list) for r in res), res
+        return
     _assert_caught(res, n, cheater, watches)
 
 
