@@ -52,6 +52,9 @@ SEED = 42
 # scikit-learn's test accuracy on this split (tests/test_logistic.py); iterations are what the time
 # goes into.
 CONFIG = lg.NewtonConfig()
+# MASCOT batches for the planned pools (Watermarks.for_plan): 4,096 triples or bits at a time, about
+# what this class of machine makes fastest
+PLAN_BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class SecureRun:
     seconds_setup: float
     megabytes: float
     generated: dict[str, int]
+    seconds_plan: float = 0.0
 
 
 async def train_securely(
@@ -135,25 +139,38 @@ async def train_securely(
     preprocessing: str = "mascot",
     transport: str = "memory",
     verbose: bool = True,
+    comparison: str = "auto",
 ) -> SecureRun:
     """Start three parties, train, stop: the clock covers everything (MASCOT set-up included).
-    ``verbose`` prints progress lines (phases, iterations, MASCOT output every 10 s)."""
+    ``verbose`` prints progress lines (phases, iterations, MASCOT output every 10 s).
+
+    ``comparison="auto"`` (the default here): the sigmoid's comparisons in the binary domain and
+    truncation masks whose high part is a loose edaBit (``Session.truncation_domain``); ``"field"``:
+    everything on field bits and triples, as before. With MASCOT the pools are sized to the
+    program's plan (``actors.plan.preprocessing_plan``: a dry run on the INSECURE dealer, data-
+    independent, before the clock starts; its time is ``seconds_plan``)."""
     import actors
     from actors.offline import Watermarks
+    from actors.plan import preprocessing_plan
 
+    t_plan = time.perf_counter()
+    marks = None
+    if preprocessing == "mascot":
+        need = await preprocessing_plan(hospital_program, 3, data.parts, config, comparison=comparison)
+        marks = Watermarks.for_plan(need, PLAN_BATCH)
     t0 = time.perf_counter()
+    t_plan = t0 - t_plan
 
     def show(msg: str) -> None:
         if verbose:
             print(f"  [{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
 
-    # Batches of 4096 (a waiting session gets up to four at once): on this machine class MASCOT
-    # makes about 2,000-3,000 triples or bits per second at that size and slows down (memory) for
-    # batches of 32k and more. The pools refill in the background while the parties compute.
-    batch = {k: 4096 for k in ("triple", "mask", "square", "bit", "random")}
-    marks = Watermarks(triple=(16384, 32768), mask=(4096, 8192), batch=batch)
     async with actors.local_cluster(
-        3, transport=transport, preprocessing=preprocessing, watermarks=marks
+        3,
+        transport=transport,
+        preprocessing=preprocessing,
+        watermarks=marks,
+        session_options={"comparison": comparison},
     ) as c:
         t_setup = time.perf_counter() - t0
         if preprocessing == "mascot":
@@ -180,7 +197,7 @@ async def train_securely(
     models = [r[0] for r in results]
     if any(not np.array_equal(m.coef, models[0].coef) for m in models):
         raise RuntimeError("the hospitals disagree on the model: this is a bug")
-    return SecureRun(results[0][0], results[0][1], total, t_setup, megabytes, generated)
+    return SecureRun(results[0][0], results[0][1], total, t_setup, megabytes, generated, t_plan)
 
 
 def report(
@@ -206,6 +223,8 @@ def report(
     where = "dealer (INSECURE, for testing)" if preprocessing == "dealer" else "MASCOT"
     print(f"  end to end {run.seconds_total:.1f} s (3 parties, one process, {where} preprocessing,")
     print(f"  set-up {run.seconds_setup:.1f} s included); {run.megabytes:,.0f} MB exchanged")
+    if run.seconds_plan:
+        print(f"  the pools' plan (a dry run on the dealer, before the clock): {run.seconds_plan:.1f} s")
     if run.generated:
         made = ", ".join(f"{v:,} {k}s" for k, v in sorted(run.generated.items()) if v)
         print(f"  MASCOT made: {made}")
@@ -219,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=CONFIG.iterations)
     ap.add_argument("--seed", type=int, default=SEED, help="train/test split and dealing of the rows")
     ap.add_argument("--tls", action="store_true", help="TLS 1.3 on loopback instead of memory links")
+    ap.add_argument(
+        "--comparison",
+        choices=("auto", "field"),
+        default="auto",
+        help="auto: binary comparisons, loose edaBits in truncation masks; field: field bits only",
+    )
     args = ap.parse_args(argv)
     import structlog
 
@@ -232,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  Böhning's method: {config.iterations} iterations, C = {config.C:g}, {config.sigmoid} sigmoid")
     print()
     preprocessing = "dealer" if args.dealer else "mascot"
-    run = trio.run(train_securely, data, config, preprocessing, "tls" if args.tls else "memory")
+    transport = "tls" if args.tls else "memory"
+    run = trio.run(train_securely, data, config, preprocessing, transport, True, args.comparison)
     acc = report(data, config, run, preprocessing)
     ok = abs(acc["secure"] - acc["sklearn"]) <= 0.01 + 1e-9
     print("  result:", "within 1 point of scikit-learn" if ok else "MORE THAN 1 POINT FROM SCIKIT-LEARN")

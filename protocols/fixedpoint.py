@@ -149,14 +149,18 @@ def dot_steps(xs: SharedArray, ys: SharedArray, groups: int, fmt: FixedFormat) -
     return (yield from trunc_steps(sum_groups(z, groups), fmt.k + fmt.f, fmt.f, fmt.kappa))
 
 
-def public_scale(c: np.ndarray, fmt: FixedFormat, field: PrimeField) -> tuple[np.ndarray, int, int]:
+def public_scale(
+    c: np.ndarray, fmt: FixedFormat, field: PrimeField, room: int = 0
+) -> tuple[np.ndarray, int, int]:
     """Integers ``C ~ c 2^F`` and ``(F, K)`` for multiplying a secret by public reals ``c``.
 
     ``F`` is as large as the field allows: the product ``x C`` (``|x| < 2^(k-1)``) must be a
     ``K``-bit value with ``K + kappa`` inside the field, so a small constant gets many fractional bits
-    (dividing by a public count keeps full relative precision) and a large one fewer.
+    (dividing by a public count keeps full relative precision) and a large one fewer. ``room``: keep
+    ``K`` that many bits below the largest (2 lets the truncation's mask take a loose edaBit in an
+    ``auto`` session, ``rounds.loose_high_width``, for 2 bits of ``C``'s precision).
     """
-    kmax = max_bits(field, fmt.kappa)
+    kmax = max_bits(field, fmt.kappa) - room
     top = float(np.max(np.abs(c))) if c.size else 0.0
     f_bits = kmax - fmt.k - (math.floor(math.log2(top)) + 1 if top > 0 else 0)
     while f_bits > 0:
@@ -170,14 +174,15 @@ def public_scale(c: np.ndarray, fmt: FixedFormat, field: PrimeField) -> tuple[np
     raise RangeError(f"public factor {top!r} is too large for the fixed-point format k = {fmt.k}")
 
 
-def mul_public_steps(x: SharedArray, c: np.ndarray, fmt: FixedFormat) -> Steps[SharedArray]:
-    """``x * c`` for public reals ``c`` (one value or one per element). Integer factors are free."""
+def mul_public_steps(x: SharedArray, c: np.ndarray, fmt: FixedFormat, room: int = 0) -> Steps[SharedArray]:
+    """``x * c`` for public reals ``c`` (one value or one per element). Integer factors are free.
+    ``room``: as ``public_scale``'s."""
     c = np.asarray(c, dtype=np.float64).reshape(-1)
     if not np.all(np.isfinite(c)):
         raise RangeError("public factor holds NaN or infinity")
     if np.all(c == np.rint(c)) and (not c.size or float(np.max(np.abs(c))) < 2.0**62):
         return x * c.astype(np.int64) if c.size > 1 else x * int(c[0])
-    ints, f_bits, k_prod = public_scale(c, fmt, x.ctx.field)
+    ints, f_bits, k_prod = public_scale(c, fmt, x.ctx.field, room)
     f = x.ctx.field
     factor = f.from_ints(ints.tolist())
     return (yield from trunc_steps(x.mul_public_field(factor), k_prod, f_bits, fmt.kappa))

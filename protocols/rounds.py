@@ -205,18 +205,18 @@ def loose_high_width(f: PrimeField, parties: int, k: int, m: int, kappa: int) ->
     subtracted. A loose edaBit (``binary.edabits.generate_loose_edabits``) is exactly a bounded random:
     every party's ``R_i`` is uniform in ``[0, 2^(K_l + HIDE))`` and the cut-and-choose binds its field
     value to its bits, so ``R < n 2^(K_l + HIDE)``. So ``K_l + HIDE >= k - m + kappa + 1`` (rounded up to
-    a multiple of 16, so that a program draws from few pools) and ``2^k + 2^m + 2^m n 2^(K_l + HIDE)
-    < p``. Its cost is ``K_l + HIDE`` input bits and about ``(B n - 1)(K_l + HIDE)`` AND gates instead of
-    ``k + kappa - m`` field random bits (a MASCOT triple each): ``docs/bits.md``."""
+    a multiple of 16 where that fits, so that a program draws from few pools) and ``2^k + 2^m + 2^m n
+    2^(K_l + HIDE) < p``: at ``2^127 - 1`` and three parties up to ``k = 84``. Its cost is ``K_l +
+    HIDE`` input bits and about ``(B n - 1)(K_l + HIDE)`` AND gates instead of ``k + kappa - m`` field
+    random bits (a MASCOT triple each): ``docs/bits.md``."""
     from .binary.edabits import HIDE, loose_max_bits  # binary builds on this module
 
-    need = k - m + kappa + 1 - HIDE
-    width = max(16, -(-need // 16) * 16)
-    if width > loose_max_bits(f, parties):
-        return None
-    if (1 << k) + (1 << m) + parties * (1 << (m + width + HIDE)) >= f.modulus:
-        return None
-    return width
+    need = max(1, k - m + kappa + 1 - HIDE)
+    for width in (max(16, -(-need // 16) * 16), need):
+        fits = (1 << k) + (1 << m) + parties * (1 << (m + width + HIDE)) < f.modulus
+        if width <= loose_max_bits(f, parties) and fits:
+            return width
+    return None
 
 
 def masks(bits: SharedArray, n: int, m: int, total: int) -> tuple[SharedArray, SharedArray]:

@@ -144,6 +144,14 @@ class NewtonConfig:
             raise ValueError("feature_bits must be within 4..20 and coef_bits within 1..20")
 
 
+# Truncations declared this many bits below the widest the field allows: then, in a session with
+# binary material (``comparison="auto"``), their masks take a loose edaBit for the high part instead of
+# ``K + kappa - m`` field random bits (``rounds.loose_high_width``: up to 84 of p127's 86 bits at three
+# parties). What it costs: 2 bits of headroom the values never use, 2 bits of the public factors 1/N
+# and C (relative 2^-20 instead of 2^-22).
+ROOM = 2
+
+
 def upper_pairs(dim: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(dim)
 
@@ -291,7 +299,7 @@ def newton_steps(
     sp = spline_of(cfg.sigmoid)
     qs = 0 if sp is None else cfg.slope_bits
     gbits = _bits(n * cfg.clip) + fxb + fb + qs + 2
-    lr_int, shift, gk = _scaling(1.0 / n, gbits, top, fxb + qs)
+    lr_int, shift, gk = _scaling(1.0 / n, gbits, top - ROOM, fxb + qs)
     cols = np.arange(n * d).reshape(n, d).T.reshape(-1)
     row_of = np.repeat(np.arange(n), d)
     every = np.zeros(n, dtype=np.int64)
@@ -307,7 +315,7 @@ def newton_steps(
         else:
             at = wb
             if cfg.nesterov:  # the look-ahead point, public weight (k - 1) / (k + 2) for step k = it + 1
-                at = wb + (yield from fx.mul_public_steps(wb - prev, np.full(dim, it / (it + 3)), fmt))
+                at = wb + (yield from fx.mul_public_steps(wb - prev, np.full(dim, it / (it + 3)), fmt, ROOM))
             wl = yield from trunc_steps(at, wb_bits, fxb, kappa)  # scale 2^(f - fxb)
             w, b = pick(wl, np.arange(d)), pick(wl, np.asarray([d]))
             (prod,) = yield [Mul(x, tile_rows(w, n))]
@@ -321,10 +329,10 @@ def newton_steps(
                 [sum_groups(pick(gp, cols), d), p.sum().flatten().mul_public_field(pow2(f, fxb))]
             )
             xtp_n, pen_w = yield from parallel(
-                [_scaled_steps(xtp, lr_int, shift, gk, kappa), fx.mul_public_steps(at, pen, fmt)]
+                [_scaled_steps(xtp, lr_int, shift, gk, kappa), fx.mul_public_steps(at, pen, fmt, ROOM)]
             )
             g = r_y - xtp_n - pen_w
-        step = yield from solve_steps(fac, g, fmt, top - 3 * fb - 1)
+        step = yield from solve_steps(fac, g, fmt, top - ROOM - 3 * fb - 1)
         prev, wb = wb, at + step
         if progress is not None:
             progress(it + 1)
