@@ -109,18 +109,22 @@ class Cluster:
                 nursery.start_soon(one, i)
         return out
 
-    async def stock(self, need: dict[str, int], *, poll: float = 0.25) -> None:
+    async def stock(self, need: dict[str, int], *, poll: float = 0.25, wait: bool = True) -> None:
         """Wait until every party's offline pools hold ``need`` (pool name -> count, e.g. from
         ``protocols.preprocessing.plan``), then stop their refills: the next program runs on the
         planned material with no generation competing for the CPU (a job whose consumption is known
         in advance; ``Watermarks.for_plan`` sizes the pools). A job bigger than the pools' byte bound
         (``Watermarks.pool_bytes``) waits only until they are full; the rest of it is made while it
-        runs (``OfflineService.stop_refills``). Without offline services (the dealer): returns at once."""
+        runs (``OfflineService.stop_refills``). ``wait=False``: return at once, and the services make
+        exactly what ``need`` lacks while the program runs (no refill past it: a pool the program
+        drains below its watermark is not refilled). Without offline services (the dealer): returns
+        at once."""
         services = [p.offline for p in self.parties if p.offline is not None]
+        if wait:
+            for svc in services:
+                await svc.wait_for(need, poll)
         for svc in services:
-            await svc.wait_for(need, poll)
-        for svc in services:
-            svc.stop_refills()
+            svc.stop_refills(need if not wait else None)
 
     async def run(self, prog: Program, *args: Any, **kw: Any) -> list[Any]:
         """Run ``prog`` at every party and return their results, or raise the first failure."""

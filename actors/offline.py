@@ -117,11 +117,13 @@ class Watermarks:
     batch_bytes: int = DEFAULT_BATCH_BYTES  # one batch's estimated working set: counts are cut to fit
 
     @classmethod
-    def for_plan(cls, need: dict[str, int], batch: int = 2048) -> Watermarks:
+    def for_plan(cls, need: dict[str, int], batch: int = 2048, *, ahead: bool = True) -> Watermarks:
         """Pools that hold ``need`` (pool name -> count, e.g. from ``protocols.preprocessing.plan``)
         and hardly more: for a job whose consumption is known in advance. Each kind is made in equal
         batches of at most ``batch`` (binary kinds: ``PLAN_MIXED_BATCH``), sized so that the last one
-        is not mostly waste (8,319 triples: 3 batches of 2,773, not 3 of 4,096)."""
+        is not mostly waste (8,319 triples: 3 batches of 2,773, not 3 of 4,096). ``ahead=False``: the
+        same batch sizes, but nothing made until the job's plan is handed to the services
+        (``Cluster.stock(need, wait=False)``): the job then runs while exactly its plan is made."""
         masks = max((v for k, v in need.items() if k.startswith("mask")), default=0)
         kinds = {k: need.get(k, 0) for k in ("triple", "square", "bit", "random")}
         kinds["mask"] = masks
@@ -133,8 +135,8 @@ class Watermarks:
 
         sizes = {k: max(1, -(-v // max(1, -(-v // cap(k))))) for k, v in kinds.items()}
         up = {k: -(-v // sizes[k]) * sizes[k] for k, v in kinds.items()}
-        fixed = {k: (up[k], up[k]) for k in (*POOL_KINDS,)}
-        binary = {k: (up[k], up[k]) for k in kinds if k not in fixed}
+        fixed = {k: (up[k], up[k]) if ahead else (0, 0) for k in (*POOL_KINDS,)}
+        binary = {k: (up[k], up[k]) for k in kinds if k not in fixed} if ahead else {}
         return cls(**fixed, mixed=binary, batch={**DEFAULT_MIXED_BATCH, **sizes})
 
     def of(self, kind: str) -> tuple[int, int]:
@@ -273,11 +275,14 @@ class OfflineService:
             await trio.sleep(poll)
         return True
 
-    def stop_refills(self) -> None:
+    def stop_refills(self, need: dict[str, int] | None = None) -> None:
         """Make nothing more ahead of use than the job last waited for (sessions still get what they
         ask for): once a job's planned material is made, no generation competes with the job for the
         CPU. If the pools' byte bound stopped ``wait_for`` short of the job's needs, the rest of it
-        (and no more) is made as room frees up, while the job runs."""
+        (and no more) is made as room frees up, while the job runs. ``need``: the job's plan, when
+        nothing was waited for (the job starts at once and its material is made as it runs)."""
+        if need is not None:
+            self._planned = dict(need)
         self.marks = dataclasses.replace(self.marks, **dict.fromkeys(POOL_KINDS, (0, 0)), mixed={})
         levels = self.pool.levels()
         rest = {k: v - levels.get(k, 0) for k, v in (self._planned or {}).items()}

@@ -154,10 +154,10 @@ async def train_securely(
     from actors.plan import preprocessing_plan
 
     t_plan = time.perf_counter()
-    marks = None
+    marks, need = None, None
     if preprocessing == "mascot":
         need = await preprocessing_plan(hospital_program, 3, data.parts, config, comparison=comparison)
-        marks = Watermarks.for_plan(need, PLAN_BATCH)
+        marks = Watermarks.for_plan(need, PLAN_BATCH, ahead=False)  # made while the program runs
     t0 = time.perf_counter()
     t_plan = t0 - t_plan
 
@@ -175,6 +175,8 @@ async def train_securely(
         t_setup = time.perf_counter() - t0
         if preprocessing == "mascot":
             show("MASCOT set-up done (base OTs, MAC keys); preprocessing now runs as needed")
+        if need:  # make exactly the plan (no refills past it) while the program runs
+            await c.stock(need, wait=False)
         ticker_done = trio.Event()
 
         async def ticker() -> None:

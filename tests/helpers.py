@@ -24,6 +24,7 @@ import actors
 from actors.engine import Interceptor, Program
 from actors.sessions import is_offline
 from netsim.adversaries import plain
+from protocols.apps.logistic import NewtonConfig, spline_of
 from protocols.errors import AbortError
 from protocols.field import P61, P127, PrimeField
 from protocols.intercept import Forwarding
@@ -438,3 +439,17 @@ async def assert_share_cheats_caught(
             continue
         assert_all_aborted(res, [i for i in range(n) if i != cheater], what)
         assert all(isinstance(r, AbortError) for r in res)
+
+
+def plain_bohning(x: np.ndarray, y: np.ndarray, cfg: NewtonConfig) -> np.ndarray:
+    """Böhning's iteration (``protocols.apps.logistic``) in float64 on standardized ``x``: ``[w; b]``."""
+    n, d = x.shape
+    xa = np.column_stack([x, np.ones(n)])
+    pen = np.asarray([1.0 / cfg.C] * d + [0.0])
+    h_inv = np.linalg.inv(xa.T @ xa / 4 + np.diag(pen))
+    sig = spline_of(cfg.sigmoid) or (lambda z: 1.0 / (1.0 + np.exp(-z)))
+    w = prev = np.zeros(d + 1)
+    for it in range(cfg.iterations):
+        at = w + it / (it + 3) * (w - prev) if cfg.nesterov else w
+        prev, w = w, at + h_inv @ (xa.T @ (y - sig(xa @ at)) - pen * at)
+    return w

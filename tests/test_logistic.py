@@ -22,6 +22,7 @@ from helpers import (
     add_delta,
     assert_share_cheats_caught,
     noop,
+    plain_bohning,
     run_cluster,
 )
 
@@ -59,20 +60,6 @@ def split(x: np.ndarray, y: np.ndarray, *extra: Any) -> list[tuple[Any, ...]]:
     """Each party's rows (``SHARES`` of them, in order), then ``extra`` for every party."""
     cuts = np.cumsum(np.round(np.asarray(SHARES[:-1]) * len(x)).astype(int))
     return [((xp, yp), *extra) for xp, yp in zip(np.split(x, cuts), np.split(y, cuts), strict=True)]
-
-
-def plain_bohning(x: np.ndarray, y: np.ndarray, cfg: lg.NewtonConfig) -> np.ndarray:
-    """The same iteration in float64: ``[w; b]``."""
-    n, d = x.shape
-    xa = np.column_stack([x, np.ones(n)])
-    pen = np.asarray([1.0 / cfg.C] * d + [0.0])
-    h_inv = np.linalg.inv(xa.T @ xa / 4 + np.diag(pen))
-    sig = lg.spline_of(cfg.sigmoid) or (lambda z: 1.0 / (1.0 + np.exp(-z)))
-    w = prev = np.zeros(d + 1)
-    for it in range(cfg.iterations):
-        at = w + it / (it + 3) * (w - prev) if cfg.nesterov else w
-        prev, w = w, at + h_inv @ (xa.T @ (y - sig(xa @ at)) - pen * at)
-    return w
 
 
 async def train(s: Session, mine: tuple[np.ndarray, np.ndarray], cfg: lg.NewtonConfig) -> Any:

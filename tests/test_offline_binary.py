@@ -188,6 +188,34 @@ async def test_the_plan_counts_binary_material_and_a_planned_job_runs_on_its_sto
                 assert made[kind] == wm.of(kind)[1] < count + wm.batch_of(kind), (kind, made[kind], count)
 
 
+async def test_a_plan_handed_over_at_the_start_is_made_once_while_the_job_runs() -> None:
+    """``Watermarks.for_plan(need, ahead=False)`` makes nothing before the plan is handed over;
+    ``stock(need, wait=False)`` returns at once, the job runs while its material is made, and what is
+    made is the plan in its batches: not the plan again when the job drains the pools."""
+    n = 2
+    a, b = values(10, seed=8)
+    need = await preprocessing_plan(compare, n, a, b, 5, modulus=P61, comparison="binary")
+    wm = Watermarks.for_plan(need, batch=4096, ahead=False)
+    with trio.fail_after(DEADLINE):
+        async with actors.local_cluster(
+            n, modulus=P61, watermarks=wm, session_options={"comparison": "binary"}
+        ) as c:
+            svcs = [p.offline for p in c.parties]
+            await trio.sleep(0.5)
+            assert [dict(svc.generated) for svc in svcs] == [{}, {}]  # nothing ahead of the plan
+            await c.stock(need, wait=False)
+            assert not any(svc.holds(need) for svc in svcs)  # returned at once
+            res = await c.run(compare, a, b, 5)
+            await trio.sleep(0.5)  # no refill afterwards either
+            made = [dict(svc.generated) for svc in svcs]
+    for got in res:
+        for g, e in zip(got, expected(a, b, 5), strict=True):
+            assert np.array_equal(np.asarray(g), e)
+    for m in made:
+        for kind, count in need.items():
+            assert count <= m.get(kind, 0) < count + wm.batch_of(kind), (kind, m.get(kind), count)
+
+
 async def test_a_planned_binary_pool_is_made_in_one_batch_of_the_plan() -> None:
     """A plan of 3,000 daBits gets 3,000: not ramped up from 1,024 (1,024 + 1,024 + 2,048 = 4,096 made,
     a quarter of it waste at tens of kB per daBit), not past the watermark."""

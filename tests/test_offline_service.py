@@ -152,6 +152,9 @@ async def test_sessions_waiting_for_material_do_not_wake_each_other(autojump_clo
             await trio.testing.wait_all_tasks_blocked()
             assert notified == 1 and pool.demand == {"triple": 100}
             pool.add(Batch(0, "triple", [np.arange(600) for _ in range(3)]))
+            # before the waiters run: the demand is met, so a planner looking now makes no second batch
+            # (it did: a planned job's binary pools were made twice while the job ran)
+            assert pool.demand == {}
     assert sorted(r[0][1] for r in got) == [0, 100, 200, 300, 400, 500]
 
 

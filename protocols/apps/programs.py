@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..online import Session
+from . import logistic as lg
 from . import regression as rg
 from . import stats
 from .table import ParameterMismatch, agree, share_table
@@ -47,7 +48,7 @@ __all__ = ["PROGRAMS", "AppInputError", "Spec", "parse_numbers"]
 
 MAX_ABS = 2.0**40  # inputs are fixed point with |x| < 2^43; leave room for sums of a few values
 MAX_ELEMENTS = 1 << 26  # per party: a daemon's default upload limit, and what one session input takes
-LOGREG = rg.GDConfig(epochs=3, lr=(1.0, 2.0, 4.0), sigmoid="piecewise")  # as examples/hospitals_logistic
+LOGREG = lg.NewtonConfig()  # Böhning's method, 10 iterations, scikit-learn's C = 1 and standardization
 
 
 class AppInputError(ValueError):
@@ -292,11 +293,12 @@ async def linreg_program(s: Session, values: np.ndarray) -> dict[str, Any]:
 
 
 async def logreg_program(s: Session, values: np.ndarray) -> dict[str, Any]:
-    """Logistic regression (0/1 target last): 3 epochs of gradient descent on standardized features,
-    learning rates 1, 2, 4, piecewise sigmoid. Reveals the model, the total row count, the per-feature
-    means and standard deviations used to standardize, and the row counts."""
+    """Logistic regression (0/1 target last) as scikit-learn's ``LogisticRegression()`` on
+    ``StandardScaler``-standardized features (L2, C = 1): Böhning's fixed-Hessian method, 10
+    iterations, spline sigmoid (``protocols.apps.logistic``). Reveals the model, the total row count,
+    the per-feature means and standard deviations used to standardize, and the row counts."""
     x, y = _xy(values)
-    scaler = await rg.standardizer(s, x, clip=LOGREG.clip)
+    scaler = await rg.standardizer(s, x, clip=LOGREG.clip, ddof=LOGREG.ddof)
     model = await rg.logistic_regression(s, x, y, config=LOGREG, scaler=scaler)
     assert isinstance(model, rg.LogisticModel)
     return {"coef": model.coef, "intercept": model.intercept, "mean": scaler.mean, "scale": scaler.scale}

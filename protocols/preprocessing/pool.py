@@ -134,6 +134,9 @@ class Pool:
         self.batches.setdefault(batch.kind, deque()).append(batch)
         self.by_id[batch.batch_id] = batch
         self.nbytes += batch.nbytes
+        # The waiters are woken but have not run yet: a planner looking now must not see their demand
+        # and make a second batch for it (a waiter that still lacks material says so again).
+        self.demand.pop(batch.kind, None)
         self._notify()
 
     def level(self, kind: str) -> int:
