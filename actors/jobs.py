@@ -364,7 +364,15 @@ class Jobs:
                     )
                     return
             result = await self.party.run(
-                self._program, job, spec, values, rejection, timeout, declared, session=job.sid
+                self._program,
+                job,
+                spec,
+                values,
+                rejection,
+                timeout,
+                declared,
+                session=job.sid,
+                options=spec.session if spec is not None else None,
             )
             assert spec is not None
             job.succeed(result, spec.render(result))

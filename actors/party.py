@@ -175,8 +175,11 @@ class Party:
         session: str | None = None,
         dp: Declared | None = None,
         timeout: float = 60.0,
+        options: dict[str, Any] | None = None,
     ) -> Any:
         """Run ``prog`` as one session (every party must run the same program under the same id).
+        ``options``: ``Session`` options for this session (over the party's own; the same at every
+        party, e.g. a registered program's ``session``).
 
         With ``dp=Declared(dataset, epsilon, delta, ...)``: the program's total privacy cost. Every
         party first compares the declarations, then checks and charges its own ledger
@@ -184,7 +187,7 @@ class Party:
         noisy outputs (``s.output(x, dp=...)``) are held to the declaration (``s.privacy``).
         ``timeout`` bounds those rounds' waits for the other parties."""
         if dp is None:
-            return await self.engine.run(prog, *args, session=session)
+            return await self.engine.run(prog, *args, session=session, options=options)
         from . import privacy
 
         async def guarded(s: Session, *a: Any) -> Any:
@@ -192,7 +195,7 @@ class Party:
             await privacy.charge_session(s, self, dp, timeout)
             return await prog(s, *a)
 
-        return await self.engine.run(guarded, *args, session=session)
+        return await self.engine.run(guarded, *args, session=session, options=options)
 
     # ------------------------------------------------------------------ embedding
     async def __aenter__(self) -> Party:

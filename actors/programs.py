@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -124,6 +124,9 @@ class Program:
     prepare: Prepare = integer_vector
     render: Render = str
     dp: str | None = None  # None: exact outputs only; "plain" or "bounds": takes a declared DP cost
+    # Session options the program runs with at every party (``Session(**session)``), e.g.
+    # ``{"comparison": "auto"}`` for one whose comparisons and truncations are cheaper on binary material
+    session: dict[str, Any] = field(default_factory=dict)
 
 
 class Registry:
@@ -140,6 +143,7 @@ class Registry:
         prepare: Prepare = integer_vector,
         render: Render = str,
         dp: str | None = None,
+        session: dict[str, Any] | None = None,
     ) -> Callable[[Run], Run]:
         """Decorator: register ``coro`` under ``name`` (a second program of one name is an error)."""
         if not name or not name.replace("_", "").isalnum() or not name.isascii():
@@ -149,7 +153,7 @@ class Registry:
             if name in self._programs:
                 raise ValueError(f"a program named {name!r} is already registered")
             doc = summary or (coro.__doc__ or "").strip().split("\n")[0]
-            self._programs[name] = Program(name, coro, doc, prepare, render, dp)
+            self._programs[name] = Program(name, coro, doc, prepare, render, dp, dict(session or {}))
             return coro
 
         return deco
@@ -284,7 +288,12 @@ def _register_apps(registry: Registry) -> None:
 
     for spec in PROGRAMS:
         deco = registry.register(
-            spec.name, summary=spec.summary, prepare=_app_prepare(spec.parse), render=spec.render, dp=spec.dp
+            spec.name,
+            summary=spec.summary,
+            prepare=_app_prepare(spec.parse),
+            render=spec.render,
+            dp=spec.dp,
+            session=spec.session,
         )
         deco(spec.run)
 

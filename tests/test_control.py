@@ -904,3 +904,40 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
         # a bad value is only a warning (exit 0) for systemd: any output counts as a failure
         report = (proc.stdout + proc.stderr).strip()
         assert proc.returncode == 0 and not report, f"systemd-analyze verify {unit.name}:\n{report}"
+
+
+async def test_a_registered_programs_session_options_reach_the_sessions_its_submits_start() -> None:
+    """``Registry.register(session=...)``: the daemon's job runner starts the program's sessions with
+    those ``Session`` options at every party (``logreg_train`` runs with ``comparison="auto"``); a
+    program without them gets the party's own (``"field"``)."""
+    from actors.jobs import Jobs
+
+    reg = programs.Registry()
+
+    async def domains(s: Any, values: Any) -> list[str]:
+        return [s.comparison, s.comparison_domain, s.truncation_domain]
+
+    reg.register("opts", session={"comparison": "auto"})(domains)
+    reg.register("plain")(domains)
+    assert programs.REGISTRY.get("logreg_train").session == {"comparison": "auto"}
+    with trio.fail_after(60):
+        async with actors.local_cluster(3, modulus=P127, preprocessing="dealer") as c:
+            jobs = [Jobs(p, reg, get_field(P127), submit_timeout=20.0) for p in c.parties]
+            replies: dict[tuple[str, int], Any] = {}
+            async with trio.open_nursery() as nursery:
+                for j in jobs:
+                    await nursery.start(j.serve)
+
+                async def submit(i: int, program: str) -> None:
+                    req = {"program": program, "session": f"s-{program}", "input": [1]}
+                    replies[program, i] = await jobs[i].submit(req)
+
+                async with trio.open_nursery() as runs:
+                    for program in ("opts", "plain"):
+                        for i in range(3):
+                            runs.start_soon(submit, i, program)
+                for j in jobs:
+                    j.cancel()
+    for i in range(3):
+        assert replies["opts", i]["result"] == ["auto", "binary", "loose"], replies["opts", i]
+        assert replies["plain", i]["result"] == ["field", "field", "field"], replies["plain", i]

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -63,6 +63,7 @@ class Spec:
     parse: Callable[[Sequence[Any]], np.ndarray]
     render: Callable[[Any], str]
     dp: str | None = None  # takes a declared DP cost: "plain", or "bounds" (needs clipping bounds)
+    session: dict[str, Any] = field(default_factory=dict)  # Session options it runs with
 
     @classmethod
     def of(
@@ -72,9 +73,11 @@ class Spec:
         parse: Callable[[Sequence[Any]], np.ndarray],
         summary: str | None = None,
         dp: str | None = None,
+        session: dict[str, Any] | None = None,
     ) -> Spec:
         """A spec whose summary is ``summary`` or the program's docstring on one line."""
-        return cls(name, run, " ".join((summary or run.__doc__ or "").split()), parse, _render, dp)
+        text = " ".join((summary or run.__doc__ or "").split())
+        return cls(name, run, text, parse, _render, dp, dict(session or {}))
 
 
 def _number(v: Any, where: str) -> float:
@@ -368,7 +371,9 @@ PROGRAMS: tuple[Spec, ...] = (
     Spec.of("stats_mean_where", mean_where_program, _table_parse),
     Spec.of("stats_histogram", histogram_program, _histogram_parse, dp="plain"),
     Spec.of("linreg_train", linreg_program, _table_parse),
-    Spec.of("logreg_train", logreg_program, _table_parse),
+    # its sigmoid's comparisons and its truncation masks on binary material where the party has it
+    # (a quarter of the preprocessing: docs/models.md); the field path otherwise
+    Spec.of("logreg_train", logreg_program, _table_parse, session={"comparison": "auto"}),
     Spec.of(
         "linreg_predict",
         _predict_program("linear", "score"),
