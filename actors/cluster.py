@@ -64,9 +64,12 @@ def loopback_configs(root: Path, n: int, **changes: Any) -> list[Path]:
     return paths
 
 
-def planned_configs(root: Path, n: int, need: dict[str, int], batch: int = 2048) -> list[Path]:
+def planned_configs(
+    root: Path, n: int, need: dict[str, int], batch: int = 2048, *, ahead: bool = True
+) -> list[Path]:
     """``loopback_configs`` for one planned job: MASCOT, pools sized to ``need`` (``Watermarks.for_plan``
-    in each config's ``[pool]``), quiet logs and quick reconnects."""
+    in each config's ``[pool]``; ``ahead=False``: its batch sizes only, nothing made before the plan
+    is handed over with ``OfflineService.stop_refills(need)``), quiet logs and quick reconnects."""
     from .config import Backoff
 
     return loopback_configs(
@@ -74,7 +77,7 @@ def planned_configs(root: Path, n: int, need: dict[str, int], batch: int = 2048)
         n,
         preprocessing="mascot",
         insecure_dealer=False,
-        watermarks=Watermarks.for_plan(need, batch),
+        watermarks=Watermarks.for_plan(need, batch, ahead=ahead),
         log_level="error",
         reconnect=Backoff(0.05, 0.5),
     )

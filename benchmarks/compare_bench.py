@@ -230,14 +230,18 @@ def child(argv: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------------------------- the parent
-def launch(job: dict[str, Any], who: list[str], root: Path, timeout: float) -> list[dict[str, Any]]:
-    """Start one child per entry of ``who`` on ``job``; their records (an error raises)."""
+def launch(
+    job: dict[str, Any], who: list[str], root: Path, timeout: float, script: Path | None = None
+) -> list[dict[str, Any]]:
+    """Start one child per entry of ``who`` on ``job``; their records (an error raises). ``script``: the
+    benchmark whose ``--child`` mode the children run (this one by default); it prints its record
+    after ``TAG`` and then waits for a line on stdin."""
     job_file = root / "job.json"
     job_file.write_text(json.dumps(job))
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "RUNTIME_DIRECTORY")}
     procs = [
         subprocess.Popen(  # noqa: S603 (this script, our own arguments)
-            [sys.executable, str(Path(__file__).resolve()), "--child", w, "--job", str(job_file)],
+            [sys.executable, str(script or Path(__file__).resolve()), "--child", w, "--job", str(job_file)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=open(root / f"child-{w}.log", "wb"),  # noqa: SIM115 (the child owns it)

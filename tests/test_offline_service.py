@@ -158,6 +158,28 @@ async def test_sessions_waiting_for_material_do_not_wake_each_other(autojump_clo
     assert sorted(r[0][1] for r in got) == [0, 100, 200, 300, 400, 500]
 
 
+async def test_a_batch_smaller_than_the_demand_leaves_only_the_shortfall_demanded() -> None:
+    """A session waits for 1,000 triples and a batch of 400 arrives: the planner sees 600 still wanted
+    at once, not 1,000 (a second batch for all of it) and not nothing (the session's next batch
+    would wait until it asks again, and small refills could get in first: a 4-party test of 65,543
+    products took twice as long)."""
+    pool = Pool()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            got: list[int] = []
+
+            async def want_1000() -> None:
+                ranges, _ = await pool.allocate("triple", 1000)
+                got.append(sum(r[2] for r in ranges))
+
+            nursery.start_soon(want_1000)
+            await trio.testing.wait_all_tasks_blocked()
+            assert pool.demand == {"triple": 1000}
+            pool.add(Batch(0, "triple", [np.arange(400) for _ in range(3)]))
+            assert pool.demand == {"triple": 600}
+    assert got == [400] and pool.demand == {}  # the session took what there was (and asks again)
+
+
 async def test_concurrent_sessions_never_share_material() -> None:
     """Six sessions at once each take 100 triples: no triple is handed to two sessions (checked at
     every party on the raw shares: random 61-bit values do not collide by chance)."""

@@ -46,9 +46,12 @@ that is from scikit-learn's coefficients.
 **Cost** (preprocessing; ``N`` rows, ``d`` features, ``D = d + 1``): each party inputs its rows once
 (``N_j d`` input masks) and one summary of ``D (D + 1) / 2 + 2 D`` values; the factorization is about
 ``D^3 / 6`` triples, ``D^2 / 2`` truncations and ``D`` reciprocals, once; every iteration after the
-first costs ``2 N d`` triples for the products, the sigmoid per row (``docs/models.md`` has the
-measured counts), and ``D^2`` triples and ``4 D`` truncations for the solves. ``docs/models.md``
-gives the totals measured with ``actors.plan.preprocessing_plan``.
+first costs ``2 N d`` triples for the products, the sigmoid per row, and ``D^2`` triples and ``4 D``
+truncations for the solves. In a ``comparison="auto"`` session (binary material) the sigmoid is a
+loose edaBit, five daBits, about 350 AND triples and five triples per row, and a truncation by ``m``
+draws ``m`` field bits; on the field path it is 205 triples and 131 field bits per row, and a
+truncation ``K + 40`` bits. At ``d = 30`` that is 67 triples per row and iteration. ``docs/models.md``
+gives the totals measured with ``actors.plan.preprocessing_plan`` and the time end to end.
 
 Declared ranges (public promises, as everywhere in fixed point): standardized coefficients below
 ``2^coef_bits``, pivots of ``H / N`` above ``2^-15`` (they are at least ``1 / (C N)`` for the features;

@@ -134,9 +134,16 @@ class Pool:
         self.batches.setdefault(batch.kind, deque()).append(batch)
         self.by_id[batch.batch_id] = batch
         self.nbytes += batch.nbytes
-        # The waiters are woken but have not run yet: a planner looking now must not see their demand
-        # and make a second batch for it (a waiter that still lacks material says so again).
-        self.demand.pop(batch.kind, None)
+        # The waiters are woken but have not run yet: a planner looking now must see only what they
+        # still lack, not their whole demand again (it made a second batch for a met demand), and
+        # still that (a session wanting more than this batch gets its next batch made at once).
+        want = self.demand.get(batch.kind, 0)
+        if want:
+            rest = want - self.level(batch.kind)
+            if rest > 0:
+                self.demand[batch.kind] = rest
+            else:
+                del self.demand[batch.kind]
         self._notify()
 
     def level(self, kind: str) -> int:
