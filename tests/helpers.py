@@ -24,7 +24,7 @@ import actors
 from actors.engine import Interceptor, Program
 from actors.sessions import is_offline
 from netsim.adversaries import plain
-from protocols.apps.logistic import NewtonConfig, spline_of
+from protocols.apps.logistic import NewtonConfig, local_fit, spline_of
 from protocols.errors import AbortError
 from protocols.field import P61, P127, PrimeField
 from protocols.intercept import Forwarding
@@ -441,15 +441,32 @@ async def assert_share_cheats_caught(
         assert all(isinstance(r, AbortError) for r in res)
 
 
-def plain_bohning(x: np.ndarray, y: np.ndarray, cfg: NewtonConfig) -> np.ndarray:
-    """Böhning's iteration (``protocols.apps.logistic``) in float64 on standardized ``x``: ``[w; b]``."""
+def plain_bohning(
+    x: np.ndarray, y: np.ndarray, cfg: NewtonConfig, parts: Sequence[tuple[np.ndarray, np.ndarray]] = ()
+) -> np.ndarray:
+    """Böhning's iteration (``protocols.apps.logistic``) in float64 on standardized ``x``: ``[w; b]``.
+    With ``cfg.warm_start`` it starts, as the MPC does, from ``B^-1 sum_j B_j w_j`` over the parties'
+    rows ``parts`` (their union is ``x``, ``y``), with no momentum into its first row pass."""
     n, d = x.shape
     xa = np.column_stack([x, np.ones(n)])
     pen = np.asarray([1.0 / cfg.C] * d + [0.0])
     h_inv = np.linalg.inv(xa.T @ xa / 4 + np.diag(pen))
     sig = spline_of(cfg.sigmoid) or (lambda z: 1.0 / (1.0 + np.exp(-z)))
     w = prev = np.zeros(d + 1)
-    for it in range(cfg.iterations):
-        at = w + it / (it + 3) * (w - prev) if cfg.nesterov else w
+    first = 0
+    if cfg.warm_start:
+        if not parts:
+            raise ValueError("a warm start needs the parties' rows")
+        acc = np.zeros(d + 1)
+        for xj, yj in parts:
+            xja = np.column_stack([xj, np.ones(len(xj))])
+            share = pen * len(xj) / n
+            wj = np.clip(local_fit(xja, yj, share), -(2.0**cfg.coef_bits) + 1, 2.0**cfg.coef_bits - 1)
+            acc += (xja.T @ xja / 4 + np.diag(share)) @ wj
+        w = prev = h_inv @ acc
+        first = 1
+    for it in range(first, cfg.iterations):
+        k = it - first
+        at = w + k / (k + 3) * (w - prev) if cfg.nesterov else w
         prev, w = w, at + h_inv @ (xa.T @ (y - sig(xa @ at)) - pen * at)
     return w

@@ -330,7 +330,9 @@ async def test_logreg_program_trains_from_submitted_rows() -> None:
     within(out["mean"], feats.mean(axis=0), "standardization means")
     within(out["scale"], feats.std(axis=0), "standardization deviations (StandardScaler's, ddof = 0)")
     scaler = rg.Standardizer(feats.mean(axis=0), feats.std(axis=0), LOGREG.clip)
-    w = plain_bohning(scaler.transform(feats), y, LOGREG)  # Böhning's iteration in float64
+    z = scaler.transform(feats)
+    parts = [(z[:20], y[:20]), (z[20:35], y[20:35]), (z[35:], y[35:])]
+    w = plain_bohning(z, y, LOGREG, parts)  # Böhning's iteration in float64
     plain = rg.LogisticModel(*scaler.to_original(w[:-1], w[-1]))
     assert np.array_equal(model.predict(feats), plain.predict(feats))
     assert np.max(np.abs(model.coef - plain.coef) * scaler.scale) < 0.02

@@ -601,7 +601,7 @@ async def logistic_regression(
     scaled = scaler.transform(xs) if scaler is not None and xs is not None else xs
     xsh, ysh, n, d = await _input_features(s, scaled, ys, cfg, with_labels=not newton)
     if isinstance(cfg, lg.NewtonConfig):
-        summ = await _summed_summaries(s, scaled, ys, n, d, fmt)
+        summ = await _summed_summaries(s, scaled, ys, n, d, fmt, cfg)
         wb = await run(s, lg.newton_steps(xsh, summ, n, d, cfg, fmt, progress))
     else:
         wb = await run(s, _gd_steps(xsh, ysh, n, d, cfg, fmt, progress))
@@ -622,11 +622,17 @@ async def logistic_regression(
 
 
 async def _summed_summaries(
-    s: Session, rows: np.ndarray | None, labels: np.ndarray | None, n: int, d: int, fmt: FixedFormat
+    s: Session,
+    rows: np.ndarray | None,
+    labels: np.ndarray | None,
+    n: int,
+    d: int,
+    fmt: FixedFormat,
+    cfg: lg.NewtonConfig,
 ) -> SharedArray:
     """The sum of every party's ``logistic.summary_of`` (each computed by its owner, in float64), one
     input round per party; a party without rows inputs zeros."""
-    length = (d + 1) * (d + 2) // 2 + 2 * (d + 1)
+    length = lg.summary_length(d, cfg)
     acc: SharedArray | None = None
     for owner in range(s.n):
         mine = None
@@ -634,7 +640,7 @@ async def _summed_summaries(
             if rows is None or rows.size == 0:
                 vec = np.zeros(length)
             else:
-                vec = lg.summary_of(rows, np.asarray(labels, dtype=np.float64).reshape(-1), n)
+                vec = lg.summary_of(rows, np.asarray(labels, dtype=np.float64).reshape(-1), n, cfg)
             mine = fx.encode(vec, fmt)
         got = await s.input(mine, owner=owner)
         if got.size != length:
