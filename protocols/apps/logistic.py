@@ -14,6 +14,8 @@ descent instead, at more iterations). Here the bound is also what makes the rows
   inputs it (``(d + 1) (d + 2) / 2`` values, whatever its row count; ``docs/local.md``);
 * so are ``X^T y`` and ``X^T (y - 1/2)``: the first iteration (from the model 0, where every ``p`` is
   1/2) needs no row in MPC at all;
+* and so is a better start (``warm_start``, the default): each party fits its own rows and inputs
+  ``B_j w_j``, and ``B^-1 sum_j B_j w_j`` replaces that first step at the same cost (``local_fit``);
 * ``H / N`` is factored once in MPC (``L D L^T``, Crout's order: one truncation per entry, a secret
   reciprocal per pivot), and every iteration applies its inverse by two triangular solves;
 * only the sigmoid of each row's score needs the rows: every later iteration costs two secret
