@@ -59,6 +59,7 @@ import tempfile  # noqa: E402
 import threading  # noqa: E402
 import traceback  # noqa: E402
 import uuid  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -206,11 +207,12 @@ async def party_main(job: dict[str, Any], party: int) -> None:
             "ok": check(out, size, job["bits"]),
             "digest": hash(tuple(out)),
         }
-        print(TAG + json.dumps(rec), flush=True)
-        await trio.to_thread.run_sync(sys.stdin.readline)  # our messages may still be needed
+        await report(rec)
 
 
-def child(argv: list[str]) -> int:
+def run_child(argv: list[str], start: Callable[[str, dict[str, Any]], Any]) -> int:
+    """``--child W --job FILE``: ``start(W, job)`` in this process (a benchmark's child mode, for
+    ``launch``); an error goes to the parent as a record."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--child", required=True)
     ap.add_argument("--job", required=True)
@@ -218,15 +220,29 @@ def child(argv: list[str]) -> int:
     quiet_logs()
     job = json.loads(Path(args.job).read_text())
     try:
-        if args.child == "memory":
-            trio.run(memory_main, job)
-        else:
-            trio.run(party_main, job, int(args.child))
+        start(args.child, job)
     except BaseException as e:  # noqa: BLE001 (reported to the parent, which prints it)
         err = "".join(traceback.format_exception(e))
         print(TAG + json.dumps({"error": err[-4000:]}), flush=True)
         return 1
     return 0
+
+
+async def report(rec: dict[str, Any]) -> None:
+    """A child's record to the parent; then wait for its word to exit (our messages may still be
+    needed by the other parties)."""
+    print(TAG + json.dumps(rec), flush=True)
+    await trio.to_thread.run_sync(sys.stdin.readline)
+
+
+def child(argv: list[str]) -> int:
+    def start(who: str, job: dict[str, Any]) -> None:
+        if who == "memory":
+            trio.run(memory_main, job)
+        else:
+            trio.run(party_main, job, int(who))
+
+    return run_child(argv, start)
 
 
 # ---------------------------------------------------------------------------------------- the parent

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import trio  # noqa: E402
-from compare_bench import TAG, cpu_seconds, hwm_mb, launch, quiet_logs  # noqa: E402
+from compare_bench import cpu_seconds, hwm_mb, launch, quiet_logs, report, run_child  # noqa: E402
 
 BATCH = 4096  # the example's plan batch (``examples/hospitals_logistic.PLAN_BATCH``)
 
@@ -87,25 +86,11 @@ async def party_main(job: dict[str, Any], party: int) -> None:
             "intercept": float(model.intercept),
             "made": dict(off.generated),
         }
-        print(TAG + json.dumps(rec), flush=True)
-        await trio.to_thread.run_sync(sys.stdin.readline)  # our messages may still be needed
+        await report(rec)
 
 
 def child(argv: list[str]) -> int:
-    import traceback
-
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--child", required=True)
-    ap.add_argument("--job", required=True)
-    args = ap.parse_args(argv)
-    quiet_logs()
-    job = json.loads(Path(args.job).read_text())
-    try:
-        trio.run(party_main, job, int(args.child))
-    except BaseException as e:  # noqa: BLE001 (reported to the parent, which prints it)
-        print(TAG + json.dumps({"error": "".join(traceback.format_exception(e))[-4000:]}), flush=True)
-        return 1
-    return 0
+    return run_child(argv, lambda who, job: trio.run(party_main, job, int(who)))
 
 
 def main(argv: list[str] | None = None) -> int:
