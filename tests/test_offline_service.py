@@ -436,3 +436,55 @@ async def test_retiring_a_key_at_one_party_retires_it_everywhere(who: int) -> No
             res = await c.run(square_sum, [2, 3])
             assert all(int(r) == 13 for r in res)
             assert svcs[0].epoch.startswith("1-") and all(s.epoch == svcs[0].epoch for s in svcs)
+
+
+class LoseFirstSetupTo1(PassThrough):
+    """At the leader: every message of the first epoch's set-up session to party 1 is lost (as when a
+    link reset falls between the leader's opening and party 1's join), so party 1 never learns of it."""
+
+    def __init__(self) -> None:
+        self.first: str | None = None
+        self.lost = 0
+
+    def wrap_net(self, session: str, net: Any) -> Any:
+        if not session.endswith("/setup") or self.first not in (None, session):
+            return net
+        self.first = session
+        outer = self
+
+        class Lossy:
+            party, n = net.party, net.n
+
+            async def send(self, to: int, step: int, msg: Any) -> None:
+                if to == 1:
+                    outer.lost += 1
+                    return
+                await net.send(to, step, msg)
+
+            async def recv(self, frm: int, step: int) -> Any:
+                return await net.recv(frm, step)
+
+        return Lossy()
+
+
+async def test_a_set_up_that_a_peer_never_joined_is_given_up_and_the_next_epoch_serves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first set-up never reaches party 1, so the leader and party 2 would wait for it forever
+    (set-up sessions have no receive timeout); after ``setup_timeout`` they give it up, the epoch is
+    retired, the leader opens the next one, party 1 joins it, and the cluster serves."""
+    from actors import offline
+
+    monkeypatch.setattr(offline, "SETUP_TIMEOUT", 1.0)
+    lossy = LoseFirstSetupTo1()
+    with trio.fail_after(DEADLINE):
+        async with actors.local_cluster(3, modulus=P61, watermarks=marks(), interceptors={0: lossy}) as c:
+            res = await c.run(square_sum, [1, 2, 3])
+            leader = c.parties[0].offline
+            assert leader is not None
+            failures = list(leader.failures)
+            epoch = leader.epoch
+    assert lossy.lost > 0 and lossy.first is not None
+    assert any("did not finish in 1 s" in f and lossy.first.split("/")[1] in f for f in failures), failures
+    assert epoch and epoch not in lossy.first
+    assert res == [14] * 3  # 1 + 4 + 9
