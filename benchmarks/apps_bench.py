@@ -451,18 +451,14 @@ MPYC_RATES = (1.0, 2.0, 4.0)
 
 
 def train_example_model(with_mpyc: bool = True) -> None:
-    import importlib.util
-
     mode = os.environ.get("SPDZ_BENCH_TRAIN", "mascot")
     if mode == "skip":
         return
-    path = Path(__file__).resolve().parent.parent / "examples" / "hospitals_logistic.py"
-    spec = importlib.util.spec_from_file_location("hospitals_logistic", path)
-    assert spec is not None and spec.loader is not None
-    ex = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = ex
-    spec.loader.exec_module(ex)
+    from logreg_bench import example  # examples/hospitals_logistic.py, loaded as a module
+
     from protocols.apps.logistic import NewtonConfig
+
+    ex = example()
 
     data = ex.load_hospitals()
     base = ex.CONFIG

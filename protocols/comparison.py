@@ -71,7 +71,7 @@ from .rounds import (
     from_limbs,
     inv_pow2,
     limb_count,
-    loose_high_width,
+    loose_width,
     masks,
     one_minus,
     over_chunk,
@@ -156,14 +156,6 @@ def trunc_steps(
     return (a - low).mul_public_field(inv_pow2(f, m))
 
 
-def loose_high(f: PrimeField, parties: int, k: int, m: int, kappa: int) -> int | None:
-    """The loose edaBit width for the high part of a field-path mask, when the session running the
-    caller takes them (``truncation_domain == "loose"``) and one fits; else ``None``."""
-    if truncation_domain() != "loose":
-        return None
-    return loose_high_width(f, parties, k, m, kappa)
-
-
 def truncation_domain() -> str:
     """The ``truncation_domain`` of the session running the caller (``"field"`` outside one)."""
     s = current_session()
@@ -181,13 +173,13 @@ def mod2m_steps(
     if domain_of(domain) == "binary":
         return (yield from on_bits.mod2m_steps(b, k, m, kappa))
     f, ctx, n = b.ctx.field, b.ctx, b.size
-    width = loose_high(f, ctx.n, k, m, kappa)
+    width = loose_width(current_session(), k, m, kappa)
     if width is None:
         total = k + kappa
         bits, rho = yield [Bits((total + 1) * n), Randoms(n)]
         r_low, r = masks(bits, n, m, total)
         sign_bit = rows(bits, n, total, total + 1)
-    else:  # r'' the field value of a loose edaBit (rounds.loose_high_width)
+    else:  # r'' the field value of a loose edaBit (rounds.loose_width)
         bits, rho, (high, _) = yield [Bits((m + 1) * n), Randoms(n), LooseEdaBits(n, width)]
         r_low = compose_bits(bits, n, 0, m)
         r = r_low + high.mul_public_field(pow2(f, m))

@@ -219,6 +219,15 @@ def loose_high_width(f: PrimeField, parties: int, k: int, m: int, kappa: int) ->
     return None
 
 
+def loose_width(s: Session | None, k: int, m: int, kappa: int) -> int | None:
+    """The loose edaBit width for the high part of session ``s``'s mask of a ``k``-bit value truncated
+    by ``m``: when ``s`` takes them (``truncation_domain == "loose"``) and one fits
+    (``loose_high_width``); else ``None`` (field bits, or no session)."""
+    if s is None or s.truncation_domain != "loose":
+        return None
+    return loose_high_width(s.field, s.n, k, m, kappa)
+
+
 def masks(bits: SharedArray, n: int, m: int, total: int) -> tuple[SharedArray, SharedArray]:
     """``(r', r)`` from ``total`` rows of random bits: ``r'`` the low ``m`` rows, ``r`` all of them."""
     f = bits.ctx.field
@@ -339,7 +348,7 @@ async def _fulfil_step(s: Session, reqs: Sequence[Request]) -> list[Any]:
             assert bits is not None
             r_low = compose_bits(take(bits, slice(pos, pos + cnt)), a.size, 0, m)
             pos += cnt
-            width = loose_high_width(s.field, s.n, k, m, kappa)
+            width = loose_width(s, k, m, kappa)
             assert width is not None
             r_high, _ = await mixed_source(s).loose_edabits(a.size, width)
             r_all = r_low + r_high.mul_public_field(pow2(s.field, m))
@@ -380,11 +389,12 @@ async def _fulfil_step(s: Session, reqs: Sequence[Request]) -> list[Any]:
 
 def _trunc_domain(s: Session, r: Trunc) -> str:
     """Where ``r``'s mask comes from: its own ``domain``, else the session's ``truncation_domain``,
-    with ``loose`` falling back to ``field`` where no loose edaBit fits (``loose_high_width``)."""
-    domain = r.domain or s.truncation_domain
-    if domain == "loose" and loose_high_width(s.field, s.n, r.k, r.m, r.kappa) is None:
-        return "field"
-    return domain
+    with ``loose`` falling back to ``field`` where no loose edaBit fits (``loose_width``)."""
+    if r.domain:
+        return r.domain
+    if loose_width(s, r.k, r.m, r.kappa) is not None:
+        return "loose"
+    return "binary" if s.truncation_domain == "binary" else "field"
 
 
 def _cat(parts: Sequence[SharedArray]) -> SharedArray:

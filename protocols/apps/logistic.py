@@ -165,24 +165,26 @@ def upper_pairs(dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 def summary_of(x: np.ndarray, y: np.ndarray, n_total: int, cfg: NewtonConfig | None = None) -> np.ndarray:
     """One party's summary (float64, local): with ``Xa = [x, 1]``, the upper triangle of
-    ``Xa^T Xa / (4 N)``, then ``Xa^T (y - 1/2) / N`` and ``Xa^T y / N``; then (``cfg.warm_start``)
-    ``B_j w_j / N``, this party's share ``B_j = Xa^T Xa / 4 + (n_j / N) I / C`` of the bound times its
-    own fit ``w_j`` (``local_fit``), clipped to the declared coefficient range."""
+    ``Xa^T Xa / (4 N)``, then its part of the first step's right-hand side, then ``Xa^T y / N``. The
+    first step's part is ``Xa^T (y - 1/2) / N`` (the gradient at the model 0), or with
+    ``cfg.warm_start`` ``B_j w_j / N``: this party's share ``B_j = Xa^T Xa / 4 + (n_j / N) I / C`` of
+    the bound times its own fit ``w_j`` (``local_fit``), clipped to the declared coefficient range."""
     cfg = cfg or NewtonConfig()
     xa = np.column_stack([x, np.ones(x.shape[0])])
     iu = upper_pairs(xa.shape[1])
     gram = xa.T @ xa
-    parts = [gram[iu] / (4.0 * n_total), xa.T @ (y - 0.5) / n_total, xa.T @ y / n_total]
     if cfg.warm_start:
         pen = _penalty(x.shape[1], cfg.C) * (x.shape[0] / n_total)
         w = np.clip(local_fit(xa, y, pen), -(2.0**cfg.coef_bits) + 1, 2.0**cfg.coef_bits - 1)
-        parts.append((gram / 4.0 + np.diag(pen)) @ w / n_total)
-    return np.concatenate(parts)
+        first = (gram / 4.0 + np.diag(pen)) @ w
+    else:
+        first = xa.T @ (y - 0.5)
+    return np.concatenate([gram[iu] / (4.0 * n_total), first / n_total, xa.T @ y / n_total])
 
 
-def summary_length(d: int, cfg: NewtonConfig) -> int:
+def summary_length(d: int) -> int:
     dim = d + 1
-    return dim * (dim + 1) // 2 + (3 if cfg.warm_start else 2) * dim
+    return dim * (dim + 1) // 2 + 2 * dim
 
 
 def _penalty(d: int, c: float) -> np.ndarray:
@@ -199,8 +201,8 @@ def local_fit(xa: np.ndarray, y: np.ndarray, pen: np.ndarray, iterations: int = 
     ``B_j`` of party ``j``'s own objective around its own optimum ``w_j`` combine to
     ``B^-1 sum_j B_j w_j``: with the rows dealt at random, every ``w_j`` is near the joint model and so
     is the combination (breast cancer: within 1 point of scikit-learn after ONE row pass instead of
-    four, ``docs/models.md``). It costs one more input of ``d + 1`` values per party and nothing in
-    MPC: it replaces the first step, which is also a solve with no row."""
+    four, ``docs/models.md``). It costs nothing in MPC: ``B_j w_j`` takes the place of the gradient at
+    0 in the summary, and the first step is a solve with no row either way."""
     pen = pen + np.r_[np.zeros(xa.shape[1] - 1), 1e-4 * max(len(y), 1)]
     w = np.zeros(xa.shape[1])
     for _ in range(iterations):
@@ -339,9 +341,8 @@ def newton_steps(
     if round(lam * 2.0**fb) < 1 << 5:
         raise ParameterMismatch(f"1 / (C N) = {lam:g} is below the resolution of the pivots: use a smaller C")
     a_upper = _add_public(a_upper, bump)
-    r_half = pick(summ, q + np.arange(dim))
+    first = pick(summ, q + np.arange(dim))  # the first step's right-hand side (summary_of)
     r_y = pick(summ, q + dim + np.arange(dim))
-    warm = pick(summ, q + 2 * dim + np.arange(dim)) if cfg.warm_start else None
     top = max_bits(f, kappa)
     wb_bits = cfg.coef_bits + fb + 2
     zbits = _bits(d * cfg.clip + 1) + cfg.coef_bits + fb + 2
@@ -353,21 +354,20 @@ def newton_steps(
     cols = np.arange(n * d).reshape(n, d).T.reshape(-1)
     row_of = np.repeat(np.arange(n), d)
     every = np.zeros(n, dtype=np.int64)
-    pen = _penalty(d, 1.0 / lam)
+    pen = _penalty(d, cfg.C * n)  # lam on the features
 
     fac = yield from factor_steps(a_upper, dim, fmt)
     wb = SharedArray(x.ctx, f.zeros(dim), f.zeros(dim))  # w_k
     prev = wb  # w_(k-1)
     for it in range(cfg.iterations):
+        at = wb
         if it == 0:
-            at = wb
             # from 0: p = 1/2 everywhere, the summaries' X^T (y - 1/2) / N; warm: B^-1 sum_j B_j w_j
-            g = r_half if warm is None else warm
+            g = first
         else:
-            at = wb
             # the look-ahead point, public weight (k - 1) / (k + 2) for step k = it + 1; a warm start
             # is a restart: its first row pass has no momentum, so k counts from it
-            k = it if warm is None else it - 1
+            k = it - 1 if cfg.warm_start else it
             if cfg.nesterov and k:
                 at = wb + (yield from fx.mul_public_steps(wb - prev, np.full(dim, k / (k + 3)), fmt, ROOM))
             wl = yield from trunc_steps(at, wb_bits, fxb, kappa)  # scale 2^(f - fxb)
@@ -388,7 +388,7 @@ def newton_steps(
             g = r_y - xtp_n - pen_w
         step = yield from solve_steps(fac, g, fmt, top - ROOM - 3 * fb - 1)
         prev, wb = wb, at + step
-        if it == 0 and warm is not None:
+        if it == 0 and cfg.warm_start:
             prev = wb
         if progress is not None:
             progress(it + 1)

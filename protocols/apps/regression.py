@@ -632,7 +632,7 @@ async def _summed_summaries(
 ) -> SharedArray:
     """The sum of every party's ``logistic.summary_of`` (each computed by its owner, in float64), one
     input round per party; a party without rows inputs zeros."""
-    length = lg.summary_length(d, cfg)
+    length = lg.summary_length(d)
     acc: SharedArray | None = None
     for owner in range(s.n):
         mine = None
