@@ -517,7 +517,8 @@ def _mixed_key(r: _Reader, key: str, name: str, field: str, n: int) -> None:
 
 
 def _mixed_names() -> list[str]:
-    return [k.name(32) if k.sized else k.name() for k in mixed.KINDS.values()]
+    names = [k.name(32) if k.sized else k.name() for k in mixed.KINDS.values() if k.owner is None]
+    return [*names, f"{mixed.OWNED}<party>:<products per group>"]
 
 
 def _read_pool(r: _Reader, doc: dict[str, Any], field: str = "p127", n: int = 3) -> Watermarks:

@@ -212,6 +212,9 @@ class _BatchMaterial(_KeyOnly):
     async def input_masks(self, owner: int, n: int) -> Any:
         return await self._mascot.input_masks(self._session(), owner, n)
 
+    async def owned_triples(self, owner: int, n: int, width: int) -> Any:
+        return await self._mascot.owned_triples(self._session(), owner, n, width)
+
 
 class OfflineService:
     insecure = False

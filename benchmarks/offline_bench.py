@@ -53,6 +53,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 import trio  # noqa: E402
 
 from protocols.intercept import PassThrough  # noqa: E402
@@ -84,8 +85,10 @@ class _UseMascotKey(PassThrough):
 
 
 async def _run_mascot(
-    modulus: str, n: int, batch: int, repeats: int, check: int, ot: str = "kos"
+    modulus: str, n: int, batch: int, repeats: int, check: int, ot: str = "kos", owned: int = 0
 ) -> dict[str, Any]:
+    """``owned``: instead of triples, owned triples (``protocols.mascot.owned``) in groups of that many
+    products, ``batch`` products per batch, the owner rotating over the parties; rates per product."""
     import actors
     from protocols.field import get_field
     from protocols.mascot import MascotParty
@@ -103,13 +106,18 @@ async def _run_mascot(
         b0 = hub.bytes_sent[s.party]  # only this party's own sends move its counter
         times = []
         triples = None
-        for _ in range(repeats):
+        for rep in range(repeats):
             t = time.perf_counter()
-            triples = await me.triples(s, batch)
+            if owned:
+                triples = await me.owned_triples(s, rep % n, batch // owned, owned)
+            else:
+                triples = await me.triples(s, batch)
             times.append(time.perf_counter() - t)
         sent = hub.bytes_sent[s.party] - b0
         assert triples is not None
         a, b, c = (x[:check] for x in triples)
+        if owned:  # each product against its group's b
+            b = triples[1][np.arange(check) // owned]
         opened = [await s.output(x) for x in (a, b, c)]
         return {"setup": setup, "times": times, "setup_bytes": b0, "bytes": sent, "opened": opened}
 
@@ -130,12 +138,13 @@ async def _run_mascot(
     return {
         "modulus": modulus,
         "n": n,
-        "batch": batch,
+        "batch": batch // owned * owned if owned else batch,
         "setup": setup,
         "first": times[0],
         "warm": statistics.median(times[1:]) if repeats > 1 else None,
         "times": times,
-        "bytes_per_triple": statistics.mean(r["bytes"] for r in res) / (batch * repeats),
+        "bytes_per_triple": statistics.mean(r["bytes"] for r in res)
+        / ((batch // max(owned, 1) * max(owned, 1)) * repeats),
         "setup_bytes": statistics.mean(r["setup_bytes"] for r in res),
         "ok": ok,
     }
@@ -158,7 +167,7 @@ def _one(args: argparse.Namespace) -> int:
 
         r = trio.run(ot_bench.bench, 1 << args.ot_log2m, args.repeats, args.child_ot)
     else:
-        r = trio.run(_run_mascot, args.modulus, args.n, args.batch, args.repeats, 8, args.ot)
+        r = trio.run(_run_mascot, args.modulus, args.n, args.batch, args.repeats, 8, args.ot, args.owned)
     from compare_bench import hwm_mb  # the same VmHWM reading as the comparison rows
 
     r["rss"] = hwm_mb()
@@ -261,7 +270,7 @@ def _mascot_section(configs: list[tuple[str, int]], args: argparse.Namespace) ->
             batch = args.batch or (1000 if args.quick else (8000 if n == 2 else 4000))
             r = _subprocess(
                 ["--one", "--modulus", mod, "--n", str(n), "--batch", str(batch)]
-                + ["--repeats", str(args.repeats), "--ot", ext]
+                + ["--repeats", str(args.repeats), "--ot", ext, "--owned", str(args.owned)]
             )
             cold = batch / (r["setup"] + r["first"])
             warm = f"{batch / r['warm']:9.0f}" if r["warm"] else f"{'-':>9}"
@@ -291,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sections", default="mascot,binary,ot", help="mascot, binary, ot (default all)")
     ap.add_argument("--binary-kinds", default="", help="binary kinds (default: by field, see above)")
     ap.add_argument("--ot-log2m", type=int, default=0, help="OTs per extend: 2^N (default 20, quick 18)")
+    ap.add_argument(
+        "--owned", type=int, default=0, help="owned triples in groups of N products instead of triples"
+    )
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child mode
     ap.add_argument("--child-binary", default="", help=argparse.SUPPRESS)
     ap.add_argument("--child-ot", default="", help=argparse.SUPPRESS)

@@ -101,6 +101,10 @@ class Forwarding:
         self.drawn("edabits", n, k)
         return await self.inner.edabits(n, k)  # type: ignore[attr-defined]
 
+    async def owned_triples(self, owner: int, n: int, width: int) -> Any:
+        self.drawn(f"owned_triples_{owner}", n, width)  # the pool kind's method (``mixed``)
+        return await self.inner.owned_triples(owner, n, width)  # type: ignore[attr-defined]
+
     def compromised(self) -> None:
         self.inner.compromised()
 

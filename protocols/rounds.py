@@ -108,7 +108,28 @@ class Input:
     owner: int
 
 
-Request = Mul | Trunc | Open | Bits | Randoms | Input
+OWNED_WIDTH = 32
+"""Products per group of an ``OwnedMul`` (the pool ``owned<j>:32``): a row of up to 32 features, or
+32 rows of a column, share one opening of the secret factor."""
+
+
+@dataclass(frozen=True, eq=False)
+class OwnedMul:
+    """Round request: ``x[e] * y[index[e]]`` (flat, ``x``'s length), where every element of ``x`` is
+    party ``owner``'s own value: it knows it in the clear (it input it, or computed it from its inputs
+    and public values). The caller vouches for that: the opening ``x - a`` would show ``x`` to the
+    owner. Drawn from owned triples (``protocols.mascot.owned``): products with one ``y`` entry share a
+    group of ``width``, so ``y[i] - b`` is opened once per group and ``x - a`` once per product, and
+    the material costs about a quarter of a triple's at three parties."""
+
+    x: SharedArray
+    y: SharedArray
+    index: np.ndarray
+    owner: int
+    width: int = OWNED_WIDTH
+
+
+Request = Mul | Trunc | Open | Bits | Randoms | Input | OwnedMul
 Steps = Generator[list[Request], list[Any], T]
 
 
@@ -163,6 +184,51 @@ class _MulOp(_Op):
         c, y, a = self.c, self.y, self.a
         zv, zm = f.beaver([c.value, c.mac], opened[:, :n], [y.value, y.mac], opened[:, n:], [a.value, a.mac])
         return SharedArray(self.x.ctx, zv, zm)
+
+
+class _OwnedMulOp(_Op):
+    """Beaver multiplication with owned triples: element ``e`` takes slot ``slot[e]`` of the groups,
+    group ``g`` multiplies ``y[gy[g]]``; opens ``x - a[slot]`` and ``y[gy] - b``."""
+
+    def __init__(self, x: SharedArray, y: SharedArray, index: np.ndarray, width: int) -> None:
+        self.x, self.y = x, y
+        order = np.argsort(index, kind="stable")
+        keys, starts, counts = np.unique(index[order], return_index=True, return_counts=True)
+        per = -(-counts // width)  # groups per y entry
+        first = np.concatenate([[0], np.cumsum(per)[:-1]]).astype(np.int64)  # its first group
+        self.gy = np.repeat(keys, per)
+        rank = np.arange(order.size) - np.repeat(starts, counts)  # position among its y entry's
+        slot = np.empty(order.size, dtype=np.int64)
+        slot[order] = np.repeat(first, counts) * width + rank
+        self.slot = slot
+        self.group = slot // width
+        self.groups = int(per.sum())
+        self.size = x.size + self.groups
+
+    def bind(self, abc: tuple[SharedArray, SharedArray, SharedArray]) -> None:
+        a, b, c = abc
+        self.a, self.b, self.c = a[self.slot], b, c[self.slot]
+        self.ysel = self.y[self.gy]
+
+    def write(self, value: np.ndarray, mac: np.ndarray) -> None:
+        f, n = self.x.ctx.field, self.x.size
+        f.sub(self.x.value, self.a.value, out=value[:, :n])
+        f.sub(self.ysel.value, self.b.value, out=value[:, n:])
+        f.sub(self.x.mac, self.a.mac, out=mac[:, :n])
+        f.sub(self.ysel.mac, self.b.mac, out=mac[:, n:])
+
+    def finish(self, opened: np.ndarray) -> SharedArray:
+        f, n = self.x.ctx.field, self.x.size
+        if n == 0:
+            return SharedArray(self.x.ctx, f.zeros(0), f.zeros(0))
+        y_e = self.y[self.index_of()]
+        delta_e = np.ascontiguousarray(opened[:, n:][:, self.group])
+        c, a = self.c, self.a
+        zv, zm = f.beaver([c.value, c.mac], opened[:, :n], [y_e.value, y_e.mac], delta_e, [a.value, a.mac])
+        return SharedArray(self.x.ctx, zv, zm)
+
+    def index_of(self) -> np.ndarray:
+        return self.gy[self.group]
 
 
 class _TruncOp(_Op):
@@ -244,14 +310,16 @@ STEP_BYTES = 64 << 20
 def _prep_bytes(s: Session, r: Request) -> int:
     """Bytes of preprocessing that fulfilling round request ``r`` draws at this party."""
     e = s.field.elem_bytes
-    if isinstance(r, Mul):
-        return 6 * e * r.x.size  # a triple: three values and their MACs
+    if isinstance(r, (Mul, OwnedMul)):
+        return 6 * e * r.x.size  # a triple: three values and their MACs (owned: about as much)
     if isinstance(r, Trunc):
         return 2 * e * (r.k + r.kappa) * r.a.size  # its mask's bits and their MACs
     return 0
 
 
 def _sliced(r: Request, lo: int, hi: int) -> Request:
+    if isinstance(r, OwnedMul):
+        return OwnedMul(take(r.x, slice(lo, hi)), r.y, r.index[lo:hi], r.owner, r.width)
     if isinstance(r, Mul):
         return Mul(take(r.x, slice(lo, hi)), take(r.y, slice(lo, hi)))
     if isinstance(r, Trunc):
@@ -265,7 +333,7 @@ async def _fulfil(s: Session, reqs: Sequence[Request]) -> list[Any]:
     preprocessing runs as several rounds, each on a slice of every request (the same slices at every
     party), so that what it holds at once is bounded whatever the vectors' sizes; results are joined
     as if made at once. Any other step: ``_fulfil_step``."""
-    if not reqs or not all(type(r) in (Mul, Trunc, Open) for r in reqs):
+    if not reqs or not all(type(r) in (Mul, Trunc, Open, OwnedMul) for r in reqs):
         return await _fulfil_step(s, reqs)
     slices = -(-sum(_prep_bytes(s, r) for r in reqs) // STEP_BYTES)
     if slices <= 1:
@@ -368,6 +436,9 @@ async def _fulfil_step(s: Session, reqs: Sequence[Request]) -> list[Any]:
         y = _cat([reqs[i].y for i in mul_reqs])  # type: ignore[union-attr]
         ops.append((mul_reqs, _MulOp(x, y, await s.pre.triples(x.size))))
     for i, r in enumerate(reqs):
+        if isinstance(r, OwnedMul):
+            ops.append(([i], await _owned_op(s, r)))
+    for i, r in enumerate(reqs):
         if isinstance(r, Open):
             ops.append(([i], _OpenOp(flat(r.x), None if r.y is None else flat(r.y))))
     if ops:
@@ -385,6 +456,27 @@ async def _fulfil_step(s: Session, reqs: Sequence[Request]) -> list[Any]:
 
         await fulfil(s, reqs, out)
     return out
+
+
+async def _owned_op(s: Session, r: OwnedMul) -> _OwnedMulOp:
+    """The op of one ``OwnedMul``, its groups drawn (from the session's ``owned_triples``)."""
+    index = np.asarray(r.index, dtype=np.int64).reshape(-1)
+    if index.size != r.x.size:
+        raise ValueError(f"owned product of {r.x.size} elements with {index.size} indices")
+    if index.size and (index.min() < 0 or index.max() >= r.y.size):
+        raise ValueError(f"owned product: an index outside the {r.y.size} factors")
+    if not 0 <= r.owner < s.n:
+        raise ValueError(f"owned product: no party {r.owner}")
+    op = _OwnedMulOp(flat(r.x), flat(r.y), index, r.width)
+    if not hasattr(s.pre, "owned_triples"):
+        raise ValueError("owned products need preprocessing with owned triples (a pool or the dealer)")
+    op.bind(await s.pre.owned_triples(r.owner, op.groups, r.width))
+    return op
+
+
+def owned_available(s: Session | None) -> bool:
+    """Whether ``s`` can serve ``OwnedMul`` (its preprocessing makes owned triples)."""
+    return s is not None and callable(getattr(s.pre, "owned_triples", None))
 
 
 def _trunc_domain(s: Session, r: Trunc) -> str:

@@ -63,16 +63,16 @@ multipliers ``L_jk`` below ``2^8``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from .. import fixedpoint as fx
-from ..comparison import check_bits, max_bits, trunc_steps
+from ..comparison import check_bits, domain_of, max_bits, trunc_steps
 from ..fixedpoint import FixedFormat
-from ..rounds import Mul, Steps, parallel, pow2, sum_groups
+from ..rounds import Mul, OwnedMul, Steps, current_session, owned_available, parallel, pow2, sum_groups, take
 from ..shares import SharedArray
 from .numeric import ltz_offsets_steps, tile_rows
 from .pooled import _pivot_reciprocal_steps
@@ -323,11 +323,14 @@ def newton_steps(
     cfg: NewtonConfig,
     fmt: FixedFormat,
     progress: Callable[[int], None] | None = None,
+    owners: Sequence[int] | None = None,
 ) -> Steps[SharedArray]:
     """Böhning's iteration; returns ``[w; b]`` (standardized units) at scale ``2^f``.
 
     ``x``: the flat ``(n, d)`` rows at scale ``2^feature_bits``; ``summ``: the sum of the parties'
-    ``summary_of`` at scale ``2^f``."""
+    ``summary_of`` at scale ``2^f``. ``owners``: how many of the rows (in order) each party input;
+    then, in a session that compares on bits (binary material), ``X w`` and ``X^T p`` are owned
+    products (``rounds.OwnedMul``: each party's rows are its own) instead of triples."""
     f = x.ctx.field
     fb, fxb, kappa = fmt.f, cfg.feature_bits, fmt.kappa
     dim = d + 1
@@ -356,6 +359,34 @@ def newton_steps(
     every = np.zeros(n, dtype=np.int64)
     pen = _penalty(d, cfg.C * n)  # lam on the features
 
+    owned = owners is not None and domain_of(None) == "binary" and owned_available(current_session())
+    if owners is not None and sum(owners) != n:
+        raise ParameterMismatch(f"the owners' row counts {list(owners)} do not add up to {n} rows")
+    bounds = np.concatenate([[0], np.cumsum(owners if owners is not None else [n])]) * d
+
+    def times_w(w: SharedArray) -> list[Mul | OwnedMul]:
+        if not owned:
+            return [Mul(x, tile_rows(w, n))]
+        return [
+            OwnedMul(take(x, slice(lo, hi)), w, np.tile(np.arange(d), (hi - lo) // d), j)
+            for j, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
+            if hi > lo
+        ]
+
+    def times_p(p: SharedArray) -> list[Mul | OwnedMul]:
+        if not owned:
+            return [Mul(x, pick(p, row_of))]
+        return [
+            OwnedMul(
+                take(x, slice(lo, hi)),
+                pick(p, np.arange(lo // d, hi // d)),
+                np.repeat(np.arange((hi - lo) // d), d),
+                j,
+            )  # noqa: E501
+            for j, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
+            if hi > lo
+        ]
+
     fac = yield from factor_steps(a_upper, dim, fmt)
     wb = SharedArray(x.ctx, f.zeros(dim), f.zeros(dim))  # w_k
     prev = wb  # w_(k-1)
@@ -372,13 +403,13 @@ def newton_steps(
                 at = wb + (yield from fx.mul_public_steps(wb - prev, np.full(dim, k / (k + 3)), fmt, ROOM))
             wl = yield from trunc_steps(at, wb_bits, fxb, kappa)  # scale 2^(f - fxb)
             w, b = pick(wl, np.arange(d)), pick(wl, np.asarray([d]))
-            (prod,) = yield [Mul(x, tile_rows(w, n))]
+            prod = SharedArray.concat((yield times_w(w)))
             z = sum_groups(prod, n) + pick(b.mul_public_field(pow2(f, fxb)), every)  # scale 2^f
             if sp is None:
                 p = yield from fx.sigmoid_steps(z, fmt)
             else:
                 p = yield from spline_steps(z, sp, zbits, fb, qs, kappa)  # scale 2^(f + qs)
-            (gp,) = yield [Mul(x, pick(p, row_of))]
+            gp = SharedArray.concat((yield times_p(p)))
             xtp = SharedArray.concat(
                 [sum_groups(pick(gp, cols), d), p.sum().flatten().mul_public_field(pow2(f, fxb))]
             )

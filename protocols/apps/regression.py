@@ -516,9 +516,11 @@ async def _input_features(
     labels: np.ndarray | None,
     cfg: GDConfig | lg.NewtonConfig,
     with_labels: bool = True,
+    counts: list[int] | None = None,
 ) -> tuple[SharedArray, SharedArray, int, int]:
     """Every party's standardized features (``feature_bits`` fixed point) and 0/1 labels, stacked
-    (without ``with_labels``, the labels are checked but not input: the result's labels are empty)."""
+    (without ``with_labels``, the labels are checked but not input: the result's labels are empty).
+    ``counts``, if given, receives each party's row count (the stacking order)."""
     xs, ys = [], []
     for owner in range(s.n):
         mine_x = mine_y = None
@@ -534,6 +536,8 @@ async def _input_features(
         xs.append(await s.input(mine_x, owner=owner))
         if with_labels:
             ys.append(await s.input(mine_y, owner=owner))
+    if counts is not None:
+        counts.extend(p.shape[0] if p.size else 0 for p in xs)
     if not with_labels:
         return _stacked(xs, [p.shape[0] if p.size else 0 for p in xs])
     counts = [p.size for p in ys]
@@ -599,10 +603,11 @@ async def logistic_regression(
     elif scaler is not None and not isinstance(scaler, Standardizer):
         raise TypeError("scaler must be 'secure', a Standardizer or None")
     scaled = scaler.transform(xs) if scaler is not None and xs is not None else xs
-    xsh, ysh, n, d = await _input_features(s, scaled, ys, cfg, with_labels=not newton)
+    owners: list[int] = []
+    xsh, ysh, n, d = await _input_features(s, scaled, ys, cfg, with_labels=not newton, counts=owners)
     if isinstance(cfg, lg.NewtonConfig):
         summ = await _summed_summaries(s, scaled, ys, n, d, fmt, cfg)
-        wb = await run(s, lg.newton_steps(xsh, summ, n, d, cfg, fmt, progress))
+        wb = await run(s, lg.newton_steps(xsh, summ, n, d, cfg, fmt, progress, owners))
     else:
         wb = await run(s, _gd_steps(xsh, ysh, n, d, cfg, fmt, progress))
     if not reveal:

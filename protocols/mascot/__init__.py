@@ -32,6 +32,7 @@ from ..prg import PRG
 from ..shares import ShareContext, SharedArray
 from .auth import authenticate
 from .cope import CopeReceiver, CopeSender
+from .owned import generate_owned_triples
 from .triples import TAU, generate_triples, ot_channel
 
 if TYPE_CHECKING:
@@ -110,6 +111,23 @@ class MascotParty:
     async def triples(self, s: Session, count: int) -> tuple[SharedArray, SharedArray, SharedArray]:
         self._check(s)
         return await generate_triples(s, self.cope_send, self.cope_recv, self.ot_send, self.ot_recv, count)
+
+    async def owned_triples(
+        self, s: Session, owner: int, count: int, width: int
+    ) -> tuple[SharedArray, SharedArray, SharedArray]:
+        """``count`` groups of ``width`` products whose ``a`` ``owner`` knows (``owned.py``)."""
+        self._check(s)
+        return await generate_owned_triples(
+            s,
+            self.cope_send,
+            self.cope_recv,
+            self.ot_send,
+            self.ot_recv,
+            lambda m: self.triples(s, m),
+            owner,
+            count,
+            width,
+        )
 
     async def input_masks(self, s: Session, owner: int, count: int) -> tuple[SharedArray, np.ndarray | None]:
         """``[[r]]`` for ``count`` random ``r`` known to ``owner`` only (clear ``r`` returned there)."""

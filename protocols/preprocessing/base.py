@@ -89,3 +89,11 @@ class MixedPreprocessing(Preprocessing, Protocol):
         uniform bits nobody knows, and the ``k`` bits of ``R mod 2^k`` (``n * k`` bits, element by
         element, LSB first): only the low bits are in the binary domain."""
         ...
+
+    async def owned_triples(
+        self, owner: int, n: int, width: int
+    ) -> tuple[SharedArray, SharedArray, SharedArray]:
+        """``n`` groups of ``width`` products for ``owner``'s values (``protocols.mascot.owned``):
+        ``[a]`` (``n width``, known to ``owner`` when made), ``[b]`` (``n``) and ``[c]`` (``n width``)
+        with ``c = a b``, ``b`` the group's. Pool ``owned<owner>:<width>``."""
+        ...

@@ -114,6 +114,21 @@ class DealerSession:
         r = f.random(n, prg)
         return self._share(r, prg), (r if owner == self._d.party else None)
 
+    async def owned_triples(
+        self, owner: int, n: int, width: int
+    ) -> tuple[SharedArray, SharedArray, SharedArray]:
+        """``n`` groups of ``width`` products ``a_g b`` (``protocols.mascot.owned``); here every party
+        could know everything (the dealer is INSECURE), so ``owner`` only names the pool."""
+        from ..mascot.owned import MAX_WIDTH
+
+        f = self._d.field
+        if not 0 <= owner < self._d.n or n < 0 or not 1 <= width <= MAX_WIDTH:
+            raise ValueError(f"owned triples of party {owner}: {n} groups of width {width}")
+        prg = self._next(f"owned-{owner}-{width}")
+        a, b = f.random(n * width, prg), f.random(n, prg)
+        c = f.mul(a, np.repeat(b, width, axis=1))
+        return self._share(a, prg), self._share(b, prg), self._share(c, prg)
+
     # ------------------------------------------------------------------ binary material
     def _share_bits(self, bits: np.ndarray, prg: PRG) -> AuthBits:
         """XOR-share clear 0/1 ``bits`` with MAC shares under ``Delta``; return ours."""

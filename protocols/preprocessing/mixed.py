@@ -12,7 +12,11 @@ validation, the plan recorder, the memory bounds and the config's watermark keys
 * ``edabit:<k>``: ``edabits(n, k)``, ``[r]`` and the ``k`` bits ``[[r_j]]``, LSB first
   (``generate_edabits``);
 * ``loose:<k>``: ``loose_edabits(n, k)``, ``[R]`` and the ``k`` low bits of ``R``
-  (``generate_loose_edabits``).
+  (``generate_loose_edabits``);
+* ``owned<j>:<G>``: ``owned_triples(j, n, G)``, field material only: ``n`` groups of ``G`` products
+  ``[a_g]``, ``[b]``, ``[c_g] = [a_g b]`` whose ``a`` party ``j`` knows (``protocols.mascot.owned``), for
+  products with party ``j``'s own values (``rounds.OwnedMul``). They live here because this registry
+  already gives a kind with a parameter its pools, batches, plans, bounds and config keys.
 
 A *sized* kind (one with a bit length) has one pool per ``k``: ``edabit:32`` and ``edabit:41`` are
 different pools. Its bit part holds ``k`` bits per item, element by element (``Batch.widths``).
@@ -89,6 +93,7 @@ class MixedKind:
     layout: tuple[str, ...]
     cost: Cost
     max_bits: Callable[[PrimeField, int], int] | None = None
+    owner: int | None = None  # owned triples: the party that knows ``a`` (``k`` is the group width)
 
     @property
     def sized(self) -> bool:
@@ -99,7 +104,7 @@ class MixedKind:
 
     def widths(self, k: int) -> list[int]:
         """Elements of each part per item."""
-        return [k if (part == "bits" and self.sized) else 1 for part in self.layout]
+        return [k if (part in ("bits", "group") and self.sized) else 1 for part in self.layout]
 
 
 KINDS: dict[str, MixedKind] = {}
@@ -134,6 +139,46 @@ register(MixedKind("dabit", "dabits", _dabits, BOTH, _dabit_cost))
 register(MixedKind("edabit", "edabits", generate_edabits, BOTH, edabit_cost, max_bits))
 register(MixedKind("loose", "loose_edabits", generate_loose_edabits, BOTH, loose_cost, loose_bits))
 
+MAX_OWNERS = 64  # parties whose owned triples have a pool kind (OT channel ids allow 64 parties)
+OWNED = "owned"
+
+
+def _owned_generator(owner: int) -> Generator:
+    async def generate(s: Session, bs: BitSession, n: int, k: int) -> tuple[Any, ...]:
+        return await s.pre.owned_triples(owner, n, k)  # type: ignore[attr-defined, no-any-return]
+
+    return generate
+
+
+def _owned_cost(count: int, k: int, parties: int) -> dict[str, int]:
+    # for the memory bound: each product's MASCOT work is about a triple's, plus one triple per group
+    return {"and_triples": 0, "dabits": 0, "input_bits": 0, "items": 0, "triples": count * (k + 1)}
+
+
+def _owned_width(field: PrimeField, parties: int) -> int:
+    from ..mascot.owned import MAX_WIDTH
+
+    return MAX_WIDTH
+
+
+for _j in range(MAX_OWNERS):
+    register(
+        MixedKind(
+            f"{OWNED}{_j}",
+            f"owned_triples_{_j}",
+            _owned_generator(_j),
+            ("group", "field", "group"),
+            _owned_cost,
+            _owned_width,
+            owner=_j,
+        )
+    )
+
+
+def owned_name(owner: int, width: int) -> str:
+    """The pool of ``owner``'s owned triples in groups of ``width``."""
+    return f"{OWNED}{owner}{SEP}{width}"
+
 
 # ---------------------------------------------------------------------------------------- names
 def parse(name: Any) -> tuple[MixedKind, int] | None:
@@ -159,11 +204,15 @@ def invalid(name: Any, count: Any, field: PrimeField, parties: int) -> str | Non
     if parsed is None:
         return None if not (isinstance(name, str) and name.partition(SEP)[0] in KINDS) else "malformed kind"
     kind, k = parsed
+    if kind.owner is not None and kind.owner >= parties:
+        return f"{kind.family}: there is no party {kind.owner} among {parties}"
     if kind.sized:
         assert kind.max_bits is not None
         top = kind.max_bits(field, parties)
         if not 1 <= k <= top:
-            return f"{kind.family} of {k} bits: {field.name} at {parties} parties allows 1 to {top}"
+            what = "groups of" if kind.owner is not None else "of"
+            unit = "products" if kind.owner is not None else "bits"
+            return f"{kind.family} {what} {k} {unit}: {field.name} at {parties} parties allows 1 to {top}"
     if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
         return "the count must be a positive integer"
     if count > MAX_ITEMS_PER_BATCH or count * max(k, 1) > MAX_BITS_PER_BATCH:
@@ -273,7 +322,7 @@ def field_need(kind: MixedKind, k: int, count: int, field: PrimeField, parties: 
     das = cost["dabits"]
     dc = dabit_cost(das, field, parties)
     return {
-        "triple": dc["triples"],
+        "triple": dc["triples"] + cost.get("triples", 0),
         "mask": dc["input_masks"] + parties * cost["items"],
         "bit": dc["field_bits"],
         "and_triples": cost["and_triples"] + dc["and_triples"],
@@ -342,7 +391,9 @@ def item_bytes(field: PrimeField, name: str) -> int:
     kind, k = parsed
     total = 0
     for part, width in zip(kind.layout, kind.widths(k), strict=True):
-        total += 2 * field.elem_bytes if part == "field" else width * BIT_ITEM
+        total += (
+            2 * field.elem_bytes * (width if part == "group" else 1) if part != "bits" else width * BIT_ITEM
+        )
     return total
 
 

@@ -351,7 +351,9 @@ class PooledSession:
             raise ValueError("negative preprocessing request")
         if n == 0:
             f = self.ctx.field
-            empty = {"field": lambda: SharedArray(self.ctx, f.zeros(0), f.zeros(0))}
+            empty = {
+                part: lambda: SharedArray(self.ctx, f.zeros(0), f.zeros(0)) for part in ("field", "group")
+            }
             return [empty.get(part, lambda: _no_bits(bctx))() for part in kind.layout]
         parts, _ = await self._get(name, n)
         return parts
@@ -371,6 +373,14 @@ class PooledSession:
     async def loose_edabits(self, n: int, k: int) -> tuple[SharedArray, AuthBits]:
         r, bits = await self._mixed(f"loose{mixed.SEP}{k}", n)
         return r, bits
+
+    async def owned_triples(
+        self, owner: int, n: int, width: int
+    ) -> tuple[SharedArray, SharedArray, SharedArray]:
+        if not 0 <= owner < self.ctx.n:
+            raise ValueError(f"no party {owner}")
+        a, b, c = await self._mixed(mixed.owned_name(owner, width), n)
+        return a, b, c
 
     def __getattr__(self, name: str) -> Any:
         """The draw of any other registered mixed kind, by its ``method`` name (``mixed.register``)."""
