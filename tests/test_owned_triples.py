@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import trio
 import pytest
 import test_offline_cheating as oc
 from helpers import MODULI, Cheat, assert_all_aborted, mod_id, run_each, tamper  # noqa: I001 (two helper imports, kept apart)
@@ -203,4 +204,46 @@ async def test_owned_requests_with_bad_indices_are_refused() -> None:
 
     for index, what in ((INDEX[:-1], "indices"), (INDEX + 4, "outside")):
         res = await run_each(2, P61, prog, index)
-        assert all(isinstance(r, ValueError) and what in str(r) for r in res), res
+        # the refusing party raises; a peer may hear of it first as the session's abort
+        assert all(isinstance(r, Exception) and what in str(r) for r in res), res
+        assert any(isinstance(r, ValueError) for r in res), res
+
+
+# ------------------------------------------------------------------------------ through the service
+async def every_owner_prog(s: Session) -> Any:
+    """``x_j * y[index]`` for every party's own ``x_j`` (widths 2 and 32)."""
+    y = await s.input(YS if s.party == 0 else None, owner=0)
+    out = []
+    for j in range(s.n):
+        x = await s.input(XS * (j + 1) if s.party == j else None, owner=j)
+        (z,) = await run(s, _owned_step(x, y, j, 2 if j % 2 else 32))
+        out.append((await s.output(z)).tolist())
+    return out
+
+
+async def test_the_offline_service_makes_owned_triples_to_plan_and_sessions_use_them() -> None:
+    """The plan names ``owned<j>:<width>`` pools, the MASCOT offline services make exactly them (one
+    planned batch each) and the products are right at every party."""
+    import actors
+    from actors.offline import Watermarks
+    from actors.plan import preprocessing_plan
+
+    n = 3
+    need = await preprocessing_plan(every_owner_prog, n, modulus=P61)
+    owned = {k: v for k, v in need.items() if k.startswith("owned")}
+    # groups: per y entry, ceil(count / width); INDEX uses y entries 0..3 with counts 3, 3, 1, 3
+    assert owned == {"owned0:32": 4, "owned1:2": 7, "owned2:32": 4}, need
+    assert "triple" not in need, need  # no Beaver triple: the check's come inside the batches
+    wm = Watermarks.for_plan(need, batch=4096)
+    with trio.fail_after(120):
+        async with actors.local_cluster(n, modulus=P61, watermarks=wm) as c:
+            await c.stock(need)
+            res = await c.run(every_owner_prog)
+            levels = [p.offline.pool.levels() for p in c.parties]
+            made = [dict(p.offline.generated) for p in c.parties]
+    want = [[int(a) * (j + 1) * int(YS[i]) for a, i in zip(XS, INDEX, strict=True)] for j in range(n)]
+    assert all(r == want for r in res), res
+    for lv in levels:
+        assert all(lv.get(k, 0) == 0 for k in owned), lv  # exactly the plan was drawn
+    for m in made:
+        assert {k: m.get(k, 0) for k in owned} == owned, m  # made by MASCOT, to plan

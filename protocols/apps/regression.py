@@ -404,9 +404,10 @@ async def _moments_from_sums(s: Session, rows: np.ndarray | None) -> tuple[int, 
     if n < 2:
         raise ParameterMismatch("moments of fewer than two rows")
     have = rows is not None and rows.size > 0
-    sums = await _summed(s, rows.sum(axis=0) if have else None)
-    mu = await (sums / n)
-    means = await mu.reveal()
+    # each party divides its own sums by the public N: the sum of the quotients is the mean, with no
+    # truncation in MPC (the rounding: at most half a unit per party)
+    sums = await _summed(s, rows.sum(axis=0) / n if have else None)
+    means = await sums.reveal()
     assert means is not None
     dev = await _summed(s, ((rows - means) ** 2).sum(axis=0) if have else None)
     ssd = await dev.reveal()
