@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import trio
 import pytest
 import test_offline_cheating as oc
-from helpers import MODULI, Cheat, assert_all_aborted, mod_id, run_each, tamper  # noqa: I001 (two helper imports, kept apart)
+import trio
+from helpers import MODULI, Cheat, assert_all_aborted, mod_id, run_each, tamper
 from test_mascot import alphas_of, held, mod, ready_parties, reconstruct, run_honest
 
 from protocols.errors import CommitmentError, MacCheckError
