@@ -134,6 +134,18 @@ def ltz_offsets_steps(a: SharedArray, k: int, offsets: list[int]) -> Steps[list[
     result leaves the binary domain through its own daBit, so the outputs reveal nothing together
     that they would not alone; the circuits of all offsets share their AND layers (``parallel``).
     The caller checks ``loose_fits``; ``c + o`` does not wrap because ``a + o + 2^(k-1) >= 0``."""
+    lts = yield from ltz_offsets_bits_steps(a, k, offsets)
+
+    def one(lt: AuthBits) -> Steps[SharedArray]:
+        (out,) = yield [ToField(lt)]
+        return out  # type: ignore[no-any-return]
+
+    return (yield from parallel([one(lt) for lt in lts]))
+
+
+def ltz_offsets_bits_steps(a: SharedArray, k: int, offsets: list[int]) -> Steps[list[AuthBits]]:
+    """``ltz_offsets_steps``' results still in the binary domain (``AuthBits``, one per element), for
+    a caller that combines them there before it converts what it needs (one daBit per converted bit)."""
     ctx, n = a.ctx, a.size
     f = ctx.field
     ((r, r_bits),) = yield [LooseEdaBits(n, k)]
@@ -141,11 +153,10 @@ def ltz_offsets_steps(a: SharedArray, k: int, offsets: list[int]) -> Steps[list[
     rho = by_position(r_bits, n, k)
     low, top = bit_rows(rho, n, 0, k - 1), bit_rows(rho, n, k - 1, k)
 
-    def one(o: int) -> Steps[SharedArray]:
+    def one(o: int) -> Steps[AuthBits]:
         t = public_low_bits(ctx, f.add(c, f.from_ints([o])) if o else c, k)
         borrow = yield from lt_public(t[: k - 1], low, n)
-        (out,) = yield [ToField(borrow ^ top.xor_public(t[k - 1] ^ np.uint8(1)))]
-        return out  # type: ignore[no-any-return]
+        return borrow ^ top.xor_public(t[k - 1] ^ np.uint8(1))
 
     return (yield from parallel([one(int(o)) for o in offsets]))
 

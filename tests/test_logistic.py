@@ -182,3 +182,36 @@ async def test_a_party_cheating_during_training_is_caught_by_every_honest_party(
         (("share", 400), 1, noop),
     ]
     await assert_share_cheats_caught(N, P127, train, per, cases, "cheating during training")
+
+
+@pytest.mark.parametrize("comparison", ["field", "auto"])
+async def test_the_spline_is_exact_on_both_paths_at_every_knot_and_between(comparison: str) -> None:
+    """``spline_steps`` against ``Spline.__call__`` on scores at, just below and just above every knot
+    and beyond the outer ones (owner 0's): within the rounding of the slopes and intercepts (``2^-16``
+    each, at most 4 ulp of ``2^-(f + 16)`` in all). ``auto`` takes the symmetric path (3 daBits, 4
+    products per score), ``field`` the general one."""
+    from protocols.rounds import run
+
+    sp, fb, qs = lg.SPLINES["spline"], 20, 16
+    eps = 2.0**-fb
+    zs = np.asarray([v for t in sp.knots for v in (t - eps, t, t + eps)] + [-9.0, -2.7, 0.3, 2.2, 5.0, 9.0])
+    ints = np.rint(zs * 2.0**fb).astype(np.int64)
+
+    async def prog(s: Session) -> Any:
+        z = await s.input(ints if s.party == 0 else None, owner=0)
+        (p,) = await run(s, _one(lg.spline_steps(z, sp, 30, fb, qs, 40)))
+        return (await s.output(p)).tolist()
+
+    res = await run_cluster(N, P127, prog, session_options={"comparison": comparison})
+    got = np.asarray(res[0], dtype=np.float64) / 2.0 ** (fb + qs)
+    assert np.max(np.abs(got - sp(ints / 2.0**fb))) < 4 * 2.0**-qs
+    if comparison == "auto":  # the symmetric path's material: 3 daBits and 4 triples per score
+        from actors.plan import preprocessing_plan
+
+        need = await preprocessing_plan(prog, N, modulus=P127, comparison="auto")
+        assert need["dabit"] == 3 * zs.size and need["triple"] == 4 * zs.size, need
+
+
+def _one(steps: Any) -> Any:
+    out = yield from steps
+    return [out]

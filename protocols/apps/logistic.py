@@ -70,7 +70,10 @@ from typing import Literal
 import numpy as np
 
 from .. import fixedpoint as fx
+from ..binary.bits import AuthBits
+from ..binary.circuits import And, ToField
 from ..comparison import check_bits, domain_of, max_bits, trunc_steps
+from ..comparison_binary import loose_fits, ltz_offsets_bits_steps
 from ..fixedpoint import FixedFormat
 from ..rounds import Mul, OwnedMul, Steps, current_session, owned_available, parallel, pow2, sum_groups, take
 from ..shares import SharedArray
@@ -103,6 +106,33 @@ class Spline:
             lines.append((v[i] - s * t[i], s))
         lines.append((1.0, 0.0))
         return [(t[i], lines[i + 1][0] - lines[i][0], lines[i + 1][1] - lines[i][1]) for i in range(len(t))]
+
+    @property
+    def symmetric(self) -> bool:
+        """Knots symmetric about a knot at 0 and ``s(-z) = 1 - s(z)`` (the sigmoid's own symmetry)."""
+        t, v = np.asarray(self.knots), np.asarray(self.values)
+        return (
+            len(t) % 2 == 1
+            and bool(np.allclose(t, -t[::-1], atol=0.0, rtol=0.0))
+            and t[len(t) // 2] == 0.0
+            and bool(np.allclose(v + v[::-1], 1.0, rtol=0.0, atol=1e-12))
+        )
+
+    def left_lines(self) -> list[tuple[float, float, float]]:
+        """For a symmetric spline: ``(t_j, alpha_j, sigma_j)`` for the positive knots ``t_1 < .. < t_c``,
+        such that left of 0 the spline is ``sum_j u_j (alpha_j + sigma_j z)`` with the nested
+        indicators ``u_j = [-t_j <= z < t_j]`` (the line of ``[-t_j, -t_(j-1))`` minus the next one out)."""
+        t, v = self.knots, self.values
+        c = len(t) // 2
+        lines = []  # line j (1-based) on [-t_j, -t_(j-1)): through (t[c-j], v[c-j]) and (t[c-j+1], ..)
+        for j in range(1, c + 1):
+            lo, hi = c - j, c - j + 1
+            slope = (v[hi] - v[lo]) / (t[hi] - t[lo])
+            lines.append((v[lo] - slope * t[lo], slope))
+        lines.append((0.0, 0.0))  # below -t_c: 0
+        return [
+            (t[c + j], lines[j - 1][0] - lines[j][0], lines[j - 1][1] - lines[j][1]) for j in range(1, c + 1)
+        ]
 
     def max_error(self, lo: float = -64.0, hi: float = 64.0) -> float:
         grid = np.linspace(lo, hi, 1_280_001)
@@ -299,6 +329,8 @@ def spline_steps(z: SharedArray, sp: Spline, zbits: int, fb: int, qs: int, kappa
     every knot from one masked opening, then ``sum_i [z >= t_i] (da_i + ds_i z)``: one product per
     knot, no truncation."""
     f = z.ctx.field
+    if sp.symmetric and domain_of(None) == "binary" and loose_fits(f, z.ctx.n, zbits + 1, kappa):
+        return (yield from _symmetric_spline_steps(z, sp, zbits, fb, qs))
     pieces = sp.pieces()
     offsets = [-round(t * 2.0**fb) for t, _, _ in pieces]
     lts = yield from ltz_offsets_steps(z, zbits + 1, offsets, kappa)
@@ -312,6 +344,37 @@ def spline_steps(z: SharedArray, sp: Spline, zbits: int, fb: int, qs: int, kappa
     for p in prods[1:]:
         acc = acc + p
     return acc
+
+
+def _symmetric_spline_steps(z: SharedArray, sp: Spline, zbits: int, fb: int, qs: int) -> Steps[SharedArray]:
+    """``spline_steps`` for a symmetric spline on binary comparisons: the knots' ``[z < t]`` stay in the
+    binary domain, where ``g = [z >= 0]`` and ``u_j = [-t_j <= z < t_j]`` (one AND each) are formed,
+    and only those ``c + 1`` bits become field bits (daBits), not one per knot. With ``L = sum_j u_j
+    alpha_j`` and ``S = sum_j u_j sigma_j`` (``Spline.left_lines``) the spline is ``L + S z`` left of 0
+    and, by ``s(z) = 1 - s(-z)``, ``1 - L + S z`` from 0 on: ``L + g (1 - 2 L) + S z``, ``2 c`` products
+    (``g u_j``, ``u_j z``). At 5 knots: 3 daBits and 4 triples per row instead of 5 and 5."""
+    f = z.ctx.field
+    n, knots = z.size, sp.knots
+    c = len(knots) // 2
+    offsets = [-round(t * 2.0**fb) for t in knots]
+    lts = yield from ltz_offsets_bits_steps(z, zbits + 1, offsets)  # [z < t_i] in knot order
+    pairs = yield [And(~lts[c - j], lts[c + j]) for j in range(1, c + 1)]  # u_j
+    (bits,) = yield [ToField(AuthBits.concat([~lts[c], *pairs]))]  # g, u_1 .. u_c
+    g, us = pick(bits, np.arange(n)), [pick(bits, np.arange(j * n, (j + 1) * n)) for j in range(1, c + 1)]
+    (prods,) = yield [Mul(SharedArray.concat([*([g] * c), *us]), SharedArray.concat([*us, *([z] * c)]))]
+    one = 1 << (fb + qs)
+    out = g.mul_public_field(f.from_ints([one]))
+    for j, (_, alpha, sigma) in enumerate(sp.left_lines()):
+        a_int, s_int = round(alpha * 2.0 ** (fb + qs)), round(sigma * 2.0**qs)
+        gu, uz = (
+            pick(prods, np.arange(j * n, (j + 1) * n)),
+            pick(prods, np.arange((c + j) * n, (c + j + 1) * n)),
+        )
+        out = (
+            out + us[j].mul_public_field(f.from_ints([a_int])) - gu.mul_public_field(f.from_ints([2 * a_int]))
+        )
+        out = out + uz.mul_public_field(f.from_ints([s_int]))
+    return out
 
 
 # ---------------------------------------------------------------------------------------- the method
