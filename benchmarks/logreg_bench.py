@@ -14,7 +14,7 @@ preprocessing included), set-up, bytes sent, peak RSS, CPU seconds; then the tes
 scikit-learn's ``LogisticRegression()`` and the largest coefficient difference. The parties must agree
 on the model (checked).
 
-    python benchmarks/logreg_bench.py [--iterations 5] [--stock] [--comparison auto]
+    python benchmarks/logreg_bench.py [--iterations 5] [--stock] [--comparison auto] [--rows 10000]
 """
 
 from __future__ import annotations
@@ -49,6 +49,22 @@ def example() -> Any:
     return mod
 
 
+def load(ex: Any, seed: int, rows: int) -> Any:
+    """The example's breast cancer split, or (``rows > 0``) scikit-learn's ``make_classification``
+    with ``rows`` training rows and 20 features (10 informative), split and dealt as the example's."""
+    if not rows:
+        return ex.load_hospitals(seed)
+    from sklearn.datasets import make_classification
+    from sklearn.model_selection import train_test_split
+
+    x, y = make_classification(n_samples=rows * 5 // 4, n_features=20, n_informative=10, random_state=seed)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=seed, stratify=y)
+    order = np.random.default_rng(seed).permutation(len(x_tr))
+    cuts = np.cumsum(np.round(np.asarray(ex.SHARES[:-1]) * len(x_tr)).astype(int))
+    parts = [(x_tr[idx], y_tr[idx]) for idx in np.split(order, cuts)]
+    return ex.HospitalData(parts, x_tr, y_tr, x_te, y_te, [f"x{i}" for i in range(x.shape[1])])
+
+
 async def party_main(job: dict[str, Any], party: int) -> None:
     """``--child i``: party ``i`` in its own process; only its own rows are loaded into the program."""
     import actors
@@ -56,7 +72,7 @@ async def party_main(job: dict[str, Any], party: int) -> None:
 
     ex = example()
     t0 = time.monotonic()
-    data = ex.load_hospitals(job["seed"])
+    data = load(ex, job["seed"], job["rows"])
     parts = [data.parts[i] if i == party else None for i in range(len(data.parts))]
     cfg = lg.NewtonConfig(iterations=job["iterations"])
     async with actors.Party(job["configs"][party]) as p:
@@ -103,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--comparison", choices=("auto", "field"), default="auto")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--timeout", type=float, default=3600.0)
+    ap.add_argument("--rows", type=int, default=0, help="synthetic data with this many training rows")
     args = ap.parse_args(argv)
     quiet_logs()
     from actors.cluster import planned_configs
@@ -111,14 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     from protocols.apps import regression as rg
 
     ex = example()
-    data = ex.load_hospitals(args.seed)
+    data = load(ex, args.seed, args.rows)
     cfg = lg.NewtonConfig(iterations=args.iterations)
     t = time.perf_counter()
     need = trio.run(
         lambda: preprocessing_plan(ex.hospital_program, 3, data.parts, cfg, comparison=args.comparison)
     )
     when = "made first" if args.stock else "made while the program runs"
-    print("logistic regression, breast cancer (455 training rows, 30 features), 3 parties in 3 processes,")
+    what = "breast cancer" if not args.rows else "synthetic data (make_classification)"
+    shape = f"{len(data.y_train):,} training rows, {data.x_train.shape[1]} features"
+    print(f"logistic regression, {what} ({shape}), 3 parties in 3 processes,")
     print(f"TLS on loopback, MASCOT p127, {args.iterations} iterations, comparison={args.comparison},")
     print(f"the plan {when} (the plan: {time.perf_counter() - t:.1f} s on the dealer, not timed)")
     with tempfile.TemporaryDirectory(prefix="spdz-logreg-bench-") as tmp:
@@ -132,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             "stock": args.stock,
             "comparison": args.comparison,
             "seed": args.seed,
+            "rows": args.rows,
         }
         recs = sorted(
             launch(job, ["0", "1", "2"], root, args.timeout, Path(__file__).resolve()),

@@ -135,7 +135,10 @@ def test_the_sigmoids_errors_are_as_documented() -> None:
     assert abs(lg.SPLINES["piecewise"].max_error() - 0.119) < 1e-3
 
 
-async def test_a_model_kept_secret_scores_another_partys_rows() -> None:
+@pytest.mark.parametrize("comparison", ["field", "auto"])
+async def test_a_model_kept_secret_scores_another_partys_rows(comparison: str) -> None:
+    """``predict`` on a secret model: the querying party's rows times the secret weights are owned
+    products in an ``auto`` session, triples on the field path; the labels agree with float64."""
     x, y, xt, _ = dataset("wine")
     cfg = lg.NewtonConfig(iterations=4)
     queries = xt[:6]
@@ -145,7 +148,7 @@ async def test_a_model_kept_secret_scores_another_partys_rows() -> None:
         assert isinstance(secret, rg.SecretModel)
         return await rg.predict(s, secret, queries if s.party == 1 else None, owner=1, output="label")
 
-    res = await run_cluster(N, P127, prog, per_party=split(x, y))
+    res = await run_cluster(N, P127, prog, per_party=split(x, y), session_options={"comparison": comparison})
     assert res[0] is None and res[2] is None
     w = plain_bohning(x, y, cfg, [part for (part,) in split(x, y)])
     assert np.array_equal(res[1], ((queries @ w[:-1] + w[-1]) > 0).astype(np.int64))
@@ -215,3 +218,31 @@ async def test_the_spline_is_exact_on_both_paths_at_every_knot_and_between(compa
 def _one(steps: Any) -> Any:
     out = yield from steps
     return [out]
+
+
+@pytest.mark.parametrize("comparison", ["field", "auto"])
+async def test_predict_on_a_secret_model_uses_owned_products_where_it_can(comparison: str) -> None:
+    """Scores of party 2's rows under a model party 0 holds, kept secret: right against float64 on
+    both paths; in an ``auto`` session the products are party 2's owned products, no Beaver triple."""
+    from actors.plan import preprocessing_plan
+    from protocols.sectypes import SecretFix
+
+    rng = np.random.default_rng(5)
+    w, b = rng.normal(size=6), 0.25
+    rows = rng.normal(size=(9, 6))
+
+    async def prog(s: Session) -> Any:
+        ws = await SecretFix.input(s, w if s.party == 0 else None, owner=0)
+        bs = await SecretFix.input(s, np.asarray([b]) if s.party == 0 else None, owner=0)
+        model = rg.SecretModel(ws, bs.reshape(()), "linear")
+        return await rg.predict(s, model, rows if s.party == 2 else None, owner=2)
+
+    opts = {"comparison": comparison}
+    res = await run_cluster(N, P127, prog, session_options=opts)
+    assert res[0] is None and res[1] is None
+    assert np.max(np.abs(np.asarray(res[2]) - (rows @ w + b))) < 1e-4
+    need = await preprocessing_plan(prog, N, modulus=P127, comparison=comparison)
+    if comparison == "auto":
+        assert need.get("owned2:32", 0) == 6 and "triple" not in need, need  # 6 weights, 9 rows each
+    else:
+        assert need["triple"] == rows.size and not any(k.startswith("owned") for k in need), need

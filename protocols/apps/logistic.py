@@ -18,8 +18,10 @@ descent instead, at more iterations). Here the bound is also what makes the rows
   ``B_j w_j``, and ``B^-1 sum_j B_j w_j`` replaces that first step at the same cost (``local_fit``);
 * ``H / N`` is factored once in MPC (``L D L^T``, Crout's order: one truncation per entry, a secret
   reciprocal per pivot), and every iteration applies its inverse by two triangular solves;
-* only the sigmoid of each row's score needs the rows: every later iteration costs two secret
-  matrix-vector products (``z = X w``, ``X^T p``: ``2 N d`` triples) and ``N`` sigmoids.
+* only the sigmoid of each row's score needs the rows: every later iteration costs two
+  matrix-vector products (``z = X w``, ``X^T p``: ``2 N d`` products) and ``N`` sigmoids. The rows
+  are their owners' own values, so the products are *owned* (``rounds.OwnedMul``, in a session with
+  binary material): Beaver products whose ``a`` the row's owner knows, a third of a triple's cost.
 
 What it matches: scikit-learn's ``LogisticRegression()`` on standardized features: L2 penalty
 ``|w|^2 / (2 C)`` (``C = 1``), intercept not penalized. The standardization is ``StandardScaler``'s
@@ -36,7 +38,9 @@ the real data sets (``docs/models.md``).
 
 * ``"spline"`` (default): the linear interpolant of the sigmoid at the knots ``0, +-1.5, +-4``,
   0 below -4 and 1 above 4; its largest error is 0.041 (at ``|z| = 4``). Five comparisons from
-  ONE masked opening (``numeric.ltz_offsets_steps``) and five products per row.
+  ONE masked opening (``numeric.ltz_offsets_steps``) and five products per row; on binary
+  comparisons the symmetry ``s(-z) = 1 - s(z)`` leaves three bits to convert and four products
+  (``_symmetric_spline_steps``).
 * ``"piecewise"``: SecureML's ``clamp(1/2 + z/4, 0, 1)``, two comparisons from one opening; error
   0.119 (at ``|z| = 2``). Cheapest, but its fixed point is visibly another model.
 * ``"exact"``: ``SecretFix.sigmoid`` (about 2 ulp everywhere, ten times the preprocessing).
@@ -48,12 +52,14 @@ that is from scikit-learn's coefficients.
 **Cost** (preprocessing; ``N`` rows, ``d`` features, ``D = d + 1``): each party inputs its rows once
 (``N_j d`` input masks) and one summary of ``D (D + 1) / 2 + 2 D`` values; the factorization is about
 ``D^3 / 6`` triples, ``D^2 / 2`` truncations and ``D`` reciprocals, once; every iteration after the
-first costs ``2 N d`` triples for the products, the sigmoid per row, and ``D^2`` triples and ``4 D``
-truncations for the solves. In a ``comparison="auto"`` session (binary material) the sigmoid is a
-loose edaBit, five daBits, about 350 AND triples and five triples per row, and a truncation by ``m``
-draws ``m`` field bits; on the field path it is 205 triples and 131 field bits per row, and a
-truncation ``K + 40`` bits. At ``d = 30`` that is 67 triples per row and iteration. ``docs/models.md``
-gives the totals measured with ``actors.plan.preprocessing_plan`` and the time end to end.
+first costs ``2 N d`` products, the sigmoid per row, and ``D^2`` triples and ``4 D`` truncations for
+the solves. In a ``comparison="auto"`` session (binary material) the products are owned (``2 d`` per
+row, in groups of 32), the sigmoid is a loose edaBit, three daBits, about 350 AND triples and four
+triples per row, and a truncation by ``m`` draws ``m`` field bits; on the field path the products
+are triples, the sigmoid 205 triples and 131 field bits per row, and a truncation ``K + 40`` bits.
+At ``d = 30``: 60 owned products and 4 triples per row and iteration (a third of a triple each: about
+24 triples' worth), against 267 triples on the field path. ``docs/models.md`` gives the totals
+measured with ``actors.plan.preprocessing_plan`` and the time end to end.
 
 Declared ranges (public promises, as everywhere in fixed point): standardized coefficients below
 ``2^coef_bits``, pivots of ``H / N`` above ``2^-15`` (they are at least ``1 / (C N)`` for the features;
