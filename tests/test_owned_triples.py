@@ -247,3 +247,22 @@ async def test_the_offline_service_makes_owned_triples_to_plan_and_sessions_use_
         assert all(lv.get(k, 0) == 0 for k in owned), lv  # exactly the plan was drawn
     for m in made:
         assert {k: m.get(k, 0) for k in owned} == owned, m  # made by MASCOT, to plan
+
+
+def test_owned_pool_names_are_validated_and_configurable(tmp_path: Any) -> None:
+    """``owned<j>:<width>`` is a pool name for parties ``j < n`` and widths 1..1024; the config takes
+    its watermarks and batch, and names what is wrong with a bad one."""
+    from actors.config import ConfigError, _read_pool, _Reader
+    from protocols.preprocessing import mixed
+
+    f = get_field(P61)
+    assert mixed.invalid("owned2:32", 10, f, 3) is None
+    assert "no party 3 among 3" in str(mixed.invalid("owned3:32", 10, f, 3))
+    assert "groups of 1025 products" in str(mixed.invalid("owned0:1025", 10, f, 3))
+    assert mixed.parse("owned0:032") is None and mixed.parse("owned:32") is None
+    assert mixed.owned_name(1, 32) == "owned1:32" and mixed.item_bytes(f, "owned1:32") == 2 * 8 * 65
+    r = _Reader(tmp_path / "party.toml")
+    wm = _read_pool(r, {"pool": {"owned1:32": [64, 128], "batch": {"owned1:32": 16}}}, "p61", 3)
+    assert wm.of("owned1:32") == (64, 128) and wm.batch_of("owned1:32") == 16
+    with pytest.raises(ConfigError, match=r'pool\."owned3:32".*no party 3'):
+        _read_pool(r, {"pool": {"owned3:32": [0, 1]}}, "p61", 3)
