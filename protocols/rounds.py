@@ -120,7 +120,7 @@ class OwnedMul:
     and public values). The caller vouches for that: the opening ``x - a`` would show ``x`` to the
     owner. Drawn from owned triples (``protocols.mascot.owned``): products with one ``y`` entry share a
     group of ``width``, so ``y[i] - b`` is opened once per group and ``x - a`` once per product, and
-    the material costs about a quarter of a triple's at three parties."""
+    the material costs a third of a triple's at three parties (``docs/offline.md``)."""
 
     x: SharedArray
     y: SharedArray
@@ -221,14 +221,11 @@ class _OwnedMulOp(_Op):
         f, n = self.x.ctx.field, self.x.size
         if n == 0:
             return SharedArray(self.x.ctx, f.zeros(0), f.zeros(0))
-        y_e = self.y[self.index_of()]
+        y_e = self.ysel[self.group]  # each product's factor
         delta_e = np.ascontiguousarray(opened[:, n:][:, self.group])
         c, a = self.c, self.a
         zv, zm = f.beaver([c.value, c.mac], opened[:, :n], [y_e.value, y_e.mac], delta_e, [a.value, a.mac])
         return SharedArray(self.x.ctx, zv, zm)
-
-    def index_of(self) -> np.ndarray:
-        return self.gy[self.group]
 
 
 class _TruncOp(_Op):
