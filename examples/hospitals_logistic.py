@@ -27,7 +27,7 @@ the dealer, before the clock) and made while it runs. Cost with MASCOT (``docs/m
 summaries and the factorization about 8,600 triples and 27,000 random bits, then per iteration and
 row 60 owned products (``X w`` and ``X^T p``: Beaver products whose mask the row's hospital knows, a
 third of a triple each), 4 triples, 3 daBits and 350 AND triples: 4 iterations (from the warm start:
-each hospital's own fit, combined), within 1 point of scikit-learn, in about 2 minutes on a 2-core
+each hospital's own fit, combined), within 1 point of scikit-learn, in about 1.5 minutes on a 2-core
 machine. ``--tls`` runs the parties over real TLS 1.3 on loopback instead of the in-memory transport.
 
     python examples/hospitals_logistic.py [--dealer] [--iterations 10] [--sigmoid spline] [--tls]
