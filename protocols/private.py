@@ -51,11 +51,12 @@ from typing import Any, Literal
 import numpy as np
 
 from . import fixedpoint as fx
+from .comparison import trunc_steps
 from .errors import ProtocolError
 from .fixedpoint import FixedFormat
 from .online import Session
-from .rounds import Input, Steps
-from .sectypes import Pending, SecretFix, SecretInt, _Secret
+from .rounds import Input, OwnedMul, Steps, flat, owned_available, sum_groups
+from .sectypes import Pending, SecretFix, SecretInt, _matmul_plan, _Secret
 
 __all__ = ["Kind", "NotOwnerError", "Private", "owned", "private", "where"]
 
@@ -485,6 +486,8 @@ def _mixed(
             b = yield from other._share_steps(None, None, a)
         else:
             b = other
+        if fn in (operator.mul, operator.matmul) and _owned_fits(s, a, b):
+            return (yield from _owned_product(a, b, p.owner, fn is operator.matmul, reflected))
         left, right = (b, a) if reflected else (a, b)
         res = fn(left, right)
         if res is NotImplemented:
@@ -494,6 +497,45 @@ def _mixed(
         return res
 
     return Pending(s, steps, lambda x: x, f"private {symbol} secret")
+
+
+def _owned_fits(s: Session, a: Any, b: Any) -> bool:
+    """A product of the owner's shared value ``a`` with the secret ``b`` can be owned products: the
+    session compares on bits (so it has binary material and owned triples) and both are of one type
+    (``SecretFix`` with one format, or ``SecretInt``)."""
+    if s.comparison_domain != "binary" or not owned_available(s):
+        return False
+    if isinstance(a, SecretFix) and isinstance(b, SecretFix):
+        return a.fmt == b.fmt and b.session is s
+    return isinstance(a, SecretInt) and isinstance(b, SecretInt) and b.session is s
+
+
+def _owned_product(a: Any, b: Any, owner: int, matmul: bool, reflected: bool) -> Steps[Any]:
+    """``a * b`` or ``a @ b`` (``b @ a`` if ``reflected``) for ``a`` the owner's own value, shared: owned
+    products (``rounds.OwnedMul``, a third of a triple each), with the secret types' own semantics
+    (``SecretFix``: one truncation per result element, as ``mul_steps`` and ``dot_steps``)."""
+    s = a.session
+    if matmul:
+        left, right = (b.shape, a.shape) if reflected else (a.shape, b.shape)
+        idx_l, idx_r, groups, shape = _matmul_plan(left, right)
+        idx_a, idx_b = (idx_r, idx_l) if reflected else (idx_l, idx_r)
+    else:
+        if a.size != b.size and 1 not in (a.size, b.size):
+            raise ValueError(f"elementwise product of shapes {a.shape} and {b.shape}")
+        size = max(a.size, b.size)
+        shape = tuple(b.shape if a.size == 1 and b.size != 1 else a.shape)
+        idx_a = np.zeros(size, dtype=np.int64) if a.size == 1 else np.arange(size)
+        idx_b = np.zeros(size, dtype=np.int64) if b.size == 1 else np.arange(size)
+        groups = 0
+    xa = flat(a.shares)[idx_a]  # the owner's values, repeated where the product needs them
+    (z,) = yield [OwnedMul(xa, flat(b.shares), idx_b, owner)]
+    if groups:
+        z = sum_groups(z, groups)
+    if isinstance(a, SecretFix):
+        fmt = a.fmt
+        z = yield from trunc_steps(z, fmt.k + fmt.f, fmt.f, fmt.kappa)
+        return SecretFix(s, z.reshape(shape), fmt)
+    return SecretInt(s, z.reshape(shape), max(a.k, b.k) if not matmul else b.k if reflected else a.k)
 
 
 # the operators the secret types define

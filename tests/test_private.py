@@ -180,3 +180,39 @@ async def test_a_malformed_metadata_announcement_aborts_naming_the_sender() -> N
     assert cheat.hits
     for i in (0, 1):
         assert isinstance(res[i], AbortError) and "party 2" in str(res[i]), res[i]
+
+
+@pytest.mark.parametrize("comparison", ["field", "auto"])
+async def test_a_private_value_times_a_secret_on_both_paths(comparison: str) -> None:
+    """``private * secret`` and ``@`` both ways, broadcasting a one-element secret, and integers: right
+    on both paths; with ``comparison="auto"`` they are the owner's owned products (no Beaver triple
+    drawn), on the field path triples."""
+    from actors.plan import preprocessing_plan
+
+    parts = data(seed=3, sizes=(4, 4, 4))
+    w = np.array([0.5, -1.25, 2.0])
+
+    async def prog(s: Session, mine: np.ndarray) -> Any:
+        xs = await owned(s, mine)
+        ws = await SecretFix.input(s, w if s.party == 2 else None, owner=2)
+        sc = await SecretFix.input(s, np.array([1.5]) if s.party == 2 else None, owner=2)
+        ints = private(s, np.array([3, -4]) if s.party == 1 else None, owner=1, kind="int", shape=(2,))
+        si = await SecretInt.input(s, np.array([5, 6]) if s.party == 0 else None, owner=0, k=32)
+        got = await gather(xs[0] @ ws, ws @ xs[1].T, xs[0] * sc, xs[0].sum(axis=0) * ws, ints * si, si * ints)
+        return [await v.reveal() for v in got]
+
+    opts = {"comparison": comparison}
+    res = await run_cluster(N, P127, prog, per_party=[(p,) for p in parts], session_options=opts)
+    a, b, _ = parts
+    left, right, scaled, row, k, k2 = res[0]
+    close(left, a @ w, 1e-3)
+    close(right, w @ b.T, 1e-3)
+    close(scaled, a * 1.5, 1e-3)
+    close(row, a.sum(axis=0) * w, 1e-3)
+    assert np.array_equal(k, np.array([15, -24])) and np.array_equal(k2, k)
+    need = await preprocessing_plan(prog, N, parts[0], modulus=P127, comparison=comparison)
+    owned_kinds = {key for key in need if key.startswith("owned")}
+    if comparison == "auto":
+        assert owned_kinds == {"owned0:32", "owned1:32"} and "triple" not in need, need
+    else:
+        assert not owned_kinds and need["triple"] == 12 + 12 + 12 + 3 + 2 + 2, need
