@@ -260,6 +260,11 @@ def test_owned_pool_names_are_validated_and_configurable(tmp_path: Any) -> None:
     assert "no party 3 among 3" in str(mixed.invalid("owned3:32", 10, f, 3))
     assert "groups of 1025 products" in str(mixed.invalid("owned0:1025", 10, f, 3))
     assert mixed.parse("owned0:032") is None and mixed.parse("owned:32") is None
+    # a leader cannot make the others allocate for more products than a batch may hold
+    top = mixed.MAX_OWNED_PRODUCTS // 32
+    assert mixed.invalid("owned0:32", top, f, 3) is None
+    assert "more products than a batch may hold" in str(mixed.invalid("owned0:32", top + 1, f, 3))
+    assert mixed.max_count(f, 3, "owned0:32", 1 << 40) == top  # the planner keeps to it too
     assert mixed.owned_name(1, 32) == "owned1:32" and mixed.item_bytes(f, "owned1:32") == 2 * 8 * 65
     r = _Reader(tmp_path / "party.toml")
     wm = _read_pool(r, {"pool": {"owned1:32": [64, 128], "batch": {"owned1:32": 16}}}, "p61", 3)

@@ -141,6 +141,11 @@ register(MixedKind("loose", "loose_edabits", generate_loose_edabits, BOTH, loose
 
 MAX_OWNERS = 64  # parties whose owned triples have a pool kind (OT channel ids allow 64 parties)
 OWNED = "owned"
+MAX_OWNED_PRODUCTS = 1 << 19
+"""The most products (groups x width) one announced batch of owned triples may hold: a product holds
+about 400 bytes while it is made (its ``tau`` candidates, shares, MACs), against a bit's few, so the
+bound on bits would let a leader make the others allocate gigabytes. An honest leader's batches are
+far smaller (``[memory] batch_mb``: 60,000 products at the default)."""
 
 
 def _owned_generator(owner: int) -> Generator:
@@ -217,6 +222,8 @@ def invalid(name: Any, count: Any, field: PrimeField, parties: int) -> str | Non
         return "the count must be a positive integer"
     if count > MAX_ITEMS_PER_BATCH or count * max(k, 1) > MAX_BITS_PER_BATCH:
         return f"{count} items are more than a batch may hold"
+    if kind.owner is not None and count * k > MAX_OWNED_PRODUCTS:
+        return f"{count} groups of {k} are more products than a batch may hold ({MAX_OWNED_PRODUCTS})"
     return None
 
 
@@ -368,6 +375,8 @@ def max_count(field: PrimeField, parties: int, name: str, budget: int) -> int:
     if parsed is None:
         raise ValueError(f"no mixed kind {name!r}")
     hi = min(MAX_ITEMS_PER_BATCH, MAX_BITS_PER_BATCH // max(parsed[1], 1))
+    if parsed[0].owner is not None:
+        hi = min(hi, MAX_OWNED_PRODUCTS // parsed[1])
     return _max_count(field, parties, name, budget, hi)
 
 
