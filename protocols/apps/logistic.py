@@ -433,6 +433,8 @@ def newton_steps(
         raise ParameterMismatch(f"the owners' row counts {list(owners)} do not add up to {n} rows")
     bounds = np.concatenate([[0], np.cumsum(owners if owners is not None else [n])]) * d
 
+    # the row products: party j's rows are x[bounds[j]:bounds[j + 1]] (flat, row-major); a row's
+    # features times w (an owned group per column), or times that row's p (a group per row)
     def times_w(w: SharedArray) -> list[Mul | OwnedMul]:
         if not owned:
             return [Mul(x, tile_rows(w, n))]
@@ -451,7 +453,7 @@ def newton_steps(
                 pick(p, np.arange(lo // d, hi // d)),
                 np.repeat(np.arange((hi - lo) // d), d),
                 j,
-            )  # noqa: E501
+            )
             for j, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
             if hi > lo
         ]
