@@ -132,19 +132,19 @@ async def _run_mascot(
     p = field.modulus
     a, b, c = res[0]["opened"]
     ok = all((int(x) * int(y) - int(z)) % p == 0 for x, y, z in zip(a, b, c, strict=True)) and len(a) == check
+    made = batch // owned * owned if owned else batch  # products (or triples) per batch
     # the parties run concurrently: a phase lasts as long as its slowest party
     setup = max(r["setup"] for r in res)
     times = [max(r["times"][k] for r in res) for k in range(repeats)]
     return {
         "modulus": modulus,
         "n": n,
-        "batch": batch // owned * owned if owned else batch,
+        "batch": made,
         "setup": setup,
         "first": times[0],
         "warm": statistics.median(times[1:]) if repeats > 1 else None,
         "times": times,
-        "bytes_per_triple": statistics.mean(r["bytes"] for r in res)
-        / ((batch // max(owned, 1) * max(owned, 1)) * repeats),
+        "bytes_per_triple": statistics.mean(r["bytes"] for r in res) / (made * repeats),
         "setup_bytes": statistics.mean(r["setup_bytes"] for r in res),
         "ok": ok,
     }

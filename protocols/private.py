@@ -486,8 +486,8 @@ def _mixed(
             b = yield from other._share_steps(None, None, a)
         else:
             b = other
-        if fn in (operator.mul, operator.matmul) and _owned_fits(s, a, b):
-            return (yield from _owned_product(a, b, p.owner, fn is operator.matmul, reflected))
+        if fn in (operator.mul, operator.matmul) and owned_fits(s, a, b):
+            return (yield from owned_product_steps(a, b, p.owner, fn is operator.matmul, reflected))
         left, right = (b, a) if reflected else (a, b)
         res = fn(left, right)
         if res is NotImplemented:
@@ -499,18 +499,18 @@ def _mixed(
     return Pending(s, steps, lambda x: x, f"private {symbol} secret")
 
 
-def _owned_fits(s: Session, a: Any, b: Any) -> bool:
+def owned_fits(s: Session, a: Any, b: Any) -> bool:
     """A product of the owner's shared value ``a`` with the secret ``b`` can be owned products: the
-    session compares on bits (so it has binary material and owned triples) and both are of one type
-    (``SecretFix`` with one format, or ``SecretInt``)."""
-    if s.comparison_domain != "binary" or not owned_available(s):
+    session serves them (``rounds.owned_available``) and both are of one type (``SecretFix`` with one
+    format, or ``SecretInt``)."""
+    if not owned_available(s):
         return False
     if isinstance(a, SecretFix) and isinstance(b, SecretFix):
         return a.fmt == b.fmt and b.session is s
     return isinstance(a, SecretInt) and isinstance(b, SecretInt) and b.session is s
 
 
-def _owned_product(a: Any, b: Any, owner: int, matmul: bool, reflected: bool) -> Steps[Any]:
+def owned_product_steps(a: Any, b: Any, owner: int, matmul: bool, reflected: bool = False) -> Steps[Any]:
     """``a * b`` or ``a @ b`` (``b @ a`` if ``reflected``) for ``a`` the owner's own value, shared: owned
     products (``rounds.OwnedMul``, a third of a triple each), with the secret types' own semantics
     (``SecretFix``: one truncation per result element, as ``mul_steps`` and ``dot_steps``)."""

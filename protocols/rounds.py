@@ -472,8 +472,12 @@ async def _owned_op(s: Session, r: OwnedMul) -> _OwnedMulOp:
 
 
 def owned_available(s: Session | None) -> bool:
-    """Whether ``s`` can serve ``OwnedMul`` (its preprocessing makes owned triples)."""
-    return s is not None and callable(getattr(s.pre, "owned_triples", None))
+    """Whether ``s`` serves ``OwnedMul``: it compares on bits (so its preprocessing has the binary
+    material the owned pools live beside) and its preprocessing makes owned triples. The callers take
+    owned products where this holds and triples elsewhere."""
+    return (
+        s is not None and s.comparison_domain == "binary" and callable(getattr(s.pre, "owned_triples", None))
+    )
 
 
 def _trunc_domain(s: Session, r: Trunc) -> str:

@@ -428,20 +428,21 @@ def newton_steps(
     every = np.zeros(n, dtype=np.int64)
     pen = _penalty(d, cfg.C * n)  # lam on the features
 
-    owned = owners is not None and domain_of(None) == "binary" and owned_available(current_session())
+    owned = owners is not None and owned_available(current_session())
     if owners is not None and sum(owners) != n:
         raise ParameterMismatch(f"the owners' row counts {list(owners)} do not add up to {n} rows")
-    bounds = np.concatenate([[0], np.cumsum(owners if owners is not None else [n])]) * d
+    bounds = np.cumsum([0, *(owners if owners is not None else [n])])
+    # party j's rows r0 <= r < r1 are x[r0 d : r1 d] (flat, row-major); parties without rows: none
+    spans = [(j, r0, r1) for j, (r0, r1) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)) if r1 > r0]
 
-    # the row products: party j's rows are x[bounds[j]:bounds[j + 1]] (flat, row-major); a row's
-    # features times w (an owned group per column), or times that row's p (a group per row)
+    # the row products: a row's features times w (an owned group per column), or times that row's p
+    # (a group per row)
     def times_w(w: SharedArray) -> list[Mul | OwnedMul]:
         if not owned:
             return [Mul(x, tile_rows(w, n))]
         return [
-            OwnedMul(take(x, slice(lo, hi)), w, np.tile(np.arange(d), (hi - lo) // d), j)
-            for j, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
-            if hi > lo
+            OwnedMul(take(x, slice(r0 * d, r1 * d)), w, np.tile(np.arange(d), r1 - r0), j)
+            for j, r0, r1 in spans
         ]
 
     def times_p(p: SharedArray) -> list[Mul | OwnedMul]:
@@ -449,13 +450,12 @@ def newton_steps(
             return [Mul(x, pick(p, row_of))]
         return [
             OwnedMul(
-                take(x, slice(lo, hi)),
-                pick(p, np.arange(lo // d, hi // d)),
-                np.repeat(np.arange((hi - lo) // d), d),
+                take(x, slice(r0 * d, r1 * d)),
+                pick(p, np.arange(r0, r1)),
+                np.repeat(np.arange(r1 - r0), d),
                 j,
             )
-            for j, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
-            if hi > lo
+            for j, r0, r1 in spans
         ]
 
     fac = yield from factor_steps(a_upper, dim, fmt)

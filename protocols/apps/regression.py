@@ -69,8 +69,8 @@ from .. import fixedpoint as fx
 from ..comparison import RangeError, check_bits, max_bits, trunc_steps
 from ..fixedpoint import FixedFormat
 from ..online import Session
-from ..private import Private
-from ..rounds import Mul, OwnedMul, Steps, Trunc, owned_available, pow2, run, sum_groups
+from ..private import Private, owned_fits, owned_product_steps
+from ..rounds import Mul, Steps, Trunc, pow2, run, sum_groups
 from ..sectypes import SecretFix
 from ..shares import SharedArray
 from . import logistic as lg
@@ -423,15 +423,6 @@ async def _summed(s: Session, mine: np.ndarray | None) -> SecretFix:
     return t.x.sum(axis=0)
 
 
-def _owned_dot_steps(
-    x: SharedArray, w: SharedArray, index: np.ndarray, rows_n: int, owner: int, fmt: FixedFormat
-) -> Steps[SharedArray]:
-    """``sum_j x[r, j] w[j]`` per row for ``owner``'s rows ``x`` (flat, row-major): owned products,
-    ONE truncation per row (``fixedpoint.dot_steps``' precision)."""
-    (z,) = yield [OwnedMul(x, w, index, owner)]
-    return (yield from trunc_steps(sum_groups(z, rows_n), fmt.k + fmt.f, fmt.f, fmt.kappa))
-
-
 def _bits(v: float) -> int:
     """Bits of the magnitude ``v`` (``|x| <= v`` implies ``|x| < 2^bits``)."""
     return max(1, math.ceil(math.log2(v + 1)))
@@ -713,15 +704,10 @@ async def predict(
     feats = await SecretFix.input(s, mine, owner=owner, fmt=fmt)
     if feats.ndim != 2 or feats.shape[1] != model.features:
         raise ParameterMismatch(f"features of shape {feats.shape} for a model of {model.features} features")
-    if s.comparison_domain == "binary" and owned_available(s):
+    if owned_fits(s, feats, model.w):
         # the rows are the owner's own values: owned products (a third of a triple each), one
         # truncation per row as the secret product's
-        rows_n, d = feats.shape
-        idx = np.tile(np.arange(d), rows_n)
-        z_sh = await run(
-            s, _owned_dot_steps(feats.shares.flatten(), model.w.shares.flatten(), idx, rows_n, owner, fmt)
-        )
-        z = SecretFix(s, z_sh, fmt) + model.b
+        z = (await run(s, owned_product_steps(feats, model.w, owner, matmul=True))) + model.b
     else:
         z = (await (feats @ model.w)) + model.b
     if output == "probability":

@@ -47,6 +47,7 @@ from ..commitments import coin_toss
 from ..concurrency import task_group
 from ..errors import AbortError
 from ..prg import PRG
+from ..rounds import sum_groups
 from ..shares import SharedArray
 from .auth import authenticate
 from .triples import TAU, gilboa_receiver, gilboa_sender, ot_channel
@@ -54,7 +55,6 @@ from .triples import TAU, gilboa_receiver, gilboa_sender, ot_channel
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from ..field import PrimeField
     from ..online import Session
     from ..ot.extension import OTExtensionReceiver, OTExtensionSender
     from .cope import CopeReceiver, CopeSender
@@ -63,15 +63,6 @@ MAX_WIDTH = 1024
 """The widest group: the products that share one ``b``."""
 
 U64 = np.uint64
-
-
-def group_sums(f: PrimeField, v: np.ndarray, count: int, width: int) -> np.ndarray:
-    """``(W, count)``: the sums of consecutive runs of ``width`` elements of ``v`` (``(W, count width)``)."""
-    g = v.reshape(f.words, count, width)
-    out = np.ascontiguousarray(g[:, :, 0])
-    for i in range(1, width):
-        out = f.add(out, np.ascontiguousarray(g[:, :, i]))
-    return out
 
 
 async def generate_owned_triples(
@@ -162,7 +153,7 @@ async def generate_owned_triples(
     seed = await coin_toss(s.net, steps, s.commit_context("owned-check", steps[0]))
     t = f.random(total, PRG(seed))
     ta, tc = a_sh.mul_public_field(t), c_sh.mul_public_field(t)
-    u = SharedArray(s.ctx, group_sums(f, ta.value, count, width), group_sums(f, ta.mac, count, width))
+    u = sum_groups(ta, count)
     x, y, xy = await triples(count)
     (eps, dlt) = await s.open_unchecked([u - x, b_sh - y])
     ub = xy + y.mul_public_field(eps) + x.mul_public_field(dlt)
