@@ -215,6 +215,9 @@ class _BatchMaterial(_KeyOnly):
     async def owned_triples(self, owner: int, n: int, width: int) -> Any:
         return await self._mascot.owned_triples(self._session(), owner, n, width)
 
+    async def ranged_randoms(self, n: int, width: int) -> Any:
+        return await self._mascot.ranged_randoms(self._session(), n, width)
+
 
 class OfflineService:
     insecure = False

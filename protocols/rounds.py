@@ -17,7 +17,9 @@ list of requests, gets their results back, and yields again. Requests are
 ``Trunc`` takes its masks from the session's ``truncation_domain``: field random bits, or the field
 halves of two edaBits (``binary``), or (``loose``: ``comparison="auto"`` with binary material) field
 random bits for the low part and the field value of ONE loose edaBit for the high part
-(``loose_high_width``).
+(``loose_high_width``). Inside ``with wide_rounding():`` a truncation in such a session takes two
+*ranged randoms* instead (``ranged``: ``protocols.mascot.ranged``), a twelfth of the cost, for a
+rounding error of up to ``n / 2 + 1`` units in the last place instead of 1 (``_TruncOp``).
 
 ``run`` executes one such generator: per step it fetches all preprocessing the step asks for (in
 request order, identically at every party), then puts *all* its round requests into ONE opening.
@@ -41,9 +43,11 @@ products, same network), ``demux`` (the one-hot vector of a few secret bits). Ea
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -75,6 +79,53 @@ class Trunc:
     m: int
     kappa: int = 40
     domain: str | None = None
+    # made inside ``wide_rounding()``: ranged masks where the session has them (``_trunc_domain``)
+    wide: bool = dataclass_field(default_factory=lambda: _WIDE.get())
+
+
+_WIDE: ContextVar[bool] = ContextVar("trio_spdz_wide_rounding", default=False)
+
+
+@contextmanager
+def wide_rounding() -> Iterator[None]:
+    """Truncations requested inside (by this task) may round to within ``n / 2 + 1`` units in the
+    last place instead of 1, for masks of ranged randoms (``protocols.mascot.ranged``) where the
+    session has them (``ranged_available``): about a twelfth of the preprocessing of field random
+    bits and a loose edaBit. The expectation is the same (unbiased, up to ``(n - 1) 2^-(m + 1)``
+    units), and no party can move it: every party's part of the mask is uniform whatever it does.
+    For iterative numerics whose own error dwarfs a few units of ``2^-f`` (``apps.logistic``)."""
+    token = _WIDE.set(True)
+    try:
+        yield
+    finally:
+        _WIDE.reset(token)
+
+
+def ranged_available(s: Session | None) -> bool:
+    """Whether ``s`` serves ranged randoms: it has binary material (the pools they live beside) and
+    its preprocessing makes them."""
+    return (
+        s is not None and s.comparison_domain == "binary" and callable(getattr(s.pre, "ranged_randoms", None))
+    )
+
+
+def ranged_widths(f: PrimeField, parties: int, k: int, m: int, kappa: int) -> tuple[int, int] | None:
+    """``(m, W_h)``: the ranged randoms of a wide-rounding mask ``r = L + 2^m H`` of a ``k``-bit value
+    truncated by ``m`` (``None`` where they do not fit). ``L`` (``m`` bits per party) is the low part;
+    ``H`` (``W_h`` bits per party, ``W_h >= k - m + kappa + 1``, rounded up to a multiple of 8 where that
+    fits, so that a program draws from few pools) hides ``floor(a / 2^m)`` and the low part's carry
+    within ``2^-kappa``. Bound: ``2^k + 2^m + n 2^m + n 2^(m + W_h) < p``."""
+    from .mascot.ranged import max_width
+
+    top = max_width(f, parties)
+    if not 1 <= m <= top:
+        return None
+    need = k - m + kappa + 1
+    for wh in (-(-need // 8) * 8, need):
+        fits = (1 << k) + (1 << m) + parties * (1 << m) + parties * (1 << (m + wh)) < f.modulus
+        if 1 <= wh <= top and fits:
+            return m, wh
+    return None
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,11 +283,17 @@ class _TruncOp(_Op):
     """Catrina-Saxena probabilistic truncation (see ``comparison``): opens ``a + 2^(k-1) + r`` for
     ``r = r_low + 2^m r_high`` of ``k + kappa`` bits (field random bits, or edaBits: ``_fulfil``)."""
 
-    def __init__(self, req: Trunc, r_low: SharedArray, r: SharedArray) -> None:
+    def __init__(self, req: Trunc, r_low: SharedArray, r: SharedArray, parties: int = 0) -> None:
+        """``parties`` > 0: ``r_low`` is a sum of ``parties`` uniform ``m``-bit values (ranged randoms),
+        not one: the carry ``t = floor((a_low + h + r_low) / 2^m)`` runs from 0 to about ``n``, with
+        mean ``(a_low + h) / 2^m + (n - 1) / 2`` (less ``(n - 1) 2^-(m + 1)``). A public ``h = 2^(m-1)``
+        for even ``n`` and ``c0 = ceil((n - 1) / 2)`` subtracted centre it on ``a_low / 2^m``."""
         f = req.a.ctx.field
         self.a, self.m, self.size = req.a, req.m, req.a.size
         self.r_low = r_low
-        self.r_plus = r.add_public_field(pow2(f, req.k - 1))
+        self.h = (1 << (req.m - 1)) if parties and parties % 2 == 0 else 0
+        self.c0 = parties // 2 if parties else 0  # ceil((n - 1) / 2)
+        self.r_plus = r.add_public_field(f.from_ints([(1 << (req.k - 1)) + self.h]))
 
     def write(self, value: np.ndarray, mac: np.ndarray) -> None:
         f = self.a.ctx.field
@@ -246,8 +303,11 @@ class _TruncOp(_Op):
     def finish(self, opened: np.ndarray) -> SharedArray:
         f = self.a.ctx.field
         cm = public_mod2m(self.a.ctx, opened, self.m)
+        if self.h:
+            cm = f.sub(cm, f.from_ints([self.h]))
         low = (self.a + self.r_low).add_public_field(f.neg(cm))
-        return low.mul_public_field(inv_pow2(f, self.m))
+        out = low.mul_public_field(inv_pow2(f, self.m))
+        return out.add_public_field(f.from_ints([-self.c0])) if self.c0 else out
 
 
 def pow2(f: PrimeField, e: int) -> np.ndarray:
@@ -320,7 +380,7 @@ def _sliced(r: Request, lo: int, hi: int) -> Request:
     if isinstance(r, Mul):
         return Mul(take(r.x, slice(lo, hi)), take(r.y, slice(lo, hi)))
     if isinstance(r, Trunc):
-        return Trunc(take(r.a, slice(lo, hi)), r.k, r.m, r.kappa, r.domain)
+        return Trunc(take(r.a, slice(lo, hi)), r.k, r.m, r.kappa, r.domain, r.wide)
     assert isinstance(r, Open)
     return Open(take(r.x, slice(lo, hi)), None if r.y is None else take(r.y, slice(lo, hi)))
 
@@ -406,6 +466,14 @@ async def _fulfil_step(s: Session, reqs: Sequence[Request]) -> list[Any]:
             r_low, _ = await pre.edabits(a.size, m)
             r_high, _ = await pre.edabits(a.size, k + kappa - m)
             r_all = r_low + r_high.mul_public_field(pow2(s.field, m))
+        elif domain == "ranged":  # two ranged randoms: L (m bits a party) and H (rounding: _TruncOp)
+            widths = ranged_widths(s.field, s.n, k, m, kappa)
+            assert widths is not None
+            r_low = await s.pre.ranged_randoms(a.size, widths[0])  # type: ignore[attr-defined]
+            r_high = await s.pre.ranged_randoms(a.size, widths[1])  # type: ignore[attr-defined]
+            r_all = r_low + r_high.mul_public_field(pow2(s.field, m))
+            ops.append((idx, _TruncOp(Trunc(a, k, m, kappa), r_low, r_all, s.n)))
+            continue
         elif domain == "loose":  # r' of field bits, r'' the field value of one loose edaBit
             from .binary.circuits import mixed_source
 
@@ -485,6 +553,8 @@ def _trunc_domain(s: Session, r: Trunc) -> str:
     with ``loose`` falling back to ``field`` where no loose edaBit fits (``loose_width``)."""
     if r.domain:
         return r.domain
+    if r.wide and ranged_available(s) and ranged_widths(s.field, s.n, r.k, r.m, r.kappa) is not None:
+        return "ranged"
     if loose_width(s, r.k, r.m, r.kappa) is not None:
         return "loose"
     return "binary" if s.truncation_domain == "binary" else "field"

@@ -70,7 +70,7 @@ from ..comparison import RangeError, check_bits, max_bits, trunc_steps
 from ..fixedpoint import FixedFormat
 from ..online import Session
 from ..private import Private, owned_fits, owned_product_steps
-from ..rounds import Mul, Steps, Trunc, pow2, run, sum_groups
+from ..rounds import Mul, Steps, Trunc, pow2, run, sum_groups, wide_rounding
 from ..sectypes import SecretFix
 from ..shares import SharedArray
 from . import logistic as lg
@@ -608,7 +608,10 @@ async def logistic_regression(
     xsh, ysh, n, d = await _input_features(s, scaled, ys, cfg, with_labels=not newton, counts=owners)
     if isinstance(cfg, lg.NewtonConfig):
         summ = await _summed_summaries(s, scaled, ys, n, d, fmt, cfg)
-        wb = await run(s, lg.newton_steps(xsh, summ, n, d, cfg, fmt, progress, owners))
+        # the factorization, the solves and the scalings round within a few units of 2^-f (ranged
+        # masks: rounds.wide_rounding), which moves the iteration less than its own error does
+        with wide_rounding():
+            wb = await run(s, lg.newton_steps(xsh, summ, n, d, cfg, fmt, progress, owners))
     else:
         wb = await run(s, _gd_steps(xsh, ysh, n, d, cfg, fmt, progress))
     if not reveal:

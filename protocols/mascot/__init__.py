@@ -33,6 +33,7 @@ from ..shares import ShareContext, SharedArray
 from .auth import authenticate
 from .cope import CopeReceiver, CopeSender
 from .owned import generate_owned_triples
+from .ranged import generate_ranged
 from .triples import TAU, generate_triples, ot_channel
 
 if TYPE_CHECKING:
@@ -128,6 +129,12 @@ class MascotParty:
             count,
             width,
         )
+
+    async def ranged_randoms(self, s: Session, count: int, width: int) -> SharedArray:
+        """``[R]`` for ``count`` sums of the parties' range-proven uniform ``width``-bit randoms
+        (``ranged.py``): what a wide-rounding truncation masks with."""
+        self._check(s)
+        return await generate_ranged(s, self.cope_send, self.cope_recv, count, width)
 
     async def input_masks(self, s: Session, owner: int, count: int) -> tuple[SharedArray, np.ndarray | None]:
         """``[[r]]`` for ``count`` random ``r`` known to ``owner`` only (clear ``r`` returned there)."""

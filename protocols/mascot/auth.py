@@ -73,11 +73,16 @@ async def authenticate(
     receivers: dict[int, CopeReceiver],
     mine: np.ndarray | None,
     sizes: list[int],
+    *,
+    keep: dict[int, np.ndarray] | None = None,
 ) -> list[SharedArray | None]:
     """Authenticate ``sizes[i]`` values from each party ``i`` (``mine`` is ours); ``[[x_i]]`` per owner.
 
     ``senders[j]`` / ``receivers[j]`` are this party's COPE ends with peer ``j`` (set up under the
-    current MAC key). Owners with size 0 contribute nothing and get ``None``.
+    current MAC key). Owners with size 0 contribute nothing and get ``None``. ``keep``, if given,
+    receives our COPE outputs ``t_ij`` per key holder ``j`` (``1 + sizes[me]`` columns: the check's
+    mask first), for proofs about our values on the pairwise correlations (``ranged.py``); the key
+    holder's side ``q_ji`` is its MAC share of our values.
     """
     f = s.field
     me, n = s.party, s.n
@@ -99,12 +104,17 @@ async def authenticate(
         nonlocal my_value
         assert ext is not None and my_mac is not None
         ch = s.pair_channel(j, cope_channel(me, j))
+        kept = None
+        if keep is not None:
+            kept = keep[j] = np.empty((f.words, ext.shape[1]), dtype=np.uint64)
         chunks = cope_chunks(f, ext.shape[1], n)
         for i, (c0, c1) in enumerate(chunks):
             if i >= COPE_WINDOW:  # j has processed chunk i - COPE_WINDOW: at most a window in flight
                 expect_bytes(await ch.recv(), j, "a COPE acknowledgement", len(_ACK))
             t = await senders[j].extend(ch, ext[:, c0:c1])
             my_mac[:, c0:c1] = f.add(my_mac[:, c0:c1], t)
+            if kept is not None:
+                kept[:, c0:c1] = t
         seed = os.urandom(SEED_BYTES)
         await ch.send(seed)
         share_j = f.random(ext.shape[1], PRG(seed))

@@ -129,6 +129,19 @@ class DealerSession:
         c = f.mul(a, np.repeat(b, width, axis=1))
         return self._share(a, prg), self._share(b, prg), self._share(c, prg)
 
+    async def ranged_randoms(self, n: int, width: int) -> SharedArray:
+        """``n`` sums of one uniform ``width``-bit random per party (``protocols.mascot.ranged``)."""
+        from ..mascot.ranged import max_width, uniform_below_pow2
+
+        f = self._d.field
+        if n < 0 or not 1 <= width <= max_width(f, self._d.n):
+            raise ValueError(f"ranged randoms: {n} of {width} bits")
+        prg = self._next(f"ranged-{width}")
+        total = f.zeros(n)
+        for _ in range(self._d.n):
+            total = f.add(total, uniform_below_pow2(prg, n, width, f.words))
+        return self._share(total, prg)
+
     # ------------------------------------------------------------------ binary material
     def _share_bits(self, bits: np.ndarray, prg: PRG) -> AuthBits:
         """XOR-share clear 0/1 ``bits`` with MAC shares under ``Delta``; return ours."""

@@ -17,6 +17,9 @@ validation, the plan recorder, the memory bounds and the config's watermark keys
   ``[a_g]``, ``[b]``, ``[c_g] = [a_g b]`` whose ``a`` party ``j`` knows (``protocols.mascot.owned``), for
   products with party ``j``'s own values (``rounds.OwnedMul``). They live here because this registry
   already gives a kind with a parameter its pools, batches, plans, bounds and config keys.
+* ``ranged:<W>``: ``ranged_randoms(n, W)``, field material only: ``[R]`` with ``R`` the sum of every
+  party's range-proven uniform ``W``-bit random (``protocols.mascot.ranged``), the masks of
+  ``rounds.wide_rounding`` truncations. Here for the same reason.
 
 A *sized* kind (one with a bit length) has one pool per ``k``: ``edabit:32`` and ``edabit:41`` are
 different pools. Its bit part holds ``k`` bits per item, element by element (``Batch.widths``).
@@ -178,6 +181,27 @@ for _j in range(MAX_OWNERS):
             owner=_j,
         )
     )
+
+
+RANGED = "ranged"
+
+
+async def _ranged(s: Session, bs: BitSession, n: int, k: int) -> tuple[Any, ...]:
+    return (await s.pre.ranged_randoms(n, k),)  # type: ignore[attr-defined]
+
+
+def _ranged_cost(count: int, k: int, parties: int) -> dict[str, int]:
+    # every party authenticates v, the k bits and the carry of each item: input masks' work
+    return {"and_triples": 0, "dabits": 0, "input_bits": 0, "items": count * (k + 2)}
+
+
+def _ranged_width(field: PrimeField, parties: int) -> int:
+    from ..mascot.ranged import max_width
+
+    return max_width(field, parties)
+
+
+register(MixedKind(RANGED, "ranged_randoms", _ranged, ("field",), _ranged_cost, _ranged_width))
 
 
 def owned_name(owner: int, width: int) -> str:

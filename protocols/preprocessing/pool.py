@@ -374,6 +374,10 @@ class PooledSession:
         r, bits = await self._mixed(f"loose{mixed.SEP}{k}", n)
         return r, bits
 
+    async def ranged_randoms(self, n: int, width: int) -> SharedArray:
+        (r,) = await self._mixed(f"{mixed.RANGED}{mixed.SEP}{width}", n)
+        return r  # type: ignore[no-any-return]
+
     async def owned_triples(
         self, owner: int, n: int, width: int
     ) -> tuple[SharedArray, SharedArray, SharedArray]:
