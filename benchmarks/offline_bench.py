@@ -34,6 +34,10 @@ Two sections for issue #13 follow (``--sections mascot,binary,ot``, default all;
 * **ot**: SoftSpokenOT (new, MASCOT's default) against KOS (old), ``ot_bench.bench`` (imported), each
   in a fresh process: random OTs/s, bytes per OT (both ways), set-up, peak RSS, and new/old.
 
+``--ranged W`` (with ``--sections mascot``): ranged randoms of ``W`` bits instead of triples, each row
+against ``W`` field random bits made by the same parties (what a ``rounds.wide_rounding`` truncation's
+low part replaces); ``--owned G``: owned triples in groups of ``G``.
+
     python benchmarks/offline_bench.py [--quick] [--only p127:3] [--sections binary,ot]
                                        [--binary-kinds and_triple,dabit] [--ot-log2m 20]
 """
@@ -85,10 +89,19 @@ class _UseMascotKey(PassThrough):
 
 
 async def _run_mascot(
-    modulus: str, n: int, batch: int, repeats: int, check: int, ot: str = "kos", owned: int = 0
+    modulus: str,
+    n: int,
+    batch: int,
+    repeats: int,
+    check: int,
+    ot: str = "kos",
+    owned: int = 0,
+    ranged: int = 0,
 ) -> dict[str, Any]:
     """``owned``: instead of triples, owned triples (``protocols.mascot.owned``) in groups of that many
-    products, ``batch`` products per batch, the owner rotating over the parties; rates per product."""
+    products, ``batch`` products per batch, the owner rotating over the parties; rates per product.
+    ``ranged``: ranged randoms of that many bits (``protocols.mascot.ranged``), then one batch of
+    ``batch`` field random bits on the same parties for comparison (``bit_seconds``)."""
     import actors
     from protocols.field import get_field
     from protocols.mascot import MascotParty
@@ -106,6 +119,24 @@ async def _run_mascot(
         b0 = hub.bytes_sent[s.party]  # only this party's own sends move its counter
         times = []
         triples = None
+        if ranged:
+            for _ in range(repeats):
+                t = time.perf_counter()
+                items = await me.ranged_randoms(s, batch, ranged)
+                times.append(time.perf_counter() - t)
+            sent = hub.bytes_sent[s.party] - b0
+            t = time.perf_counter()
+            await me.bits(s, batch)
+            bit_seconds = time.perf_counter() - t
+            opened = (await s.output(items[:check])).tolist()
+            return {
+                "setup": setup,
+                "times": times,
+                "setup_bytes": b0,
+                "bytes": sent,
+                "opened": opened,
+                "bit_seconds": bit_seconds,
+            }
         for rep in range(repeats):
             t = time.perf_counter()
             if owned:
@@ -130,6 +161,22 @@ async def _run_mascot(
         hub_box.append(cl.hub)
         res = await cl.run(prog)
     p = field.modulus
+    if ranged:
+        vals = [int(v) for v in res[0]["opened"]]
+        ok = len(vals) == check and all(0 <= v < n << ranged for v in vals)
+        times = [max(r["times"][k] for r in res) for k in range(repeats)]
+        return {
+            "modulus": modulus,
+            "n": n,
+            "batch": batch,
+            "width": ranged,
+            "setup": max(r["setup"] for r in res),
+            "times": times,
+            "item_seconds": statistics.median(times) / batch,
+            "bit_seconds": max(r["bit_seconds"] for r in res) / batch,
+            "bytes_per_item": statistics.mean(r["bytes"] for r in res) / (batch * repeats),
+            "ok": ok,
+        }
     a, b, c = res[0]["opened"]
     ok = all((int(x) * int(y) - int(z)) % p == 0 for x, y, z in zip(a, b, c, strict=True)) and len(a) == check
     made = batch // owned * owned if owned else batch  # products (or triples) per batch
@@ -167,7 +214,9 @@ def _one(args: argparse.Namespace) -> int:
 
         r = trio.run(ot_bench.bench, 1 << args.ot_log2m, args.repeats, args.child_ot)
     else:
-        r = trio.run(_run_mascot, args.modulus, args.n, args.batch, args.repeats, 8, args.ot, args.owned)
+        r = trio.run(
+            _run_mascot, args.modulus, args.n, args.batch, args.repeats, 8, args.ot, args.owned, args.ranged
+        )
     from compare_bench import hwm_mb  # the same VmHWM reading as the comparison rows
 
     r["rss"] = hwm_mb()
@@ -265,6 +314,8 @@ def _mascot_section(configs: list[tuple[str, int]], args: argparse.Namespace) ->
     )
     ok = True
     extensions = [e.strip() for e in args.ot.split(",") if e.strip()]
+    if args.ranged:
+        return _ranged_rows(configs, extensions, args)
     for mod, n in configs:
         for ext in extensions:
             batch = args.batch or (1000 if args.quick else (8000 if n == 2 else 4000))
@@ -280,6 +331,33 @@ def _mascot_section(configs: list[tuple[str, int]], args: argparse.Namespace) ->
                 f"{batch / r['first']:9.0f}{warm}{r['bytes_per_triple'] / 1e3:8.2f}"
                 f"{r['setup_bytes'] / 1e3:10.1f}{r['rss']:8.0f}  "
                 f"{'ok  ' if r['ok'] else 'FAIL'}    {ys[0]:,.0f}/s, {ys[1]} kB",
+                flush=True,
+            )
+            ok &= r["ok"]
+    return ok
+
+
+def _ranged_rows(configs: list[tuple[str, int]], extensions: list[str], args: argparse.Namespace) -> bool:
+    """``--ranged W``: ranged randoms of ``W`` bits against ``W`` field random bits (what a wide-rounding
+    truncation's low part replaces), per item, on the same parties."""
+    w = args.ranged
+    print(f"\nranged randoms of {w} bits (protocols.mascot.ranged) against {w} field random bits")
+    print(
+        f"{'field':<6}{'n':>3}{'ot':>11}{'batch':>7}{'ms/item':>9}{'kB/item':>9}"
+        f"{'ms/W bits':>11}{'ratio':>7}  check"
+    )
+    ok = True
+    for mod, n in configs:
+        for ext in extensions:
+            batch = args.batch or (500 if args.quick else 4000)
+            r = _subprocess(
+                ["--one", "--modulus", mod, "--n", str(n), "--batch", str(batch)]
+                + ["--repeats", str(args.repeats), "--ot", ext, "--ranged", str(w)]
+            )
+            item, bits = r["item_seconds"] * 1e3, r["bit_seconds"] * w * 1e3
+            print(
+                f"{mod:<6}{n:>3}{ext:>11}{batch:>7}{item:9.3f}{r['bytes_per_item'] / 1e3:9.1f}{bits:11.3f}"
+                f"{bits / item:7.1f}  {'ok' if r['ok'] else 'FAIL'}",
                 flush=True,
             )
             ok &= r["ok"]
@@ -302,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ot-log2m", type=int, default=0, help="OTs per extend: 2^N (default 20, quick 18)")
     ap.add_argument(
         "--owned", type=int, default=0, help="owned triples in groups of N products instead of triples"
+    )
+    ap.add_argument(
+        "--ranged", type=int, default=0, help="ranged randoms of N bits (against N field random bits)"
     )
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child mode
     ap.add_argument("--child-binary", default="", help=argparse.SUPPRESS)

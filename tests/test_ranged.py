@@ -27,9 +27,11 @@ from protocols.field import P61, P127, get_field
 from protocols.intercept import Forwarding
 from protocols.mascot import MascotParty
 from protocols.mascot.ranged import (
+    DEGREE,
     add_mod_pow2,
     bit_planes,
     decompose,
+    digit_widths,
     generate_ranged,
     max_width,
     uniform_below_pow2,
@@ -58,8 +60,14 @@ def test_add_mod_pow2_and_planes_match_python_ints() -> None:
         assert carry.tolist() == [(x + y) >> width for x, y in zip(ai, bi, strict=True)]
         planes = bit_planes(r, width)
         assert [sum(int(planes[j, e]) << j for j in range(width)) for e in range(200)] == ri
-        both = decompose(a, b, width)
-        assert both.shape == (width + 1, 200) and both[width].tolist() == carry.tolist()
+        rows = decompose(a, b, width)
+        widths = digit_widths(width)
+        assert rows.shape == (len(widths), 200) and rows[-1].tolist() == carry.tolist()
+        assert all(int(rows[i].max()) < 1 << w for i, w in enumerate(widths))
+        offsets = np.cumsum([0, *widths[:-1]])
+        assert [
+            sum(int(rows[i, e]) << int(offsets[i]) for i in range(len(widths) - 1)) for e in range(200)
+        ] == ri
 
 
 def test_widths() -> None:
@@ -131,14 +139,15 @@ async def test_bad_widths_are_refused_before_anything_is_sent() -> None:
 
 
 def cheat_prepare(bad: Any) -> oc.PrepareFactory:
-    """The cheater's step 3 replaced by ``bad(v, rho, width) -> planes`` (``live``: else the honest)."""
+    """The cheater's step 3 replaced by ``bad(rows, width) -> rows`` on the honest digit rows (``live``:
+    else the honest)."""
 
     def factory(victim: int, live: bool, hits: list[int]) -> oc.Prepare:
         def prepare(m: MascotParty, s: Session) -> None:
             def step3(v: np.ndarray, rho: np.ndarray, width: int) -> np.ndarray:
                 hits.append(1)
-                planes = decompose(v, rho, width)
-                return bad(planes, width) if live else planes
+                rows = decompose(v, rho, width)
+                return bad(rows, width) if live else rows
 
             async def ranged(s: Session, count: int, width: int) -> Any:
                 return await generate_ranged(s, m.cope_send, m.cope_recv, count, width, decompose=step3)
@@ -150,29 +159,26 @@ def cheat_prepare(bad: Any) -> oc.PrepareFactory:
     return factory
 
 
-def non_bit(planes: np.ndarray, width: int) -> np.ndarray:
-    """Bit 0 of an item set to 2 and bit 1 cleared where bit 0 was 0 and bit 1 was 1: the same value
-    (the linear check passes), with a plane that is no bit."""
-    out = planes.copy()
-    e = int(np.flatnonzero((planes[0] == 0) & (planes[1] == 1))[0])
-    out[0, e], out[1, e] = 2, 0
+def non_digit(rows: np.ndarray, width: int) -> np.ndarray:
+    """Digit 0 of an item raised by the base and digit 1 lowered by one: the same value (the linear
+    check passes), with a row that holds no digit."""
+    out = rows.copy()
+    e = int(np.flatnonzero(rows[1] > 0)[0])
+    out[0, e], out[1, e] = rows[0, e] + DEGREE, rows[1, e] - 1
     return out
 
 
-def wrong_carry(planes: np.ndarray, width: int) -> np.ndarray:
+def wrong_carry(rows: np.ndarray, width: int) -> np.ndarray:
     """The carry of one item flipped: ``R`` off by ``2^W`` (or below 0)."""
-    out = planes.copy()
-    out[width, 3] ^= 1
+    out = rows.copy()
+    out[-1, 3] ^= 1
     return out
 
 
-def top_bit_as_carry(planes: np.ndarray, width: int) -> np.ndarray:
-    """An item's top bit cleared and its carry flipped: well-formed bits of another value than the
-    committed one (the linear check)."""
-    out = planes.copy()
-    e = int(np.flatnonzero(planes[width - 1] == 1)[0])
-    out[width - 1, e] = 0
-    out[width, e] = 1 - out[width, e]
+def another_value(rows: np.ndarray, width: int) -> np.ndarray:
+    """Well-formed digits of another value than the committed one (digit 0 of an item moved by one)."""
+    out = rows.copy()
+    out[0, 5] ^= 1
     return out
 
 
@@ -200,11 +206,11 @@ async def proof_step(p: int, n: int) -> int:
 
 
 def proof_rule(parties: Sequence[MascotParty], cheater: int, victim: int, live: bool) -> oc.Rule:
-    """The cheater's proof ``(U, V)`` to the victim, ``V`` one larger."""
+    """The cheater's proof (its ``DEGREE`` coefficients) to the victim, the second one larger."""
     f = parties[0].field
     step = PROOF_STEP[(f.modulus, len(parties))]
     return oc.Rule(
-        oc.every(lambda w: w.step == step, oc.n_elements(f, 2), lambda w: w.peer == victim),
+        oc.every(lambda w: w.step == step, oc.n_elements(f, DEGREE), lambda w: w.peer == victim),
         oc.add_at(lambda t: [1], 1 if live else 0),
     )
 
@@ -228,13 +234,13 @@ def linear_value_rule(parties: Sequence[MascotParty], cheater: int, victim: int,
 
 
 RANGED_CASES: dict[str, oc.Case] = {
-    "a plane that is no bit": oc.Case(prepare=cheat_prepare(non_bit), kind="ranged", text="bit check"),
+    "a row that is no digit": oc.Case(prepare=cheat_prepare(non_digit), kind="ranged", text="digit check"),
     "a wrong carry": oc.Case(prepare=cheat_prepare(wrong_carry), kind="ranged", text="do not add up"),
-    "bits of another value": oc.Case(
-        prepare=cheat_prepare(top_bit_as_carry), kind="ranged", text="do not add up"
+    "digits of another value": oc.Case(
+        prepare=cheat_prepare(another_value), kind="ranged", text="do not add up"
     ),
-    "a tampered proof": oc.Case(rule=proof_rule, kind="ranged", text="bit check"),
-    "a false complaint": oc.Case(rule=verdict_rule, kind="ranged", text="reports a failed bit check"),
+    "a tampered proof": oc.Case(rule=proof_rule, kind="ranged", text="digit check"),
+    "a false complaint": oc.Case(rule=verdict_rule, kind="ranged", text="reports a failed digit check"),
     "the opened check value": oc.Case(rule=linear_value_rule, kind="ranged", detector=MacCheckError),
     "the coin": oc.Case(rule=oc.coin_rule(0, 1), kind="ranged", detector=CommitmentError),
 }

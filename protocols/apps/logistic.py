@@ -55,8 +55,11 @@ that is from scikit-learn's coefficients.
 first costs ``2 N d`` products, the sigmoid per row, and ``D^2`` triples and ``4 D`` truncations for
 the solves. In a ``comparison="auto"`` session (binary material) the products are owned (``2 d`` per
 row, in groups of 32), the sigmoid is a loose edaBit, three daBits, about 350 AND triples and four
-triples per row, and a truncation by ``m`` draws ``m`` field bits; on the field path the products
-are triples, the sigmoid 205 triples and 131 field bits per row, and a truncation ``K + 40`` bits.
+triples per row, and ``regression.logistic_regression`` runs the method inside
+``rounds.wide_rounding()``: a truncation draws two ranged randoms (``protocols.mascot.ranged``, a
+twelfth of ``m`` field bits' cost) and rounds within ``n / 2 + 1`` units of ``2^-f`` instead of 1; on
+the field path the products are triples, the sigmoid 205 triples and 131 field bits per row, and a
+truncation ``K + 40`` bits.
 At ``d = 30``: 60 owned products and 4 triples per row and iteration (a third of a triple each: about
 24 triples' worth), against 267 triples on the field path. ``docs/models.md`` gives the totals
 measured with ``actors.plan.preprocessing_plan`` and the time end to end.

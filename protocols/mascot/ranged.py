@@ -125,14 +125,83 @@ def bit_planes(x: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+DIGIT_BITS = 4
+"""Bits per proven digit: base-8 digits, each checked by the degree-8 polynomial ``x (x - 1) .. (x - 7)``
+(a third of the inputs of bits, for about 70 field products per digit at its owner)."""
+
+
+def digit_widths(width: int, digit_bits: int = DIGIT_BITS) -> list[int]:
+    """The bits of each decomposition row of a ``width``-bit value: full digits, a narrower top digit
+    if ``width`` is no multiple of ``digit_bits``, then the carry (1)."""
+    nd = -(-width // digit_bits)
+    return [digit_bits] * (nd - 1) + [width - digit_bits * (nd - 1), 1]
+
+
 def decompose(v: np.ndarray, rho: np.ndarray, width: int) -> np.ndarray:
-    """Step 3 at one party: the bit planes of ``R = (v + rho) mod 2^W`` and, as plane ``W``, the carry
-    (``(W + 1, count)`` uint8)."""
+    """Step 3 at one party: the digits of ``R = (v + rho) mod 2^W`` (``digit_widths``, LSB first) and,
+    as the last row, the carry: ``(rows, count)`` uint8."""
     r, carry = add_mod_pow2(v, rho, width)
-    return np.concatenate([bit_planes(r, width), carry[None, :]])
+    planes = bit_planes(r, width)
+    rows, j = [], 0
+    for bits in digit_widths(width)[:-1]:
+        d = np.zeros(planes.shape[1], dtype=np.uint8)
+        for b in range(bits):
+            d |= planes[j + b] << np.uint8(b)
+        rows.append(d)
+        j += bits
+    rows.append(carry)
+    return np.stack(rows)
 
 
 Decompose = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
+
+
+DEGREE = 1 << DIGIT_BITS  # of the digit check: the widest digit's number of values
+
+
+def _groups(widths: list[int], count: int) -> list[tuple[list[int], int, int]]:
+    """``(allowed values, lo, hi)``: runs of rows with the same digit range, as column ranges of the
+    authenticated vector (after the ``DEGREE - 1`` masks)."""
+    out: list[tuple[list[int], int, int]] = []
+    lo = DEGREE - 1
+    for bits in widths:
+        allowed = list(range(1 << bits))
+        if out and out[-1][0] == allowed:
+            out[-1] = (allowed, out[-1][1], lo + count)
+        else:
+            out.append((allowed, lo, lo + count))
+        lo += count
+    return out
+
+
+def _prover_poly(field: PrimeField, x: np.ndarray, m: np.ndarray, allowed: list[int]) -> list[np.ndarray]:
+    """The coefficients (of ``Delta^0 ..``) of ``prod_v ((x - v) Delta - M)`` over ``v`` in ``allowed``:
+    the key holder's ``prod_v (q - v Delta)`` written in the owner's terms (``q = Delta x - M``). Its top
+    coefficient ``prod_v (x - v)`` is zero for an allowed ``x``, which is all an honest owner has.
+
+    Coefficient ``k`` is ``e_k(x - v : v) (-M)^(|allowed| - k)`` (``e_k`` the elementary symmetric
+    polynomials of the ``x - v``, which depend on the small digit ``x`` only): a table and the powers
+    of ``-M``, ``2 |allowed|`` products per element instead of ``|allowed|^2``."""
+    f = field
+    size = len(allowed)
+    table = np.zeros((size, size + 1), dtype=object)  # table[x, k] = e_k(x - v : v in allowed)
+    for xi, xv in enumerate(allowed):
+        e = [1]
+        for val in allowed:
+            a = xv - val
+            e = [(e[k] if k < len(e) else 0) + (a * e[k - 1] if k else 0) for k in range(len(e) + 1)]
+        table[xi] = e
+    # an honest owner's digits are in range; a cheater's proof fails whatever it computes
+    idx = np.clip(np.asarray(x, dtype=np.int64) - allowed[0], 0, size - 1)
+    neg_m = f.neg(m)
+    powers = [None, neg_m]
+    for _ in range(size - 1):
+        powers.append(f.mul(powers[-1], neg_m))
+    out = []
+    for k in range(size):
+        col = f.from_ints([int(v) % f.modulus for v in table[:, k]])[:, idx]
+        out.append(f.mul(col, powers[size - k]))  # type: ignore[arg-type]
+    return out
 
 
 def _as_field(field: PrimeField, bits: np.ndarray) -> np.ndarray:
@@ -174,12 +243,16 @@ async def generate_ranged(
     rho_prg = PRG(rho_seed)
     rhos = [uniform_below_pow2(rho_prg, count, width, f.words) for _ in range(n)]
 
-    # 3. decompose: R = (v + rho) mod 2^W, carry w; authenticate [u, bit planes of R, w]
-    planes = decompose(v, rhos[me], width)  # (W + 1, count)
-    u = f.random(1, prg)
-    mine = f.concat([u, _as_field(f, planes)])
+    # 3. decompose: R = (v + rho) mod 2^W into digits and the carry w; authenticate the proof's D - 1
+    # masks, then the rows
+    widths = digit_widths(width)
+    rows = decompose(v, rhos[me], width)
+    masks = f.random(DEGREE - 1, prg)
+    mine = f.concat([masks, _as_field(f, rows)])
     keep: dict[int, np.ndarray] = {}
-    decomposed = await authenticate(s, cope_send, cope_recv, mine, [1 + (width + 1) * count] * n, keep=keep)
+    size = DEGREE - 1 + len(widths) * count
+    decomposed = await authenticate(s, cope_send, cope_recv, mine, [size] * n, keep=keep)
+    head = DEGREE - 1  # the masks' columns
 
     # 4. the linear check, one opened value per owner
     steps = (s.next_step(), s.next_step())
@@ -193,16 +266,20 @@ async def generate_ranged(
         d = decomposed[i]
         c = committed[i]
         assert d is not None and c is not None
-        bits = SharedArray(s.ctx, d.value[:, 1:], d.mac[:, 1:])
-        composed = SharedArray(
-            s.ctx, f.compose_pow2(bits.value, count), f.compose_pow2(bits.mac, count)
-        )  # sum_j 2^j b_j + 2^W w
+        composed = SharedArray(s.ctx, f.zeros(count), f.zeros(count))  # sum_j 2^(offset_j) d_j + 2^W w
+        offset = 0
+        for r, bits in enumerate(widths):
+            lo = head + r * count
+            row = SharedArray(s.ctx, d.value[:, lo : lo + count], d.mac[:, lo : lo + count])
+            composed = composed + row.mul_public_field(f.from_ints([1 << offset]))
+            offset += bits
         diff = (composed - c).add_public_field(f.neg(rhos[i]))
         val, mac = combine(f, PRG(lin_seeds[i]), [diff.value, diff.mac])
         values.append(val)
         macs.append(mac)
         # the output part of owner i: v + rho - 2^W w
-        w_part = SharedArray(s.ctx, bits.value[:, width * count :], bits.mac[:, width * count :])
+        lo = head + (len(widths) - 1) * count
+        w_part = SharedArray(s.ctx, d.value[:, lo:], d.mac[:, lo:])
         outs.append(c.add_public_field(rhos[i]) - w_part.mul_public_field(f.from_ints([1 << width])))
     check = SharedArray(s.ctx, f.from_ints(values), f.from_ints(macs))
     (opened,) = await s.open_unchecked([check])
@@ -210,37 +287,60 @@ async def generate_ranged(
     bad = [i for i, z in enumerate(f.to_ints(opened)) if z != 0]
     if bad:
         raise PreprocessingError(
-            f"ranged randoms: party {bad[0]}'s bits do not add up to its committed value", culprit=bad[0]
+            f"ranged randoms: party {bad[0]}'s digits do not add up to its committed value", culprit=bad[0]
         )
 
-    # 5. the bit check (QuickSilver), every owner to every key holder, then everyone's verdict
+    # 5. the digit check (QuickSilver, degree DEGREE), every owner to every key holder, then verdicts
     step = s.next_step()
-    x_mask = planes.reshape(-1).astype(bool)
+    groups = _groups(widths, count)
     for j in range(n):
         if j == me:
             continue
-        t = keep[j]  # column 0: auth's own mask; 1: u; then the planes
-        t_u, t_b = t[:, 1:2], t[:, 2:]
-        a0, a1 = combine(f, PRG(qs_seeds[me]), [f.square(t_b), f.neg_where(t_b, x_mask)])
-        big_u = f.add(f.from_ints([a0]), t_u)
-        big_v = f.sub(f.from_ints([a1]), u)
-        await s.net.send(j, step, f.to_bytes(f.concat([big_u, big_v])))
+        t = keep[j][:, 1:]  # column 0 is auth's own mask
+        coeffs = [0] * DEGREE
+        seeds = PRG(qs_seeds[me])
+        for allowed, lo, hi in groups:
+            poly = _prover_poly(f, rows.reshape(-1)[lo - head : hi - head], t[:, lo:hi], allowed)
+            shift = DEGREE - len(allowed)
+            sums = combine(f, PRG(seeds.random_bytes(16)), poly[: DEGREE - shift])
+            for e, v_e in enumerate(sums):
+                coeffs[e + shift] += v_e
+        # the mask polynomial sum_i Delta^(i-1) (Delta s_i - M_i): coefficients -M_1, s_e - M_(e+1), s_(D-1)
+        big = f.from_ints(coeffs)
+        big[:, 0:1] = f.sub(big[:, 0:1], t[:, 0:1])
+        for e in range(1, DEGREE - 1):
+            big[:, e : e + 1] = f.sub(f.add(big[:, e : e + 1], masks[:, e - 1 : e]), t[:, e : e + 1])
+        big[:, DEGREE - 1 :] = f.add(big[:, DEGREE - 1 :], masks[:, DEGREE - 2 : DEGREE - 1])
+        await s.net.send(j, step, f.to_bytes(big))
     alpha = s.ctx.alpha
+    powers = [f.from_ints([1])]
+    for _ in range(DEGREE):
+        powers.append(f.mul(powers[-1], alpha))
     failed: list[int] = []
     for i in range(n):
         if i == me:
             continue
         d = decomposed[i]
         assert d is not None
-        q_u, q_b = d.mac[:, 0:1], d.mac[:, 1:]
-        (b_sum,) = combine(f, PRG(qs_seeds[i]), [f.mul(q_b, f.sub(q_b, alpha))])
-        raw = expect_bytes(await s.net.recv(i, step), i, "a ranged-random proof", 2 * f.elem_bytes)
-        got = f.from_bytes(raw, 2)
+        q = d.mac
+        expect = f.zeros(1)
+        seeds = PRG(qs_seeds[i])
+        for allowed, lo, hi in groups:
+            prod = f.sub(q[:, lo:hi], f.mul(f.from_ints([allowed[0]]), alpha))
+            for val in allowed[1:]:
+                prod = f.mul(prod, f.sub(q[:, lo:hi], f.mul(f.from_ints([val]), alpha)))
+            (b_sum,) = combine(f, PRG(seeds.random_bytes(16)), [prod])
+            expect = f.add(expect, f.mul(f.from_ints([b_sum]), powers[DEGREE - len(allowed)]))
+        for e in range(1, DEGREE):  # the masks: sum_i Delta^(i-1) q_i
+            expect = f.add(expect, f.mul(q[:, e - 1 : e], powers[e - 1]))
+        raw = expect_bytes(await s.net.recv(i, step), i, "a ranged-random proof", DEGREE * f.elem_bytes)
+        got = f.from_bytes(raw, DEGREE)
         if not f.is_canonical(got):
             raise ProtocolError(f"party {i} sent an out-of-range proof value", culprit=i)
-        lhs = f.add(got[:, 0:1], f.mul(got[:, 1:2], alpha))
-        rhs = f.sub(f.from_ints([b_sum]), q_u)
-        if not f.equal(lhs, rhs):
+        lhs = f.zeros(1)
+        for e in range(DEGREE):
+            lhs = f.add(lhs, f.mul(got[:, e : e + 1], powers[e]))
+        if not f.equal(lhs, expect):
             failed.append(i)
     verdict_step = s.next_step()
     mine_verdict = _FAIL if failed else _OK
@@ -257,11 +357,11 @@ async def generate_ranged(
                 complaints.append(j)
     if failed:
         raise PreprocessingError(
-            f"ranged randoms: party {failed[0]}'s bits failed the bit check", culprit=failed[0]
+            f"ranged randoms: party {failed[0]}'s digits failed the digit check", culprit=failed[0]
         )
     if complaints:
         raise PreprocessingError(
-            f"ranged randoms: party {complaints[0]} reports a failed bit check", culprit=complaints[0]
+            f"ranged randoms: party {complaints[0]} reports a failed digit check", culprit=complaints[0]
         )
 
     total = outs[0]
