@@ -210,6 +210,96 @@ def _as_field(field: PrimeField, bits: np.ndarray) -> np.ndarray:
     return out
 
 
+Groups = list[tuple[list[int], int, int]]
+
+
+async def prove_ranges(
+    s: Session,
+    authenticated: list[SharedArray | None],
+    keep: dict[int, np.ndarray],
+    mine: np.ndarray,
+    masks: np.ndarray,
+    groups: Groups,
+    seeds: list[bytes],
+) -> None:
+    """Step 5: every party proves that its authenticated values (``authenticate(..., keep=keep)`` of
+    ``[masks, values]``, the ``DEGREE - 1`` masks first) lie in their allowed sets, to every other
+    party, with QuickSilver's degree-``DEGREE`` check; then every party's verdict, and
+    ``PreprocessingError`` everywhere if one failed. ``groups``: ``(allowed values, lo, hi)`` column
+    ranges of the authenticated vectors (masks at ``0 .. DEGREE - 2``), the same at every party;
+    ``mine``: our values in columns ``DEGREE - 1 ..``; ``seeds[i]``: owner ``i``'s coin seed."""
+    f = s.field
+    me, n = s.party, s.n
+    head = DEGREE - 1
+    step = s.next_step()
+    for j in range(n):
+        if j == me:
+            continue
+        t = keep[j][:, 1:]  # column 0 is auth's own mask
+        coeffs = [0] * DEGREE
+        prg = PRG(seeds[me])
+        for allowed, lo, hi in groups:
+            poly = _prover_poly(f, mine[lo - head : hi - head], t[:, lo:hi], allowed)
+            shift = DEGREE - len(allowed)
+            sums = combine(f, PRG(prg.random_bytes(16)), poly[: DEGREE - shift])
+            for e, v_e in enumerate(sums):
+                coeffs[e + shift] += v_e
+        # the mask polynomial sum_i Delta^(i-1) (Delta s_i - M_i): coefficients -M_1, s_e - M_(e+1), s_(D-1)
+        big = f.from_ints(coeffs)
+        big[:, 0:1] = f.sub(big[:, 0:1], t[:, 0:1])
+        for e in range(1, DEGREE - 1):
+            big[:, e : e + 1] = f.sub(f.add(big[:, e : e + 1], masks[:, e - 1 : e]), t[:, e : e + 1])
+        big[:, DEGREE - 1 :] = f.add(big[:, DEGREE - 1 :], masks[:, DEGREE - 2 : DEGREE - 1])
+        await s.net.send(j, step, f.to_bytes(big))
+    alpha = s.ctx.alpha
+    powers = [f.from_ints([1])]
+    for _ in range(DEGREE):
+        powers.append(f.mul(powers[-1], alpha))
+    failed: list[int] = []
+    for i in range(n):
+        if i == me:
+            continue
+        d = authenticated[i]
+        assert d is not None
+        q = d.mac
+        expect = f.zeros(1)
+        prg = PRG(seeds[i])
+        for allowed, lo, hi in groups:
+            prod = f.sub(q[:, lo:hi], f.mul(f.from_ints([allowed[0]]), alpha))
+            for val in allowed[1:]:
+                prod = f.mul(prod, f.sub(q[:, lo:hi], f.mul(f.from_ints([val]), alpha)))
+            (b_sum,) = combine(f, PRG(prg.random_bytes(16)), [prod])
+            expect = f.add(expect, f.mul(f.from_ints([b_sum]), powers[DEGREE - len(allowed)]))
+        for e in range(1, DEGREE):  # the masks: sum_i Delta^(i-1) q_i
+            expect = f.add(expect, f.mul(q[:, e - 1 : e], powers[e - 1]))
+        raw = expect_bytes(await s.net.recv(i, step), i, "a range proof", DEGREE * f.elem_bytes)
+        got = f.from_bytes(raw, DEGREE)
+        if not f.is_canonical(got):
+            raise ProtocolError(f"party {i} sent an out-of-range proof value", culprit=i)
+        lhs = f.zeros(1)
+        for e in range(DEGREE):
+            lhs = f.add(lhs, f.mul(got[:, e : e + 1], powers[e]))
+        if not f.equal(lhs, expect):
+            failed.append(i)
+    verdict_step = s.next_step()
+    mine_verdict = _FAIL if failed else _OK
+    for j in range(n):
+        if j != me:
+            await s.net.send(j, verdict_step, mine_verdict)
+    complaints = list(failed[:1])
+    for j in range(n):
+        if j != me:
+            got_v = bytes(expect_bytes(await s.net.recv(j, verdict_step), j, "a range-proof verdict", 1))
+            if got_v not in (_OK, _FAIL):
+                raise ProtocolError(f"party {j} sent a malformed verdict", culprit=j)
+            if got_v == _FAIL:
+                complaints.append(j)
+    if failed:
+        raise PreprocessingError(f"party {failed[0]}'s digits failed the digit check", culprit=failed[0])
+    if complaints:
+        raise PreprocessingError(f"party {complaints[0]} reports a failed digit check", culprit=complaints[0])
+
+
 async def generate_ranged(
     s: Session,
     cope_send: dict[int, CopeSender],
@@ -291,78 +381,7 @@ async def generate_ranged(
         )
 
     # 5. the digit check (QuickSilver, degree DEGREE), every owner to every key holder, then verdicts
-    step = s.next_step()
-    groups = _groups(widths, count)
-    for j in range(n):
-        if j == me:
-            continue
-        t = keep[j][:, 1:]  # column 0 is auth's own mask
-        coeffs = [0] * DEGREE
-        seeds = PRG(qs_seeds[me])
-        for allowed, lo, hi in groups:
-            poly = _prover_poly(f, rows.reshape(-1)[lo - head : hi - head], t[:, lo:hi], allowed)
-            shift = DEGREE - len(allowed)
-            sums = combine(f, PRG(seeds.random_bytes(16)), poly[: DEGREE - shift])
-            for e, v_e in enumerate(sums):
-                coeffs[e + shift] += v_e
-        # the mask polynomial sum_i Delta^(i-1) (Delta s_i - M_i): coefficients -M_1, s_e - M_(e+1), s_(D-1)
-        big = f.from_ints(coeffs)
-        big[:, 0:1] = f.sub(big[:, 0:1], t[:, 0:1])
-        for e in range(1, DEGREE - 1):
-            big[:, e : e + 1] = f.sub(f.add(big[:, e : e + 1], masks[:, e - 1 : e]), t[:, e : e + 1])
-        big[:, DEGREE - 1 :] = f.add(big[:, DEGREE - 1 :], masks[:, DEGREE - 2 : DEGREE - 1])
-        await s.net.send(j, step, f.to_bytes(big))
-    alpha = s.ctx.alpha
-    powers = [f.from_ints([1])]
-    for _ in range(DEGREE):
-        powers.append(f.mul(powers[-1], alpha))
-    failed: list[int] = []
-    for i in range(n):
-        if i == me:
-            continue
-        d = decomposed[i]
-        assert d is not None
-        q = d.mac
-        expect = f.zeros(1)
-        seeds = PRG(qs_seeds[i])
-        for allowed, lo, hi in groups:
-            prod = f.sub(q[:, lo:hi], f.mul(f.from_ints([allowed[0]]), alpha))
-            for val in allowed[1:]:
-                prod = f.mul(prod, f.sub(q[:, lo:hi], f.mul(f.from_ints([val]), alpha)))
-            (b_sum,) = combine(f, PRG(seeds.random_bytes(16)), [prod])
-            expect = f.add(expect, f.mul(f.from_ints([b_sum]), powers[DEGREE - len(allowed)]))
-        for e in range(1, DEGREE):  # the masks: sum_i Delta^(i-1) q_i
-            expect = f.add(expect, f.mul(q[:, e - 1 : e], powers[e - 1]))
-        raw = expect_bytes(await s.net.recv(i, step), i, "a ranged-random proof", DEGREE * f.elem_bytes)
-        got = f.from_bytes(raw, DEGREE)
-        if not f.is_canonical(got):
-            raise ProtocolError(f"party {i} sent an out-of-range proof value", culprit=i)
-        lhs = f.zeros(1)
-        for e in range(DEGREE):
-            lhs = f.add(lhs, f.mul(got[:, e : e + 1], powers[e]))
-        if not f.equal(lhs, expect):
-            failed.append(i)
-    verdict_step = s.next_step()
-    mine_verdict = _FAIL if failed else _OK
-    for j in range(n):
-        if j != me:
-            await s.net.send(j, verdict_step, mine_verdict)
-    complaints = list(failed[:1])
-    for j in range(n):
-        if j != me:
-            got_v = bytes(expect_bytes(await s.net.recv(j, verdict_step), j, "a ranged-random verdict", 1))
-            if got_v not in (_OK, _FAIL):
-                raise ProtocolError(f"party {j} sent a malformed verdict", culprit=j)
-            if got_v == _FAIL:
-                complaints.append(j)
-    if failed:
-        raise PreprocessingError(
-            f"ranged randoms: party {failed[0]}'s digits failed the digit check", culprit=failed[0]
-        )
-    if complaints:
-        raise PreprocessingError(
-            f"ranged randoms: party {complaints[0]} reports a failed digit check", culprit=complaints[0]
-        )
+    await prove_ranges(s, decomposed, keep, rows.reshape(-1), masks, _groups(widths, count), qs_seeds)
 
     total = outs[0]
     for part in outs[1:]:
