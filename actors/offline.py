@@ -218,6 +218,9 @@ class _BatchMaterial(_KeyOnly):
     async def ranged_randoms(self, n: int, width: int) -> Any:
         return await self._mascot.ranged_randoms(self._session(), n, width)
 
+    async def proven_loose_edabits(self, bs: Any, n: int, k: int) -> Any:
+        return await self._mascot.proven_loose_edabits(self._session(), bs, n, k)
+
 
 class OfflineService:
     insecure = False

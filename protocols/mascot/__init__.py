@@ -13,7 +13,7 @@ the adversary knows): ``retire()`` zeroes it, and the owner must build a new ``M
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from ..prg import PRG
 from ..shares import ShareContext, SharedArray
 from .auth import authenticate
 from .cope import CopeReceiver, CopeSender
+from .masks import generate_proven_loose
 from .owned import generate_owned_triples
 from .ranged import generate_ranged
 from .triples import TAU, generate_triples, ot_channel
@@ -135,6 +136,12 @@ class MascotParty:
         (``ranged.py``): what a wide-rounding truncation masks with."""
         self._check(s)
         return await generate_ranged(s, self.cope_send, self.cope_recv, count, width)
+
+    async def proven_loose_edabits(self, s: Session, bs: Any, count: int, k: int) -> tuple[SharedArray, Any]:
+        """``count`` loose edaBits of ``k`` bits from every party's range-proven inputs (``masks.py``):
+        the contract of ``binary.edabits.generate_loose_edabits`` without its cut-and-choose."""
+        self._check(s)
+        return await generate_proven_loose(s, bs, self.cope_send, self.cope_recv, count, k)
 
     async def input_masks(self, s: Session, owner: int, count: int) -> tuple[SharedArray, np.ndarray | None]:
         """``[[r]]`` for ``count`` random ``r`` known to ``owner`` only (clear ``r`` returned there)."""

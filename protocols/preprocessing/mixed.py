@@ -140,7 +140,18 @@ BOTH = ("field", "bits")  # a field element and its bits, per item
 register(MixedKind("and_triple", "and_triples", _and_triples, ("bits", "bits", "bits"), _and_cost))
 register(MixedKind("dabit", "dabits", _dabits, BOTH, _dabit_cost))
 register(MixedKind("edabit", "edabits", generate_edabits, BOTH, edabit_cost, max_bits))
-register(MixedKind("loose", "loose_edabits", generate_loose_edabits, BOTH, loose_cost, loose_bits))
+
+
+async def _loose(s: Session, bs: BitSession, n: int, k: int) -> tuple[Any, AuthBits]:
+    """Loose edaBits: from every party's range-proven inputs where the batch's field material is
+    MASCOT (``protocols.mascot.masks``: no cut-and-choose), else by cut-and-choose."""
+    proven = getattr(s.pre, "proven_loose_edabits", None)
+    if proven is not None:
+        return await proven(bs, n, k)  # type: ignore[no-any-return]
+    return await generate_loose_edabits(s, bs, n, k)
+
+
+register(MixedKind("loose", "loose_edabits", _loose, BOTH, loose_cost, loose_bits))
 
 MAX_OWNERS = 64  # parties whose owned triples have a pool kind (OT channel ids allow 64 parties)
 OWNED = "owned"
