@@ -191,7 +191,7 @@ async def test_a_party_cheating_during_training_is_caught_by_every_honest_party(
 async def test_the_spline_is_exact_on_both_paths_at_every_knot_and_between(comparison: str) -> None:
     """``spline_steps`` against ``Spline.__call__`` on scores at, just below and just above every knot
     and beyond the outer ones (owner 0's): within the rounding of the slopes and intercepts (``2^-16``
-    each, at most 4 ulp of ``2^-(f + 16)`` in all). ``auto`` takes the symmetric path (3 daBits, 4
+    each, at most 4 ulp of ``2^-(f + 16)`` in all). ``auto`` takes the symmetric path (3 daBits, 2
     products per score), ``field`` the general one."""
     from protocols.rounds import run
 
@@ -208,11 +208,11 @@ async def test_the_spline_is_exact_on_both_paths_at_every_knot_and_between(compa
     res = await run_cluster(N, P127, prog, session_options={"comparison": comparison})
     got = np.asarray(res[0], dtype=np.float64) / 2.0 ** (fb + qs)
     assert np.max(np.abs(got - sp(ints / 2.0**fb))) < 4 * 2.0**-qs
-    if comparison == "auto":  # the symmetric path's material: 3 daBits and 4 triples per score
+    if comparison == "auto":  # the symmetric path's material: 3 daBits and 2 triples per score
         from actors.plan import preprocessing_plan
 
         need = await preprocessing_plan(prog, N, modulus=P127, comparison="auto")
-        assert need["dabit"] == 3 * zs.size and need["triple"] == 4 * zs.size, need
+        assert need["dabit"] == 3 * zs.size and need["triple"] == 2 * zs.size, need
 
 
 def _one(steps: Any) -> Any:

@@ -39,7 +39,7 @@ the real data sets (``docs/models.md``).
 * ``"spline"`` (default): the linear interpolant of the sigmoid at the knots ``0, +-1.5, +-4``,
   0 below -4 and 1 above 4; its largest error is 0.041 (at ``|z| = 4``). Five comparisons from
   ONE masked opening (``numeric.ltz_offsets_steps``) and five products per row; on binary
-  comparisons the symmetry ``s(-z) = 1 - s(z)`` leaves three bits to convert and four products
+  comparisons the symmetry ``s(-z) = 1 - s(z)`` leaves three bits to convert and two products
   (``_symmetric_spline_steps``).
 * ``"piecewise"``: SecureML's ``clamp(1/2 + z/4, 0, 1)``, two comparisons from one opening; error
   0.119 (at ``|z| = 2``). Cheapest, but its fixed point is visibly another model.
@@ -54,14 +54,14 @@ that is from scikit-learn's coefficients.
 ``D^3 / 6`` triples, ``D^2 / 2`` truncations and ``D`` reciprocals, once; every iteration after the
 first costs ``2 N d`` products, the sigmoid per row, and ``D^2`` triples and ``4 D`` truncations for
 the solves. In a ``comparison="auto"`` session (binary material) the products are owned (``2 d`` per
-row, in groups of 32), the sigmoid is a loose edaBit, three daBits, about 350 AND triples and four
+row, in groups of 32), the sigmoid is a loose edaBit, three daBits, about 350 AND triples and two
 triples per row, and ``regression.logistic_regression`` runs the method inside
 ``rounds.wide_rounding()``: a truncation draws two ranged randoms (``protocols.mascot.ranged``, a
 twelfth of ``m`` field bits' cost) and rounds within ``n / 2 + 1`` units of ``2^-f`` instead of 1; on
 the field path the products are triples, the sigmoid 205 triples and 131 field bits per row, and a
 truncation ``K + 40`` bits.
-At ``d = 30``: 60 owned products and 4 triples per row and iteration (a third of a triple each: about
-24 triples' worth), against 267 triples on the field path. ``docs/models.md`` gives the totals
+At ``d = 30``: 60 owned products and 2 triples per row and iteration (a third of a triple each: about
+22 triples' worth), against 267 triples on the field path. ``docs/models.md`` gives the totals
 measured with ``actors.plan.preprocessing_plan`` and the time end to end.
 
 Declared ranges (public promises, as everywhere in fixed point): standardized coefficients below
@@ -359,9 +359,10 @@ def _symmetric_spline_steps(z: SharedArray, sp: Spline, zbits: int, fb: int, qs:
     """``spline_steps`` for a symmetric spline on binary comparisons: the knots' ``[z < t]`` stay in the
     binary domain, where ``g = [z >= 0]`` and ``u_j = [-t_j <= z < t_j]`` (one AND each) are formed,
     and only those ``c + 1`` bits become field bits (daBits), not one per knot. With ``L = sum_j u_j
-    alpha_j`` and ``S = sum_j u_j sigma_j`` (``Spline.left_lines``) the spline is ``L + S z`` left of 0
-    and, by ``s(z) = 1 - s(-z)``, ``1 - L + S z`` from 0 on: ``L + g (1 - 2 L) + S z``, ``2 c`` products
-    (``g u_j``, ``u_j z``). At 5 knots: 3 daBits and 4 triples per row instead of 5 and 5."""
+    alpha_j`` and ``S = sum_j u_j sigma_j`` (``Spline.left_lines``, linear in the converted bits) the
+    spline is ``L + S z`` left of 0 and, by ``s(z) = 1 - s(-z)``, ``1 - L + S z`` from 0 on:
+    ``L + g (1 - 2 L) + S z``: two products per row (``g (1 - 2 L)`` and ``S z``) for any number of
+    knots. At 5 knots: 3 daBits and 2 triples per row instead of 5 and 5."""
     f = z.ctx.field
     n, knots = z.size, sp.knots
     c = len(knots) // 2
@@ -370,20 +371,16 @@ def _symmetric_spline_steps(z: SharedArray, sp: Spline, zbits: int, fb: int, qs:
     pairs = yield [And(~lts[c - j], lts[c + j]) for j in range(1, c + 1)]  # u_j
     (bits,) = yield [ToField(AuthBits.concat([~lts[c], *pairs]))]  # g, u_1 .. u_c
     g, us = pick(bits, np.arange(n)), [pick(bits, np.arange(j * n, (j + 1) * n)) for j in range(1, c + 1)]
-    (prods,) = yield [Mul(SharedArray.concat([*([g] * c), *us]), SharedArray.concat([*us, *([z] * c)]))]
     one = 1 << (fb + qs)
-    out = g.mul_public_field(f.from_ints([one]))
-    for j, (_, alpha, sigma) in enumerate(sp.left_lines()):
-        a_int, s_int = round(alpha * 2.0 ** (fb + qs)), round(sigma * 2.0**qs)
-        gu, uz = (
-            pick(prods, np.arange(j * n, (j + 1) * n)),
-            pick(prods, np.arange((c + j) * n, (c + j + 1) * n)),
-        )
-        out = (
-            out + us[j].mul_public_field(f.from_ints([a_int])) - gu.mul_public_field(f.from_ints([2 * a_int]))
-        )
-        out = out + uz.mul_public_field(f.from_ints([s_int]))
-    return out
+    big_l = SharedArray(z.ctx, f.zeros(n), f.zeros(n))  # L = sum_j u_j alpha_j, scale 2^(fb + qs)
+    big_s = SharedArray(z.ctx, f.zeros(n), f.zeros(n))  # S = sum_j u_j sigma_j, scale 2^qs
+    for u, (_, alpha, sigma) in zip(us, sp.left_lines(), strict=True):
+        big_l = big_l + u.mul_public_field(f.from_ints([round(alpha * 2.0 ** (fb + qs))]))
+        big_s = big_s + u.mul_public_field(f.from_ints([round(sigma * 2.0**qs)]))
+    # L + g (1 - 2 L) + S z: two products per row, whatever the number of knots
+    flip = (-big_l.mul_public_field(f.from_ints([2]))).add_public_field(f.from_ints([one]))
+    (prods,) = yield [Mul(SharedArray.concat([g, big_s]), SharedArray.concat([flip, z]))]
+    return big_l + pick(prods, np.arange(n)) + pick(prods, np.arange(n, 2 * n))
 
 
 # ---------------------------------------------------------------------------------------- the method
