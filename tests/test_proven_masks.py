@@ -223,3 +223,13 @@ def test_the_pool_is_made_this_way_where_mascot_makes_it() -> None:
 
     out = trio.run(mixed.KINDS["loose"].generate, S(), None, 5, 9)  # type: ignore[arg-type]
     assert out == "made" and called == [(5, 9)]
+
+
+async def test_large_batches_run_in_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch above ``MAX_SLICE_BITS`` is made slice by slice (each with its own checks) and joined."""
+    import protocols.mascot.masks as masks_module
+
+    monkeypatch.setattr(masks_module, "MAX_SLICE_BITS", 600)  # 30 items of 20 bits per slice
+    res, returned, mp, bp = await run_masks(P127, 3, 100, 20)
+    assert sorted(returned) == [0, 1, 2]
+    check_masks(res, mp, bp, P127, 100, 20)

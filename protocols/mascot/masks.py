@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 Tamper = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 CHECKS = 40  # parity checks per batch: a party whose bits differ passes with probability 2^-CHECKS
 PAD = 40  # bits by which s_t pads a parity check's sum
+MAX_SLICE_BITS = 1 << 18  # bits per slice: the subsets are CHECKS bytes per bit; 2 s_t must fit the field
 
 
 def digit_rows(values: np.ndarray, width: int) -> np.ndarray:
@@ -145,6 +146,13 @@ async def generate_proven_loose(
         raise ValueError("the BitSession belongs to another session")
     if count == 0:
         return SharedArray(s.ctx, f.zeros(0), f.zeros(0)), AuthBits.empty(ctx)
+    per = max(1, min(MAX_SLICE_BITS, (1 << (f.bits - 3 - PAD)) - 2) // k)
+    if count > per:  # in slices: the parity checks' subsets and pads stay small (and fit p61)
+        parts = [
+            await generate_proven_loose(s, bs, cope_send, cope_recv, min(per, count - lo), k, tamper=tamper)
+            for lo in range(0, count, per)
+        ]
+        return SharedArray.concat([p[0] for p in parts]), AuthBits.concat([p[1] for p in parts])
     nbits = count * k
     pad_width = PAD + (nbits + 1).bit_length()
     hide_rows, pad_rows = digit_widths(HIDE)[:-1], digit_widths(pad_width)[:-1]
