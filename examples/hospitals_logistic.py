@@ -21,14 +21,16 @@ What runs, all three parties in this one process (``actors.local_cluster``):
 
 Preprocessing: MASCOT by default (the three parties' offline services), ``--dealer`` for the
 INSECURE test dealer (fast, for trying things out). The sessions run with ``comparison="auto"``:
-the sigmoid's comparisons on binary material and truncation masks with a loose edaBit
+the sigmoid's comparisons on binary material, and the training's truncations masked with ranged
+randoms (every hospital's range-proven share of the mask: rounding within 2 units of ``2^-20``)
 (``--comparison field`` for the field path). The pools are sized to the program's plan (a dry run on
 the dealer, before the clock) and made while it runs. Cost with MASCOT (``docs/models.md``): the
-summaries and the factorization about 8,600 triples and 27,000 random bits, then per iteration and
+summaries and the factorization about 8,600 triples and 1,600 ranged randoms, then per iteration and
 row 60 owned products (``X w`` and ``X^T p``: Beaver products whose mask the row's hospital knows, a
-third of a triple each), 4 triples, 3 daBits and 350 AND triples: 4 iterations (from the warm start:
-each hospital's own fit, combined), within 1 point of scikit-learn, in about 1.5 minutes on a 2-core
-machine. ``--tls`` runs the parties over real TLS 1.3 on loopback instead of the in-memory transport.
+third of a triple each), 2 triples, 3 daBits, a loose edaBit and 350 AND triples: 4 iterations (from
+the warm start: each hospital's own fit, combined), within 1 point of scikit-learn, in about a minute
+on a 2-core machine. ``--tls`` runs the parties over real TLS 1.3 on loopback instead of the
+in-memory transport.
 
     python examples/hospitals_logistic.py [--dealer] [--iterations 10] [--sigmoid spline] [--tls]
                                           [--comparison auto]
@@ -152,7 +154,8 @@ async def train_securely(
     ``verbose`` prints progress lines (phases, iterations, MASCOT output every 10 s).
 
     ``comparison="auto"`` (the default here): the sigmoid's comparisons in the binary domain and
-    truncation masks whose high part is a loose edaBit (``Session.truncation_domain``); ``"field"``:
+    the training's truncations masked with ranged randoms (``rounds.wide_rounding``), the
+    standardization's with a loose edaBit high part (``Session.truncation_domain``); ``"field"``:
     everything on field bits and triples, as before. With MASCOT the pools are sized to the
     program's plan (``actors.plan.preprocessing_plan``: a dry run on the INSECURE dealer, data-
     independent, before the clock starts; its time is ``seconds_plan``)."""
