@@ -1,8 +1,8 @@
 """Ranged randoms (``protocols.mascot.ranged``) and the wide-rounding truncation built on them.
 
 MASCOT: the output is a sum of one uniform ``W``-bit value per party (range, MACs, spread), and a
-cheating party is caught at every honest party, whichever check it attacks: bits that are no bits
-(the QuickSilver check), a carry or decomposition that does not add up to its committed value (the
+cheating party is caught at every honest party, whichever check it attacks: digits that are no digits
+(the QuickSilver range check), a carry or decomposition that does not add up to its committed value (the
 linear check), a tampered proof, a false complaint, the opened check value, the coin. Control runs
 with the same wrappers and no change give good material. Online: ``wide_rounding`` truncations
 against plaintext (the error within ``n / 2 + 1`` units, centred), only ranged randoms drawn, and

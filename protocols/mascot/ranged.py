@@ -10,30 +10,35 @@ contribution instead, which costs an input per bit:
    (MASCOT's input protocol, ``auth.authenticate``).
 2. **Coin.** A jointly tossed ``rho_i`` in ``[0, 2^W)`` per item and party (after step 1 is fixed).
 3. **Decompose.** ``P_i`` takes ``R_i = (v_i + rho_i) mod 2^W`` and its carry ``w_i``
-   (``v_i + rho_i = R_i + 2^W w_i``) and authenticates the ``W`` bits of ``R_i`` and ``w_i``, with one
-   more random value ``u`` that masks the proof below.
+   (``v_i + rho_i = R_i + 2^W w_i``) and authenticates the base-16 digits of ``R_i`` (``digit_widths``:
+   the top one narrower if ``W`` is no multiple of 4) and ``w_i``, after ``DEGREE - 1`` random values
+   that mask the proof below.
 4. **Check, linear** (a coin after step 3): per owner, a random combination of
-   ``sum_j 2^j [b_j] + 2^W [w] - [v] - rho`` over the items is opened and must be zero (MAC-checked).
-5. **Check, bits** (QuickSilver's degree-2 check, Yang-Sarkar-Weng-Wang, CCS 2021, on the COPE
-   correlations themselves): for owner ``P_i`` and key holder ``P_j`` the authentication left
-   ``t + q = alpha_j x`` for every authenticated ``x`` (``P_i`` holds ``t``, ``P_j`` holds ``q``,
-   ``auth.py``). Writing ``K = -q``, ``M = t``, ``Delta = alpha_j``: ``M = K + Delta x``, and
-   ``K (K + Delta) = M^2 + Delta M (1 - 2 x) + Delta^2 (x^2 - x)``. So for bits the holder's
-   ``B = q (q - alpha_j)`` equals ``A0 + alpha_j A1`` with ``A0 = M^2`` and ``A1 = M (1 - 2 x)``, both
-   known to the owner. With coin coefficients ``chi`` the owner sends ``U = sum chi A0 + t_u`` and
-   ``V = sum chi A1 - u``; the holder checks ``U + alpha_j V = sum chi B - q_u``. If some ``x`` is no
-   bit, the difference is a degree-2 polynomial in ``alpha_j`` with leading coefficient
-   ``sum chi (x^2 - x)``, nonzero except with probability ``2^-64`` over ``chi``, and ``alpha_j`` is
-   unknown to the owner: it passes with probability about ``2 / p``. ``U, V`` are uniform given the
-   holder's view (``u`` is uniform and used once), so the check reveals nothing. Every holder then
-   tells every party its verdict; one failure aborts the batch everywhere (a party that lies about its
-   verdict can only cause an abort, which it could anyway).
+   ``sum_r 16^r [d_r] + 2^W [w] - [v] - rho`` over the items is opened and must be zero (MAC-checked).
+5. **Check, ranges** (``prove_ranges``: QuickSilver's polynomial check, Yang-Sarkar-Weng-Wang, CCS
+   2021, run on the COPE correlations themselves). For owner ``P_i`` and key holder ``P_j`` the
+   authentication left ``t + q = alpha_j x`` for every authenticated ``x`` (``P_i`` holds ``t``,
+   ``P_j`` holds ``q``: ``auth.authenticate(keep=...)``). With ``M = t`` and ``Delta = alpha_j``, ``q =
+   Delta x - M``, so the holder's ``prod_(v in S) (q - v Delta)`` is, in the owner's terms, the
+   polynomial ``prod_v ((x - v) Delta - M)`` in ``Delta``, whose top coefficient ``prod_v (x - v)``
+   vanishes exactly when ``x`` is in the allowed set ``S`` (``{0 .. 15}`` for a digit, ``{0, 1}`` for
+   the carry, homogenized to degree 16). The owner sends the other 16 coefficients, combined over the
+   items with coin coefficients ``chi`` and masked by the polynomial ``sum_i Delta^(i-1) (Delta s_i -
+   M_i)`` of its 15 random values ``s_i`` (uniform but for the one relation the holder checks); the
+   holder checks ``sum_e U_e alpha_j^e = sum chi Delta^(16 - |S|) prod (q - v alpha_j) + sum_i
+   alpha_j^(i-1) q_i``. A value outside its set leaves a degree-16 polynomial in ``alpha_j`` with a
+   nonzero leading coefficient (except with probability ``2^-64`` over ``chi``), and ``alpha_j`` is
+   unknown to the owner: it passes with probability about ``16 / p``. Every holder then tells every
+   party its verdict; one failure aborts the batch everywhere (a party that lies about its verdict
+   can only cause an abort, which it could anyway). The owner's coefficients come from a table:
+   coefficient ``k`` is ``e_k(x - v : v in S) (-M)^(|S| - k)``, the elementary symmetric polynomials
+   of a small digit times powers of ``-M`` (``_prover_poly``).
 
-The output is ``[R] = sum_i ([v_i] + rho_i - 2^W [w_i])`` (= the bits' value, by step 4).
+The output is ``[R] = sum_i ([v_i] + rho_i - 2^W [w_i])`` (= the digits' value, by step 4).
 
 **Why each ``R_i`` is uniform, even a cheater's.** ``v_i`` is fixed before ``rho_i`` is drawn, so
 ``(v_i + rho_i) mod 2^W`` is uniform whatever ``v_i`` is, and steps 4-5 force ``R_i`` to be exactly
-that (a wrong carry would put ``R_i`` outside ``[0, 2^W)``, which its bits cannot express). The
+that (a wrong carry would put ``R_i`` outside ``[0, 2^W)``, which its digits cannot express). The
 adversary *knows* its parties' ``R_i`` but cannot choose them: the distribution of ``R`` is the honest
 one. An honest ``R_h`` is uniform and secret, so ``R mod 2^W`` is uniform and secret, and
 ``R < n 2^W``.
@@ -44,10 +49,12 @@ is ONE ranged random of ``m`` bits instead of ``m`` field random bits: the round
 public constant, so the result is within ``n / 2 + 1`` units in the last place instead of 1, with the
 same expectation. And a high part of ``k + kappa - m`` bits in place of a loose edaBit.
 
-Cost per item at ``n`` parties: every party authenticates ``W + 2`` values (``n - 1`` COPE extensions
-each): at ``W = 40``, ``n = 3``, ``p = 2^127 - 1``, about 42 inputs per party where 40 field random
-bits are 40 MASCOT triples (each ``n (n - 1)`` Gilboa products and three authentications): about 12
-times faster (``benchmarks/offline_bench.py --ranged 40``).
+Cost per item at ``n`` parties: every party authenticates ``ceil(W / 4) + 2`` values (``n - 1`` COPE
+extensions each) and computes its proof (about 2 x 16 products per digit) and the others' checks (16
+per digit each). At ``W = 40``, ``n = 3``, ``p = 2^127 - 1``: 0.56 ms and 48.8 kB per party, where 40
+field random bits (40 MASCOT triples, each ``n (n - 1)`` Gilboa products and three authentications)
+take 22.5 ms: about 40 times (``python benchmarks/offline_bench.py --sections mascot --only p127:3
+--ot softspoken --ranged 40``).
 """
 
 from __future__ import annotations
@@ -126,8 +133,9 @@ def bit_planes(x: np.ndarray, width: int) -> np.ndarray:
 
 
 DIGIT_BITS = 4
-"""Bits per proven digit: base-8 digits, each checked by the degree-8 polynomial ``x (x - 1) .. (x - 7)``
-(a third of the inputs of bits, for about 70 field products per digit at its owner)."""
+"""Bits per proven digit: base-16 digits, each checked by the degree-16 polynomial ``x (x - 1) .. (x -
+15)``: a quarter of the inputs of bits (each input is ``n - 1`` COPE elements of 2 kB per peer at p127),
+for about 50 field products per digit at its owner and 16 at each key holder."""
 
 
 def digit_widths(width: int, digit_bits: int = DIGIT_BITS) -> list[int]:
