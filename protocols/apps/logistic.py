@@ -191,10 +191,11 @@ class NewtonConfig:
 
 
 # Truncations declared this many bits below the widest the field allows: then, in a session with
-# binary material (``comparison="auto"``), their masks take a loose edaBit for the high part instead of
-# ``K + kappa - m`` field random bits (``rounds.loose_high_width``: up to 84 of p127's 86 bits at three
-# parties). What it costs: 2 bits of headroom the values never use, 2 bits of the public factors 1/N
-# and C (relative 2^-20 instead of 2^-22).
+# binary material (``comparison="auto"``), their masks fit two ranged randoms (inside
+# ``rounds.wide_rounding``: ``rounds.ranged_widths``) or a loose edaBit high part
+# (``rounds.loose_high_width``), both up to 84 of p127's 86 bits at three parties, instead of
+# ``K + kappa`` field random bits. What it costs: 2 bits of headroom the values never use, 2 bits of
+# the public factors 1/N and C (relative 2^-20 instead of 2^-22).
 ROOM = 2
 
 
