@@ -59,7 +59,7 @@ from ..errors import PreprocessingError
 from ..prg import PRG
 from ..shares import SharedArray
 from .auth import authenticate
-from .ranged import DEGREE, Groups, _as_field, digit_widths, prove_ranges, uniform_below_pow2
+from .ranged import DEGREE, Groups, digit_widths, prove_ranges, small_to_field, uniform_below_pow2
 
 if TYPE_CHECKING:
     from ..binary.session import BitSession
@@ -170,7 +170,7 @@ async def generate_proven_loose(
     size = DEGREE - 1 + values.size
     keep: dict[int, np.ndarray] = {}
     fields = await authenticate(
-        s, cope_send, cope_recv, f.concat([masks, _as_field(f, values)]), [size] * n, keep=keep
+        s, cope_send, cope_recv, f.concat([masks, small_to_field(f, values)]), [size] * n, keep=keep
     )
     binaries = [await bs.input(bits if owner == me else None, owner=owner) for owner in range(n)]
 

@@ -212,7 +212,8 @@ def _prover_poly(field: PrimeField, x: np.ndarray, m: np.ndarray, allowed: list[
     return out
 
 
-def _as_field(field: PrimeField, bits: np.ndarray) -> np.ndarray:
+def small_to_field(field: PrimeField, bits: np.ndarray) -> np.ndarray:
+    """Small non-negative integers (bits, digits) as a field vector (they fit its lowest word)."""
     out = field.zeros(bits.size)
     out[0] = bits.reshape(-1).astype(U64)
     return out
@@ -346,7 +347,7 @@ async def generate_ranged(
     widths = digit_widths(width)
     rows = decompose(v, rhos[me], width)
     masks = f.random(DEGREE - 1, prg)
-    mine = f.concat([masks, _as_field(f, rows)])
+    mine = f.concat([masks, small_to_field(f, rows)])
     keep: dict[int, np.ndarray] = {}
     size = DEGREE - 1 + len(widths) * count
     decomposed = await authenticate(s, cope_send, cope_recv, mine, [size] * n, keep=keep)
