@@ -161,36 +161,27 @@ async def _run_mascot(
         hub_box.append(cl.hub)
         res = await cl.run(prog)
     p = field.modulus
+    # the parties run concurrently: a phase lasts as long as its slowest party
+    setup = max(r["setup"] for r in res)
+    times = [max(r["times"][k] for r in res) for k in range(repeats)]
+    common = {"modulus": modulus, "n": n, "setup": setup, "times": times}
     if ranged:
         vals = [int(v) for v in res[0]["opened"]]
-        ok = len(vals) == check and all(0 <= v < n << ranged for v in vals)
-        times = [max(r["times"][k] for r in res) for k in range(repeats)]
-        return {
-            "modulus": modulus,
-            "n": n,
+        return common | {
             "batch": batch,
             "width": ranged,
-            "setup": max(r["setup"] for r in res),
-            "times": times,
             "item_seconds": statistics.median(times) / batch,
             "bit_seconds": max(r["bit_seconds"] for r in res) / batch,
             "bytes_per_item": statistics.mean(r["bytes"] for r in res) / (batch * repeats),
-            "ok": ok,
+            "ok": len(vals) == check and all(0 <= v < n << ranged for v in vals),
         }
     a, b, c = res[0]["opened"]
     ok = all((int(x) * int(y) - int(z)) % p == 0 for x, y, z in zip(a, b, c, strict=True)) and len(a) == check
     made = batch // owned * owned if owned else batch  # products (or triples) per batch
-    # the parties run concurrently: a phase lasts as long as its slowest party
-    setup = max(r["setup"] for r in res)
-    times = [max(r["times"][k] for r in res) for k in range(repeats)]
-    return {
-        "modulus": modulus,
-        "n": n,
+    return common | {
         "batch": made,
-        "setup": setup,
         "first": times[0],
         "warm": statistics.median(times[1:]) if repeats > 1 else None,
-        "times": times,
         "bytes_per_triple": statistics.mean(r["bytes"] for r in res) / (made * repeats),
         "setup_bytes": statistics.mean(r["setup_bytes"] for r in res),
         "ok": ok,

@@ -101,12 +101,16 @@ def wide_rounding() -> Iterator[None]:
         _WIDE.reset(token)
 
 
+def _serves(s: Session | None, method: str) -> bool:
+    """Whether ``s`` compares on bits (so its preprocessing has the binary material that the pools of
+    field kinds registered beside it live with, ``preprocessing.mixed``) and its preprocessing has
+    ``method``."""
+    return s is not None and s.comparison_domain == "binary" and callable(getattr(s.pre, method, None))
+
+
 def ranged_available(s: Session | None) -> bool:
-    """Whether ``s`` serves ranged randoms: it has binary material (the pools they live beside) and
-    its preprocessing makes them."""
-    return (
-        s is not None and s.comparison_domain == "binary" and callable(getattr(s.pre, "ranged_randoms", None))
-    )
+    """Whether ``s`` serves ranged randoms (``_serves``)."""
+    return _serves(s, "ranged_randoms")
 
 
 def ranged_widths(f: PrimeField, parties: int, k: int, m: int, kappa: int) -> tuple[int, int] | None:
@@ -472,8 +476,6 @@ async def _fulfil_step(s: Session, reqs: Sequence[Request]) -> list[Any]:
             r_low = await s.pre.ranged_randoms(a.size, widths[0])  # type: ignore[attr-defined]
             r_high = await s.pre.ranged_randoms(a.size, widths[1])  # type: ignore[attr-defined]
             r_all = r_low + r_high.mul_public_field(pow2(s.field, m))
-            ops.append((idx, _TruncOp(Trunc(a, k, m, kappa), r_low, r_all, s.n)))
-            continue
         elif domain == "loose":  # r' of field bits, r'' the field value of one loose edaBit
             from .binary.circuits import mixed_source
 
@@ -490,7 +492,8 @@ async def _fulfil_step(s: Session, reqs: Sequence[Request]) -> list[Any]:
             assert bits is not None
             r_low, r_all = masks(take(bits, slice(pos, pos + cnt)), a.size, m, k + kappa)
             pos += cnt
-        ops.append((idx, _TruncOp(Trunc(a, k, m, kappa), r_low, r_all)))
+        spread = s.n if domain == "ranged" else 0  # r_low a sum of every party's m bits
+        ops.append((idx, _TruncOp(Trunc(a, k, m, kappa), r_low, r_all, spread)))
     if mul_reqs:
         for i in mul_reqs:
             r = reqs[i]
@@ -543,9 +546,7 @@ def owned_available(s: Session | None) -> bool:
     """Whether ``s`` serves ``OwnedMul``: it compares on bits (so its preprocessing has the binary
     material the owned pools live beside) and its preprocessing makes owned triples. The callers take
     owned products where this holds and triples elsewhere."""
-    return (
-        s is not None and s.comparison_domain == "binary" and callable(getattr(s.pre, "owned_triples", None))
-    )
+    return _serves(s, "owned_triples")
 
 
 def _trunc_domain(s: Session, r: Trunc) -> str:

@@ -57,9 +57,18 @@ from ..binary.edabits import (
 from ..commitments import coin_toss
 from ..errors import PreprocessingError
 from ..prg import PRG
+from ..rounds import compose_bits, take
 from ..shares import SharedArray
 from .auth import authenticate
-from .ranged import DEGREE, Groups, digit_widths, prove_ranges, small_to_field, uniform_below_pow2
+from .ranged import (
+    DEGREE,
+    compose_rows,
+    digit_widths,
+    prove_ranges,
+    range_groups,
+    small_to_field,
+    uniform_below_pow2,
+)
 
 if TYPE_CHECKING:
     from ..binary.session import BitSession
@@ -85,39 +94,6 @@ def digit_rows(values: np.ndarray, width: int) -> np.ndarray:
         rows.append(d.astype(np.uint8))
         off += bits
     return np.stack(rows)
-
-
-def _segments(parts: list[tuple[int, int]]) -> Groups:
-    """Groups for ``prove_ranges`` of consecutive segments ``(bits per value, values)``: a value of
-    ``b`` bits is in ``0 .. 2^b - 1``; equal neighbours merged."""
-    out: Groups = []
-    lo = DEGREE - 1
-    for bits, size in parts:
-        allowed = list(range(1 << bits))
-        if out and out[-1][0] == allowed and out[-1][2] == lo:
-            out[-1] = (allowed, out[-1][1], lo + size)
-        else:
-            out.append((allowed, lo, lo + size))
-        lo += size
-    return out
-
-
-def _compose(s: Session, x: SharedArray, rows: list[int], count: int) -> SharedArray:
-    """``sum_r 2^(offset_r) row_r`` of rows of ``count`` values with ``rows[r]`` bits each."""
-    f = s.field
-    out = SharedArray(s.ctx, f.zeros(count), f.zeros(count))
-    off = 0
-    for r, bits in enumerate(rows):
-        part = SharedArray(
-            s.ctx, x.value[:, r * count : (r + 1) * count], x.mac[:, r * count : (r + 1) * count]
-        )
-        out = out + part.mul_public_field(f.from_ints([1 << off]))
-        off += bits
-    return out
-
-
-def _cut(x: SharedArray, lo: int, hi: int) -> SharedArray:
-    return SharedArray(x.ctx, x.value[:, lo:hi], x.mac[:, lo:hi])
 
 
 async def generate_proven_loose(
@@ -185,13 +161,14 @@ async def generate_proven_loose(
     f_vals, f_macs, p_bits, p_macs = [], [], [], []
     hi_lo = head + nbits + CHECKS
     pad_lo = hi_lo + len(hide_rows) * count
+    chosen = [np.flatnonzero(row) for row in sel]  # T_t, the same for every owner
     for i in range(n):
         x = fields[i]
         b = binaries[i]
         assert x is not None
-        pad = _compose(s, _cut(x, pad_lo, pad_lo + len(pad_rows) * CHECKS), pad_rows, CHECKS)
+        pad = compose_rows(take(x, slice(pad_lo, pad_lo + len(pad_rows) * CHECKS)), pad_rows, CHECKS)
         for t in range(CHECKS):
-            cols = head + np.flatnonzero(sel[t])
+            cols = head + chosen[t]
             c_col = head + nbits + t
             f_vals.append(
                 f.sum(x.value[:, cols])
@@ -201,7 +178,7 @@ async def generate_proven_loose(
             f_macs.append(
                 f.sum(x.mac[:, cols]) + f.sum(x.mac[:, c_col : c_col + 1]) + 2 * f.sum(pad.mac[:, t : t + 1])
             )
-            idx = np.concatenate([np.flatnonzero(sel[t]), [nbits + t]])
+            idx = np.concatenate([chosen[t], [nbits + t]])
             p_bits.append(np.bitwise_xor.reduce(b.bits[idx]))
             p_macs.append(np.bitwise_xor.reduce(b.macs[idx], axis=0))
     f_check = SharedArray(s.ctx, f.from_ints(f_vals), f.from_ints(f_macs))
@@ -219,7 +196,7 @@ async def generate_proven_loose(
         )
 
     # 3. range proofs: bits are bits, digits digits
-    await prove_ranges(s, fields, keep, values, masks, _segments(layout), qs_seeds)
+    await prove_ranges(s, fields, keep, values, masks, range_groups(layout), qs_seeds)
 
     # 4. outputs: [R] = sum_i (sum_j 2^j b_j + 2^k H_i); the bits of the binary sum mod 2^k
     total: SharedArray | None = None
@@ -227,7 +204,7 @@ async def generate_proven_loose(
     for i in range(n):
         x = fields[i]
         assert x is not None
-        low_cols = _cut(x, head, head + nbits)
+        low_cols = take(x, slice(head, head + nbits))
         planes = SharedArray(  # element-major to plane-major (row j: bit j of every item)
             s.ctx,
             np.ascontiguousarray(low_cols.value.reshape(f.words, count, k).transpose(0, 2, 1)).reshape(
@@ -237,8 +214,8 @@ async def generate_proven_loose(
                 f.words, nbits
             ),
         )
-        low = _compose(s, planes, [1] * k, count)
-        h = _compose(s, _cut(x, hi_lo, pad_lo), hide_rows, count)
+        low = compose_bits(planes, count, 0, k)
+        h = compose_rows(take(x, slice(hi_lo, pad_lo)), hide_rows, count)
         r_i = low + h.mul_public_field(f.from_ints([1 << k]))
         total = r_i if total is None else total + r_i
         numbers.append(planes_of(binaries[i][:nbits], k))

@@ -60,6 +60,7 @@ take 22.5 ms: about 40 times (``python benchmarks/offline_bench.py --sections ma
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -70,6 +71,7 @@ from ..field import PrimeField
 from ..mac_check import combine
 from ..net import expect_bytes
 from ..prg import PRG
+from ..rounds import take
 from ..shares import SharedArray
 from .auth import authenticate
 
@@ -167,19 +169,48 @@ Decompose = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 DEGREE = 1 << DIGIT_BITS  # of the digit check: the widest digit's number of values
 
 
-def _groups(widths: list[int], count: int) -> list[tuple[list[int], int, int]]:
-    """``(allowed values, lo, hi)``: runs of rows with the same digit range, as column ranges of the
-    authenticated vector (after the ``DEGREE - 1`` masks)."""
-    out: list[tuple[list[int], int, int]] = []
+Groups = list[tuple[list[int], int, int]]
+
+
+def range_groups(parts: list[tuple[int, int]]) -> Groups:
+    """``(allowed values, lo, hi)`` for ``prove_ranges``: consecutive segments ``(bits per value,
+    values)`` of the authenticated vector (after the ``DEGREE - 1`` masks), a value of ``b`` bits in
+    ``0 .. 2^b - 1``; neighbours with the same range merged."""
+    out: Groups = []
     lo = DEGREE - 1
-    for bits in widths:
+    for bits, size in parts:
         allowed = list(range(1 << bits))
-        if out and out[-1][0] == allowed:
-            out[-1] = (allowed, out[-1][1], lo + count)
+        if out and out[-1][0] == allowed and out[-1][2] == lo:
+            out[-1] = (allowed, out[-1][1], lo + size)
         else:
-            out.append((allowed, lo, lo + count))
-        lo += count
+            out.append((allowed, lo, lo + size))
+        lo += size
     return out
+
+
+def compose_rows(x: SharedArray, rows: list[int], count: int) -> SharedArray:
+    """``sum_r 2^(offset_r) row_r`` over consecutive rows of ``count`` values, row ``r`` holding
+    ``rows[r]`` bits (a linear map of the shares: the digits' or bits' value)."""
+    f = x.ctx.field
+    out = SharedArray(x.ctx, f.zeros(count), f.zeros(count))
+    off = 0
+    for r, bits in enumerate(rows):
+        out = out + take(x, slice(r * count, (r + 1) * count)).mul_public_field(f.from_ints([1 << off]))
+        off += bits
+    return out
+
+
+@lru_cache(maxsize=32)
+def _symmetric_table(allowed: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """``table[x][k] = e_k(x - v : v in allowed)`` for every allowed ``x`` (the index in ``allowed``)."""
+    table = []
+    for xv in allowed:
+        e = [1]
+        for val in allowed:
+            a = xv - val
+            e = [(e[k] if k < len(e) else 0) + (a * e[k - 1] if k else 0) for k in range(len(e) + 1)]
+        table.append(tuple(e))
+    return tuple(table)
 
 
 def _prover_poly(field: PrimeField, x: np.ndarray, m: np.ndarray, allowed: list[int]) -> list[np.ndarray]:
@@ -192,13 +223,7 @@ def _prover_poly(field: PrimeField, x: np.ndarray, m: np.ndarray, allowed: list[
     of ``-M``, ``2 |allowed|`` products per element instead of ``|allowed|^2``."""
     f = field
     size = len(allowed)
-    table = np.zeros((size, size + 1), dtype=object)  # table[x, k] = e_k(x - v : v in allowed)
-    for xi, xv in enumerate(allowed):
-        e = [1]
-        for val in allowed:
-            a = xv - val
-            e = [(e[k] if k < len(e) else 0) + (a * e[k - 1] if k else 0) for k in range(len(e) + 1)]
-        table[xi] = e
+    table = _symmetric_table(tuple(allowed))
     # an honest owner's digits are in range; a cheater's proof fails whatever it computes
     idx = np.clip(np.asarray(x, dtype=np.int64) - allowed[0], 0, size - 1)
     neg_m = f.neg(m)
@@ -207,7 +232,7 @@ def _prover_poly(field: PrimeField, x: np.ndarray, m: np.ndarray, allowed: list[
         powers.append(f.mul(powers[-1], neg_m))
     out = []
     for k in range(size):
-        col = f.from_ints([int(v) % f.modulus for v in table[:, k]])[:, idx]
+        col = f.from_ints([row[k] % f.modulus for row in table])[:, idx]
         out.append(f.mul(col, powers[size - k]))  # type: ignore[arg-type]
     return out
 
@@ -217,9 +242,6 @@ def small_to_field(field: PrimeField, bits: np.ndarray) -> np.ndarray:
     out = field.zeros(bits.size)
     out[0] = bits.reshape(-1).astype(U64)
     return out
-
-
-Groups = list[tuple[list[int], int, int]]
 
 
 async def prove_ranges(
@@ -264,6 +286,7 @@ async def prove_ranges(
     powers = [f.from_ints([1])]
     for _ in range(DEGREE):
         powers.append(f.mul(powers[-1], alpha))
+    v_alpha = [f.mul(f.from_ints([v]), alpha) for v in range(DEGREE)]  # v Delta, every digit value
     failed: list[int] = []
     for i in range(n):
         if i == me:
@@ -274,9 +297,9 @@ async def prove_ranges(
         expect = f.zeros(1)
         prg = PRG(seeds[i])
         for allowed, lo, hi in groups:
-            prod = f.sub(q[:, lo:hi], f.mul(f.from_ints([allowed[0]]), alpha))
+            prod = f.sub(q[:, lo:hi], v_alpha[allowed[0]])
             for val in allowed[1:]:
-                prod = f.mul(prod, f.sub(q[:, lo:hi], f.mul(f.from_ints([val]), alpha)))
+                prod = f.mul(prod, f.sub(q[:, lo:hi], v_alpha[val]))
             (b_sum,) = combine(f, PRG(prg.random_bytes(16)), [prod])
             expect = f.add(expect, f.mul(f.from_ints([b_sum]), powers[DEGREE - len(allowed)]))
         for e in range(1, DEGREE):  # the masks: sum_i Delta^(i-1) q_i
@@ -365,20 +388,13 @@ async def generate_ranged(
         d = decomposed[i]
         c = committed[i]
         assert d is not None and c is not None
-        composed = SharedArray(s.ctx, f.zeros(count), f.zeros(count))  # sum_j 2^(offset_j) d_j + 2^W w
-        offset = 0
-        for r, bits in enumerate(widths):
-            lo = head + r * count
-            row = SharedArray(s.ctx, d.value[:, lo : lo + count], d.mac[:, lo : lo + count])
-            composed = composed + row.mul_public_field(f.from_ints([1 << offset]))
-            offset += bits
+        composed = compose_rows(take(d, slice(head, None)), widths, count)  # sum 16^r d_r + 2^W w
         diff = (composed - c).add_public_field(f.neg(rhos[i]))
         val, mac = combine(f, PRG(lin_seeds[i]), [diff.value, diff.mac])
         values.append(val)
         macs.append(mac)
         # the output part of owner i: v + rho - 2^W w
-        lo = head + (len(widths) - 1) * count
-        w_part = SharedArray(s.ctx, d.value[:, lo:], d.mac[:, lo:])
+        w_part = take(d, slice(head + (len(widths) - 1) * count, None))
         outs.append(c.add_public_field(rhos[i]) - w_part.mul_public_field(f.from_ints([1 << width])))
     check = SharedArray(s.ctx, f.from_ints(values), f.from_ints(macs))
     (opened,) = await s.open_unchecked([check])
@@ -390,7 +406,9 @@ async def generate_ranged(
         )
 
     # 5. the digit check (QuickSilver, degree DEGREE), every owner to every key holder, then verdicts
-    await prove_ranges(s, decomposed, keep, rows.reshape(-1), masks, _groups(widths, count), qs_seeds)
+    await prove_ranges(
+        s, decomposed, keep, rows.reshape(-1), masks, range_groups([(b, count) for b in widths]), qs_seeds
+    )
 
     total = outs[0]
     for part in outs[1:]:
